@@ -1,0 +1,107 @@
+/*
+ * applets/info.c - `imgbk info`: print the header of a backup image in the
+ * seed tool's layout, or as JSON for scripts.
+ */
+static const char info_usage[] =
+"Usage: imgbk info [OPTIONS] IMAGE\n"
+"\n"
+"Print the header of a backup image: format, filesystem, sizes, block and\n"
+"checksum settings. IMAGE may be compressed or the first piece of a split\n"
+"set (NAME.aa); - reads standard input.\n"
+"\n"
+"Options:\n"
+"  -j, --json     print one JSON object instead of the text layout\n"
+"  -h, --help     show this help\n"
+"\n"
+"Exit codes: 0 ok, 1 not an image or damaged header, 2 usage, 3 I/O error.\n";
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "applet.h"
+
+static void print_text(const img_field_list *fl)
+{
+	printf("%s\n", fl->title);
+	for (size_t i = 0; fl->title[i]; i++)
+		putchar('=');
+	putchar('\n');
+	for (size_t i = 0; i < fl->count; i++) {
+		const img_field *f = &fl->fields[i];
+		printf("%-*s%s%s", fl->label_width, f->label, fl->separator, f->text);
+		if (f->comment)
+			printf("\t%s", f->comment);
+		putchar('\n');
+	}
+}
+
+static void print_json(const img_info *in, const img_field_list *fl)
+{
+	printf("{\"image\":");
+	json_string(stdout, in->path);
+	printf(",\"format\":");
+	json_string(stdout, in->format);
+	printf(",\"format_version\":");
+	json_string(stdout, in->format_version);
+	printf(",\"layers\":");
+	json_string(stdout, in->layers);
+	printf(",\"fs\":");
+	json_string(stdout, in->fs);
+	printf(",\"device_size\":%llu,\"block_size\":%u,\"total_blocks\":%llu,\"used_blocks\":%llu",
+	       (unsigned long long)in->device_size, in->block_size,
+	       (unsigned long long)in->total_blocks, (unsigned long long)in->used_blocks);
+	printf(",\"checksum\":");
+	json_string(stdout, in->checksum);
+	printf(",\"image_data_size\":%llu,\"header\":{", (unsigned long long)in->image_data_size);
+	for (size_t i = 0; i < fl->count; i++) {
+		const img_field *f = &fl->fields[i];
+		printf("%s", i ? "," : "");
+		json_string(stdout, f->key);
+		putchar(':');
+		if (f->is_number)
+			printf("%llu", (unsigned long long)f->number);
+		else
+			json_string(stdout, f->str);
+	}
+	printf("}}\n");
+}
+
+static int info_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int json = 0, c;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'h': return usage_exit(&applet_info, 1);
+		default: return usage_exit(&applet_info, 0);
+		}
+	}
+	if (optind != argc - 1) {
+		warnx_("info: expected one IMAGE");
+		return usage_exit(&applet_info, 0);
+	}
+	img_image *im;
+	int rc = open_image(argv[optind], NULL, &im);
+	if (rc)
+		return rc;
+	if (json)
+		print_json(img_get_info(im), img_get_fields(im));
+	else
+		print_text(img_get_fields(im));
+	img_close(im);
+	if (fflush(stdout) != 0) {
+		warnx_("info: cannot write the output");
+		return IMG_EXIT_SYSTEM;
+	}
+	return 0;
+}
+
+const struct applet applet_info = {
+	"info", info_main, "print the header of a backup image", info_usage,
+};

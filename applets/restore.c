@@ -1,0 +1,169 @@
+/*
+ * applets/restore.c - `imgbk restore`: write the partition held in a backup
+ * image to a file, a block device or standard output, checking checksums on
+ * the way. Target safety rules live in target.c.
+ */
+static const char restore_usage[] =
+"Usage: imgbk restore [OPTIONS] IMAGE TARGET\n"
+"\n"
+"Restore the partition in IMAGE to TARGET:\n"
+"  a new file       is created with the partition's size; unused blocks stay\n"
+"                   holes (a sparse file)\n"
+"  an existing file is refused unless --force is given\n"
+"  a block device   gets only the used blocks written; it must not be mounted\n"
+"                   or in use, and must be at least as large as the partition\n"
+"  -                writes the whole partition to standard output, unused\n"
+"                   blocks as zeros\n"
+"Checksums are checked while restoring: a bad one stops the restore with exit\n"
+"code 1, after saying how far it got. The target is flushed (fsync) before\n"
+"success is reported. IMAGE may be compressed or the first piece of a split\n"
+"set (NAME.aa); - reads standard input.\n"
+"\n"
+"Options:\n"
+"  -f, --force      overwrite an existing regular file\n"
+"  -n, --no-verify  do not check data checksums (faster, no protection)\n"
+"  -q, --quiet      no progress bar and no summary line\n"
+"  -h, --help       show this help\n"
+"\n"
+"Exit codes: 0 restored, 1 image damaged, 2 usage or target refused,\n"
+"3 I/O or system error.\n";
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "applet.h"
+#include "target.h"
+
+static const uint8_t zeros[1 << 16];
+
+/* stdout gets every byte: zeros for the gap [from, to). */
+static int write_zeros(struct target *t, uint64_t from, uint64_t to, char *msg, size_t msz)
+{
+	while (from < to) {
+		size_t n = to - from < sizeof zeros ? (size_t)(to - from) : sizeof zeros;
+		if (target_write_at(t, zeros, n, from, msg, msz) != TARGET_OK)
+			return TARGET_SYSERR;
+		from += n;
+	}
+	return TARGET_OK;
+}
+
+struct restore_state {
+	struct target t;
+	uint64_t written_to;  /* partition offset written up to (stdout) */
+	char msg[600];
+};
+
+static int put_run(struct restore_state *rs, const img_run *run)
+{
+	if (rs->t.kind == TARGET_STDOUT &&
+	    write_zeros(&rs->t, rs->written_to, run->offset, rs->msg, sizeof rs->msg) != TARGET_OK)
+		return TARGET_SYSERR;
+	if (target_write_at(&rs->t, run->data, run->len, run->offset, rs->msg, sizeof rs->msg) !=
+	    TARGET_OK)
+		return TARGET_SYSERR;
+	rs->written_to = run->offset + run->len;
+	return TARGET_OK;
+}
+
+/* Copy every run; @return an exit code. */
+static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
+{
+	const img_info *in = img_get_info(im);
+	progress pg;
+	progress_start(&pg, "restore", in->used_blocks, quiet);
+	img_run run;
+	int rc;
+	while ((rc = img_next_run(im, &run)) == IMG_OK) {
+		if (put_run(rs, &run) != TARGET_OK) {
+			progress_end(&pg);
+			warnx_("%s", rs->msg);
+			return IMG_EXIT_SYSTEM;
+		}
+		progress_update(&pg, img_blocks_done(im));
+	}
+	progress_end(&pg);
+	if (rc == IMG_E_TRAILING) {
+		warnx_("warning: %s; the partition was restored completely", img_error(im)->msg);
+		rc = IMG_EOF;
+	}
+	if (rc != IMG_EOF) {
+		report_image_error(im, rc);
+		char a[32], b[32];
+		img_fmt_thousands(a, sizeof a, img_blocks_done(im));
+		img_fmt_thousands(b, sizeof b, in->used_blocks);
+		warnx_("restore stopped: %s of %s used blocks were written to %s", a, b, rs->t.path);
+		return img_exit_code(rc);
+	}
+	if (rs->t.kind == TARGET_STDOUT &&
+	    write_zeros(&rs->t, rs->written_to, in->device_size, rs->msg, sizeof rs->msg) != TARGET_OK) {
+		warnx_("%s", rs->msg);
+		return IMG_EXIT_SYSTEM;
+	}
+	return IMG_EXIT_OK;
+}
+
+static int restore_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "no-verify", no_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int force = 0, quiet = 0, c;
+	img_options opt;
+	img_options_init(&opt);
+	while ((c = getopt_long(argc, argv, "fnqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': force = 1; break;
+		case 'n': opt.verify = 0; break;
+		case 'q': quiet = 1; break;
+		case 'h': return usage_exit(&applet_restore, 1);
+		default: return usage_exit(&applet_restore, 0);
+		}
+	}
+	if (optind != argc - 2) {
+		warnx_("restore: expected IMAGE and TARGET");
+		return usage_exit(&applet_restore, 0);
+	}
+	const char *image = argv[optind], *target = argv[optind + 1];
+	if (!strcmp(image, "-") && !strcmp(target, "-")) {
+		warnx_("restore: IMAGE and TARGET cannot both be standard streams... use a file for one");
+		return IMG_EXIT_USAGE;
+	}
+	img_image *im;
+	int rc = open_image(image, &opt, &im);
+	if (rc)
+		return rc;
+	const img_info *in = img_get_info(im);
+	struct restore_state rs = { .written_to = 0 };
+	int trc = target_open(&rs.t, target, in->device_size, force, rs.msg, sizeof rs.msg);
+	if (trc != TARGET_OK) {
+		warnx_("%s", rs.msg);
+		target_abort(&rs.t);
+		img_close(im);
+		return trc == TARGET_REFUSED ? IMG_EXIT_USAGE : IMG_EXIT_SYSTEM;
+	}
+	int code = copy_runs(im, &rs, quiet);
+	if (code == IMG_EXIT_OK && target_finish(&rs.t, rs.msg, sizeof rs.msg) != TARGET_OK) {
+		warnx_("%s", rs.msg);
+		code = IMG_EXIT_SYSTEM;
+	}
+	target_abort(&rs.t);
+	if (code == IMG_EXIT_OK && !quiet && rs.t.kind != TARGET_STDOUT) {
+		char a[32], b[32];
+		img_fmt_thousands(a, sizeof a, img_blocks_done(im));
+		img_fmt_human(b, sizeof b, in->device_size);
+		fprintf(stderr, "%s: restored %s used blocks of %s to %s (%s)%s\n", prog_name, a,
+			in->path, rs.t.path, b, opt.verify && in->has_checksums ? ", checksums OK" : "");
+	}
+	img_close(im);
+	return code;
+}
+
+const struct applet applet_restore = {
+	"restore", restore_main, "write the partition in an image to a file or device", restore_usage,
+};

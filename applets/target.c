@@ -1,0 +1,234 @@
+/*
+ * applets/target.c - choosing and opening the target of a restore safely:
+ * a new or (with --force) existing regular file, an unmounted block device
+ * large enough for the partition, or standard output. Every refusal happens
+ * before a byte is written.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <linux/fs.h>
+#include <unistd.h>
+
+#include "target.h"
+
+/* Is device `dev` (or a partition of it) mounted? Reads /proc/self/mountinfo. */
+static int dev_is_mounted(dev_t dev, char *where, size_t wsz)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return 0;
+	char line[4096];
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned maj, min;
+		char mnt[2048];
+		if (sscanf(line, "%*u %*u %u:%u %*s %2047s", &maj, &min, mnt) != 3)
+			continue;
+		dev_t d = makedev(maj, min);
+		if (d == dev) {
+			found = 1;
+		} else {
+			/* a partition of the target disk? /sys/dev/block/M:m/../dev names its parent */
+			char path[128], parent[32];
+			snprintf(path, sizeof path, "/sys/dev/block/%u:%u/../dev", maj, min);
+			FILE *pf = fopen(path, "r");
+			if (pf) {
+				unsigned pmaj, pmin;
+				if (fgets(parent, sizeof parent, pf) &&
+				    sscanf(parent, "%u:%u", &pmaj, &pmin) == 2 &&
+				    makedev(pmaj, pmin) == dev)
+					found = 1;
+				fclose(pf);
+			}
+		}
+		if (found)
+			snprintf(where, wsz, "%s", mnt);
+	}
+	fclose(f);
+	return found;
+}
+
+/* Is `path` an active swap area? */
+static int is_swap(const char *real)
+{
+	FILE *f = fopen("/proc/swaps", "r");
+	if (!f)
+		return 0;
+	char line[4096], name[2048];
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f))
+		if (sscanf(line, "%2047s", name) == 1 && strcmp(name, real) == 0)
+			found = 1;
+	fclose(f);
+	return found;
+}
+
+/* Is the regular file `real` the backing file of a loop device? */
+static int file_backs_loop(const char *real, char *loopname, size_t lsz)
+{
+	for (int i = 0; i < 256; i++) {
+		char path[96], back[PATH_MAX];
+		snprintf(path, sizeof path, "/sys/block/loop%d/loop/backing_file", i);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		int match = fgets(back, sizeof back, f) && (back[strcspn(back, "\n")] = 0, 1) &&
+			    strcmp(back, real) == 0;
+		fclose(f);
+		if (match) {
+			snprintf(loopname, lsz, "/dev/loop%d", i);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int refuse(char *msg, size_t msz, const char *fmt, const char *a, const char *b)
+{
+	snprintf(msg, msz, fmt, a, b);
+	return TARGET_REFUSED;
+}
+
+static int open_block_device(struct target *t, uint64_t need, char *msg, size_t msz)
+{
+	char where[2048];
+	struct stat st;
+	if (stat(t->path, &st) != 0)
+		return refuse(msg, msz, "%s: cannot stat: %s", t->path, strerror(errno)), TARGET_SYSERR;
+	if (dev_is_mounted(st.st_rdev, where, sizeof where))
+		return refuse(msg, msz, "%s is mounted on %s; refusing to overwrite a mounted device",
+			      t->path, where);
+	char real[PATH_MAX];
+	if (realpath(t->path, real) && is_swap(real))
+		return refuse(msg, msz, "%s is an active swap area%s; refusing to overwrite it", t->path, "");
+	/* O_EXCL on a block device asks the kernel: it fails with EBUSY while the
+	 * device is mounted, a swap area, or held by device-mapper/md. */
+	t->fd = open(t->path, O_WRONLY | O_EXCL | O_CLOEXEC);
+	if (t->fd < 0) {
+		if (errno == EBUSY)
+			return refuse(msg, msz, "%s is in use (mounted or held by the kernel)%s; refusing "
+				      "to overwrite it", t->path, "");
+		snprintf(msg, msz, "%s: cannot open for writing: %s", t->path, strerror(errno));
+		return TARGET_SYSERR;
+	}
+	uint64_t size = 0;
+	if (ioctl(t->fd, BLKGETSIZE64, &size) != 0) {
+		snprintf(msg, msz, "%s: cannot read the device size: %s", t->path, strerror(errno));
+		return TARGET_SYSERR;
+	}
+	if (size < need) {
+		char a[96];
+		snprintf(a, sizeof a, "%llu bytes, the partition needs %llu", (unsigned long long)size,
+			 (unsigned long long)need);
+		return refuse(msg, msz, "%s is too small (%s)", t->path, a);
+	}
+	t->kind = TARGET_DEVICE;
+	return TARGET_OK;
+}
+
+static int open_regular(struct target *t, uint64_t need, int force, int exists, char *msg,
+			size_t msz)
+{
+	char real[PATH_MAX], loop[64];
+	if (exists) {
+		if (!force)
+			return refuse(msg, msz, "%s already exists; use --force to overwrite it%s", t->path, "");
+		if (realpath(t->path, real) && file_backs_loop(real, loop, sizeof loop))
+			return refuse(msg, msz, "%s is attached to %s; refusing to overwrite it", t->path,
+				      loop);
+		if (realpath(t->path, real) && is_swap(real))
+			return refuse(msg, msz, "%s is an active swap file%s; refusing to overwrite it",
+				      t->path, "");
+	}
+	t->fd = open(t->path, O_WRONLY | O_CLOEXEC | (exists ? O_TRUNC : O_CREAT | O_EXCL), 0644);
+	if (t->fd < 0) {
+		snprintf(msg, msz, "%s: cannot create: %s", t->path, strerror(errno));
+		return TARGET_SYSERR;
+	}
+	t->created = !exists;
+	if (ftruncate(t->fd, (off_t)need) != 0) {
+		snprintf(msg, msz, "%s: cannot size the file to %llu bytes: %s", t->path,
+			 (unsigned long long)need, strerror(errno));
+		return TARGET_SYSERR;
+	}
+	t->kind = TARGET_FILE;
+	return TARGET_OK;
+}
+
+int target_open(struct target *t, const char *path, uint64_t need, int force, char *msg, size_t msz)
+{
+	memset(t, 0, sizeof *t);
+	t->fd = -1;
+	t->path = path;
+	if (strcmp(path, "-") == 0) {
+		if (isatty(STDOUT_FILENO))
+			return refuse(msg, msz, "refusing to write a partition to a terminal%s%s", "", "");
+		t->fd = STDOUT_FILENO;
+		t->kind = TARGET_STDOUT;
+		t->path = "(stdout)";
+		return TARGET_OK;
+	}
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		if (errno != ENOENT) {
+			snprintf(msg, msz, "%s: cannot stat: %s", path, strerror(errno));
+			return TARGET_SYSERR;
+		}
+		return open_regular(t, need, force, 0, msg, msz);
+	}
+	if (S_ISBLK(st.st_mode))
+		return open_block_device(t, need, msg, msz);
+	if (S_ISREG(st.st_mode))
+		return open_regular(t, need, force, 1, msg, msz);
+	return refuse(msg, msz, "%s is neither a regular file nor a block device%s", path, "");
+}
+
+int target_write_at(struct target *t, const void *buf, size_t len, uint64_t off, char *msg,
+		    size_t msz)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = t->kind == TARGET_STDOUT ? write(t->fd, p, len)
+						     : pwrite(t->fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(msg, msz, "%s: write error at byte %llu: %s", t->path,
+				 (unsigned long long)off, n < 0 ? strerror(errno) : "no progress");
+			return TARGET_SYSERR;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return TARGET_OK;
+}
+
+int target_finish(struct target *t, char *msg, size_t msz)
+{
+	int rc = TARGET_OK;
+	if (t->kind != TARGET_STDOUT && fsync(t->fd) != 0) {
+		snprintf(msg, msz, "%s: fsync failed: %s", t->path, strerror(errno));
+		rc = TARGET_SYSERR;
+	}
+	if (t->kind != TARGET_STDOUT && close(t->fd) != 0 && rc == TARGET_OK) {
+		snprintf(msg, msz, "%s: close failed: %s", t->path, strerror(errno));
+		rc = TARGET_SYSERR;
+	}
+	t->fd = -1;
+	return rc;
+}
+
+void target_abort(struct target *t)
+{
+	if (t->fd >= 0 && t->kind != TARGET_STDOUT)
+		close(t->fd);
+	t->fd = -1;
+}

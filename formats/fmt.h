@@ -1,0 +1,111 @@
+/*
+ * formats/fmt.h - what the format readers share: the image handle, the one
+ * table of formats, checksum and bitmap helpers, and the error setter.
+ *
+ * Internal to libimgbk: applets and tests use imgbk.h only (unit tests may
+ * include this to reach the helpers). Formats read bytes only through the
+ * stream layer (io/io.h) and never print or exit.
+ */
+#ifndef IMGBK_FMT_H
+#define IMGBK_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../imgbk.h"
+#include "../io/io.h"
+
+#define IMG_MAX_FIELDS 40
+
+/* One entry per image format (formats/detect.c is the one place to add one). */
+struct img_format {
+	const char *name;
+	size_t magic_len;
+	int (*bid)(const uint8_t *p, size_t n);  /* nonzero: these bytes are mine */
+	int (*open)(img_image *im);              /* read and check header and bitmap */
+	int (*next_run)(img_image *im, img_run *run);
+	void (*close)(img_image *im);            /* free im->priv */
+};
+
+extern const struct img_format *const img_formats[];  /* NULL-terminated */
+extern const struct img_format fmt_partclone;
+
+/* The format whose magic starts p, or NULL (formats/detect.c). */
+const struct img_format *fmt_detect(const uint8_t *p, size_t n);
+int fmt_is_image(const uint8_t *p, size_t n);
+/* What bytes that are no image look like, as a phrase for an error message. */
+const char *fmt_describe_foreign(const uint8_t *p, size_t n);
+/* Bytes fmt_describe_foreign wants to see (btrfs keeps its magic at 64 KiB). */
+#define FMT_SNIFF_FOREIGN 0x10048
+
+/* The handle behind img_image. */
+struct img_image {
+	const struct img_format *fmt;
+	img_stream *s;          /* top of the stream stack */
+	img_err err;
+	img_options opt;
+	img_info info;
+	img_field_list field_list;
+	img_field fields[IMG_MAX_FIELDS];
+	char path[1024];
+	char layers[96];
+	uint64_t blocks_done;
+	uint64_t bad_groups;
+	void *priv;
+};
+
+/* Record a format error at image byte `offset` ("PATH: FORMAT: what at byte N").
+ * @return code. */
+int fmt_fail(img_image *im, int code, uint64_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Append a field to the header print. text is formatted with printf rules. */
+img_field *fmt_field(img_image *im, const char *label, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Same, with a raw number for --json. */
+img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
+			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- little-endian reads from a byte buffer ---------------------------- */
+static inline uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+/* ---- checksums (formats/checksum.c) ------------------------------------ */
+enum img_hash_kind { HASH_NONE, HASH_CRC32, HASH_XXH64, HASH_XXH128 };
+
+typedef struct img_hash {
+	enum img_hash_kind kind;
+	uint32_t crc;   /* zlib-style running CRC-32 */
+	void *state;    /* XXH64_state_t or XXH3_state_t */
+} img_hash;
+
+/* @return IMG_OK, or IMG_E_IO when out of memory. */
+int hash_init(img_hash *h, enum img_hash_kind kind);
+void hash_reset(img_hash *h);
+void hash_update(img_hash *h, const void *p, size_t n);
+/* The digest as partclone stores it (little-endian native form); @return its size. */
+size_t hash_digest(const img_hash *h, uint8_t out[16]);
+size_t hash_size(enum img_hash_kind kind);
+void hash_free(img_hash *h);
+
+/* zlib-compatible CRC-32 (crc32(crc, p, n)), the fastest available here. */
+uint32_t crc32_fast(uint32_t crc, const void *p, size_t n);
+/* partclone's CRC-32 of a whole buffer: zlib's without the final inversion. */
+static inline uint32_t crc32_partclone(const void *p, size_t n) { return ~crc32_fast(0, p, n); }
+
+/* ---- bitmaps, bit i = bit (i & 7) of byte i >> 3 (formats/bitmap.c) ---- */
+uint64_t bitmap_count(const uint8_t *bm, uint64_t nbits);
+/* First set bit at or after `from`, or nbits when none. */
+uint64_t bitmap_next_set(const uint8_t *bm, uint64_t nbits, uint64_t from);
+/* Number of consecutive set bits starting at `from`, at most `max`. */
+uint64_t bitmap_run(const uint8_t *bm, uint64_t nbits, uint64_t from, uint64_t max);
+static inline int bitmap_test(const uint8_t *bm, uint64_t i) { return bm[i >> 3] >> (i & 7) & 1; }
+
+#endif

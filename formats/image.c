@@ -1,0 +1,197 @@
+/*
+ * formats/image.c - the image handle behind imgbk.h: opening (stream stack,
+ * format detection), the header facts, the block walk, errors, and the
+ * number formatting shared by every header print.
+ *
+ * Not here: any one format's bytes (partclone.c, ...), codecs (io/).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+
+int img_exit_code(int code)
+{
+	switch (code) {
+	case IMG_OK:
+	case IMG_EOF: return IMG_EXIT_OK;
+	case IMG_E_IO: return IMG_EXIT_SYSTEM;
+	case IMG_E_USAGE: return IMG_EXIT_USAGE;
+	default: return IMG_EXIT_DAMAGED;
+	}
+}
+
+void img_options_init(img_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->verify = 1;
+}
+
+int fmt_fail(img_image *im, int code, uint64_t offset, const char *fmt, ...)
+{
+	if (im->err.code == IMG_E_CHECKSUM)
+		im->err.code = IMG_OK;  /* a walk that goes on reports each bad group */
+	if (im->err.code != IMG_OK)
+		return code;
+	char what[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	char at[64];
+	img_fmt_thousands(at, sizeof at, offset);
+	img_err_set(&im->err, code, 0, 1, offset, "%s: %s: %s at byte %llu%s%s%s", im->path,
+		    im->fmt ? im->fmt->name : "image", what, (unsigned long long)offset,
+		    offset >= 10000 ? " (" : "", offset >= 10000 ? at : "", offset >= 10000 ? ")" : "");
+	return code;
+}
+
+static img_field *field_add(img_image *im, const char *label, const char *key)
+{
+	if (im->field_list.count >= IMG_MAX_FIELDS)
+		return NULL;
+	img_field *f = &im->fields[im->field_list.count++];
+	memset(f, 0, sizeof *f);
+	f->label = label;
+	f->key = key;
+	return f;
+}
+
+img_field *fmt_field(img_image *im, const char *label, const char *key, const char *fmt, ...)
+{
+	img_field *f = field_add(im, label, key);
+	if (!f)
+		return NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	va_end(ap);
+	f->str = f->text;
+	return f;
+}
+
+img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
+			 const char *fmt, ...)
+{
+	img_field *f = field_add(im, label, key);
+	if (!f)
+		return NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	va_end(ap);
+	f->is_number = 1;
+	f->number = number;
+	return f;
+}
+
+void img_fmt_thousands(char *out, size_t outsz, uint64_t v)
+{
+	char digits[32];
+	int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+	char tmp[48];
+	int j = 0;
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			tmp[j++] = ',';
+		tmp[j++] = digits[i];
+	}
+	tmp[j] = 0;
+	snprintf(out, outsz, "%s", tmp);
+}
+
+void img_fmt_human(char *out, size_t outsz, uint64_t bytes)
+{
+	static const char *const units[] = { "KB", "MB", "GB", "TB", "PB", "EB" };
+	if (bytes < 1024) {
+		snprintf(out, outsz, "%llu bytes", (unsigned long long)bytes);
+		return;
+	}
+	double v = (double)bytes / 1024;
+	int u = 0;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, outsz, "%.1f %s", v, units[u]);
+}
+
+static int describe_not_image(img_image *im)
+{
+	const uint8_t *p;
+	size_t avail;
+	int rc = stream_peek(im->s, FMT_SNIFF_FOREIGN, &p, &avail);
+	if (rc < 0)
+		return rc;
+	const char *what = fmt_describe_foreign(p, avail);
+	if (avail == 0)
+		return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s%s%s", im->path, what,
+				   strcmp(im->layers, "file") ? " after " : "",
+				   strcmp(im->layers, "file") ? im->layers : "");
+	return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s (first bytes %02x %02x %02x %02x%s%s)",
+			   im->path, what, avail > 0 ? p[0] : 0, avail > 1 ? p[1] : 0,
+			   avail > 2 ? p[2] : 0, avail > 3 ? p[3] : 0,
+			   strcmp(im->layers, "file") ? ", after " : "",
+			   strcmp(im->layers, "file") ? im->layers : "");
+}
+
+int img_open(const char *path, const img_options *opt, img_image **out, img_err *err)
+{
+	img_image *im = calloc(1, sizeof *im);
+	if (!im)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", path);
+	if (opt)
+		im->opt = *opt;
+	else
+		img_options_init(&im->opt);
+	snprintf(im->path, sizeof im->path, "%s", strcmp(path, "-") ? path : "(stdin)");
+	int rc = stream_open_stack(path, &im->err, fmt_is_image, im->layers, sizeof im->layers, &im->s);
+	if (rc == IMG_OK) {
+		const uint8_t *p;
+		size_t avail;
+		rc = stream_peek(im->s, 64, &p, &avail);
+		if (rc >= 0) {
+			im->fmt = fmt_detect(p, avail);
+			rc = im->fmt ? im->fmt->open(im) : describe_not_image(im);
+		}
+	}
+	if (rc < 0) {
+		*err = im->err;
+		if (err->code == IMG_OK)
+			img_err_set(err, rc, 0, 0, 0, "%s: cannot open the image", im->path);
+		img_close(im);
+		return rc;
+	}
+	im->info.format = im->fmt->name;
+	im->info.layers = im->layers;
+	im->info.path = im->path;
+	im->field_list.fields = im->fields;
+	*out = im;
+	return IMG_OK;
+}
+
+void img_close(img_image *im)
+{
+	if (!im)
+		return;
+	if (im->fmt && im->fmt->close)
+		im->fmt->close(im);
+	stream_close(im->s);
+	free(im);
+}
+
+const img_err *img_error(const img_image *im) { return &im->err; }
+const img_info *img_get_info(const img_image *im) { return &im->info; }
+const img_field_list *img_get_fields(const img_image *im) { return &im->field_list; }
+uint64_t img_blocks_done(const img_image *im) { return im->blocks_done; }
+uint64_t img_bad_groups(const img_image *im) { return im->bad_groups; }
+
+int img_next_run(img_image *im, img_run *run)
+{
+	if (im->err.code != IMG_OK && im->err.code != IMG_E_CHECKSUM)
+		return im->err.code;
+	return im->fmt->next_run(im, run);
+}

@@ -1,0 +1,181 @@
+/*
+ * imgbk.h - the public interface of libimgbk: open a partition backup image
+ * (partclone, later ntfsclone and partimage), plain, compressed or split,
+ * read its header facts and walk its used blocks without copying them.
+ *
+ * This header is the manual. Applets, the FUSE front end and the tests use
+ * nothing else. The library never prints and never exits: every call returns
+ * an int status and leaves a one-line message on the handle or error slot.
+ *
+ * HowTo (restore-like walk):
+ *
+ *     img_err err;
+ *     img_image *im;
+ *     if (img_open(path, &opts, &im, &err) != IMG_OK) { print err.msg; }
+ *     const img_info *info = img_get_info(im);
+ *     img_run run;
+ *     int rc;
+ *     while ((rc = img_next_run(im, &run)) == IMG_OK)
+ *         write run.len bytes from run.data at device offset run.offset;
+ *     if (rc != IMG_EOF) { print img_error(im)->msg; }
+ *     img_close(im);
+ *
+ * Status codes: IMG_OK (0), IMG_EOF (1) and the negative IMG_E_* below.
+ * img_exit_code() maps a status to the exit code every applet uses.
+ */
+#ifndef IMGBK_H
+#define IMGBK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IMGBK_VERSION "0.1.0"
+
+/* ---- status codes ------------------------------------------------------ */
+enum {
+	IMG_OK = 0,
+	IMG_EOF = 1,             /* no more data / runs: the normal end */
+	IMG_E_IO = -1,           /* the system failed: open, read, memory (exit 3) */
+	IMG_E_FORMAT = -2,       /* not a supported image, or a feature we do not read (exit 1) */
+	IMG_E_CORRUPT = -3,      /* structure damaged: header CRC, bad field, bad compressed data (exit 1) */
+	IMG_E_TRUNCATED = -4,    /* the data ends before the structure says it should (exit 1) */
+	IMG_E_CHECKSUM = -5,     /* a data checksum does not match; the walk may go on (exit 1) */
+	IMG_E_MISSING = -6,      /* a piece of a split set is missing (exit 1) */
+	IMG_E_TRAILING = -7,     /* bytes after the end of the image data (exit 1) */
+	IMG_E_USAGE = -8,        /* a caller passed something invalid (exit 2) */
+};
+
+/* Exit codes shared by every applet. */
+enum { IMG_EXIT_OK = 0, IMG_EXIT_DAMAGED = 1, IMG_EXIT_USAGE = 2, IMG_EXIT_SYSTEM = 3 };
+
+/*
+ * The error slot: the first error of a handle sticks here. msg is one line,
+ * without a trailing newline, that names the file and, where it applies, the
+ * byte offset, e.g. "disk.img.gz: gzip: invalid compressed data at byte
+ * 81920 of the compressed stream (invalid distance too far back)".
+ */
+typedef struct img_err {
+	int code;               /* IMG_E_*, or IMG_OK when no error */
+	int sys_errno;          /* errno for IMG_E_IO, else 0 */
+	int has_offset;         /* offset below is meaningful */
+	uint64_t offset;        /* byte offset the error refers to */
+	char msg[512];
+} img_err;
+
+/* @return the exit code (IMG_EXIT_*) an applet uses for status `code`. */
+int img_exit_code(int code);
+
+/* ---- options ----------------------------------------------------------- */
+typedef struct img_options {
+	int verify;             /* check data checksums while walking (default 1) */
+	size_t buffer_size;     /* read-ahead of the top stream; 0 = default (4 MiB) */
+} img_options;
+
+/* Fill `o` with the defaults. */
+void img_options_init(img_options *o);
+
+/* ---- the image handle --------------------------------------------------- */
+typedef struct img_image img_image;
+
+/*
+ * Open `path` ("-" = standard input): the split set is followed, compression
+ * layers are detected by their magic bytes and stacked, then the image format
+ * is detected and its header and bitmap are read and checked.
+ * @return IMG_OK and *out, or a negative status with `err` filled (nothing to
+ *         close then). `opt` may be NULL for the defaults.
+ */
+int img_open(const char *path, const img_options *opt, img_image **out, img_err *err);
+
+/* Free everything of the handle. NULL is fine. */
+void img_close(img_image *im);
+
+/* @return the sticky error of the handle (code IMG_OK when none). */
+const img_err *img_error(const img_image *im);
+
+/* ---- header facts ------------------------------------------------------ */
+typedef struct img_info {
+	const char *format;          /* "partclone" */
+	const char *format_version;  /* "2" */
+	const char *fs;              /* filesystem name as stored, e.g. "EXTFS" */
+	const char *layers;          /* how the bytes reach the parser, e.g. "split+gzip", "file" */
+	const char *path;            /* the name given to img_open */
+	uint64_t device_size;        /* bytes of the restored partition */
+	uint32_t block_size;         /* bytes per block */
+	uint64_t total_blocks;       /* blocks covered by the bitmap */
+	uint64_t used_blocks;        /* blocks stored in the image (bitmap count) */
+	const char *checksum;        /* "NONE", "CRC32", "XXH64", "XXH128" */
+	int has_checksums;           /* data carries checksums that verify can check */
+	uint64_t image_data_size;    /* expected bytes of the uncompressed image, 0 if unknown */
+} img_info;
+
+/* @return the header facts; valid until img_close. */
+const img_info *img_get_info(const img_image *im);
+
+/*
+ * The header as the seed tool printed it, one field per entry, in order.
+ * label: the text label; key: a JSON-friendly name; text: the value as the
+ * seed printed it (thousands separators, "(432.9 MB)"); comment: text after
+ * a TAB or NULL; is_number/number: the raw value for --json, else str.
+ */
+typedef struct img_field {
+	const char *label;
+	const char *key;
+	char text[96];
+	const char *comment;
+	int is_number;
+	uint64_t number;
+	const char *str;
+} img_field;
+
+typedef struct img_field_list {
+	const char *title;     /* "Partclone Header" */
+	int label_width;       /* column where values start (labels are padded) */
+	const char *separator; /* between padded label and value: "" or ": " */
+	size_t count;
+	const img_field *fields;
+} img_field_list;
+
+/* @return the header print of the image; valid until img_close. */
+const img_field_list *img_get_fields(const img_image *im);
+
+/* ---- the zero-copy block iterator -------------------------------------- */
+/*
+ * One run of consecutive used blocks. data points into the library's read
+ * buffer: read-only, valid until the next img_next_run or img_close, never
+ * copied by the library to hand it out.
+ */
+typedef struct img_run {
+	uint64_t first_block;   /* number of the first block */
+	uint64_t nblocks;       /* blocks in the run (>= 1) */
+	uint64_t offset;        /* byte offset in the partition = first_block * block_size */
+	size_t len;             /* bytes at data = nblocks * block_size */
+	const uint8_t *data;
+	int verified;           /* the checksums covering these bytes were checked before hand-out */
+} img_run;
+
+/*
+ * Hand out the next run in ascending block order.
+ * @return IMG_OK and *run; IMG_EOF after the last block (and after the image
+ *         was checked to end there); or a negative status with img_error()
+ *         set. After IMG_E_CHECKSUM the walk can go on with the next call
+ *         (the bad group was handed out already, or is skipped when it was
+ *         checked first; see img_error()->offset) unless the checksums run
+ *         across groups; then the next call returns IMG_E_CHECKSUM again.
+ *         IMG_E_TRAILING comes instead of IMG_EOF when bytes follow the data.
+ *         Any other error ends the walk.
+ */
+int img_next_run(img_image *im, img_run *run);
+
+/* Progress of the walk: blocks handed out so far, of info->used_blocks. */
+uint64_t img_blocks_done(const img_image *im);
+
+/* Number of checksum groups found bad so far. */
+uint64_t img_bad_groups(const img_image *im);
+
+/* ---- small shared helpers (used by applets and tests) ------------------ */
+/* "671,088,640" */
+void img_fmt_thousands(char *out, size_t outsz, uint64_t v);
+/* "640.0 MB" with 1024-based units and one decimal, as the seed prints */
+void img_fmt_human(char *out, size_t outsz, uint64_t bytes);
+
+#endif

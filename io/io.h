@@ -1,0 +1,143 @@
+/*
+ * io/io.h - the stream layer: byte sources (file, pipe, split set) with
+ * decompression layers stacked on top, all read through peek/consume.
+ *
+ * io/ knows nothing of image formats, never prints and never exits. Errors go
+ * to the img_err slot shared by the whole stack (first error sticks) with the
+ * layer name, the file name and the byte offset.
+ *
+ * Peek/consume contract:
+ *   stream_peek(s, min, &p, &avail) makes at least `min` bytes visible at p
+ *   (IMG_OK), or all that is left when fewer remain (IMG_EOF, avail < min).
+ *   p points into the stream's own buffer. A peek whose min is no more than
+ *   the bytes already visible never moves or refills the buffer, so earlier
+ *   pointers into the visible bytes stay valid; consume only advances the
+ *   read position. A peek for more than is visible may move the buffer and
+ *   invalidates every earlier pointer.
+ */
+#ifndef IMGBK_IO_H
+#define IMGBK_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../imgbk.h"
+
+typedef struct img_stream img_stream;
+
+/*
+ * A layer's methods. produce() writes up to `cap` new bytes at dst and sets
+ * *got; *got == 0 with IMG_OK means the end of the data. On failure it calls
+ * stream_fail() and returns its negative status. A decoding layer pulls its
+ * input from s->up with stream_peek/stream_consume (no copy of the input).
+ */
+struct img_stream_ops {
+	const char *name;  /* "file", "stdin", "split", "gzip", ... used in messages */
+	int (*produce)(img_stream *s, uint8_t *dst, size_t cap, size_t *got);
+	void (*close)(img_stream *s);  /* frees s->priv only; NULL if nothing to free */
+};
+
+struct img_stream {
+	const struct img_stream_ops *ops;
+	void *priv;            /* the layer's state */
+	img_stream *up;        /* the layer below (owned: closed with this one), NULL for a source */
+	img_err *err;          /* shared by the whole stack */
+	const char *path;      /* file name for messages (owned by the stack's creator) */
+	uint8_t *buf;          /* owned read buffer */
+	size_t cap, pos, end;  /* visible bytes are buf[pos..end) */
+	uint64_t offset;       /* stream offset of buf[pos] = bytes consumed so far */
+	int at_end;            /* produce() reported the end */
+	int failed;            /* a produce() failed: every later call fails too */
+};
+
+/* Largest peek allowed (covers partclone's 64 MiB blocks plus a checksum). */
+#define STREAM_MAX_PEEK ((size_t)160 << 20)
+/* Default buffer of a layer. */
+#define STREAM_DEFAULT_BUFFER ((size_t)4 << 20)
+/* Most layers stacked by sniffing (split + codecs). */
+#define STREAM_MAX_LAYERS 8
+
+/*
+ * Create a layer over `up` (NULL for a source). The new stream shares up's
+ * error slot and path, or takes `err`/`path` for a source.
+ * @return the stream, or NULL (error set to IMG_E_IO) when out of memory.
+ */
+img_stream *stream_new(const struct img_stream_ops *ops, void *priv, img_stream *up,
+		       img_err *err, const char *path, size_t buffer_size);
+
+/* Close s and every layer below it. NULL is fine. */
+void stream_close(img_stream *s);
+
+/* See the contract above. @return IMG_OK, IMG_EOF or a negative status. */
+int stream_peek(img_stream *s, size_t min, const uint8_t **p, size_t *avail);
+
+/* Advance by n visible bytes (n <= what the last peek made visible). */
+void stream_consume(img_stream *s, size_t n);
+
+/* Copy n bytes out (crossing refills). @return IMG_OK, IMG_EOF (*got < n), or an error. */
+int stream_read(img_stream *s, void *dst, size_t n, size_t *got);
+
+/* Skip n bytes. @return IMG_OK, IMG_EOF if the data ends first, or an error. */
+int stream_skip(img_stream *s, uint64_t n, uint64_t *skipped);
+
+/*
+ * Record an error on the stack (the first one sticks) and mark s failed.
+ * The message is prefixed with "PATH: LAYER: " by this function.
+ * @return code, so a layer can `return stream_fail(...)`.
+ */
+int stream_fail(img_stream *s, int code, int sys_errno, int has_offset, uint64_t offset,
+		const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Set an error on a bare slot (first one sticks). @return code. */
+int img_err_set(img_err *err, int code, int sys_errno, int has_offset, uint64_t offset,
+		const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* ---- sources ----------------------------------------------------------- */
+/* Open a regular file, a device, a pipe, or "-" (stdin). */
+int source_open_file(const char *path, img_err *err, img_stream **out);
+
+/*
+ * If `path` is the first piece of a split set (name ending in "aa", a second
+ * piece "...ab" exists) or `path` is missing but "path.aa"/"pathaa" exists,
+ * open the whole set as one stream.
+ * @return IMG_OK with *out set, IMG_EOF when path is not a split set (nothing
+ *         opened), or a negative status.
+ */
+int source_open_split(const char *path, img_err *err, img_stream **out);
+
+/* Name of the piece after `name` in GNU split order ("xaz" -> "xba", "xyz" -> "xzaaa"
+ * with auto-widening when `widen`). Writes into out; @return 0, or -1 if no successor. */
+int split_next_name(const char *name, size_t suffix_len, int widen, char *out, size_t outsz);
+
+/* ---- decoding layers --------------------------------------------------- */
+/*
+ * One entry per compressor (io/codecs.c is the one place to add one):
+ * bid() looks at the first bytes and returns nonzero when they are its magic;
+ * open() stacks the decoding layer on top of `up`.
+ */
+struct img_codec {
+	const char *name;
+	size_t magic_len;  /* bytes bid() wants to see */
+	int (*bid)(const uint8_t *p, size_t n);
+	int (*open)(img_stream *up, img_stream **out);
+};
+
+extern const struct img_codec *const img_codecs[];  /* NULL-terminated */
+
+int codec_gzip_open(img_stream *up, img_stream **out);
+int codec_bzip2_open(img_stream *up, img_stream **out);
+int codec_zstd_open(img_stream *up, img_stream **out);
+int codec_xz_open(img_stream *up, img_stream **out);
+int codec_lzma_open(img_stream *up, img_stream **out);
+int codec_lz4_open(img_stream *up, img_stream **out);
+
+/*
+ * Open `path` and stack decoding layers while the top stream starts with a
+ * compressor's magic (at most STREAM_MAX_LAYERS). `stop` (may be NULL) is
+ * asked first on each top: when it returns nonzero the bytes are what the
+ * caller wants (an image format), and no codec is tried.
+ * layers_out receives a description like "split+gzip" (may be NULL).
+ */
+int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t *p, size_t n),
+		      char *layers_out, size_t layers_size, img_stream **out);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * io/open.c - opens a name as a stack of layers: the source (file, stdin or
+ * split set), then one decoding layer per compressor whose magic the top of
+ * the stack shows, asked again on every new top (gzip inside a split set,
+ * xz inside gzip, ...), at most STREAM_MAX_LAYERS deep.
+ *
+ * Not here: what a codec is (codecs.c has the table) or what an image format
+ * is: the caller passes a `stop` test that recognises the bytes it wants.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "io.h"
+
+/* Bytes the sniffers look at: enough for every codec magic and image magic. */
+#define SNIFF_BYTES 64
+
+static void layers_append(char *out, size_t size, const char *name)
+{
+	if (!out || size == 0)
+		return;
+	size_t n = strlen(out);
+	if (n + 1 < size)
+		snprintf(out + n, size - n, "%s%s", n ? "+" : "", name);
+}
+
+static const struct img_codec *codec_for(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; img_codecs[i]; i++)
+		if (n >= img_codecs[i]->magic_len && img_codecs[i]->bid(p, n))
+			return img_codecs[i];
+	return NULL;
+}
+
+int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t *p, size_t n),
+		      char *layers_out, size_t layers_size, img_stream **out)
+{
+	img_stream *top = NULL;
+	if (layers_out && layers_size)
+		layers_out[0] = 0;
+	int rc = strcmp(path, "-") == 0 ? IMG_EOF : source_open_split(path, err, &top);
+	if (rc < 0)
+		return rc;
+	if (rc == IMG_EOF) {
+		rc = source_open_file(path, err, &top);
+		if (rc < 0)
+			return rc;
+	}
+	layers_append(layers_out, layers_size, top->ops->name);
+
+	for (int depth = 0;; depth++) {
+		const uint8_t *p;
+		size_t avail;
+		rc = stream_peek(top, SNIFF_BYTES, &p, &avail);
+		if (rc < 0)
+			break;
+		if (stop && stop(p, avail))
+			break;
+		const struct img_codec *c = codec_for(p, avail);
+		if (!c)
+			break;
+		if (depth >= STREAM_MAX_LAYERS) {
+			rc = stream_fail(top, IMG_E_FORMAT, 0, 0, 0,
+					 "more than %d compression layers; refusing to go deeper",
+					 STREAM_MAX_LAYERS);
+			break;
+		}
+		img_stream *next = NULL;
+		rc = c->open(top, &next);
+		if (rc < 0)
+			break;
+		top = next;
+		layers_append(layers_out, layers_size, c->name);
+	}
+	if (rc < 0) {
+		stream_close(top);
+		return rc;
+	}
+	*out = top;
+	return IMG_OK;
+}

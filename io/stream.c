@@ -1,0 +1,211 @@
+/*
+ * io/stream.c - the core of the stream layer: the read buffer behind
+ * peek/consume, refilling it from a layer's produce(), and the error setter.
+ *
+ * Not here: any particular source or codec (file.c, split.c, gz.c, ...) and
+ * the sniffing that stacks them (open.c).
+ *
+ * Build with -DSTREAM_POISON (the unit tests do) and every refill that keeps
+ * bytes moves them to a freshly allocated buffer and poisons and frees the old
+ * one, so a parser holding a stale pointer reads garbage or trips ASan.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+static int err_vset(img_err *err, int code, int sys_errno, int has_offset, uint64_t offset,
+		    const char *prefix, const char *fmt, va_list ap)
+{
+	if (!err || err->code != IMG_OK)
+		return code;
+	err->code = code;
+	err->sys_errno = sys_errno;
+	err->has_offset = has_offset;
+	err->offset = offset;
+	size_t n = 0;
+	if (prefix)
+		n = (size_t)snprintf(err->msg, sizeof err->msg, "%s", prefix);
+	if (n < sizeof err->msg)
+		vsnprintf(err->msg + n, sizeof err->msg - n, fmt, ap);
+	return code;
+}
+
+int img_err_set(img_err *err, int code, int sys_errno, int has_offset, uint64_t offset,
+		const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err_vset(err, code, sys_errno, has_offset, offset, NULL, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int stream_fail(img_stream *s, int code, int sys_errno, int has_offset, uint64_t offset,
+		const char *fmt, ...)
+{
+	char prefix[300];
+	snprintf(prefix, sizeof prefix, "%s: %s: ", s->path ? s->path : "?", s->ops->name);
+	va_list ap;
+	va_start(ap, fmt);
+	err_vset(s->err, code, sys_errno, has_offset, offset, prefix, fmt, ap);
+	va_end(ap);
+	s->failed = code;
+	return code;
+}
+
+img_stream *stream_new(const struct img_stream_ops *ops, void *priv, img_stream *up,
+		       img_err *err, const char *path, size_t buffer_size)
+{
+	img_stream *s = calloc(1, sizeof *s);
+	if (buffer_size == 0)
+		buffer_size = STREAM_DEFAULT_BUFFER;
+	uint8_t *buf = s ? malloc(buffer_size) : NULL;
+	if (!buf) {
+		free(s);
+		img_err_set(up ? up->err : err, IMG_E_IO, ENOMEM, 0, 0,
+			    "%s: out of memory for a %zu-byte buffer", up ? up->path : path, buffer_size);
+		return NULL;
+	}
+	s->ops = ops;
+	s->priv = priv;
+	s->up = up;
+	s->err = up ? up->err : err;
+	s->path = up ? up->path : path;
+	s->buf = buf;
+	s->cap = buffer_size;
+	return s;
+}
+
+void stream_close(img_stream *s)
+{
+	while (s) {
+		img_stream *up = s->up;
+		if (s->ops->close)
+			s->ops->close(s);
+		free(s->buf);
+		free(s);
+		s = up;
+	}
+}
+
+/* Make room for at least `min` visible bytes: move the visible tail to the
+ * front, growing the buffer when min exceeds it. */
+static int make_room(img_stream *s, size_t min)
+{
+	size_t visible = s->end - s->pos;
+	size_t cap = s->cap;
+	while (cap < min)
+		cap *= 2;
+#ifdef STREAM_POISON
+	uint8_t *nb = malloc(cap);
+	if (!nb)
+		return stream_fail(s, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
+	memcpy(nb, s->buf + s->pos, visible);
+	memset(s->buf, 0xA5, s->cap);
+	free(s->buf);
+	s->buf = nb;
+#else
+	if (cap != s->cap) {
+		uint8_t *nb = malloc(cap);
+		if (!nb)
+			return stream_fail(s, IMG_E_IO, ENOMEM, 0, 0,
+					   "out of memory for a %zu-byte read buffer", cap);
+		memcpy(nb, s->buf + s->pos, visible);
+		free(s->buf);
+		s->buf = nb;
+	} else if (s->pos > 0) {
+		memmove(s->buf, s->buf + s->pos, visible);
+	}
+#endif
+	s->cap = cap;
+	s->pos = 0;
+	s->end = visible;
+	return IMG_OK;
+}
+
+int stream_peek(img_stream *s, size_t min, const uint8_t **p, size_t *avail)
+{
+	if (s->failed)
+		return s->failed;
+	if (min > STREAM_MAX_PEEK)
+		return stream_fail(s, IMG_E_FORMAT, 0, 1, s->offset,
+				   "a structure of %zu bytes is larger than the %zu bytes imgbk reads at once",
+				   min, STREAM_MAX_PEEK);
+	if (s->end - s->pos < min && !s->at_end) {
+		/* Compact when the request does not fit after pos, or when little
+		 * room is left at the end (tiny reads would follow). */
+		if (s->cap - s->pos < min || s->cap - s->end < s->cap / 4) {
+			int rc = make_room(s, min);
+			if (rc != IMG_OK)
+				return rc;
+		}
+		while (s->end - s->pos < min && !s->at_end) {
+			size_t got = 0;
+			int rc = s->ops->produce(s, s->buf + s->end, s->cap - s->end, &got);
+			if (rc != IMG_OK) {
+				s->failed = rc;
+				return rc;
+			}
+			if (got == 0)
+				s->at_end = 1;
+			s->end += got;
+		}
+	}
+	*p = s->buf + s->pos;
+	*avail = s->end - s->pos;
+	return *avail >= min ? IMG_OK : IMG_EOF;
+}
+
+void stream_consume(img_stream *s, size_t n)
+{
+	if (n > s->end - s->pos)
+		n = s->end - s->pos;
+	s->pos += n;
+	s->offset += n;
+}
+
+int stream_read(img_stream *s, void *dst, size_t n, size_t *got)
+{
+	uint8_t *out = dst;
+	size_t done = 0;
+	while (done < n) {
+		const uint8_t *p;
+		size_t avail;
+		int rc = stream_peek(s, 1, &p, &avail);
+		if (rc < 0)
+			return rc;
+		if (avail == 0)
+			break;
+		size_t take = n - done < avail ? n - done : avail;
+		memcpy(out + done, p, take);
+		stream_consume(s, take);
+		done += take;
+	}
+	if (got)
+		*got = done;
+	return done == n ? IMG_OK : IMG_EOF;
+}
+
+int stream_skip(img_stream *s, uint64_t n, uint64_t *skipped)
+{
+	uint64_t done = 0;
+	while (done < n) {
+		const uint8_t *p;
+		size_t avail;
+		int rc = stream_peek(s, 1, &p, &avail);
+		if (rc < 0)
+			return rc;
+		if (avail == 0)
+			break;
+		size_t take = n - done < avail ? (size_t)(n - done) : avail;
+		stream_consume(s, take);
+		done += take;
+	}
+	if (skipped)
+		*skipped = done;
+	return done == n ? IMG_OK : IMG_EOF;
+}
