@@ -105,6 +105,8 @@ typedef struct img_info {
 	uint64_t used_blocks;        /* blocks stored in the image (bitmap count) */
 	const char *checksum;        /* "NONE", "CRC32", "XXH64", "XXH128" */
 	int has_checksums;           /* data carries checksums that verify can check */
+	int checksums_chained;       /* each checksum covers all data before it (partclone -K):
+	                                after a bad group the later ones cannot be checked */
 	uint64_t image_data_size;    /* expected bytes of the uncompressed image, 0 if unknown */
 } img_info;
 

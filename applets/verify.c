@@ -121,8 +121,10 @@ static int verify_main(int argc, char **argv)
 		if (!(r.code == IMG_E_CHECKSUM && all))
 			warnx_("%s", r.error);
 		if (r.bad_groups > 0 && all)
-			warnx_("%s: %llu bad checksum group%s", in->path, (unsigned long long)r.bad_groups,
-			       r.bad_groups == 1 ? "" : "s");
+			warnx_("%s: %llu bad checksum group%s%s", in->path, (unsigned long long)r.bad_groups,
+			       r.bad_groups == 1 ? "" : "s",
+			       in->checksums_chained ? "; the groups after the first bad one could not be "
+						       "checked (each checksum covers all data before it)" : "");
 	} else if (!quiet && !json) {
 		char size[32];
 		img_fmt_human(size, sizeof size, r.blocks * in->block_size);

@@ -266,6 +266,7 @@ static int parse_v2(img_image *im, struct pc_state *st)
 	info->used_blocks = st->used;
 	info->checksum = checksum_name(mode);
 	info->has_checksums = st->cs != 0;
+	info->checksums_chained = st->cs != 0 && !st->reseed;
 	info->image_data_size = st->data_start + st->used * st->bs +
 				(st->cs ? st->cs * ((st->used + st->bpc - 1) / st->bpc) : 0);
 	add_fields(im, st, h, used_fs, used_hdr, bitmap_bytes, bitmap_crc);
@@ -322,10 +323,9 @@ static int report_bad_group(img_image *im, struct pc_state *st, uint64_t nblocks
 	if (!st->reseed)
 		st->chain_broken = 1;
 	return fmt_fail(im, IMG_E_CHECKSUM, st->group_offset,
-			"%s checksum mismatch in blocks %llu-%llu (checksum group %llu)%s",
+			"%s checksum mismatch in blocks %llu-%llu (checksum group %llu)",
 			im->info.checksum, (unsigned long long)st->group_first, (unsigned long long)last,
-			(unsigned long long)st->group_index,
-			st->reseed ? "" : "; later groups cannot be checked (running checksum)");
+			(unsigned long long)st->group_index);
 }
 
 /* The current group is complete: read its checksum, compare, start anew. */
