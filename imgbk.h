@@ -118,8 +118,11 @@ const img_info *img_get_info(const img_image *im);
  * label: the text label; key: a JSON-friendly name; text: the value as the
  * seed printed it (thousands separators, "(432.9 MB)"); comment: text after
  * a TAB or NULL; is_number/number: the raw value for --json, else str.
+ * A format with several header parts (partimage) puts a `section` entry
+ * before each part after the first; its label is the part's title.
  */
 typedef struct img_field {
+	int section;            /* nonzero: starts a new titled section; label is the title */
 	const char *label;
 	const char *key;
 	char text[96];

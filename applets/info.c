@@ -21,14 +21,24 @@ static const char info_usage[] =
 
 #include "applet.h"
 
-static void print_text(const img_field_list *fl)
+static void print_title(const char *title)
 {
-	printf("%s\n", fl->title);
-	for (size_t i = 0; fl->title[i]; i++)
+	printf("%s\n", title);
+	for (size_t i = 0; title[i]; i++)
 		putchar('=');
 	putchar('\n');
+}
+
+static void print_text(const img_field_list *fl)
+{
+	print_title(fl->title);
 	for (size_t i = 0; i < fl->count; i++) {
 		const img_field *f = &fl->fields[i];
+		if (f->section) {
+			putchar('\n');
+			print_title(f->label);
+			continue;
+		}
 		printf("%-*s%s%s", fl->label_width, f->label, fl->separator, f->text);
 		if (f->comment)
 			printf("\t%s", f->comment);
@@ -54,9 +64,13 @@ static void print_json(const img_info *in, const img_field_list *fl)
 	printf(",\"checksum\":");
 	json_string(stdout, in->checksum);
 	printf(",\"image_data_size\":%llu,\"header\":{", (unsigned long long)in->image_data_size);
+	int first = 1;
 	for (size_t i = 0; i < fl->count; i++) {
 		const img_field *f = &fl->fields[i];
-		printf("%s", i ? "," : "");
+		if (f->section)
+			continue;
+		printf("%s", first ? "" : ",");
+		first = 0;
 		json_string(stdout, f->key);
 		putchar(':');
 		if (f->is_number)

@@ -15,7 +15,7 @@
 #include "../imgbk.h"
 #include "../io/io.h"
 
-#define IMG_MAX_FIELDS 40
+#define IMG_MAX_FIELDS 96
 
 /* One entry per image format (formats/detect.c is the one place to add one). */
 struct img_format {
@@ -65,6 +65,9 @@ img_field *fmt_field(img_image *im, const char *label, const char *key, const ch
 /* Same, with a raw number for --json. */
 img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
 			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Start a new titled section of the header print (after the first title). */
+img_field *fmt_section(img_image *im, const char *title);
 
 /* ---- little-endian reads from a byte buffer ---------------------------- */
 static inline uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }

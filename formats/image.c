@@ -60,6 +60,14 @@ static img_field *field_add(img_image *im, const char *label, const char *key)
 	return f;
 }
 
+img_field *fmt_section(img_image *im, const char *title)
+{
+	img_field *f = field_add(im, title, "");
+	if (f)
+		f->section = 1;
+	return f;
+}
+
 img_field *fmt_field(img_image *im, const char *label, const char *key, const char *fmt, ...)
 {
 	img_field *f = field_add(im, label, key);
