@@ -171,6 +171,15 @@ typedef struct img_run {
  */
 int img_next_run(img_image *im, img_run *run);
 
+/*
+ * Hand out up to `max` runs at once, in ascending order; every data pointer
+ * stays valid until the next img_next_run/img_next_runs call. Formats with
+ * small runs (one cluster per record) fill several, so a caller can write
+ * adjacent runs with one pwritev(). Same status codes as img_next_run; with
+ * IMG_OK, *n >= 1; otherwise *n == 0.
+ */
+int img_next_runs(img_image *im, img_run *runs, size_t max, size_t *n);
+
 /* Progress of the walk: blocks handed out so far, of info->used_blocks. */
 uint64_t img_blocks_done(const img_image *im);
 

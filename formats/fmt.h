@@ -24,6 +24,9 @@ struct img_format {
 	int (*bid)(const uint8_t *p, size_t n);  /* nonzero: these bytes are mine */
 	int (*open)(img_image *im);              /* read and check header and bitmap */
 	int (*next_run)(img_image *im, img_run *run);
+	/* Optional: several runs at once, all valid until the next call (formats
+	 * whose runs are small, e.g. one cluster per record). NULL: one at a time. */
+	int (*next_batch)(img_image *im, img_run *runs, size_t max, size_t *n);
 	void (*close)(img_image *im);            /* free im->priv */
 };
 

@@ -203,3 +203,18 @@ int img_next_run(img_image *im, img_run *run)
 		return im->err.code;
 	return im->fmt->next_run(im, run);
 }
+
+int img_next_runs(img_image *im, img_run *runs, size_t max, size_t *n)
+{
+	*n = 0;
+	if (max == 0)
+		return IMG_E_USAGE;
+	if (im->err.code != IMG_OK && im->err.code != IMG_E_CHECKSUM)
+		return im->err.code;
+	if (im->fmt->next_batch)
+		return im->fmt->next_batch(im, runs, max, n);
+	int rc = im->fmt->next_run(im, &runs[0]);
+	if (rc == IMG_OK)
+		*n = 1;
+	return rc;
+}
