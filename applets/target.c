@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
 #include <unistd.h>
@@ -207,6 +208,33 @@ int target_write_at(struct target *t, const void *buf, size_t len, uint64_t off,
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
+	}
+	return TARGET_OK;
+}
+
+int target_writev_at(struct target *t, struct iovec *iov, int cnt, uint64_t off, char *msg,
+		     size_t msz)
+{
+	while (cnt > 0) {
+		ssize_t n = t->kind == TARGET_STDOUT ? writev(t->fd, iov, cnt)
+						     : pwritev(t->fd, iov, cnt, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(msg, msz, "%s: write error at byte %llu: %s", t->path,
+				 (unsigned long long)off, n < 0 ? strerror(errno) : "no progress");
+			return TARGET_SYSERR;
+		}
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {  /* drop what was written */
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
 	}
 	return TARGET_OK;
 }

@@ -23,6 +23,10 @@ struct target {
 int target_open(struct target *t, const char *path, uint64_t need, int force, char *msg, size_t msz);
 /* Write len bytes at partition offset off (stdout: sequentially). */
 int target_write_at(struct target *t, const void *buf, size_t len, uint64_t off, char *msg, size_t msz);
+/* Write the buffers of iov, one after the other, at partition offset off. */
+struct iovec;
+int target_writev_at(struct target *t, struct iovec *iov, int cnt, uint64_t off, char *msg,
+		     size_t msz);
 /* fsync and close. */
 int target_finish(struct target *t, char *msg, size_t msz);
 void target_abort(struct target *t);

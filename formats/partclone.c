@@ -12,6 +12,7 @@
  * Not here: decompression and split sets (io/), printing (applets/).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@ enum { BM_NONE = 0x00, BM_BIT = 0x01, BM_BYTE = 0x08 };
 enum { CSM_NONE = 0x00, CSM_CRC32 = 0x20, CSM_XXH64 = 0x30, CSM_XXH128 = 0x31 };
 
 struct pc_state {
+	int big_endian;         /* written on a big-endian machine (marker C0 DE) */
+	unsigned cpu_bits;      /* word size of the creator: a big-endian bitmap is made of such words */
 	uint8_t *bitmap;        /* NULL in NONE mode: every block is used */
 	uint64_t total, used, device_size, data_start;
 	uint32_t bs;
@@ -47,10 +50,50 @@ struct pc_state {
 	int group_checked;      /* the current group was checked ahead */
 	int chain_broken;       /* a running checksum failed: later ones cannot be checked */
 	size_t pending;         /* bytes handed out, consumed at the next call */
+	/* format 0001 */
+	int v1;
+	size_t v1_stride;       /* bytes from one block to the next: bs + 4 (or + 8, see below) */
+	size_t v1_crc_at;       /* where the CRC sits after the block: 0, or 4 with junk first */
+	uint8_t *v1_fill;       /* bs copies of one byte, for the 0001 CRC quirk */
+	int v1_fill_byte;
 	int finished;
 	char version[16];
 	char fs[17];
 };
+
+static uint16_t rd16(const struct pc_state *st, const uint8_t *p)
+{
+	return st->big_endian ? (uint16_t)(p[0] << 8 | p[1]) : get_le16(p);
+}
+
+static uint32_t rd32(const struct pc_state *st, const uint8_t *p)
+{
+	return st->big_endian ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+			      : get_le32(p);
+}
+
+static uint64_t rd64(const struct pc_state *st, const uint8_t *p)
+{
+	return st->big_endian ? (uint64_t)rd32(st, p) << 32 | rd32(st, p + 4) : get_le64(p);
+}
+
+/* Our digest (little-endian form) as the image stores it: a big-endian
+ * creator stores each native integer of it byte-reversed. */
+static void digest_as_stored(const struct pc_state *st, uint8_t *d)
+{
+	if (!st->big_endian)
+		return;
+	size_t unit = st->cs < 8 ? st->cs : 8;
+	for (size_t u = 0; u < st->cs; u += unit)
+		for (size_t i = 0; i < unit / 2; i++) {
+			uint8_t t = d[u + i];
+			d[u + i] = d[u + unit - 1 - i];
+			d[u + unit - 1 - i] = t;
+		}
+}
+
+static int parse_v1(img_image *im, struct pc_state *st);
+static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n);
 
 static int pc_bid(const uint8_t *p, size_t n)
 {
@@ -108,7 +151,7 @@ static void add_fields(img_image *im, struct pc_state *st, const uint8_t *h, uin
 		       uint64_t used_hdr, uint64_t bitmap_bytes, uint32_t bitmap_crc)
 {
 	char a[40], b[40];
-	unsigned mode = get_le16(h + 96);
+	unsigned mode = rd16(st, h + 96);
 	im->field_list.title = "Partclone Header";
 	im->field_list.label_width = 18;
 	im->field_list.separator = "";
@@ -130,15 +173,15 @@ static void add_fields(img_image *im, struct pc_state *st, const uint8_t *h, uin
 	if (f)
 		f->comment = "used block count based on bitmap";
 	fmt_field_num(im, "fs block size", "fs_block_size", st->bs, "%u", st->bs);
-	fmt_field_num(im, "image version", "image_version", get_le16(h + 92), "%u", get_le16(h + 92));
-	fmt_field_num(im, "cpu bits", "cpu_bits", get_le16(h + 94), "%u", get_le16(h + 94));
+	fmt_field_num(im, "image version", "image_version", rd16(st, h + 92), "%u", rd16(st, h + 92));
+	fmt_field_num(im, "cpu bits", "cpu_bits", rd16(st, h + 94), "%u", rd16(st, h + 94));
 	fmt_field(im, "checksum mode", "checksum_mode", "%s", checksum_name(mode));
-	fmt_field_num(im, "checksum size", "checksum_size", get_le16(h + 98), "%u", get_le16(h + 98));
-	fmt_field_num(im, "checksum blocks", "checksum_blocks", get_le32(h + 100), "%u",
-		      get_le32(h + 100));
+	fmt_field_num(im, "checksum size", "checksum_size", rd16(st, h + 98), "%u", rd16(st, h + 98));
+	fmt_field_num(im, "checksum blocks", "checksum_blocks", rd32(st, h + 100), "%u",
+		      rd32(st, h + 100));
 	fmt_field(im, "checksum reseed", "checksum_reseed", "%s", h[104] ? "True" : "False");
 	fmt_field(im, "bitmap mode", "bitmap_mode", "%s", h[105] == BM_BIT ? "BIT" : "NONE");
-	fmt_field_num(im, "header_crc32", "header_crc32", get_le32(h + 106), "0x%08x", get_le32(h + 106));
+	fmt_field_num(im, "header_crc32", "header_crc32", rd32(st, h + 106), "0x%08x", rd32(st, h + 106));
 	img_fmt_thousands(a, sizeof a, bitmap_bytes);
 	img_fmt_human(b, sizeof b, bitmap_bytes);
 	fmt_field_num(im, "bitmap", "bitmap_size", bitmap_bytes, "%s bytes (%s)", a, b);
@@ -148,6 +191,20 @@ static void add_fields(img_image *im, struct pc_state *st, const uint8_t *h, uin
 	fmt_field_num(im, "blocks_section", "blocks_section", st->data_start, "at %s in img file", a);
 	fmt_field_num(im, "block_offset_size", "block_offset_size", 1024, "1024");
 	fmt_field_num(im, "block_offsets", "block_offsets", 0, "0 instances");
+}
+
+/* A big-endian creator's bitmap is an array of native words, bit i at bit
+ * i % (8*word) of word i / (8*word): reverse the bytes of every word to get
+ * the byte-wise LSB-first layout (a short last word is padded with zeros). */
+static void bitmap_from_words(uint8_t *bm, uint64_t nbytes, unsigned word)
+{
+	for (uint64_t w = 0; w < nbytes; w += word) {
+		uint8_t tmp[8] = { 0 };
+		unsigned have = nbytes - w < word ? (unsigned)(nbytes - w) : word;
+		memcpy(tmp, bm + w, have);
+		for (unsigned i = 0; i < have; i++)
+			bm[w + i] = tmp[word - 1 - i];
+	}
 }
 
 /* Read and check the bitmap that follows the header; sets st->used. */
@@ -174,11 +231,13 @@ static int read_bitmap(img_image *im, struct pc_state *st, uint64_t nbytes, uint
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, at + nbytes + got, "image truncated at the bitmap CRC");
 	uint32_t crc = crc32_partclone(st->bitmap, nbytes);
-	*crc_out = get_le32(stored);
-	if (crc != get_le32(stored))
+	*crc_out = rd32(st, stored);
+	if (crc != rd32(st, stored))
 		return fmt_fail(im, IMG_E_CORRUPT, at + nbytes,
 				"bitmap CRC mismatch (stored 0x%08x, computed 0x%08x): the bitmap is damaged",
-				get_le32(stored), crc);
+				rd32(st, stored), crc);
+	if (st->big_endian)
+		bitmap_from_words(st->bitmap, nbytes, st->cpu_bits / 8);
 	st->used = bitmap_count(st->bitmap, st->total);
 	return IMG_OK;
 }
@@ -192,27 +251,28 @@ static int parse_v2(img_image *im, struct pc_state *st)
 		return rc;
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, got, "image truncated inside the 110-byte header");
-	if (h[34] == 0xC0 && h[35] == 0xDE)
-		return fmt_fail(im, IMG_E_FORMAT, 34,
-				"image written on a big-endian machine (marker C0 DE), which imgbk does not read");
+	st->big_endian = h[34] == 0xC0 && h[35] == 0xDE;
 	uint32_t hcrc = crc32_partclone(h, 106);
-	if (hcrc != get_le32(h + 106))
+	if (hcrc != rd32(st, h + 106))
 		return fmt_fail(im, IMG_E_CORRUPT, 106,
 				"header CRC mismatch (stored 0x%08x, computed 0x%08x): the header is damaged",
-				get_le32(h + 106), hcrc);
-	if (get_le16(h + 34) != 0xC0DE)
+				rd32(st, h + 106), hcrc);
+	if (rd16(st, h + 34) != 0xC0DE)
 		return fmt_fail(im, IMG_E_CORRUPT, 34, "bad endianness marker %02x %02x", h[34], h[35]);
+	st->cpu_bits = rd16(st, h + 94);
+	if (st->big_endian && st->cpu_bits != 32 && st->cpu_bits != 64)
+		return fmt_fail(im, IMG_E_CORRUPT, 94, "cpu bits %u is neither 32 nor 64", st->cpu_bits);
 	copy_name(st->version, sizeof st->version, h + 16, 14);
 	copy_name(st->fs, sizeof st->fs, h + 36, 16);
-	st->device_size = get_le64(h + 52);
-	st->total = get_le64(h + 60);
-	uint64_t used_fs = get_le64(h + 68), used_hdr = get_le64(h + 76);
-	st->bs = get_le32(h + 84);
-	unsigned mode = get_le16(h + 96);
+	st->device_size = rd64(st, h + 52);
+	st->total = rd64(st, h + 60);
+	uint64_t used_fs = rd64(st, h + 68), used_hdr = rd64(st, h + 76);
+	st->bs = rd32(st, h + 84);
+	unsigned mode = rd16(st, h + 96);
 	enum img_hash_kind kind = HASH_NONE;
 	if (st->bs == 0 || st->bs > PC_MAX_BLOCK_SIZE)
 		return fmt_fail(im, IMG_E_CORRUPT, 84, "block size %u is out of range", st->bs);
-	rc = check_checksum_fields(im, mode, get_le16(h + 98), get_le32(h + 100), &kind);
+	rc = check_checksum_fields(im, mode, rd16(st, h + 98), rd32(st, h + 100), &kind);
 	if (rc < 0)
 		return rc;
 	if (used_hdr > st->total)
@@ -251,7 +311,7 @@ static int parse_v2(img_image *im, struct pc_state *st)
 				bm_mode);
 	}
 	st->cs = hash_size(kind);
-	st->bpc = st->cs ? get_le32(h + 100) : 0;
+	st->bpc = st->cs ? rd32(st, h + 100) : 0;
 	st->reseed = h[104] != 0;
 	if (hash_init(&st->hash, kind) != IMG_OK)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
@@ -271,23 +331,6 @@ static int parse_v2(img_image *im, struct pc_state *st)
 				(st->cs ? st->cs * ((st->used + st->bpc - 1) / st->bpc) : 0);
 	add_fields(im, st, h, used_fs, used_hdr, bitmap_bytes, bitmap_crc);
 	return IMG_OK;
-}
-
-static int pc_open(img_image *im)
-{
-	const uint8_t *p;
-	size_t avail;
-	int rc = stream_peek(im->s, 34, &p, &avail);
-	if (rc < 0)
-		return rc;
-	if (memcmp(p + 30, "0002", 4) != 0)
-		return fmt_fail(im, IMG_E_FORMAT, 30, "partclone image format %.4s is not supported yet",
-				(const char *)p + 30);
-	struct pc_state *st = calloc(1, sizeof *st);
-	if (!st)
-		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
-	im->priv = st;
-	return parse_v2(im, st);
 }
 
 static uint64_t next_used(const struct pc_state *st, uint64_t from)
@@ -343,6 +386,7 @@ static int finish_group(img_image *im, struct pc_state *st)
 	if (st->hashing && !st->group_checked && !st->chain_broken) {
 		uint8_t d[16];
 		hash_digest(&st->hash, d);
+		digest_as_stored(st, d);
 		bad = memcmp(d, p, st->cs) != 0;
 	}
 	stream_consume(im->s, st->cs);
@@ -378,6 +422,7 @@ static int start_group(img_image *im, struct pc_state *st, uint64_t b)
 	hash_update(&st->hash, p, data);
 	uint8_t d[16];
 	hash_digest(&st->hash, d);
+	digest_as_stored(st, d);
 	st->group_checked = 1;
 	if (memcmp(d, p + data, st->cs) == 0)
 		return IMG_OK;
@@ -472,6 +517,315 @@ static int pc_next_run(img_image *im, img_run *run)
 	return IMG_OK;
 }
 
+/* ---- format 0001 (partclone 0.2.x) --------------------------------------
+ * Header of 4160 bytes without CRC, a byte per block bitmap (1 = used) and
+ * the marker "BiTmAgIc", then every used block followed by a 4-byte CRC.
+ * That CRC is cumulative and, through an old bug, covers the block's first
+ * byte repeated block-size times. Very old 64-bit builds wrote 8 bytes per
+ * CRC (4 junk bytes after, or before, it): detected from the first blocks. */
+#define PC1_HEADER_SIZE 4160
+#define PC1_MAGIC "BiTmAgIc"
+
+/* Convert the byte bitmap into bits while reading it. */
+static int read_byte_bitmap(img_image *im, struct pc_state *st)
+{
+	st->bitmap = calloc(1, (st->total + 7) / 8 + 1);
+	if (!st->bitmap)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
+				   "%s: out of memory for a bitmap of %llu blocks", im->path,
+				   (unsigned long long)st->total);
+	uint64_t i = 0;
+	while (i < st->total) {
+		const uint8_t *p;
+		size_t avail;
+		int rc = stream_peek(im->s, 1, &p, &avail);
+		if (rc < 0)
+			return rc;
+		if (avail == 0)
+			return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset,
+					"image truncated inside the bitmap (%llu of %llu bytes)",
+					(unsigned long long)i, (unsigned long long)st->total);
+		size_t take = st->total - i < avail ? (size_t)(st->total - i) : avail;
+		for (size_t k = 0; k < take; k++)
+			if (p[k] == 1)
+				st->bitmap[(i + k) >> 3] |= (uint8_t)(1u << ((i + k) & 7));
+		stream_consume(im->s, take);
+		i += take;
+	}
+	uint8_t magic[8];
+	size_t got;
+	uint64_t at = im->s->offset;
+	int rc = stream_read(im->s, magic, 8, &got);
+	if (rc < 0)
+		return rc;
+	if (rc == IMG_EOF)
+		return fmt_fail(im, IMG_E_TRUNCATED, at + got, "image truncated at the bitmap marker");
+	if (memcmp(magic, PC1_MAGIC, 8) != 0)
+		return fmt_fail(im, IMG_E_CORRUPT, at, "bitmap marker BiTmAgIc missing: the bitmap is damaged");
+	st->used = bitmap_count(st->bitmap, st->total);
+	return IMG_OK;
+}
+
+/* The running 0001 CRC (zlib form) after a block: its first byte repeated. */
+static uint32_t v1_crc_next(struct pc_state *st, const uint8_t *block)
+{
+	if (st->v1_fill_byte != block[0]) {
+		memset(st->v1_fill, block[0], st->bs);
+		st->v1_fill_byte = block[0];
+	}
+	return crc32_fast(st->hash.crc, st->v1_fill, st->bs);
+}
+
+/* Find the CRC stride from the first two blocks: 4, or 8 with the CRC
+ * before or after 4 junk bytes. Defaults to 4 when nothing matches. */
+static int v1_detect_stride(img_image *im, struct pc_state *st)
+{
+	static const struct { size_t stride, crc_at; } layouts[] = { { 4, 0 }, { 8, 0 }, { 8, 4 } };
+	st->v1_stride = st->bs + 4;
+	st->v1_crc_at = 0;
+	if (st->used == 0)
+		return IMG_OK;
+	uint64_t blocks = st->used < 2 ? st->used : 2;
+	const uint8_t *p;
+	size_t avail;
+	int rc = stream_peek(im->s, blocks * (st->bs + 8), &p, &avail);
+	if (rc < 0)
+		return rc;
+	for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
+		size_t stride = st->bs + layouts[l].stride;
+		if (avail < blocks * stride && !(l == 0 && avail >= blocks * stride - 0))
+			continue;
+		uint32_t z = 0;
+		int ok = 1;
+		for (uint64_t b = 0; b < blocks && ok; b++) {
+			const uint8_t *blk = p + b * stride;
+			if ((size_t)(b * stride) + stride > avail) {
+				ok = 0;
+				break;
+			}
+			memset(st->v1_fill, blk[0], st->bs);
+			z = crc32_fast(z, st->v1_fill, st->bs);
+			ok = get_le32(blk + st->bs + layouts[l].crc_at) == ~z;
+		}
+		st->v1_fill_byte = -1;
+		if (ok) {
+			st->v1_stride = stride;
+			st->v1_crc_at = layouts[l].crc_at;
+			return IMG_OK;
+		}
+	}
+	return IMG_OK;
+}
+
+static void add_v1_fields(img_image *im, struct pc_state *st, uint64_t used_hdr)
+{
+	char a[40], b[40];
+	im->field_list.title = "Partclone Header";
+	im->field_list.label_width = 18;
+	im->field_list.separator = "";
+	fmt_field(im, "partclone version", "partclone_version", "n/a");
+	fmt_field(im, "fs type", "fs_type", "%s", st->fs);
+	img_fmt_thousands(a, sizeof a, st->device_size);
+	img_fmt_human(b, sizeof b, st->device_size);
+	fmt_field_num(im, "fs total size", "fs_total_size", st->device_size, "%s (%s)", a, b);
+	img_fmt_thousands(a, sizeof a, st->total);
+	fmt_field_num(im, "fs total blocks", "fs_total_blocks", st->total, "%s", a);
+	img_fmt_thousands(a, sizeof a, used_hdr);
+	img_fmt_human(b, sizeof b, used_hdr * st->bs);
+	img_field *f = fmt_field_num(im, "fs used blocks", "fs_used_blocks", used_hdr, "%s (%s)", a, b);
+	if (f)
+		f->comment = "used block count based on super-block";
+	img_fmt_thousands(a, sizeof a, st->used);
+	img_fmt_human(b, sizeof b, st->used * st->bs);
+	f = fmt_field_num(im, "fs_used_bitmap", "fs_used_bitmap", st->used, "%s (%s)", a, b);
+	if (f)
+		f->comment = "used block count based on bitmap";
+	fmt_field_num(im, "fs block size", "fs_block_size", st->bs, "%u", st->bs);
+	fmt_field_num(im, "image version", "image_version", 1, "1");
+	fmt_field(im, "cpu bits", "cpu_bits", "n/a");
+	fmt_field(im, "checksum mode", "checksum_mode", "CRC32_0001");
+	fmt_field_num(im, "checksum size", "checksum_size", st->v1_stride - st->bs, "%zu",
+		      st->v1_stride - st->bs);
+	fmt_field_num(im, "checksum blocks", "checksum_blocks", 1, "1");
+	fmt_field(im, "checksum reseed", "checksum_reseed", "False");
+	fmt_field(im, "bitmap mode", "bitmap_mode", "BYTE");
+	img_fmt_thousands(a, sizeof a, st->total);
+	img_fmt_human(b, sizeof b, st->total);
+	fmt_field_num(im, "bitmap", "bitmap_size", st->total, "%s bytes (%s)", a, b);
+	img_fmt_thousands(a, sizeof a, st->data_start);
+	fmt_field_num(im, "blocks_section", "blocks_section", st->data_start, "at %s in img file", a);
+	fmt_field_num(im, "block_offset_size", "block_offset_size", 1024, "1024");
+	fmt_field_num(im, "block_offsets", "block_offsets", 0, "0 instances");
+}
+
+static int parse_v1(img_image *im, struct pc_state *st)
+{
+	uint8_t *h = malloc(PC1_HEADER_SIZE);
+	if (!h)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	size_t got;
+	int rc = stream_read(im->s, h, PC1_HEADER_SIZE, &got);
+	if (rc == IMG_EOF)
+		rc = fmt_fail(im, IMG_E_TRUNCATED, got, "image truncated inside the 4160-byte header");
+	if (rc < 0) {
+		free(h);
+		return rc;
+	}
+	copy_name(st->fs, sizeof st->fs, h + 15, 15);
+	snprintf(st->version, sizeof st->version, "n/a");
+	st->bs = get_le32(h + 36);
+	st->device_size = get_le64(h + 40);
+	st->total = get_le64(h + 48);
+	uint64_t used_hdr = get_le64(h + 56);
+	free(h);
+	uint64_t span;
+	if (st->bs == 0 || st->bs > PC_MAX_BLOCK_SIZE)
+		return fmt_fail(im, IMG_E_CORRUPT, 36, "block size %u is out of range", st->bs);
+	if (__builtin_mul_overflow(st->total, (uint64_t)st->bs, &span) || span > st->device_size)
+		return fmt_fail(im, IMG_E_CORRUPT, 48,
+				"%llu blocks of %u bytes do not fit the device size %llu",
+				(unsigned long long)st->total, st->bs, (unsigned long long)st->device_size);
+	if (st->total > PC_MAX_BITMAP_BYTES * 8)
+		return fmt_fail(im, IMG_E_FORMAT, 48, "%llu blocks are too many",
+				(unsigned long long)st->total);
+	if (used_hdr > st->total)
+		return fmt_fail(im, IMG_E_CORRUPT, 56, "used blocks %llu exceed the %llu blocks in total",
+				(unsigned long long)used_hdr, (unsigned long long)st->total);
+	rc = read_byte_bitmap(im, st);
+	if (rc < 0)
+		return rc;
+	if (st->used != used_hdr)
+		return fmt_fail(im, IMG_E_CORRUPT, 56,
+				"the bitmap marks %llu blocks used but the header says %llu",
+				(unsigned long long)st->used, (unsigned long long)used_hdr);
+	st->v1 = 1;
+	st->data_start = PC1_HEADER_SIZE + st->total + 8;
+	st->cs = 4;
+	st->bpc = 1;
+	st->reseed = 0;
+	st->v1_fill = malloc(st->bs);
+	if (!st->v1_fill || hash_init(&st->hash, HASH_CRC32) != IMG_OK)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	st->v1_fill_byte = -1;
+	st->hashing = im->opt.verify;
+	rc = v1_detect_stride(im, st);
+	if (rc < 0)
+		return rc;
+	img_info *info = &im->info;
+	info->format_version = "1";
+	info->fs = st->fs;
+	info->device_size = st->device_size;
+	info->block_size = st->bs;
+	info->total_blocks = st->total;
+	info->used_blocks = st->used;
+	info->checksum = "CRC32_0001";
+	info->has_checksums = 1;
+	info->checksums_chained = 1;
+	info->image_data_size = st->data_start + st->used * st->v1_stride;
+	add_v1_fields(im, st, used_hdr);
+	return IMG_OK;
+}
+
+/* Hand out the blocks visible in the buffer, one run each, checking their CRCs. */
+static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
+{
+	struct pc_state *st = im->priv;
+	*n = 0;
+	if (st->pending) {
+		stream_consume(im->s, st->pending);
+		st->pending = 0;
+	}
+	if (st->finished)
+		return IMG_EOF;
+	if (st->rank >= st->used) {
+		st->finished = 1;
+		return check_end(im);
+	}
+	const uint8_t *p;
+	size_t avail;
+	int rc = stream_peek(im->s, st->v1_stride, &p, &avail);
+	if (rc < 0)
+		return rc;
+	if (rc == IMG_EOF)
+		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + avail,
+				"image truncated in block %llu (%llu of %llu used blocks present)",
+				(unsigned long long)next_used(st, st->cur), (unsigned long long)st->rank,
+				(unsigned long long)st->used);
+	size_t off = 0;
+	while (*n < max && st->rank < st->used && avail - off >= st->v1_stride) {
+		const uint8_t *blk = p + off;
+		uint64_t b = next_used(st, st->cur);
+		if (b >= st->total)
+			return fmt_fail(im, IMG_E_CORRUPT, im->s->offset + off, "bitmap ends before all used blocks");
+		if (st->hashing && !st->chain_broken) {
+			uint32_t z = v1_crc_next(st, blk);
+			if (~z != get_le32(blk + st->bs + st->v1_crc_at)) {
+				if (*n > 0)
+					break;  /* hand out the good blocks first */
+				/* the bad block is never handed out; later CRCs cannot be checked */
+				st->group_first = b;
+				st->group_offset = im->s->offset;
+				st->group_index = st->rank;
+				st->cur = b + 1;
+				st->rank++;
+				st->pending = st->v1_stride;
+				return report_bad_group(im, st, 1);
+			}
+			st->hash.crc = z;
+		}
+		img_run *r = &runs[(*n)++];
+		r->first_block = b;
+		r->nblocks = 1;
+		r->offset = b * (uint64_t)st->bs;
+		r->len = st->bs;
+		r->data = blk;
+		r->verified = st->hashing && !st->chain_broken;
+		st->cur = b + 1;
+		st->rank++;
+		im->blocks_done++;
+		off += st->v1_stride;
+	}
+	st->pending = off;
+	return IMG_OK;
+}
+
+static int v1_next_run(img_image *im, img_run *run)
+{
+	size_t n;
+	return v1_next_batch(im, run, 1, &n);
+}
+
+static int pc_open(img_image *im)
+{
+	const uint8_t *p;
+	size_t avail;
+	int rc = stream_peek(im->s, 34, &p, &avail);
+	if (rc < 0)
+		return rc;
+	int v1 = memcmp(p + 30, "0001", 4) == 0;
+	struct pc_state *st = calloc(1, sizeof *st);
+	if (!st)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	im->priv = st;
+	return v1 ? parse_v1(im, st) : parse_v2(im, st);
+}
+
+static int pc_dispatch_run(img_image *im, img_run *run)
+{
+	struct pc_state *st = im->priv;
+	return st->v1 ? v1_next_run(im, run) : pc_next_run(im, run);
+}
+
+static int pc_dispatch_batch(img_image *im, img_run *runs, size_t max, size_t *n)
+{
+	struct pc_state *st = im->priv;
+	if (st->v1)
+		return v1_next_batch(im, runs, max, n);
+	int rc = pc_next_run(im, &runs[0]);
+	*n = rc == IMG_OK;
+	return rc;
+}
+
 static void pc_close(img_image *im)
 {
 	struct pc_state *st = im->priv;
@@ -479,6 +833,7 @@ static void pc_close(img_image *im)
 		return;
 	hash_free(&st->hash);
 	free(st->bitmap);
+	free(st->v1_fill);
 	free(st);
 	im->priv = NULL;
 }
@@ -488,6 +843,7 @@ const struct img_format fmt_partclone = {
 	.magic_len = 34,
 	.bid = pc_bid,
 	.open = pc_open,
-	.next_run = pc_next_run,
+	.next_run = pc_dispatch_run,
+	.next_batch = pc_dispatch_batch,
 	.close = pc_close,
 };
