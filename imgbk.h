@@ -186,6 +186,51 @@ uint64_t img_blocks_done(const img_image *im);
 /* Number of checksum groups found bad so far. */
 uint64_t img_bad_groups(const img_image *im);
 
+/* ---- random access ------------------------------------------------------ */
+/*
+ * Random reads of the partition's bytes, for the FUSE mount. The image must
+ * come from a regular file, a block device or a split set of files: a
+ * compressed image gives IMG_E_FORMAT with a message that names the command
+ * which makes it mountable. The index (block -> image offset) is loaded from
+ * a saved index file when one matches the image, else built (one pass over
+ * the bitmap, or over the whole stream for ntfsclone) and, with `save`,
+ * written next to the image (IMAGE.ibkx) or, where that folder is read-only,
+ * to $XDG_CACHE_HOME/imgbk/ (default ~/.cache/imgbk/).
+ */
+typedef struct img_random_options {
+	uint32_t index_interval;  /* blocks per rank-index entry; 0 = 1024; >= 8, multiple of 8 */
+	int verify;               /* check the checksum group of every block read (default 1) */
+	int save;                 /* save a built index (default 1) */
+	const char *index_path;   /* NULL = the default place */
+	/* called now and then while an index is built; NULL = none */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+} img_random_options;
+
+void img_random_options_init(img_random_options *o);
+
+/*
+ * Prepare img_read_at. Call once, after img_open, before any img_next_run.
+ * @return IMG_OK, or a negative status with img_error() set.
+ * *index_state (may be NULL) tells what happened: 0 built, 1 loaded, 2 built
+ * and saved, 3 built but not saved (say why: img_error() is not set for it).
+ */
+int img_random_open(img_image *im, const img_random_options *o, int *index_state);
+
+/*
+ * Read len bytes of the partition at byte `offset` into buf. Unused blocks
+ * read as zeros; *got < len only at the end of the partition. Thread-safe
+ * after img_random_open: any number of threads may call it at once.
+ * @return IMG_OK, IMG_E_CHECKSUM when a checksum group under the range is
+ * bad (err says which blocks; other ranges still read), IMG_E_IO when the
+ * image file cannot be read (e.g. the disk went away), IMG_E_TRUNCATED
+ * when the image is shorter than its header says.
+ */
+int img_read_at(img_image *im, uint64_t offset, void *buf, size_t len, size_t *got, img_err *err);
+
+/* Where the index of this image is (or would be) saved; "" if nowhere. */
+const char *img_index_path(const img_image *im);
+
 /* ---- small shared helpers (used by applets and tests) ------------------ */
 /* "671,088,640" */
 void img_fmt_thousands(char *out, size_t outsz, uint64_t v);
