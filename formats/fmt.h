@@ -28,10 +28,18 @@ struct img_format {
 	 * whose runs are small, e.g. one cluster per record). NULL: one at a time. */
 	int (*next_batch)(img_image *im, img_run *runs, size_t max, size_t *n);
 	void (*close)(img_image *im);            /* free im->priv */
+	/* Optional random access. random_open builds the index from what open()
+	 * read, or takes it from `saved` (the payload of a matching index file,
+	 * NULL if none) and may return a payload to save (malloc'd). read_at
+	 * reads [off, off+len) inside the partition; it must be thread-safe. */
+	int (*random_open)(img_image *im, const img_random_options *o, const uint8_t *saved,
+			   size_t saved_len, uint8_t **payload, size_t *payload_len);
+	int (*read_at)(img_image *im, uint64_t off, void *buf, size_t len, img_err *err);
 };
 
 extern const struct img_format *const img_formats[];  /* NULL-terminated */
 extern const struct img_format fmt_partclone;
+extern const struct img_format fmt_ntfsclone;
 
 /* The format whose magic starts p, or NULL (formats/detect.c). */
 const struct img_format *fmt_detect(const uint8_t *p, size_t n);
@@ -55,7 +63,20 @@ struct img_image {
 	uint64_t blocks_done;
 	uint64_t bad_groups;
 	void *priv;
+	/* random access (formats/access.c) */
+	img_rsrc *rs;           /* random reads of the image bytes */
+	int random_ready;
+	int read_verify;        /* img_read_at checks checksums */
+	char index_path[1200];
 };
+
+/* Read image bytes for random access; a short read is IMG_E_TRUNCATED naming
+ * what was being read. Thread-safe. */
+int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *what, img_err *err);
+
+/* Record an error on a caller's slot, "PATH: FORMAT: what at byte N". */
+int fmt_fail_to(img_image *im, img_err *err, int code, uint64_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
 /* Record a format error at image byte `offset` ("PATH: FORMAT: what at byte N").
  * @return code. */

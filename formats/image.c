@@ -188,6 +188,7 @@ void img_close(img_image *im)
 	if (im->fmt && im->fmt->close)
 		im->fmt->close(im);
 	stream_close(im->s);
+	rsrc_close(im->rs);
 	free(im);
 }
 

@@ -16,50 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
-
-#define PC_MAGIC "partclone-image"
-#define PC_HEADER_SIZE 110
-#define PC_MAX_BLOCK_SIZE ((uint64_t)64 << 20)
-#define PC_MAX_BITMAP_BYTES ((uint64_t)4 << 30)
-/* Largest checksum group (data + checksum) checked before hand-out. */
-#define VERIFY_AHEAD_MAX ((uint64_t)16 << 20)
-
-enum { BM_NONE = 0x00, BM_BIT = 0x01, BM_BYTE = 0x08 };
-enum { CSM_NONE = 0x00, CSM_CRC32 = 0x20, CSM_XXH64 = 0x30, CSM_XXH128 = 0x31 };
-
-struct pc_state {
-	int big_endian;         /* written on a big-endian machine (marker C0 DE) */
-	unsigned cpu_bits;      /* word size of the creator: a big-endian bitmap is made of such words */
-	uint8_t *bitmap;        /* NULL in NONE mode: every block is used */
-	uint64_t total, used, device_size, data_start;
-	uint32_t bs;
-	uint64_t bpc;           /* blocks per checksum, 0 without checksums */
-	size_t cs;              /* checksum size, 0 without checksums */
-	int reseed;
-	img_hash hash;
-	int hashing;            /* checksums are checked (they exist and verify is on) */
-
-	uint64_t cur;           /* next block number to look at */
-	uint64_t rank;          /* used blocks passed so far */
-	uint64_t group_left;    /* blocks still to come in the current group */
-	uint64_t group_blocks;  /* blocks of the current group passed so far */
-	uint64_t group_first;   /* first block of the current group */
-	uint64_t group_offset;  /* image offset of the current group */
-	uint64_t group_index;
-	int group_checked;      /* the current group was checked ahead */
-	int chain_broken;       /* a running checksum failed: later ones cannot be checked */
-	size_t pending;         /* bytes handed out, consumed at the next call */
-	/* format 0001 */
-	int v1;
-	size_t v1_stride;       /* bytes from one block to the next: bs + 4 (or + 8, see below) */
-	size_t v1_crc_at;       /* where the CRC sits after the block: 0, or 4 with junk first */
-	uint8_t *v1_fill;       /* bs copies of one byte, for the 0001 CRC quirk */
-	int v1_fill_byte;
-	int finished;
-	char version[16];
-	char fs[17];
-};
+#include "partclone.h"
 
 static uint16_t rd16(const struct pc_state *st, const uint8_t *p)
 {
@@ -79,7 +36,7 @@ static uint64_t rd64(const struct pc_state *st, const uint8_t *p)
 
 /* Our digest (little-endian form) as the image stores it: a big-endian
  * creator stores each native integer of it byte-reversed. */
-static void digest_as_stored(const struct pc_state *st, uint8_t *d)
+void pc_digest_as_stored(const struct pc_state *st, uint8_t *d)
 {
 	if (!st->big_endian)
 		return;
@@ -386,7 +343,7 @@ static int finish_group(img_image *im, struct pc_state *st)
 	if (st->hashing && !st->group_checked && !st->chain_broken) {
 		uint8_t d[16];
 		hash_digest(&st->hash, d);
-		digest_as_stored(st, d);
+		pc_digest_as_stored(st, d);
 		bad = memcmp(d, p, st->cs) != 0;
 	}
 	stream_consume(im->s, st->cs);
@@ -422,7 +379,7 @@ static int start_group(img_image *im, struct pc_state *st, uint64_t b)
 	hash_update(&st->hash, p, data);
 	uint8_t d[16];
 	hash_digest(&st->hash, d);
-	digest_as_stored(st, d);
+	pc_digest_as_stored(st, d);
 	st->group_checked = 1;
 	if (memcmp(d, p + data, st->cs) == 0)
 		return IMG_OK;
@@ -834,6 +791,7 @@ static void pc_close(img_image *im)
 	hash_free(&st->hash);
 	free(st->bitmap);
 	free(st->v1_fill);
+	pc_random_free(st);
 	free(st);
 	im->priv = NULL;
 }
@@ -846,4 +804,6 @@ const struct img_format fmt_partclone = {
 	.next_run = pc_dispatch_run,
 	.next_batch = pc_dispatch_batch,
 	.close = pc_close,
+	.random_open = pc_random_open,
+	.read_at = pc_read_at,
 };

@@ -108,6 +108,32 @@ int source_open_split(const char *path, img_err *err, img_stream **out);
  * with auto-widening when `widen`). Writes into out; @return 0, or -1 if no successor. */
 int split_next_name(const char *name, size_t suffix_len, int widen, char *out, size_t outsz);
 
+/* ---- random reads of the bytes under a stack (io/rsrc.c) ----------------- */
+/*
+ * A random-read view of a file, a block device or a split set of files, for
+ * random access into uncompressed images. rsrc_pread is thread-safe. A split
+ * set keeps at most RSRC_MAX_OPEN pieces open at once.
+ */
+typedef struct img_rsrc img_rsrc;
+#define RSRC_MAX_OPEN 32
+
+/* Open `path` (a split set when source_open_split would take it as one). */
+int rsrc_open(const char *path, img_err *err, img_rsrc **out);
+/* Read len bytes at off; *got < len only at the end of the data.
+ * @return IMG_OK, or IMG_E_IO / IMG_E_MISSING with err set. */
+int rsrc_pread(img_rsrc *r, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
+uint64_t rsrc_size(const img_rsrc *r);
+/* Identity of the data: total size and the newest mtime (ns) of its files. */
+void rsrc_identity(const img_rsrc *r, uint64_t *size, int64_t *mtime_ns);
+/* The first file (where an index is saved next to). */
+const char *rsrc_first_path(const img_rsrc *r);
+void rsrc_close(img_rsrc *r);
+
+/* The pieces of the split set starting with `path` (source_open_split's
+ * detection), as a malloc'd array of malloc'd names. @return IMG_OK,
+ * IMG_EOF when path is no split set, or an error. */
+int split_list_pieces(const char *path, char ***names, size_t *count, img_err *err);
+
 /* ---- decoding layers --------------------------------------------------- */
 /*
  * One entry per compressor (io/codecs.c is the one place to add one):

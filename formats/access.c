@@ -1,0 +1,151 @@
+/*
+ * formats/access.c - random access to the partition inside an image: checks
+ * that the image can be read at random (no compression layer), opens the
+ * random-read view of its file(s), loads a saved index that matches the
+ * image or has the format build one and saves it, and dispatches reads.
+ *
+ * Not here: how a format maps partition bytes to image bytes (its read_at),
+ * or the index file's bytes (blkindex.c).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "blkindex.h"
+
+void img_random_options_init(img_random_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->verify = 1;
+	o->save = 1;
+}
+
+int fmt_fail_to(img_image *im, img_err *err, int code, uint64_t offset, const char *fmt, ...)
+{
+	char what[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	err->code = IMG_OK;
+	return img_err_set(err, code, 0, 1, offset, "%s: %s: %s at byte %llu", im->path,
+			   im->fmt->name, what, (unsigned long long)offset);
+}
+
+int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *what, img_err *err)
+{
+	size_t got = 0;
+	err->code = IMG_OK;
+	int rc = rsrc_pread(im->rs, buf, len, off, &got, err);
+	if (rc != IMG_OK)
+		return rc;
+	if (got < len)
+		return fmt_fail_to(im, err, IMG_E_TRUNCATED, off + got,
+				   "image truncated in %s (%zu of %zu bytes present)", what, got, len);
+	return IMG_OK;
+}
+
+/* Why an image cannot be read at random, with the command that fixes it. */
+static int refuse_stream(img_image *im)
+{
+	const char *l = im->layers;
+	if (strcmp(im->path, "(stdin)") == 0)
+		return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
+				   "(stdin): an image read from standard input cannot be mounted; save it to a file first");
+	const char *codec = strrchr(l, '+');
+	codec = codec ? codec + 1 : l;
+	const char *cat = strncmp(l, "split", 5) == 0 ? "cat" : NULL;
+	char cmd[1400];
+	if (!strcmp(codec, "gzip") || !strcmp(codec, "bzip2") || !strcmp(codec, "zstd") ||
+	    !strcmp(codec, "xz") || !strcmp(codec, "lzma") || !strcmp(codec, "lz4")) {
+		const char *tool = !strcmp(codec, "gzip") ? "gzip" : !strcmp(codec, "bzip2") ? "bzip2"
+				 : !strcmp(codec, "zstd") ? "zstd" : !strcmp(codec, "lz4") ? "lz4" : "xz";
+		if (cat)
+			snprintf(cmd, sizeof cmd, "cat %s* | %s -dc > IMAGE.img", im->path, tool);
+		else
+			snprintf(cmd, sizeof cmd, "%s -dc %s > IMAGE.img", tool, im->path);
+	} else {
+		snprintf(cmd, sizeof cmd, "imgbk restore %s IMAGE.raw", im->path);
+	}
+	return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
+			   "%s: a compressed image (%s) cannot be mounted yet; decompress it first: %s, "
+			   "then mount IMAGE.img", im->path, l, cmd);
+}
+
+int img_random_open(img_image *im, const img_random_options *o, int *index_state)
+{
+	img_random_options def;
+	if (!o) {
+		img_random_options_init(&def);
+		o = &def;
+	}
+	if (index_state)
+		*index_state = 0;
+	if (im->random_ready)
+		return IMG_OK;
+	if (!im->fmt->read_at)
+		return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
+				   "%s: random access to %s images is not available", im->path,
+				   im->fmt->name);
+	if (strcmp(im->layers, "file") != 0 && strcmp(im->layers, "split") != 0)
+		return refuse_stream(im);
+	if (o->index_interval && (o->index_interval < 8 || o->index_interval % 8))
+		return img_err_set(&im->err, IMG_E_USAGE, 0, 0, 0,
+				   "index interval %u: must be at least 8 and a multiple of 8",
+				   o->index_interval);
+	int rc = rsrc_open(im->path, &im->err, &im->rs);
+	if (rc != IMG_OK)
+		return rc;
+	struct blkindex_id id;
+	rc = blkindex_identify(im, &id);
+	if (rc != IMG_OK)
+		return rc;
+	blkindex_default_path(im, o->index_path, im->index_path, sizeof im->index_path);
+	uint8_t *saved = NULL, *payload = NULL;
+	size_t saved_len = 0, payload_len = 0;
+	blkindex_load(im->index_path, &id, o->index_interval, &saved, &saved_len);
+	im->read_verify = o->verify;
+	rc = im->fmt->random_open(im, o, saved, saved_len, &payload, &payload_len);
+	free(saved);
+	if (rc != IMG_OK) {
+		free(payload);
+		return rc;
+	}
+	int state = saved ? 1 : 0;
+	if (!saved && payload && o->save) {
+		int srv = blkindex_save(im, o->index_path, &id, o->index_interval, payload, payload_len,
+					im->index_path, sizeof im->index_path);
+		state = srv == IMG_OK ? 2 : 3;
+	}
+	free(payload);
+	if (index_state)
+		*index_state = state;
+	im->random_ready = 1;
+	return IMG_OK;
+}
+
+int img_read_at(img_image *im, uint64_t offset, void *buf, size_t len, size_t *got, img_err *err)
+{
+	*got = 0;
+	err->code = IMG_OK;
+	if (!im->random_ready)
+		return img_err_set(err, IMG_E_USAGE, 0, 0, 0, "%s: img_random_open was not called",
+				   im->path);
+	uint64_t size = im->info.device_size;
+	if (offset >= size)
+		return IMG_OK;
+	if (len > size - offset)
+		len = (size_t)(size - offset);
+	int rc = im->fmt->read_at(im, offset, buf, len, err);
+	if (rc == IMG_OK)
+		*got = len;
+	return rc;
+}
+
+const char *img_index_path(const img_image *im)
+{
+	return im->index_path;
+}

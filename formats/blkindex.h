@@ -1,0 +1,39 @@
+/*
+ * formats/blkindex.h - the persistent index file (IMAGE.ibkx): what binds it
+ * to an image, where it lives, and loading and saving its payload.
+ */
+#ifndef IMGBK_BLKINDEX_H
+#define IMGBK_BLKINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fmt.h"
+
+/* What an index is bound to: the image's size, newest mtime and header hash. */
+struct blkindex_id {
+	uint64_t size;
+	int64_t mtime_ns;
+	uint64_t header_hash;  /* XXH64 of the first 64 KiB of the image bytes */
+	char format[16];
+};
+
+#define BLKINDEX_MAGIC "IMGBKIDX"
+#define BLKINDEX_VERSION 1
+#define BLKINDEX_HEADER 72
+#define BLKINDEX_MAX_PAYLOAD ((uint64_t)1 << 34)
+
+int blkindex_identify(img_image *im, struct blkindex_id *id);
+/* The file to use: `given`, else IMAGE.ibkx next to the image when its folder
+ * is writable (or the file exists), else $XDG_CACHE_HOME/imgbk/NAME-HASH.ibkx. */
+void blkindex_default_path(img_image *im, const char *given, char *out, size_t outsz);
+/* Load a payload when the file at path is whole and matches id and interval.
+ * Leaves *payload NULL otherwise (a stale, damaged or foreign index is ignored). */
+void blkindex_load(const char *path, const struct blkindex_id *id, uint32_t interval,
+		   uint8_t **payload, size_t *len);
+/* Write the index atomically (temporary file + rename); falls back to the
+ * cache folder when `path` cannot be written. The path used goes to used. */
+int blkindex_save(img_image *im, const char *given, const struct blkindex_id *id,
+		  uint32_t interval, const uint8_t *payload, size_t len, char *used, size_t usedsz);
+
+#endif

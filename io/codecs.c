@@ -1,0 +1,239 @@
+/*
+ * io/codecs.c - the one table of decompressors (img_codecs[]), their bids
+ * (magic bytes, FORMATS.md section 4), and the helpers every decoding layer
+ * shares (codec_util.h: error wording, deferral, trailing-byte policy).
+ *
+ * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c) and
+ * the sniffing loop that asks the bids and stacks layers (open.c).
+ *
+ * Bid rules:
+ *  - Each bid checks the full magic, never a prefix of it.
+ *  - A skippable frame (u32 LE 0x184D2A50..5F + u32 size + payload) is used
+ *    by both zstd and lz4 frame files (pzstd starts every file with one).
+ *    The bids walk the skippable frames visible in the bytes given and look
+ *    at the magic that follows: an lz4 frame/legacy magic -> lz4, a zstd
+ *    frame magic -> zstd, anything else -> neither. When the following magic
+ *    is beyond the visible bytes (a large skippable frame, or a file that is
+ *    only skippable frames), zstd takes it.
+ *  - lzma-alone has no magic; its heuristic bid comes last in the table.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec_util.h"
+
+/* ---- shared helpers (codec_util.h) -------------------------------------- */
+
+void codec_raise(struct codec_defer *d, int code, int sys_errno, uint64_t at, const char *fmt,
+		 ...)
+{
+	if (d->code != IMG_OK)
+		return;
+	d->code = code;
+	d->sys_errno = sys_errno;
+	d->upstream = 0;
+	d->at = at;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+	va_end(ap);
+}
+
+void codec_raise_up(struct codec_defer *d, int code)
+{
+	if (d->code != IMG_OK)
+		return;
+	d->code = code;
+	d->upstream = 1;
+}
+
+void codec_corrupt(struct codec_defer *d, uint64_t at, const char *lib, const char *detail)
+{
+	codec_raise(d, IMG_E_CORRUPT, 0, at,
+		    "invalid compressed data at byte %llu of the compressed stream (%s: %s)",
+		    (unsigned long long)at, lib, detail ? detail : "no detail");
+}
+
+void codec_truncated(struct codec_defer *d, uint64_t at, const char *unit)
+{
+	const char *article = unit[0] == 'x' ? "an" : "a";
+	codec_raise(d, IMG_E_TRUNCATED, 0, at,
+		    "the compressed stream ends inside %s %s at byte %llu (truncated)", article, unit,
+		    (unsigned long long)at);
+}
+
+void codec_nomem(struct codec_defer *d, uint64_t at, const char *lib)
+{
+	codec_raise(d, IMG_E_IO, ENOMEM, at, "out of memory in %s at byte %llu of the compressed stream",
+		    lib, (unsigned long long)at);
+}
+
+int codec_done(img_stream *s, struct codec_defer *d, size_t done, size_t *got)
+{
+	*got = done;
+	if (d->code == IMG_OK || done > 0)
+		return IMG_OK;
+	if (d->upstream)
+		return d->code;
+	return stream_fail(s, d->code, d->sys_errno, 1, d->at, "%s", d->msg);
+}
+
+/* @return the number of leading zero bytes of p[0..n). */
+static size_t zero_prefix(const uint8_t *p, size_t n)
+{
+	if (n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0))
+		return n;
+	size_t i = 0;
+	while (p[i] == 0)
+		i++;
+	return i;
+}
+
+int codec_finish_input(img_stream *s, struct codec_defer *d, const char *unit)
+{
+	for (;;) {
+		const uint8_t *p;
+		size_t avail;
+		int rc = stream_peek(s->up, 1, &p, &avail);
+		if (rc < 0) {
+			codec_raise_up(d, rc);
+			return rc;
+		}
+		if (avail == 0)
+			return IMG_OK;
+		size_t z = zero_prefix(p, avail);
+		if (z < avail) {
+			uint64_t at = s->up->offset + z;
+			codec_raise(d, IMG_E_TRAILING, 0, at,
+				    "trailing garbage at byte %llu of the compressed stream, after the last %s "
+				    "(0x%02x is not the start of another one)",
+				    (unsigned long long)at, unit, p[z]);
+			return IMG_E_TRAILING;
+		}
+		stream_consume(s->up, avail);
+	}
+}
+
+int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv,
+		    img_stream **out)
+{
+	img_stream *s = stream_new(ops, priv, up, NULL, NULL, 0);
+	if (!s)
+		return IMG_E_IO;
+	*out = s;
+	return IMG_OK;
+}
+
+/* ---- bids ---------------------------------------------------------------- */
+
+#define ZSTD_FRAME_MAGIC 0xFD2FB528u
+#define SKIPPABLE_MAGIC 0x184D2A50u /* low 4 bits free */
+#define LZ4_FRAME_MAGIC 0x184D2204u
+#define LZ4_LEGACY_MAGIC 0x184C2102u
+
+static int is_skippable(uint32_t magic)
+{
+	return (magic & 0xFFFFFFF0u) == SKIPPABLE_MAGIC;
+}
+
+/*
+ * Walk the skippable frames at p. @return 0 when p does not start with one,
+ * 1 with *next = the magic after them, -1 when that magic is not visible.
+ */
+static int after_skippable(const uint8_t *p, size_t n, uint32_t *next)
+{
+	uint64_t off = 0;
+	if (n < 4 || !is_skippable(codec_le32(p)))
+		return 0;
+	while (off + 8 <= n && is_skippable(codec_le32(p + off)))
+		off += 8 + (uint64_t)codec_le32(p + off + 4);
+	if (off + 4 > n)
+		return -1;
+	*next = codec_le32(p + off);
+	return 1;
+}
+
+static int gzip_bid(const uint8_t *p, size_t n)
+{
+	/* ID1 ID2 CM=deflate; FLG's reserved bits 5..7 must be zero. */
+	return n >= 4 && p[0] == 0x1F && p[1] == 0x8B && p[2] == 0x08 && (p[3] & 0xE0) == 0;
+}
+
+static int bzip2_bid(const uint8_t *p, size_t n)
+{
+	static const uint8_t block[6] = { 0x31, 0x41, 0x59, 0x26, 0x53, 0x59 };
+	static const uint8_t eos[6] = { 0x17, 0x72, 0x45, 0x38, 0x50, 0x90 };
+	return n >= 10 && memcmp(p, "BZh", 3) == 0 && p[3] >= '1' && p[3] <= '9' &&
+	       (memcmp(p + 4, block, 6) == 0 || memcmp(p + 4, eos, 6) == 0);
+}
+
+static int zstd_bid(const uint8_t *p, size_t n)
+{
+	uint32_t next = 0;
+	if (n >= 4 && codec_le32(p) == ZSTD_FRAME_MAGIC)
+		return 1;
+	int k = after_skippable(p, n, &next);
+	return k < 0 || (k > 0 && next == ZSTD_FRAME_MAGIC);
+}
+
+static int xz_bid(const uint8_t *p, size_t n)
+{
+	static const uint8_t magic[6] = { 0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00 };
+	return n >= 6 && memcmp(p, magic, 6) == 0;
+}
+
+static int lz4_bid(const uint8_t *p, size_t n)
+{
+	uint32_t next = 0;
+	if (n < 4)
+		return 0;
+	uint32_t m = codec_le32(p);
+	if (m == LZ4_FRAME_MAGIC || m == LZ4_LEGACY_MAGIC)
+		return 1;
+	return after_skippable(p, n, &next) > 0 && (next == LZ4_FRAME_MAGIC || next == LZ4_LEGACY_MAGIC);
+}
+
+static int is_pow2(uint32_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/*
+ * lzma-alone: props byte (lc/lp/pb) < 225, a dictionary of 2^n or
+ * 2^n + 2^(n-1) bytes (at least 4 KiB, as xz and the LZMA SDK write), an
+ * uncompressed size that is unknown (all FF) or below 2^50, and the range
+ * coder's first byte, which is always 0.
+ */
+static int lzma_bid(const uint8_t *p, size_t n)
+{
+	if (n < 14 || p[0] >= 225 || p[13] != 0)
+		return 0;
+	uint32_t dict = codec_le32(p + 1);
+	if (dict < 4096 || !(is_pow2(dict) || (dict % 3 == 0 && is_pow2(dict / 3))))
+		return 0;
+	uint64_t size = (uint64_t)codec_le32(p + 5) | (uint64_t)codec_le32(p + 9) << 32;
+	return size == UINT64_MAX || size < ((uint64_t)1 << 50);
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+/*
+ * magic_len is the least a bid needs (a 9-byte empty zstd frame must still be
+ * recognised); given more bytes, the zstd and lz4 bids look past skippable
+ * frames (open.c shows them 64).
+ */
+
+static const struct img_codec gzip_codec = { "gzip", 4, gzip_bid, codec_gzip_open };
+static const struct img_codec bzip2_codec = { "bzip2", 10, bzip2_bid, codec_bzip2_open };
+static const struct img_codec zstd_codec = { "zstd", 4, zstd_bid, codec_zstd_open };
+static const struct img_codec xz_codec = { "xz", 6, xz_bid, codec_xz_open };
+static const struct img_codec lz4_codec = { "lz4", 4, lz4_bid, codec_lz4_open };
+static const struct img_codec lzma_codec = { "lzma", 14, lzma_bid, codec_lzma_open };
+
+const struct img_codec *const img_codecs[] = {
+	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec,
+	&lzma_codec, /* heuristic: last */
+	NULL,
+};

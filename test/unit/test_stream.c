@@ -1,0 +1,312 @@
+/*
+ * test/unit/test_stream.c - unit tests of the stream core (io/stream.c):
+ * peek/consume/read/skip over the memory source with chunk sizes 1..4096,
+ * sticky errors, pointer stability, buffer growth; and the GNU split naming
+ * order of split_next_name() (io/split.c).
+ *
+ * Not here: codecs and the split reader on files (test_codecs.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helper_memsrc.h"
+
+static const size_t chunks[] = { 1, 2, 3, 7, 4096 };
+#define NCHUNKS (sizeof chunks / sizeof chunks[0])
+
+static uint8_t *pattern(size_t n, uint32_t seed)
+{
+	uint8_t *p = malloc(n);
+	assert_non_null(p);
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
+static img_stream *open_mem(const uint8_t *data, size_t len, size_t chunk, img_err *err)
+{
+	img_stream *s = NULL;
+	memset(err, 0, sizeof *err);
+	assert_int_equal(memsrc_open(data, len, chunk, err, &s), IMG_OK);
+	return s;
+}
+
+/* Peek growing amounts, consume part of them, compare every byte. */
+static void test_peek_consume_exact(void **state)
+{
+	(void)state;
+	const size_t n = 50000;
+	uint8_t *data = pattern(n, 1);
+	for (size_t c = 0; c < NCHUNKS; c++) {
+		img_err err;
+		img_stream *s = open_mem(data, n, chunks[c], &err);
+		size_t off = 0, step = 1;
+		while (off < n) {
+			const uint8_t *p;
+			size_t avail;
+			size_t want = step % 997 + 1;
+			int rc = stream_peek(s, want, &p, &avail);
+			assert_true(rc == IMG_OK || rc == IMG_EOF);
+			if (rc == IMG_OK)
+				assert_true(avail >= want);
+			else
+				assert_int_equal(avail, n - off);
+			assert_memory_equal(p, data + off, want < avail ? want : avail);
+			size_t take = (want < avail ? want : avail) / 2 + 1;
+			if (take > avail)
+				take = avail;
+			stream_consume(s, take);
+			off += take;
+			assert_int_equal(s->offset, off);
+			step += 31;
+		}
+		const uint8_t *p;
+		size_t avail = 99;
+		assert_int_equal(stream_peek(s, 10, &p, &avail), IMG_EOF);
+		assert_int_equal(avail, 0);
+		assert_int_equal(stream_peek(s, 1, &p, &avail), IMG_EOF);
+		assert_int_equal(err.code, IMG_OK);
+		stream_close(s);
+	}
+	free(data);
+}
+
+/* At the end a peek for more than is left gives IMG_EOF with what is left. */
+static void test_eof_short(void **state)
+{
+	(void)state;
+	uint8_t *data = pattern(100, 2);
+	for (size_t c = 0; c < NCHUNKS; c++) {
+		img_err err;
+		img_stream *s = open_mem(data, 100, chunks[c], &err);
+		const uint8_t *p;
+		size_t avail;
+		assert_int_equal(stream_peek(s, 90, &p, &avail), IMG_OK);
+		stream_consume(s, 90);
+		assert_int_equal(stream_peek(s, 16, &p, &avail), IMG_EOF);
+		assert_int_equal(avail, 10);
+		assert_memory_equal(p, data + 90, 10);
+		stream_close(s);
+	}
+	free(data);
+}
+
+static void test_read_skip(void **state)
+{
+	(void)state;
+	const size_t n = 20000;
+	uint8_t *data = pattern(n, 3);
+	uint8_t *out = malloc(n);
+	for (size_t c = 0; c < NCHUNKS; c++) {
+		img_err err;
+		img_stream *s = open_mem(data, n, chunks[c], &err);
+		size_t got = 0;
+		uint64_t skipped = 0;
+		assert_int_equal(stream_read(s, out, 1000, &got), IMG_OK);
+		assert_int_equal(got, 1000);
+		assert_memory_equal(out, data, 1000);
+		assert_int_equal(stream_skip(s, 5000, &skipped), IMG_OK);
+		assert_int_equal(skipped, 5000);
+		assert_int_equal(stream_read(s, out, 4000, &got), IMG_OK);
+		assert_memory_equal(out, data + 6000, 4000);
+		assert_int_equal(stream_read(s, out, n, &got), IMG_EOF);
+		assert_int_equal(got, n - 10000);
+		assert_memory_equal(out, data + 10000, got);
+		assert_int_equal(stream_skip(s, 5, &skipped), IMG_EOF);
+		assert_int_equal(skipped, 0);
+		stream_close(s);
+
+		s = open_mem(data, n, chunks[c], &err);
+		assert_int_equal(stream_skip(s, n + 7, &skipped), IMG_EOF);
+		assert_int_equal(skipped, n);
+		stream_close(s);
+	}
+	free(out);
+	free(data);
+}
+
+/* A failing produce() becomes the stream's sticky error. */
+static void test_fault_sticky(void **state)
+{
+	(void)state;
+	const size_t n = 10000;
+	uint8_t *data = pattern(n, 4);
+	for (size_t c = 0; c < NCHUNKS; c++) {
+		img_err err;
+		img_stream *s = open_mem(data, n, chunks[c], &err);
+		memsrc_fail_at(s, 3);
+		const uint8_t *p;
+		size_t avail;
+		int rc = IMG_OK;
+		size_t off = 0;
+		while (rc == IMG_OK && off < n) {
+			rc = stream_peek(s, 1, &p, &avail);
+			if (rc == IMG_OK) {
+				assert_memory_equal(p, data + off, avail);
+				stream_consume(s, avail);
+				off += avail;
+			}
+		}
+		assert_int_equal(rc, IMG_E_IO);
+		assert_int_equal(err.code, IMG_E_IO);
+		assert_non_null(strstr(err.msg, "injected"));
+		assert_int_equal(memsrc_calls(s), 3);
+		/* sticky: no more produce() calls, same status */
+		assert_int_equal(stream_peek(s, 1, &p, &avail), IMG_E_IO);
+		size_t got;
+		uint8_t b[4];
+		assert_int_equal(stream_read(s, b, 4, &got), IMG_E_IO);
+		assert_int_equal(stream_skip(s, 4, NULL), IMG_E_IO);
+		assert_int_equal(memsrc_calls(s), 3);
+		stream_close(s);
+	}
+	free(data);
+}
+
+/* A peek for no more than is visible keeps the buffer where it is. */
+static void test_peek_pointer_stable(void **state)
+{
+	(void)state;
+	const size_t n = 100000;
+	uint8_t *data = pattern(n, 5);
+	for (size_t c = 0; c < NCHUNKS; c++) {
+		img_err err;
+		img_stream *s = open_mem(data, n, chunks[c], &err);
+		const uint8_t *p1, *p2;
+		size_t a1, a2;
+		assert_int_equal(stream_peek(s, 64, &p1, &a1), IMG_OK);
+		assert_int_equal(stream_peek(s, 10, &p2, &a2), IMG_OK);
+		assert_ptr_equal(p1, p2);
+		assert_int_equal(a1, a2);
+		stream_consume(s, 5);
+		assert_int_equal(stream_peek(s, a1 - 5, &p2, &a2), IMG_OK);
+		assert_ptr_equal(p2, p1 + 5);
+		assert_int_equal(a2, a1 - 5);
+		assert_memory_equal(p2, data + 5, a2);
+		stream_close(s);
+	}
+	free(data);
+}
+
+/* A peek larger than the default buffer grows it and keeps the bytes. */
+static void test_peek_grows(void **state)
+{
+	(void)state;
+	const size_t n = STREAM_DEFAULT_BUFFER + (STREAM_DEFAULT_BUFFER / 2) + 123;
+	uint8_t *data = pattern(n, 6);
+	img_err err;
+	img_stream *s = open_mem(data, n, 4096, &err);
+	const uint8_t *p;
+	size_t avail;
+	assert_int_equal(stream_peek(s, 100, &p, &avail), IMG_OK);
+	stream_consume(s, 17);
+	size_t big = STREAM_DEFAULT_BUFFER + 1000;
+	assert_int_equal(stream_peek(s, big, &p, &avail), IMG_OK);
+	assert_true(avail >= big);
+	assert_true(s->cap >= big);
+	assert_memory_equal(p, data + 17, big);
+	stream_consume(s, big);
+	assert_int_equal(stream_peek(s, n, &p, &avail), IMG_EOF);
+	assert_int_equal(avail, n - 17 - big);
+	assert_memory_equal(p, data + 17 + big, avail);
+	/* too large a peek is refused, not attempted */
+	stream_close(s);
+	s = open_mem(data, n, 0, &err);
+	assert_int_equal(stream_peek(s, STREAM_MAX_PEEK + 1, &p, &avail), IMG_E_FORMAT);
+	stream_close(s);
+	free(data);
+}
+
+static void next_is(const char *name, size_t len, int widen, const char *want)
+{
+	char out[64];
+	int rc = split_next_name(name, len, widen, out, sizeof out);
+	if (!want) {
+		assert_int_equal(rc, -1);
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_string_equal(out, want);
+}
+
+static void test_split_names(void **state)
+{
+	(void)state;
+	next_is("x.aa", 2, 1, "x.ab");
+	next_is("x.az", 2, 1, "x.ba");
+	next_is("x.yy", 2, 1, "x.yz");
+	next_is("x.yz", 2, 1, "x.zaaa");
+	next_is("xyz", 2, 1, "xzaaa");
+	next_is("x.zaaa", 4, 1, "x.zaab");
+	next_is("x.zayz", 4, 1, "x.zaza");
+	next_is("x.zyzz", 4, 1, "x.zzaaaa");
+	next_is("x.zzaaaa", 6, 1, "x.zzaaab");
+	next_is("x.zzyzzz", 6, 1, "x.zzzaaaaa");
+	next_is("aa", 2, 1, "ab");
+	/* fixed length (split -a 3): no widening, zzz is the last */
+	next_is("x.aaa", 3, 0, "x.aab");
+	next_is("x.ayz", 3, 0, "x.aza");
+	next_is("x.azz", 3, 0, "x.baa");
+	next_is("x.yzz", 3, 0, "x.zaa");
+	next_is("x.zzz", 3, 0, NULL);
+	next_is("x.zz", 2, 0, NULL);
+	/* invalid suffixes */
+	next_is("x.a1", 2, 1, NULL);
+	next_is("x.zaaa", 3, 1, NULL);
+	next_is("a", 2, 1, NULL);
+	char small[4];
+	assert_int_equal(split_next_name("x.aa", 2, 1, small, sizeof small), -1);
+}
+
+/* Walk the whole default sequence: 650 two-letter names, then zaaa. */
+static void test_split_sequence(void **state)
+{
+	(void)state;
+	char a[32] = "p.aa", b[32];
+	size_t len = 2;
+	int count = 1;
+	while (strlen(a) == 4) {
+		assert_int_equal(split_next_name(a, len, 1, b, sizeof b), 0);
+		if (strlen(b) > strlen(a))
+			len += 2;
+		strcpy(a, b);
+		count++;
+	}
+	assert_int_equal(count, 651);
+	assert_string_equal(a, "p.zaaa");
+	while (strlen(a) == 6) {
+		assert_int_equal(split_next_name(a, len, 1, b, sizeof b), 0);
+		if (strlen(b) > strlen(a))
+			len += 2;
+		strcpy(a, b);
+		count++;
+	}
+	assert_int_equal(count, 651 + 16900);
+	assert_string_equal(a, "p.zzaaaa");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_peek_consume_exact),
+		cmocka_unit_test(test_eof_short),
+		cmocka_unit_test(test_read_skip),
+		cmocka_unit_test(test_fault_sticky),
+		cmocka_unit_test(test_peek_pointer_stable),
+		cmocka_unit_test(test_peek_grows),
+		cmocka_unit_test(test_split_names),
+		cmocka_unit_test(test_split_sequence),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
