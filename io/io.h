@@ -156,12 +156,16 @@ int codec_xz_open(img_stream *up, img_stream **out);
 int codec_lzma_open(img_stream *up, img_stream **out);
 int codec_lz4_open(img_stream *up, img_stream **out);
 
+/* Run `up` and everything below it in a thread of its own (io/thread.c). */
+int stream_push_thread(img_stream *up, img_stream **out);
+
 /*
  * Open `path` and stack decoding layers while the top stream starts with a
  * compressor's magic (at most STREAM_MAX_LAYERS). `stop` (may be NULL) is
  * asked first on each top: when it returns nonzero the bytes are what the
  * caller wants (an image format), and no codec is tried.
  * layers_out receives a description like "split+gzip" (may be NULL).
+ * When any decoding layer was stacked, a read-ahead thread layer goes on top.
  */
 int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t *p, size_t n),
 		      char *layers_out, size_t layers_size, img_stream **out);

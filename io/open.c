@@ -72,6 +72,13 @@ int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t 
 		top = next;
 		layers_append(layers_out, layers_size, c->name);
 	}
+	if (rc >= 0 && strcmp(top->ops->name, "file") && strcmp(top->ops->name, "stdin") &&
+	    strcmp(top->ops->name, "split")) {
+		img_stream *ahead;
+		rc = stream_push_thread(top, &ahead);
+		if (rc >= 0)
+			top = ahead;
+	}
 	if (rc < 0) {
 		stream_close(top);
 		return rc;

@@ -1,0 +1,193 @@
+/*
+ * io/thread.c - a read-ahead layer that runs the layers below it (the
+ * decompressors and the file) in a thread of their own, so decoding overlaps
+ * with whatever the reader does with the bytes (checksums, writing a disk).
+ * The worker fills a ring of THREAD_BUFS buffers; produce() hands them over.
+ *
+ * The layers below report errors to a slot of this layer's own (never the
+ * shared one, which the reader's thread writes); produce() copies such an
+ * error up when the reader reaches it. Not here: any decoding.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io.h"
+
+#define THREAD_BUFS 4
+#define THREAD_BUF_SIZE ((size_t)2 << 20)
+
+struct ring_buf {
+	uint8_t *data;
+	size_t len, pos;
+	int status;  /* IMG_OK, IMG_EOF (end of data), or the error that ended the data */
+};
+
+struct thread_src {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t filled, emptied;
+	struct ring_buf ring[THREAD_BUFS];
+	int head, count;       /* the reader takes ring[head]; count buffers are ready */
+	int stop;
+	img_err below_err;     /* errors of the layers below */
+	img_stream *below;
+};
+
+/* Fill one buffer from the layers below: first what they already buffered
+ * (sniffing peeked at it), then straight from their produce(). */
+static void fill_one(struct thread_src *t, struct ring_buf *rb)
+{
+	img_stream *up = t->below;
+	rb->len = rb->pos = 0;
+	rb->status = IMG_OK;
+	size_t visible = up->end - up->pos;
+	if (visible > 0) {
+		size_t n = visible < THREAD_BUF_SIZE ? visible : THREAD_BUF_SIZE;
+		memcpy(rb->data, up->buf + up->pos, n);
+		stream_consume(up, n);
+		rb->len = n;
+		return;
+	}
+	if (up->failed) {
+		rb->status = up->failed;
+		return;
+	}
+	if (up->at_end) {
+		rb->status = IMG_EOF;
+		return;
+	}
+	size_t got = 0;
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	int rc = up->ops->produce(up, rb->data, THREAD_BUF_SIZE, &got);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	if (rc != IMG_OK) {
+		up->failed = rc;
+		rb->status = rc;
+		return;
+	}
+	up->offset += got;
+	rb->len = got;
+	if (got == 0) {
+		up->at_end = 1;
+		rb->status = IMG_EOF;
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct thread_src *t = arg;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	int tail = 0, done = 0;
+	while (!done) {
+		pthread_mutex_lock(&t->lock);
+		while (t->count == THREAD_BUFS && !t->stop)
+			pthread_cond_wait(&t->emptied, &t->lock);
+		int stop = t->stop;
+		pthread_mutex_unlock(&t->lock);
+		if (stop)
+			break;
+		struct ring_buf *rb = &t->ring[tail];
+		fill_one(t, rb);
+		done = rb->status != IMG_OK;
+		pthread_mutex_lock(&t->lock);
+		t->count++;
+		pthread_cond_signal(&t->filled);
+		pthread_mutex_unlock(&t->lock);
+		tail = (tail + 1) % THREAD_BUFS;
+	}
+	return NULL;
+}
+
+static int thread_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
+{
+	struct thread_src *t = s->priv;
+	pthread_mutex_lock(&t->lock);
+	while (t->count == 0)
+		pthread_cond_wait(&t->filled, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+	struct ring_buf *rb = &t->ring[t->head];
+	*got = 0;
+	if (rb->pos == rb->len && rb->status != IMG_OK) {
+		if (rb->status == IMG_EOF)
+			return IMG_OK;  /* stays at the end: every later call sees it again */
+		const img_err *e = &t->below_err;
+		img_err_set(s->err, rb->status, e->sys_errno, e->has_offset, e->offset, "%s", e->msg);
+		return rb->status;
+	}
+	size_t n = rb->len - rb->pos < cap ? rb->len - rb->pos : cap;
+	memcpy(dst, rb->data + rb->pos, n);
+	rb->pos += n;
+	*got = n;
+	if (rb->pos == rb->len && rb->status == IMG_OK) {
+		pthread_mutex_lock(&t->lock);
+		t->head = (t->head + 1) % THREAD_BUFS;
+		t->count--;
+		pthread_cond_signal(&t->emptied);
+		pthread_mutex_unlock(&t->lock);
+	}
+	return IMG_OK;
+}
+
+static void thread_close(img_stream *s)
+{
+	struct thread_src *t = s->priv;
+	pthread_mutex_lock(&t->lock);
+	t->stop = 1;
+	pthread_cond_broadcast(&t->emptied);
+	pthread_mutex_unlock(&t->lock);
+	pthread_cancel(t->thread);  /* only takes effect while it waits in a read */
+	pthread_join(t->thread, NULL);
+	for (int i = 0; i < THREAD_BUFS; i++)
+		free(t->ring[i].data);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->filled);
+	pthread_cond_destroy(&t->emptied);
+	free(t);
+}
+
+static const struct img_stream_ops thread_ops = { "read-ahead", thread_produce, thread_close };
+
+int stream_push_thread(img_stream *up, img_stream **out)
+{
+	struct thread_src *t = calloc(1, sizeof *t);
+	int ok = t != NULL;
+	for (int i = 0; ok && i < THREAD_BUFS; i++)
+		ok = (t->ring[i].data = malloc(THREAD_BUF_SIZE)) != NULL;
+	if (!ok) {
+		if (t)
+			for (int i = 0; i < THREAD_BUFS; i++)
+				free(t->ring[i].data);
+		free(t);
+		return stream_fail(up, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
+	}
+	img_stream *s = stream_new(&thread_ops, t, up, NULL, NULL, 0);
+	if (!s) {
+		for (int i = 0; i < THREAD_BUFS; i++)
+			free(t->ring[i].data);
+		free(t);
+		return IMG_E_IO;
+	}
+	t->below = up;
+	for (img_stream *l = up; l; l = l->up)  /* the layers below report to our slot */
+		l->err = &t->below_err;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->filled, NULL);
+	pthread_cond_init(&t->emptied, NULL);
+	if (pthread_create(&t->thread, NULL, worker, t) != 0) {
+		for (img_stream *l = up; l; l = l->up)
+			l->err = s->err;
+		for (int i = 0; i < THREAD_BUFS; i++)
+			free(t->ring[i].data);
+		pthread_mutex_destroy(&t->lock);
+		pthread_cond_destroy(&t->filled);
+		pthread_cond_destroy(&t->emptied);
+		free(t);
+		free(s->buf);
+		free(s);  /* the caller keeps `up` */
+		return stream_fail(up, IMG_E_IO, EAGAIN, 0, 0, "cannot start the read-ahead thread");
+	}
+	*out = s;
+	return IMG_OK;
+}
