@@ -39,6 +39,7 @@ struct img_format {
 
 extern const struct img_format *const img_formats[];  /* NULL-terminated */
 extern const struct img_format fmt_partclone;
+extern const struct img_format fmt_partimage;
 extern const struct img_format fmt_ntfsclone;
 
 /* The format whose magic starts p, or NULL (formats/detect.c). */
@@ -69,6 +70,12 @@ struct img_image {
 	int read_verify;        /* img_read_at checks checksums */
 	char index_path[1200];
 };
+
+/* img_open on an already open source stream (memory, for tests and fuzzing):
+ * the image takes the stream (closed on failure too); `name` is used in
+ * messages. */
+int img_open_source(img_stream *src, const char *name, const img_options *opt, img_image **out,
+		    img_err *err);
 
 /* Read image bytes for random access; a short read is IMG_E_TRUNCATED naming
  * what was being read. Thread-safe. */

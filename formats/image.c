@@ -146,17 +146,24 @@ static int describe_not_image(img_image *im)
 			   strcmp(im->layers, "file") ? im->layers : "");
 }
 
-int img_open(const char *path, const img_options *opt, img_image **out, img_err *err)
+static img_image *image_new(const char *name, const img_options *opt, img_err *err)
 {
 	img_image *im = calloc(1, sizeof *im);
-	if (!im)
-		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", path);
+	if (!im) {
+		img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
+		return NULL;
+	}
 	if (opt)
 		im->opt = *opt;
 	else
 		img_options_init(&im->opt);
-	snprintf(im->path, sizeof im->path, "%s", strcmp(path, "-") ? path : "(stdin)");
-	int rc = stream_open_stack(path, &im->err, fmt_is_image, im->layers, sizeof im->layers, &im->s);
+	snprintf(im->path, sizeof im->path, "%s", strcmp(name, "-") ? name : "(stdin)");
+	return im;
+}
+
+/* Detect the format on the open stack and read its header. */
+static int image_finish_open(img_image *im, int rc, img_image **out, img_err *err)
+{
 	if (rc == IMG_OK) {
 		const uint8_t *p;
 		size_t avail;
@@ -179,6 +186,32 @@ int img_open(const char *path, const img_options *opt, img_image **out, img_err 
 	im->field_list.fields = im->fields;
 	*out = im;
 	return IMG_OK;
+}
+
+int img_open(const char *path, const img_options *opt, img_image **out, img_err *err)
+{
+	img_image *im = image_new(path, opt, err);
+	if (!im)
+		return IMG_E_IO;
+	int rc = stream_open_stack(path, &im->err, fmt_is_image, im->layers, sizeof im->layers, &im->s);
+	return image_finish_open(im, rc, out, err);
+}
+
+int img_open_source(img_stream *src, const char *name, const img_options *opt, img_image **out,
+		    img_err *err)
+{
+	img_image *im = image_new(name, opt, err);
+	if (!im) {
+		stream_close(src);
+		return IMG_E_IO;
+	}
+	for (img_stream *l = src; l; l = l->up) {
+		l->err = &im->err;
+		l->path = im->path;
+	}
+	snprintf(im->layers, sizeof im->layers, "%s", src->ops->name);
+	int rc = stream_stack_on(src, fmt_is_image, im->layers, sizeof im->layers, &im->s);
+	return image_finish_open(im, rc, out, err);
 }
 
 void img_close(img_image *im)

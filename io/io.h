@@ -156,6 +156,11 @@ int codec_xz_open(img_stream *up, img_stream **out);
 int codec_lzma_open(img_stream *up, img_stream **out);
 int codec_lz4_open(img_stream *up, img_stream **out);
 
+/* The sniffing loop of stream_open_stack on an open source (which it owns,
+ * and closes on failure). layers_out is appended to. */
+int stream_stack_on(img_stream *src, int (*stop)(const uint8_t *p, size_t n), char *layers_out,
+		    size_t layers_size, img_stream **out);
+
 /* Run `up` and everything below it in a thread of its own (io/thread.c). */
 int stream_push_thread(img_stream *up, img_stream **out);
 

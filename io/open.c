@@ -32,28 +32,18 @@ static const struct img_codec *codec_for(const uint8_t *p, size_t n)
 	return NULL;
 }
 
-int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t *p, size_t n),
-		      char *layers_out, size_t layers_size, img_stream **out)
+int stream_stack_on(img_stream *top, int (*stop)(const uint8_t *p, size_t n), char *layers_out,
+		    size_t layers_size, img_stream **out)
 {
-	img_stream *top = NULL;
-	if (layers_out && layers_size)
-		layers_out[0] = 0;
-	int rc = strcmp(path, "-") == 0 ? IMG_EOF : source_open_split(path, err, &top);
-	if (rc < 0)
-		return rc;
-	if (rc == IMG_EOF) {
-		rc = source_open_file(path, err, &top);
-		if (rc < 0)
-			return rc;
-	}
-	layers_append(layers_out, layers_size, top->ops->name);
-
+	int rc = IMG_OK;
+	int decoders = 0;
 	for (int depth = 0;; depth++) {
 		const uint8_t *p;
 		size_t avail;
 		rc = stream_peek(top, SNIFF_BYTES, &p, &avail);
 		if (rc < 0)
 			break;
+		rc = IMG_OK;
 		if (stop && stop(p, avail))
 			break;
 		const struct img_codec *c = codec_for(p, avail);
@@ -70,10 +60,10 @@ int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t 
 		if (rc < 0)
 			break;
 		top = next;
+		decoders++;
 		layers_append(layers_out, layers_size, c->name);
 	}
-	if (rc >= 0 && strcmp(top->ops->name, "file") && strcmp(top->ops->name, "stdin") &&
-	    strcmp(top->ops->name, "split")) {
+	if (rc >= 0 && decoders > 0) {
 		img_stream *ahead;
 		rc = stream_push_thread(top, &ahead);
 		if (rc >= 0)
@@ -85,4 +75,22 @@ int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t 
 	}
 	*out = top;
 	return IMG_OK;
+}
+
+int stream_open_stack(const char *path, img_err *err, int (*stop)(const uint8_t *p, size_t n),
+		      char *layers_out, size_t layers_size, img_stream **out)
+{
+	img_stream *top = NULL;
+	if (layers_out && layers_size)
+		layers_out[0] = 0;
+	int rc = strcmp(path, "-") == 0 ? IMG_EOF : source_open_split(path, err, &top);
+	if (rc < 0)
+		return rc;
+	if (rc == IMG_EOF) {
+		rc = source_open_file(path, err, &top);
+		if (rc < 0)
+			return rc;
+	}
+	layers_append(layers_out, layers_size, top->ops->name);
+	return stream_stack_on(top, stop, layers_out, layers_size, out);
 }
