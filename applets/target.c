@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +92,16 @@ static int file_backs_loop(const char *real, char *loopname, size_t lsz)
 	return 0;
 }
 
-static int refuse(char *msg, size_t msz, const char *fmt, const char *a, const char *b)
+/* Leave a message and @return `code` (TARGET_REFUSED or TARGET_SYSERR). */
+static int say(int code, char *msg, size_t msz, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int say(int code, char *msg, size_t msz, const char *fmt, ...)
 {
-	snprintf(msg, msz, fmt, a, b);
-	return TARGET_REFUSED;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, msz, fmt, ap);
+	va_end(ap);
+	return code;
 }
 
 static int open_block_device(struct target *t, uint64_t need, char *msg, size_t msz)
@@ -102,20 +109,20 @@ static int open_block_device(struct target *t, uint64_t need, char *msg, size_t 
 	char where[2048];
 	struct stat st;
 	if (stat(t->path, &st) != 0)
-		return refuse(msg, msz, "%s: cannot stat: %s", t->path, strerror(errno)), TARGET_SYSERR;
+		return say(TARGET_SYSERR, msg, msz, "%s: cannot stat: %s", t->path, strerror(errno));
 	if (dev_is_mounted(st.st_rdev, where, sizeof where))
-		return refuse(msg, msz, "%s is mounted on %s; refusing to overwrite a mounted device",
+		return say(TARGET_REFUSED, msg, msz, "%s is mounted on %s; refusing to overwrite a mounted device",
 			      t->path, where);
 	char real[PATH_MAX];
 	if (realpath(t->path, real) && is_swap(real))
-		return refuse(msg, msz, "%s is an active swap area%s; refusing to overwrite it", t->path, "");
+		return say(TARGET_REFUSED, msg, msz, "%s is an active swap area; refusing to overwrite it", t->path);
 	/* O_EXCL on a block device asks the kernel: it fails with EBUSY while the
 	 * device is mounted, a swap area, or held by device-mapper/md. */
 	t->fd = open(t->path, O_WRONLY | O_EXCL | O_CLOEXEC);
 	if (t->fd < 0) {
 		if (errno == EBUSY)
-			return refuse(msg, msz, "%s is in use (mounted or held by the kernel)%s; refusing "
-				      "to overwrite it", t->path, "");
+			return say(TARGET_REFUSED, msg, msz, "%s is in use (mounted or held by the kernel); "
+				   "refusing to overwrite it", t->path);
 		snprintf(msg, msz, "%s: cannot open for writing: %s", t->path, strerror(errno));
 		return TARGET_SYSERR;
 	}
@@ -124,12 +131,9 @@ static int open_block_device(struct target *t, uint64_t need, char *msg, size_t 
 		snprintf(msg, msz, "%s: cannot read the device size: %s", t->path, strerror(errno));
 		return TARGET_SYSERR;
 	}
-	if (size < need) {
-		char a[96];
-		snprintf(a, sizeof a, "%llu bytes, the partition needs %llu", (unsigned long long)size,
-			 (unsigned long long)need);
-		return refuse(msg, msz, "%s is too small (%s)", t->path, a);
-	}
+	if (size < need)
+		return say(TARGET_REFUSED, msg, msz, "%s is too small (%llu bytes, the partition needs %llu)",
+			   t->path, (unsigned long long)size, (unsigned long long)need);
 	t->kind = TARGET_DEVICE;
 	return TARGET_OK;
 }
@@ -140,13 +144,13 @@ static int open_regular(struct target *t, uint64_t need, int force, int exists, 
 	char real[PATH_MAX], loop[64];
 	if (exists) {
 		if (!force)
-			return refuse(msg, msz, "%s already exists; use --force to overwrite it%s", t->path, "");
+			return say(TARGET_REFUSED, msg, msz, "%s already exists; use --force to overwrite it", t->path);
 		if (realpath(t->path, real) && file_backs_loop(real, loop, sizeof loop))
-			return refuse(msg, msz, "%s is attached to %s; refusing to overwrite it", t->path,
+			return say(TARGET_REFUSED, msg, msz, "%s is attached to %s; refusing to overwrite it", t->path,
 				      loop);
 		if (realpath(t->path, real) && is_swap(real))
-			return refuse(msg, msz, "%s is an active swap file%s; refusing to overwrite it",
-				      t->path, "");
+			return say(TARGET_REFUSED, msg, msz, "%s is an active swap file; refusing to overwrite it",
+				   t->path);
 	}
 	t->fd = open(t->path, O_WRONLY | O_CLOEXEC | (exists ? O_TRUNC : O_CREAT | O_EXCL), 0644);
 	if (t->fd < 0) {
@@ -170,7 +174,7 @@ int target_open(struct target *t, const char *path, uint64_t need, int force, ch
 	t->path = path;
 	if (strcmp(path, "-") == 0) {
 		if (isatty(STDOUT_FILENO))
-			return refuse(msg, msz, "refusing to write a partition to a terminal%s%s", "", "");
+			return say(TARGET_REFUSED, msg, msz, "refusing to write a partition to a terminal");
 		t->fd = STDOUT_FILENO;
 		t->kind = TARGET_STDOUT;
 		t->path = "(stdout)";
@@ -188,7 +192,7 @@ int target_open(struct target *t, const char *path, uint64_t need, int force, ch
 		return open_block_device(t, need, msg, msz);
 	if (S_ISREG(st.st_mode))
 		return open_regular(t, need, force, 1, msg, msz);
-	return refuse(msg, msz, "%s is neither a regular file nor a block device%s", path, "");
+	return say(TARGET_REFUSED, msg, msz, "%s is neither a regular file nor a block device", path);
 }
 
 int target_write_at(struct target *t, const void *buf, size_t len, uint64_t off, char *msg,
