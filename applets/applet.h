@@ -38,6 +38,7 @@ int report_image_error(const img_image *im, int code);
 typedef struct progress {
 	int enabled;
 	uint64_t total;     /* units of work (bytes) */
+	uint64_t shown;     /* the amount drawn last */
 	double start, last;
 	const char *what;
 } progress;

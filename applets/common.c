@@ -74,6 +74,7 @@ void progress_update(progress *pg, uint64_t done)
 	if (t - pg->last < 0.2 && done < pg->total)
 		return;
 	pg->last = t;
+	pg->shown = done;
 	double el = t - pg->start;
 	double pct = pg->total ? 100.0 * (double)done / (double)pg->total : 0;
 	double rate = el > 0 ? (double)done / el / 1e6 : 0;
@@ -92,7 +93,8 @@ void progress_end(progress *pg)
 {
 	if (!pg->enabled)
 		return;
-	progress_update(pg, pg->total);
+	if (pg->shown != pg->total)
+		progress_update(pg, pg->total);
 	fputc('\n', stderr);
 }
 

@@ -96,7 +96,7 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 {
 	const img_info *in = img_get_info(im);
 	progress pg;
-	progress_start(&pg, "restore", in->used_blocks, quiet);
+	progress_start(&pg, "restore", in->used_blocks * in->block_size, quiet);
 	img_run runs[RESTORE_BATCH];
 	size_t n;
 	int rc;
@@ -106,7 +106,7 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 			warnx_("%s", rs->msg);
 			return IMG_EXIT_SYSTEM;
 		}
-		progress_update(&pg, img_blocks_done(im));
+		progress_update(&pg, img_blocks_done(im) * in->block_size);
 	}
 	progress_end(&pg);
 	if (rc == IMG_E_TRAILING) {

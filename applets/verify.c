@@ -55,12 +55,12 @@ static int walk(img_image *im, int all, int quiet, struct verify_result *r)
 {
 	const img_info *in = img_get_info(im);
 	progress pg;
-	progress_start(&pg, "verify", in->used_blocks, quiet);
+	progress_start(&pg, "verify", in->used_blocks * in->block_size, quiet);
 	img_run run;
 	int rc, result = IMG_OK;
 	while ((rc = img_next_run(im, &run)) != IMG_EOF) {
 		if (rc == IMG_OK) {
-			progress_update(&pg, img_blocks_done(im));
+			progress_update(&pg, img_blocks_done(im) * in->block_size);
 			continue;
 		}
 		if (rc == IMG_E_CHECKSUM && all) {
