@@ -147,7 +147,9 @@ const img_field_list *img_get_fields(const img_image *im);
 /*
  * One run of consecutive used blocks. data points into the library's read
  * buffer: read-only, valid until the next img_next_run or img_close, never
- * copied by the library to hand it out.
+ * copied by the library to hand it out. len = nblocks * block_size, except
+ * that the last run of an image may be shorter (ntfsclone's partial last
+ * cluster).
  */
 typedef struct img_run {
 	uint64_t first_block;   /* number of the first block */
@@ -159,7 +161,9 @@ typedef struct img_run {
 } img_run;
 
 /*
- * Hand out the next run in ascending block order.
+ * Hand out the next run, in ascending block order, except for ntfsclone
+ * metadata images: their runs come in stream order, can go back and can
+ * repeat a block; written in the order given, the later one wins.
  * @return IMG_OK and *run; IMG_EOF after the last block (and after the image
  *         was checked to end there); or a negative status with img_error()
  *         set. After IMG_E_CHECKSUM the walk can go on with the next call

@@ -76,9 +76,10 @@ static int put_runs(struct restore_state *rs, const img_run *runs, size_t n)
 		if (rs->t.kind == TARGET_STDOUT) {
 			if (start < rs->written_to) {
 				snprintf(rs->msg, sizeof rs->msg,
-					 "%s: the image goes back to byte %llu, which cannot be written to a stream",
+					 "%s: the image goes back to byte %llu (an ntfsclone metadata image?), "
+					 "which cannot be written to a stream: restore it to a file or device",
 					 rs->t.path, (unsigned long long)start);
-				return TARGET_SYSERR;
+				return TARGET_REFUSED;
 			}
 			if (write_zeros(&rs->t, rs->written_to, start, rs->msg, sizeof rs->msg) != TARGET_OK)
 				return TARGET_SYSERR;
@@ -101,10 +102,11 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 	size_t n;
 	int rc;
 	while ((rc = img_next_runs(im, runs, RESTORE_BATCH, &n)) == IMG_OK) {
-		if (put_runs(rs, runs, n) != TARGET_OK) {
+		int wrc = put_runs(rs, runs, n);
+		if (wrc != TARGET_OK) {
 			progress_end(&pg);
 			warnx_("%s", rs->msg);
-			return IMG_EXIT_SYSTEM;
+			return wrc == TARGET_REFUSED ? IMG_EXIT_DAMAGED : IMG_EXIT_SYSTEM;
 		}
 		progress_update(&pg, img_blocks_done(im) * in->block_size);
 	}

@@ -11,6 +11,8 @@
 
 const struct img_format *const img_formats[] = {
 	&fmt_partclone,
+	&fmt_partimage,
+	&fmt_ntfsclone,
 	NULL,
 };
 
@@ -75,5 +77,5 @@ const char *fmt_describe_foreign(const uint8_t *p, size_t n)
 		return "all zero bytes at the start, not a backup image";
 	if (mostly_text(p, n < 512 ? n : 512))
 		return "text, not a backup image";
-	return "not a supported backup image (partclone)";
+	return "not a supported backup image (partclone, ntfsclone or partimage)";
 }

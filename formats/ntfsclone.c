@@ -1,0 +1,383 @@
+/*
+ * formats/ntfsclone.c - ntfsclone special images (`ntfsclone --save-image`),
+ * format 10.0 and 10.1: the 50-byte little-endian header, the padding up to
+ * offset_to_image_data, and the command stream (0x00 GAP + s64 count,
+ * 0x01 NEXT + one cluster) walked as one run per NEXT record. Layout:
+ * ../shared/FORMATS.md section 2.
+ *
+ * Runs point into the stream buffer (never copied). Records are one cluster
+ * each and are not contiguous in the stream (a command byte sits between
+ * two clusters), so next_batch hands out every whole record visible in a
+ * window of about NC_WINDOW bytes at once; all those pointers stay valid
+ * until the next call, which consumes them first.
+ *
+ * End of the stream: format 10.1 ends right after the NEXT record of the
+ * backup boot sector (cluster nr_clusters); 10.0 ends at EOF once pos has
+ * reached nr_clusters. Metadata images (`--metadata --save-image`) seek
+ * backwards with negative GAPs and may repeat clusters: their runs come in
+ * stream order, NOT ascending; writing them at their offsets in that order
+ * (later records win) gives ntfsclone's restore. st->unordered records that
+ * this happened. The format has no checksums: verify checks structure only.
+ *
+ * Not here: legacy images older than 10.0 (host byte order, 46-byte header),
+ * which are refused; decompression (io/); printing (applets/).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+
+#define NC_MAGIC "\0ntfsclone-image"
+#define NC_MAGIC_LEN 16
+#define NC_HEADER_SIZE 50           /* magic .. offset_to_image_data */
+#define NC_LEGACY_HEADER_SIZE 46    /* up to inuse: what every version shares */
+#define NC_MIN_CLUSTER 512
+#define NC_MAX_CLUSTER ((uint32_t)2 << 20)  /* NTFS allows up to 2 MiB clusters */
+/* Largest offset_to_image_data accepted: current writers use 56. */
+#define NC_MAX_DATA_OFFSET 4096
+/* Bytes looked at per batch (at least one whole record more than this). */
+#define NC_WINDOW ((size_t)1 << 20)
+
+enum { CMD_GAP = 0x00, CMD_NEXT = 0x01 };
+enum { GAP_RECORD = 9 };
+
+struct nc_state {
+	uint32_t cs;            /* cluster size */
+	uint64_t device_size;
+	uint64_t nr_clusters;   /* clusters of the volume (positions 0 .. nr_clusters-1) */
+	uint64_t inuse;
+	uint32_t data_offset;
+	unsigned minor;
+	uint64_t end_pos;       /* pos at which the stream ends: nr_clusters (10.0) or +1 (10.1) */
+
+	uint64_t pos;           /* cluster position of the next record */
+	size_t pending;         /* bytes handed out (records parsed), consumed at the next call */
+	int ended;              /* pos reached end_pos: only the trailing check is left */
+	int finished;           /* IMG_EOF (or IMG_E_TRAILING) was returned */
+	int unordered;          /* a negative GAP was seen: runs are not ascending */
+	char version[8];
+};
+
+static int nc_bid(const uint8_t *p, size_t n)
+{
+	return n >= NC_MAGIC_LEN && memcmp(p, NC_MAGIC, NC_MAGIC_LEN) == 0;
+}
+
+static void add_fields(img_image *im, const struct nc_state *st, unsigned major)
+{
+	char a[40], b[40];
+	im->field_list.title = "NtfsClone Header";
+	im->field_list.label_width = 20;
+	im->field_list.separator = ": ";
+	fmt_field_num(im, "major_ver", "major_ver", major, "%u", major);
+	fmt_field_num(im, "minor_ver", "minor_ver", st->minor, "%u", st->minor);
+	img_fmt_thousands(a, sizeof a, st->cs);
+	fmt_field_num(im, "cluster_size", "cluster_size", st->cs, "%s", a);
+	img_fmt_thousands(a, sizeof a, st->device_size);
+	img_fmt_human(b, sizeof b, st->device_size);
+	fmt_field_num(im, "device_size", "device_size", st->device_size, "%s (%s)", a, b);
+	img_fmt_thousands(a, sizeof a, st->nr_clusters);
+	fmt_field_num(im, "nr_clusters", "nr_clusters", st->nr_clusters, "%s", a);
+	img_fmt_thousands(a, sizeof a, st->inuse);
+	img_fmt_human(b, sizeof b, st->inuse * st->cs);  /* inuse <= nr+1: no overflow */
+	fmt_field_num(im, "inuse", "inuse", st->inuse, "%s (%s)", a, b);
+	fmt_field_num(im, "offset_to_image_data", "offset_to_image_data", st->data_offset, "%u",
+		      st->data_offset);
+}
+
+/* Check every header field; h holds NC_HEADER_SIZE bytes. */
+static int check_header(img_image *im, struct nc_state *st, const uint8_t *h)
+{
+	unsigned major = h[16];
+	st->minor = h[17];
+	if (major < 10)
+		return fmt_fail(im, IMG_E_FORMAT, 16,
+				"legacy ntfsclone image (version byte %u.%u: written before ntfsclone "
+				"image format 10.0 of 2006, in the creator's byte order) is not supported; "
+				"restore it with ntfsclone",
+				major, st->minor);
+	if (major > 10 || st->minor > 1)
+		return fmt_fail(im, IMG_E_FORMAT, 16,
+				"ntfsclone image format %u.%u is not supported (imgbk reads 10.0 and 10.1)",
+				major, st->minor);
+	st->cs = get_le32(h + 18);
+	st->device_size = get_le64(h + 22);
+	st->nr_clusters = get_le64(h + 30);
+	st->inuse = get_le64(h + 38);
+	st->data_offset = get_le32(h + 46);
+	if (st->cs < NC_MIN_CLUSTER || st->cs > NC_MAX_CLUSTER || (st->cs & (st->cs - 1)))
+		return fmt_fail(im, IMG_E_CORRUPT, 18,
+				"cluster size %u is not a power of two from 512 to 2 MiB", st->cs);
+	if (st->device_size == 0 || st->device_size > (uint64_t)INT64_MAX)
+		return fmt_fail(im, IMG_E_CORRUPT, 22, "device size %llu is out of range",
+				(unsigned long long)st->device_size);
+	uint64_t volume;
+	if (st->nr_clusters == 0 || st->nr_clusters > (uint64_t)INT64_MAX ||
+	    __builtin_mul_overflow(st->nr_clusters, (uint64_t)st->cs, &volume) ||
+	    volume > st->device_size)
+		return fmt_fail(im, IMG_E_CORRUPT, 30,
+				"%llu clusters of %u bytes do not fit the device size %llu",
+				(unsigned long long)st->nr_clusters, st->cs,
+				(unsigned long long)st->device_size);
+	if (st->inuse > st->nr_clusters + 1)
+		return fmt_fail(im, IMG_E_CORRUPT, 38, "%llu clusters in use exceed the %llu clusters",
+				(unsigned long long)st->inuse, (unsigned long long)st->nr_clusters);
+	if (st->data_offset < NC_HEADER_SIZE || st->data_offset > NC_MAX_DATA_OFFSET)
+		return fmt_fail(im, IMG_E_CORRUPT, 46,
+				"offset to image data %u is out of range (%d to %d)", st->data_offset,
+				NC_HEADER_SIZE, NC_MAX_DATA_OFFSET);
+	st->end_pos = st->nr_clusters + (st->minor >= 1);
+	snprintf(st->version, sizeof st->version, "%u.%u", major, st->minor);
+
+	img_info *info = &im->info;
+	info->format_version = st->version;
+	info->fs = "NTFS";
+	info->device_size = st->device_size;
+	info->block_size = st->cs;
+	info->total_blocks = st->end_pos;  /* 10.1: the backup boot sector cluster too */
+	info->used_blocks = st->inuse;
+	info->checksum = "NONE";
+	info->has_checksums = 0;
+	info->checksums_chained = 0;
+	info->image_data_size = 0;  /* depends on the number of GAP records */
+	add_fields(im, st, major);
+	return IMG_OK;
+}
+
+static int nc_open(img_image *im)
+{
+	struct nc_state *st = calloc(1, sizeof *st);
+	if (!st)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	im->priv = st;
+	const uint8_t *h;
+	size_t avail;
+	int rc = stream_peek(im->s, NC_HEADER_SIZE, &h, &avail);
+	if (rc < 0)
+		return rc;
+	if (avail >= 18 && h[16] < 10)
+		return check_header(im, st, h);  /* refuses the legacy format by its version */
+	if (rc == IMG_EOF)
+		return fmt_fail(im, IMG_E_TRUNCATED, avail, "image truncated inside the %d-byte header",
+				NC_HEADER_SIZE);
+	rc = check_header(im, st, h);
+	if (rc < 0)
+		return rc;
+	stream_consume(im->s, NC_HEADER_SIZE);
+	uint64_t skipped = 0;
+	rc = stream_skip(im->s, st->data_offset - NC_HEADER_SIZE, &skipped);
+	if (rc < 0)
+		return rc;
+	if (rc == IMG_EOF)
+		return fmt_fail(im, IMG_E_TRUNCATED, NC_HEADER_SIZE + skipped,
+				"image truncated in the header padding (the image data starts at %u)",
+				st->data_offset);
+	return IMG_OK;
+}
+
+/* Bytes of cluster `pos`'s record: a full cluster, or what is left of the device. */
+static uint64_t record_len(const struct nc_state *st, uint64_t pos)
+{
+	uint64_t start = pos * st->cs;  /* pos <= nr_clusters: fits, see check_header */
+	uint64_t left = st->device_size - start;
+	return left < st->cs ? left : st->cs;
+}
+
+static int check_end(img_image *im, struct nc_state *st)
+{
+	const uint8_t *p;
+	size_t avail;
+	st->finished = 1;
+	int rc = stream_peek(im->s, 1, &p, &avail);
+	if (rc < 0)
+		return rc;
+	if (avail > 0)
+		return fmt_fail(im, IMG_E_TRAILING, im->s->offset,
+				"trailing data after the last record (cluster position %llu of %llu: the "
+				"image should end here)",
+				(unsigned long long)st->pos, (unsigned long long)st->end_pos);
+	return IMG_EOF;
+}
+
+/* The data ends at a record boundary before end_pos. */
+static int truncated_at_boundary(img_image *im, const struct nc_state *st, uint64_t at)
+{
+	if (st->minor >= 1 && st->pos == st->nr_clusters)
+		return fmt_fail(im, IMG_E_TRUNCATED, at,
+				"image truncated: the record of the backup boot sector (cluster %llu) "
+				"is missing",
+				(unsigned long long)st->pos);
+	return fmt_fail(im, IMG_E_TRUNCATED, at,
+			"image truncated: the records stop at cluster position %llu of %llu",
+			(unsigned long long)st->pos, (unsigned long long)st->end_pos);
+}
+
+/* Where a GAP record (9 bytes at p) moves pos (*to_out). A fault is turned
+ * into the error by gap_fail, or deferred by the caller. */
+enum gap_fault { GAP_OK, GAP_ZERO, GAP_OUTSIDE };
+
+static enum gap_fault gap_target(const struct nc_state *st, const uint8_t *p, uint64_t *to_out)
+{
+	int64_t count = (int64_t)get_le64(p + 1);
+	int64_t to;
+	if (count == 0)
+		return GAP_ZERO;
+	if (__builtin_add_overflow((int64_t)st->pos, count, &to) || to < 0 ||
+	    (uint64_t)to > st->nr_clusters)
+		return GAP_OUTSIDE;
+	*to_out = (uint64_t)to;
+	return GAP_OK;
+}
+
+static int gap_fail(img_image *im, const struct nc_state *st, const uint8_t *p, uint64_t at,
+		    enum gap_fault f)
+{
+	if (f == GAP_ZERO)
+		return fmt_fail(im, IMG_E_CORRUPT, at, "GAP record of 0 clusters");
+	return fmt_fail(im, IMG_E_CORRUPT, at,
+			"GAP of %lld clusters from cluster position %llu leaves the volume "
+			"(%llu clusters)",
+			(long long)(int64_t)get_le64(p + 1), (unsigned long long)st->pos,
+			(unsigned long long)st->nr_clusters);
+}
+
+static void put_run(img_image *im, const struct nc_state *st, img_run *r, const uint8_t *data,
+		    uint64_t len)
+{
+	r->first_block = st->pos;
+	r->nblocks = 1;
+	r->offset = st->pos * st->cs;
+	r->len = (size_t)len;
+	r->data = data;
+	r->verified = 0;
+	im->blocks_done++;
+}
+
+/*
+ * Parse whole records in p[0..avail) into runs[*n..max). Stops at the end
+ * of the stream, at a record that is not fully visible, or before a bad
+ * record. A bad record is reported only when no run was collected: the runs
+ * before it are handed out first and the next call, starting at it, reports
+ * it. @return IMG_OK with *used = bytes parsed, or a negative status.
+ */
+static int parse_window(img_image *im, struct nc_state *st, const uint8_t *p, size_t avail,
+			int at_eof, img_run *runs, size_t max, size_t *n, size_t *used)
+{
+	size_t off = 0;
+	uint64_t base = im->s->offset;
+	int rc = IMG_OK;
+	while (*n < max) {
+		if (st->pos == st->end_pos) {
+			st->ended = 1;
+			break;
+		}
+		size_t left = avail - off;
+		uint64_t at = base + off;
+		if (left == 0) {
+			if (at_eof && *n == 0)
+				rc = truncated_at_boundary(im, st, at);
+			break;
+		}
+		if (p[off] == CMD_GAP) {
+			if (left < GAP_RECORD) {
+				if (at_eof && *n == 0)
+					rc = fmt_fail(im, IMG_E_TRUNCATED, at + left,
+						      "image truncated inside a GAP record at cluster "
+						      "position %llu",
+						      (unsigned long long)st->pos);
+				break;
+			}
+			uint64_t to = 0;
+			enum gap_fault f = gap_target(st, p + off, &to);
+			if (f != GAP_OK) {
+				if (*n == 0)
+					rc = gap_fail(im, st, p + off, at, f);
+				break;
+			}
+			if (to < st->pos)
+				st->unordered = 1;
+			st->pos = to;
+			off += GAP_RECORD;
+		} else if (p[off] == CMD_NEXT) {
+			/* pos < end_pos <= nr_clusters + 1, so the record starts inside the
+			 * device; only the backup boot sector's can be short (or empty when
+			 * the device ends with the volume). */
+			uint64_t len = record_len(st, st->pos);
+			if (left - 1 < len) {
+				if (at_eof && *n == 0)
+					rc = fmt_fail(im, IMG_E_TRUNCATED, at + left,
+						      "image truncated in the data of cluster %llu "
+						      "(%zu of %llu bytes present)",
+						      (unsigned long long)st->pos, left - 1,
+						      (unsigned long long)len);
+				break;
+			}
+			if (len > 0)
+				put_run(im, st, &runs[(*n)++], p + off + 1, len);
+			st->pos++;
+			off += 1 + (size_t)len;
+		} else {
+			if (*n == 0)
+				rc = fmt_fail(im, IMG_E_CORRUPT, at, "invalid command byte 0x%02x", p[off]);
+			break;
+		}
+	}
+	*used = off;
+	return rc;
+}
+
+static int nc_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
+{
+	struct nc_state *st = im->priv;
+	*n = 0;
+	if (st->pending) {
+		stream_consume(im->s, st->pending);
+		st->pending = 0;
+	}
+	if (st->finished)
+		return IMG_EOF;
+	size_t window = NC_WINDOW > (size_t)st->cs + 1 ? NC_WINDOW : (size_t)st->cs + 1;
+	for (;;) {
+		if (st->ended)
+			return check_end(im, st);
+		const uint8_t *p;
+		size_t avail, used = 0;
+		int rc = stream_peek(im->s, window, &p, &avail);
+		if (rc < 0)
+			return rc;
+		rc = parse_window(im, st, p, avail, rc == IMG_EOF, runs, max, n, &used);
+		if (rc < 0)
+			return rc;
+		if (*n > 0) {
+			st->pending = used;  /* the runs point into these bytes */
+			return IMG_OK;
+		}
+		if (used == 0 && !st->ended)  /* cannot happen: a window holds a whole record */
+			return fmt_fail(im, IMG_E_CORRUPT, im->s->offset, "no record could be read");
+		stream_consume(im->s, used);  /* GAP records only: nothing handed out */
+	}
+}
+
+static int nc_next_run(img_image *im, img_run *run)
+{
+	size_t n;
+	return nc_next_batch(im, run, 1, &n);
+}
+
+static void nc_close(img_image *im)
+{
+	free(im->priv);
+	im->priv = NULL;
+}
+
+const struct img_format fmt_ntfsclone = {
+	.name = "ntfsclone",
+	.magic_len = NC_MAGIC_LEN,
+	.bid = nc_bid,
+	.open = nc_open,
+	.next_run = nc_next_run,
+	.next_batch = nc_next_batch,
+	.close = nc_close,
+};
