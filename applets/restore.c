@@ -157,10 +157,6 @@ static int restore_main(int argc, char **argv)
 		return usage_exit(&applet_restore, 0);
 	}
 	const char *image = argv[optind], *target = argv[optind + 1];
-	if (!strcmp(image, "-") && !strcmp(target, "-")) {
-		warnx_("restore: IMAGE and TARGET cannot both be standard streams... use a file for one");
-		return IMG_EXIT_USAGE;
-	}
 	img_image *im;
 	int rc = open_image(image, &opt, &im);
 	if (rc)

@@ -1,0 +1,164 @@
+# test/integration/lib.sh - case runner and assertions for run.sh (bash).
+#
+# Every case is a shell function run by `tc` in a subshell, inside a fresh
+# scratch directory $W, with stdin from /dev/null and all its output captured.
+# The output is shown (indented) only when the case fails. A case exits 77
+# (via `skip REASON`) to be reported as skipped.
+#
+# Needs: $T (temp dir), $W (scratch dir, wiped before every case).
+
+N=0 PASS=0 FAIL=0 SKIP=0
+
+# tc DESCRIPTION FUNCTION [ARGS...]
+tc() {
+	local desc=$1 rc
+	shift
+	N=$((N + 1))
+	rm -rf "$W"
+	mkdir -p "$W"
+	(cd "$W" && "$@") >"$T/case.log" 2>&1 </dev/null
+	rc=$?
+	case $rc in
+	0)
+		PASS=$((PASS + 1))
+		echo "ok $N - $desc"
+		;;
+	77)
+		SKIP=$((SKIP + 1))
+		echo "ok $N - # SKIP $desc: $(tail -n 1 "$T/case.log")"
+		;;
+	*)
+		FAIL=$((FAIL + 1))
+		echo "not ok $N - $desc"
+		head -n 60 "$T/case.log" | sed 's/^/    /'
+		;;
+	esac
+}
+
+# tc_skip DESCRIPTION REASON: a case that cannot run here.
+tc_skip() {
+	N=$((N + 1))
+	SKIP=$((SKIP + 1))
+	echo "ok $N - # SKIP $1: $2"
+}
+
+# inside a case
+skip() {
+	echo "$*"
+	exit 77
+}
+
+# show a captured file: text as is, binary as its size only
+show() {
+	if [ ! -s "$1" ]; then
+		echo "  (empty)"
+	elif LC_ALL=C grep -Iq . "$1" 2>/dev/null; then
+		head -n 20 "$1" | cut -c1-300 | sed 's/^/  /'
+	else
+		echo "  ($(stat -c %s "$1") bytes of binary output)"
+	fi
+}
+
+# run_in INPUT RC CMD...: run CMD with stdin from INPUT, stdout to $W/out,
+# stderr to $W/err; fail (showing both) unless it exits with RC.
+run_in() {
+	local in=$1 want=$2 got
+	shift 2
+	"$@" <"$in" >"$W/out" 2>"$W/err"
+	got=$?
+	if [ "$got" != "$want" ]; then
+		echo "command: $*${in:+ < $in}"
+		echo "expected exit $want, got $got"
+		echo "stderr:"
+		show "$W/err"
+		echo "stdout:"
+		show "$W/out"
+		return 1
+	fi
+	return 0
+}
+
+# run RC CMD...: run_in /dev/null
+run() {
+	run_in /dev/null "$@"
+}
+
+# err_has ERE...: every ERE (case-insensitive) occurs in the last command's stderr
+err_has() {
+	local p
+	for p; do
+		grep -qiE -- "$p" "$W/err" || {
+			echo "stderr of the last command does not match /$p/; stderr:"
+			show "$W/err"
+			return 1
+		}
+	done
+}
+
+# out_has ERE...: same for stdout
+out_has() {
+	local p
+	for p; do
+		grep -qiE -- "$p" "$W/out" || {
+			echo "stdout of the last command does not match /$p/; stdout:"
+			show "$W/out"
+			return 1
+		}
+	done
+}
+
+# err_names FILE: the error line starts with "imgbk: " and names FILE (cli-spec "Error messages")
+err_names() {
+	local base
+	base=$(basename -- "$1")
+	grep -qF -- "$base" "$W/err" || {
+		echo "stderr does not name the file $base; stderr:"
+		show "$W/err"
+		return 1
+	}
+	grep -q '^imgbk: ' "$W/err" || {
+		echo "stderr has no line starting with 'imgbk: '; stderr:"
+		show "$W/err"
+		return 1
+	}
+}
+
+# same A B: byte-identical
+same() {
+	cmp -- "$1" "$2" || {
+		echo "FAIL: $1 and $2 differ (sizes $(stat -c %s "$1" 2>/dev/null) / $(stat -c %s "$2" 2>/dev/null))"
+		return 1
+	}
+}
+
+# sparse FILE: fewer bytes allocated than its apparent size
+sparse() {
+	local a u
+	a=$(stat -c %s "$1")
+	u=$(($(stat -c %b "$1") * $(stat -c %B "$1")))
+	[ "$u" -lt "$a" ] || {
+		echo "FAIL: $1 is not sparse: $u bytes allocated for a size of $a"
+		return 1
+	}
+}
+
+sha() {
+	sha256sum <"$1" | cut -d' ' -f1
+}
+
+# need FILE...: fixture files made by an earlier case must exist
+need() {
+	local f
+	for f; do
+		[ -e "$f" ] || {
+			echo "fixture missing: $f (an earlier setup case failed)"
+			return 1
+		}
+	done
+}
+
+# fail MESSAGE
+fail() {
+	echo "FAIL: $*"
+	return 1
+}
