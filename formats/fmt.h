@@ -97,6 +97,14 @@ img_field *fmt_field(img_image *im, const char *label, const char *key, const ch
 img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
 			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* A count with its size: "110,829 (432.9 MB)"; the raw count goes to --json. */
+img_field *fmt_field_amount(img_image *im, const char *label, const char *key, uint64_t n,
+			     uint64_t bytes);
+
+/* The data must end here: @return IMG_EOF, or IMG_E_TRAILING naming `what`
+ * the image should have ended after. */
+int fmt_expect_end(img_image *im, const char *what);
+
 /* Start a new titled section of the header print (after the first title). */
 img_field *fmt_section(img_image *im, const char *title);
 

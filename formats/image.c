@@ -96,6 +96,29 @@ img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint
 	return f;
 }
 
+img_field *fmt_field_amount(img_image *im, const char *label, const char *key, uint64_t n,
+			     uint64_t bytes)
+{
+	char a[40], b[40];
+	img_fmt_thousands(a, sizeof a, n);
+	img_fmt_human(b, sizeof b, bytes);
+	return fmt_field_num(im, label, key, n, "%s (%s)", a, b);
+}
+
+int fmt_expect_end(img_image *im, const char *what)
+{
+	const uint8_t *p;
+	size_t avail;
+	uint64_t at = im->s->offset;
+	int rc = stream_peek(im->s, 1, &p, &avail);
+	if (rc < 0)
+		return rc;
+	if (avail > 0)
+		return fmt_fail(im, IMG_E_TRAILING, at, "trailing data after %s (the image should end here)",
+				what);
+	return IMG_EOF;
+}
+
 void img_fmt_thousands(char *out, size_t outsz, uint64_t v)
 {
 	char digits[32];

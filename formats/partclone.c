@@ -104,32 +104,54 @@ static int check_checksum_fields(img_image *im, unsigned mode, unsigned size, ui
 	return fmt_fail(im, IMG_E_FORMAT, 96, "unknown checksum mode 0x%02x", mode);
 }
 
-static void add_fields(img_image *im, struct pc_state *st, const uint8_t *h, uint64_t used_fs,
-		       uint64_t used_hdr, uint64_t bitmap_bytes, uint32_t bitmap_crc)
+/* The fields both formats print, in the seed's order, up to the block size. */
+static void add_common_fields(img_image *im, const struct pc_state *st, uint64_t used_fs,
+			      uint64_t used_bitmap)
 {
-	char a[40], b[40];
-	unsigned mode = rd16(st, h + 96);
+	char a[40];
 	im->field_list.title = "Partclone Header";
 	im->field_list.label_width = 18;
 	im->field_list.separator = "";
 	fmt_field(im, "partclone version", "partclone_version", "%s", st->version);
 	fmt_field(im, "fs type", "fs_type", "%s", st->fs);
-	img_fmt_thousands(a, sizeof a, st->device_size);
-	img_fmt_human(b, sizeof b, st->device_size);
-	fmt_field_num(im, "fs total size", "fs_total_size", st->device_size, "%s (%s)", a, b);
+	fmt_field_amount(im, "fs total size", "fs_total_size", st->device_size, st->device_size);
 	img_fmt_thousands(a, sizeof a, st->total);
 	fmt_field_num(im, "fs total blocks", "fs_total_blocks", st->total, "%s", a);
-	img_fmt_thousands(a, sizeof a, used_fs);
-	img_fmt_human(b, sizeof b, used_fs * st->bs);
-	img_field *f = fmt_field_num(im, "fs used blocks", "fs_used_blocks", used_fs, "%s (%s)", a, b);
+	img_field *f = fmt_field_amount(im, "fs used blocks", "fs_used_blocks", used_fs,
+					used_fs * st->bs);
 	if (f)
 		f->comment = "used block count based on super-block";
-	img_fmt_thousands(a, sizeof a, used_hdr);
-	img_fmt_human(b, sizeof b, used_hdr * st->bs);
-	f = fmt_field_num(im, "fs_used_bitmap", "fs_used_bitmap", used_hdr, "%s (%s)", a, b);
+	f = fmt_field_amount(im, "fs_used_bitmap", "fs_used_bitmap", used_bitmap,
+			     used_bitmap * st->bs);
 	if (f)
 		f->comment = "used block count based on bitmap";
 	fmt_field_num(im, "fs block size", "fs_block_size", st->bs, "%u", st->bs);
+}
+
+/* "20,480 bytes (20.0 KB)" */
+static void add_bitmap_size(img_image *im, uint64_t bytes)
+{
+	char a[40], b[40];
+	img_fmt_thousands(a, sizeof a, bytes);
+	img_fmt_human(b, sizeof b, bytes);
+	fmt_field_num(im, "bitmap", "bitmap_size", bytes, "%s bytes (%s)", a, b);
+}
+
+/* The fields that end both formats' prints. */
+static void add_tail_fields(img_image *im, const struct pc_state *st)
+{
+	char a[40];
+	img_fmt_thousands(a, sizeof a, st->data_start);
+	fmt_field_num(im, "blocks_section", "blocks_section", st->data_start, "at %s in img file", a);
+	fmt_field_num(im, "block_offset_size", "block_offset_size", 1024, "1024");
+	fmt_field_num(im, "block_offsets", "block_offsets", 0, "0 instances");
+}
+
+static void add_fields(img_image *im, struct pc_state *st, const uint8_t *h, uint64_t used_fs,
+		       uint64_t used_hdr, uint64_t bitmap_bytes, uint32_t bitmap_crc)
+{
+	unsigned mode = rd16(st, h + 96);
+	add_common_fields(im, st, used_fs, used_hdr);
 	fmt_field_num(im, "image version", "image_version", rd16(st, h + 92), "%u", rd16(st, h + 92));
 	fmt_field_num(im, "cpu bits", "cpu_bits", rd16(st, h + 94), "%u", rd16(st, h + 94));
 	fmt_field(im, "checksum mode", "checksum_mode", "%s", checksum_name(mode));
@@ -139,15 +161,10 @@ static void add_fields(img_image *im, struct pc_state *st, const uint8_t *h, uin
 	fmt_field(im, "checksum reseed", "checksum_reseed", "%s", h[104] ? "True" : "False");
 	fmt_field(im, "bitmap mode", "bitmap_mode", "%s", h[105] == BM_BIT ? "BIT" : "NONE");
 	fmt_field_num(im, "header_crc32", "header_crc32", rd32(st, h + 106), "0x%08x", rd32(st, h + 106));
-	img_fmt_thousands(a, sizeof a, bitmap_bytes);
-	img_fmt_human(b, sizeof b, bitmap_bytes);
-	fmt_field_num(im, "bitmap", "bitmap_size", bitmap_bytes, "%s bytes (%s)", a, b);
+	add_bitmap_size(im, bitmap_bytes);
 	if (h[105] == BM_BIT)
 		fmt_field_num(im, "bitmap_crc32", "bitmap_crc32", bitmap_crc, "0x%08x", bitmap_crc);
-	img_fmt_thousands(a, sizeof a, st->data_start);
-	fmt_field_num(im, "blocks_section", "blocks_section", st->data_start, "at %s in img file", a);
-	fmt_field_num(im, "block_offset_size", "block_offset_size", 1024, "1024");
-	fmt_field_num(im, "block_offsets", "block_offsets", 0, "0 instances");
+	add_tail_fields(im, st);
 }
 
 /* A big-endian creator's bitmap is an array of native words, bit i at bit
@@ -399,20 +416,6 @@ static int start_group(img_image *im, struct pc_state *st, uint64_t b)
 	return code;
 }
 
-static int check_end(img_image *im)
-{
-	const uint8_t *p;
-	size_t avail;
-	uint64_t at = im->s->offset;
-	int rc = stream_peek(im->s, 1, &p, &avail);
-	if (rc < 0)
-		return rc;
-	if (avail > 0)
-		return fmt_fail(im, IMG_E_TRAILING, at,
-				"trailing data after the last block (the image should end here)");
-	return IMG_EOF;
-}
-
 static int pc_next_run(img_image *im, img_run *run)
 {
 	struct pc_state *st = im->priv;
@@ -428,7 +431,7 @@ static int pc_next_run(img_image *im, img_run *run)
 			return rc;
 	}
 	if (st->rank >= st->used) {
-		int rc = check_end(im);
+		int rc = fmt_expect_end(im, "the last block");
 		st->finished = 1;
 		return rc;
 	}
@@ -576,28 +579,7 @@ static int v1_detect_stride(img_image *im, struct pc_state *st)
 
 static void add_v1_fields(img_image *im, struct pc_state *st, uint64_t used_hdr)
 {
-	char a[40], b[40];
-	im->field_list.title = "Partclone Header";
-	im->field_list.label_width = 18;
-	im->field_list.separator = "";
-	fmt_field(im, "partclone version", "partclone_version", "n/a");
-	fmt_field(im, "fs type", "fs_type", "%s", st->fs);
-	img_fmt_thousands(a, sizeof a, st->device_size);
-	img_fmt_human(b, sizeof b, st->device_size);
-	fmt_field_num(im, "fs total size", "fs_total_size", st->device_size, "%s (%s)", a, b);
-	img_fmt_thousands(a, sizeof a, st->total);
-	fmt_field_num(im, "fs total blocks", "fs_total_blocks", st->total, "%s", a);
-	img_fmt_thousands(a, sizeof a, used_hdr);
-	img_fmt_human(b, sizeof b, used_hdr * st->bs);
-	img_field *f = fmt_field_num(im, "fs used blocks", "fs_used_blocks", used_hdr, "%s (%s)", a, b);
-	if (f)
-		f->comment = "used block count based on super-block";
-	img_fmt_thousands(a, sizeof a, st->used);
-	img_fmt_human(b, sizeof b, st->used * st->bs);
-	f = fmt_field_num(im, "fs_used_bitmap", "fs_used_bitmap", st->used, "%s (%s)", a, b);
-	if (f)
-		f->comment = "used block count based on bitmap";
-	fmt_field_num(im, "fs block size", "fs_block_size", st->bs, "%u", st->bs);
+	add_common_fields(im, st, used_hdr, st->used);
 	fmt_field_num(im, "image version", "image_version", 1, "1");
 	fmt_field(im, "cpu bits", "cpu_bits", "n/a");
 	fmt_field(im, "checksum mode", "checksum_mode", "CRC32_0001");
@@ -606,13 +588,8 @@ static void add_v1_fields(img_image *im, struct pc_state *st, uint64_t used_hdr)
 	fmt_field_num(im, "checksum blocks", "checksum_blocks", 1, "1");
 	fmt_field(im, "checksum reseed", "checksum_reseed", "False");
 	fmt_field(im, "bitmap mode", "bitmap_mode", "BYTE");
-	img_fmt_thousands(a, sizeof a, st->total);
-	img_fmt_human(b, sizeof b, st->total);
-	fmt_field_num(im, "bitmap", "bitmap_size", st->total, "%s bytes (%s)", a, b);
-	img_fmt_thousands(a, sizeof a, st->data_start);
-	fmt_field_num(im, "blocks_section", "blocks_section", st->data_start, "at %s in img file", a);
-	fmt_field_num(im, "block_offset_size", "block_offset_size", 1024, "1024");
-	fmt_field_num(im, "block_offsets", "block_offsets", 0, "0 instances");
+	add_bitmap_size(im, st->total);
+	add_tail_fields(im, st);
 }
 
 static int parse_v1(img_image *im, struct pc_state *st)
@@ -696,7 +673,7 @@ static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 		return IMG_EOF;
 	if (st->rank >= st->used) {
 		st->finished = 1;
-		return check_end(im);
+		return fmt_expect_end(im, "the last block");
 	}
 	const uint8_t *p;
 	size_t avail;
