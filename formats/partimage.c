@@ -23,7 +23,8 @@
  * are copied chunk by chunk into a side buffer (the one copy of the reader;
  * only NTFS clusters > 64 KiB and the like).
  *
- * The per-filesystem info block decoding for `info` is in partimage_info.c.
+ * The header print for `info` (every section, and the per-filesystem info
+ * block decoding) is in partimage_info.c.
  * Not here: decompression (io/), printing (applets/).
  */
 #include <errno.h>
@@ -48,13 +49,17 @@
 #define PI_MAX_MBR_BYTES ((uint64_t)16 << 20)
 #define PI_MAX_EXT_BYTES ((uint64_t)16 << 20)
 #define PI_MBR_DATA 512            /* cData of a CMbr record, followed by its sum */
-#define PI_MBR_FIELDS 1164         /* bytes of a CMbr record that hold fields */
-#define PI_MAX_MBR_SHOWN 4
 #define PI_TAIL_MAGIC "MAGIC-BEGIN-TAIL"
 #define PI_TAIL_MAGIC_LEN 16
 #define PI_SUM_SLICE ((size_t)256 << 10)  /* bytes copied and summed per produce() */
+#define PI_BATCH_AHEAD ((size_t)2 << 20)  /* bytes made visible before a batch of runs */
 
-/* Defined in partimage_info.c: the "<FS> Info Header" section of `info`. */
+/* Defined in partimage_info.c (the header print of `info`; same prototypes there). */
+void pi_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n);
+void pi_add_volume_fields(img_image *im, const uint8_t *vh);
+void pi_add_main_fields(img_image *im, const uint8_t *h, const char *fs, uint64_t part_size);
+void pi_add_mbr_fields(img_image *im, uint32_t index, const uint8_t *rec, uint32_t size);
+void pi_add_local_fields(img_image *im, const uint8_t *h);
 void pi_add_info_fields(img_image *im, const char *fs, const uint8_t *info, uint32_t stored_sum);
 
 /* ---- byte sums ----------------------------------------------------------- */
@@ -173,10 +178,13 @@ static int check_volume_header(img_err *err, const char *name, const uint8_t *h,
 				   "%s: partimage: no PaRtImAgE-VoLuMe magic at byte 0: not a volume of "
 				   "a partimage image", name);
 	const char *ver = (const char *)h + 32;
-	if (memchr(ver, 0, 64) == NULL || (strcmp(ver, "0.6.1") != 0 && strcmp(ver, "0.6.0") != 0))
+	if (memchr(ver, 0, 64) == NULL || (strcmp(ver, "0.6.1") != 0 && strcmp(ver, "0.6.0") != 0)) {
+		char shown[24];
+		pi_copy_text(shown, sizeof shown, h + 32, 64);
 		return img_err_set(err, IMG_E_FORMAT, 0, 1, 32,
-				   "%s: partimage: volume format version \"%.20s\" is not supported "
-				   "(0.6.0 and 0.6.1 are)", name, memchr(ver, 0, 64) ? ver : "?");
+				   "%s: partimage: volume format version \"%s\" is not supported "
+				   "(0.6.0 and 0.6.1 are)", name, shown);
+	}
 	uint32_t n = get_le32(h + 96);
 	if (n != want)
 		return img_err_set(err, IMG_E_CORRUPT, 0, 1, 96,
@@ -317,7 +325,9 @@ struct pi_state {
 	uint64_t qwpos_first_bad;
 	int unsigned_sums;       /* a header sum matched only the unsigned rule */
 	int finished;
+	int deferred;            /* status met inside a batch, returned by the next call */
 	char fs[64];
+	char version[8];         /* of volume 0: "0.6.1" or "0.6.0" */
 };
 
 /* Record a parser error at logical byte `off`, naming the volume that holds it. */
@@ -340,9 +350,12 @@ static int pi_fail(img_image *im, int code, uint64_t off, const char *fmt, ...)
 	uint64_t in_vol = off - (st->vol->nstarts ? st->vol->starts[n] : 0) + PI_VOLUME_HEADER;
 	img_fmt_thousands(vbyte, sizeof vbyte, in_vol);
 	img_fmt_thousands(lbyte, sizeof lbyte, off);
+	int piped = code == IMG_E_TRUNCATED && strcmp(im->path, "(stdin)") == 0;
 	img_err_set(&im->err, code, 0, 1, off,
 		    "%s: partimage: %s at byte %s of this volume file (uncompressed), byte %s of "
-		    "the image data", name, what, vbyte, lbyte);
+		    "the image data%s", name, what, vbyte, lbyte,
+		    piped ? " (if this is the first volume of a multi-volume set, give its "
+			    "NAME.000 file name instead of piping it)" : "");
 	return code;
 }
 
@@ -389,92 +402,6 @@ static int check_sum(img_image *im, const uint8_t *p, size_t n, const char *what
 		       stored, sig, what);
 }
 
-static void copy_text(char *out, size_t outsz, const uint8_t *p, size_t n)
-{
-	size_t len = 0;
-	while (len < n && p[len])
-		len++;
-	if (len >= outsz)
-		len = outsz - 1;
-	for (size_t i = 0; i < len; i++)
-		out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
-	out[len] = 0;
-}
-
-static void text_field(img_image *im, const char *label, const char *key, const uint8_t *p, size_t n)
-{
-	char t[96];
-	copy_text(t, sizeof t, p, n);
-	fmt_field(im, label, key, "%s", t);
-}
-
-static void size_field(img_image *im, const char *label, const char *key, uint64_t v, int human)
-{
-	char a[40], b[40];
-	img_fmt_thousands(a, sizeof a, v);
-	img_fmt_human(b, sizeof b, v);
-	if (human)
-		fmt_field_num(im, label, key, v, "%s (%s)", a, b);
-	else
-		fmt_field_num(im, label, key, v, "%s", a);
-}
-
-static const char *compression_name(uint32_t c)
-{
-	switch (c) {
-	case 0: return "none";
-	case 1: return "gzip";
-	case 2: return "bzip2";
-	case 3: return "lzo";
-	default: return "unknown";
-	}
-}
-
-static void volume_fields(img_image *im, const uint8_t *vh)
-{
-	im->field_list.title = "Volume Header";
-	im->field_list.label_width = 22;
-	im->field_list.separator = "";
-	text_field(im, "magic", "volume_magic", vh, 32);
-	text_field(im, "version", "volume_version", vh + 32, 64);
-	fmt_field_num(im, "volume number", "volume_number", get_le32(vh + 96), "%u", get_le32(vh + 96));
-	uint64_t id = get_le64(vh + 100);
-	fmt_field_num(im, "identificator", "identificator", id, "%llu (0x%016llX)",
-		      (unsigned long long)id, (unsigned long long)id);
-}
-
-static void main_fields(img_image *im, const uint8_t *h)
-{
-	struct pi_state *st = im->priv;
-	char sys[3][40];
-	fmt_section(im, "Main Header");
-	fmt_field(im, "filesystem", "filesystem", "%s", st->fs);
-	text_field(im, "description", "description", h + 512, 4096);
-	text_field(im, "original device", "original_device", h + 4608, 512);
-	text_field(im, "original filepath", "original_filepath", h + 5120, 4095);
-	copy_text(sys[0], sizeof sys[0], h + 9475, 65);
-	copy_text(sys[1], sizeof sys[1], h + 9215, 65);
-	copy_text(sys[2], sizeof sys[2], h + 9345, 65);
-	fmt_field(im, "system of the backup", "system", "%s / %s / %s", sys[0], sys[1], sys[2]);
-	text_field(im, "node name", "node_name", h + 9280, 65);
-	text_field(im, "hostname", "hostname", h + 9600, 128);
-	uint32_t c = get_le32(h + 9540);
-	fmt_field_num(im, "compression", "compression", c, "%u (%s)", c, compression_name(c));
-	fmt_field_num(im, "flags", "main_flags", get_le32(h + 9544), "0x%x", get_le32(h + 9544));
-	const uint8_t *d = h + 9548;
-	fmt_field(im, "creation date", "creation_date", "%04u-%02u-%02u %02u:%02u:%02u",
-		  (get_le32(d + 20) + 1900) % 100000, (get_le32(d + 16) + 1) % 100, get_le32(d + 12) % 100,
-		  get_le32(d + 8) % 100, get_le32(d + 4) % 100, get_le32(d) % 100);
-	size_field(im, "partition size", "partition_size", st->part_size, 1);
-	text_field(im, "version", "main_version", h + 9728, 64);
-	fmt_field_num(im, "MBR count", "mbr_count", get_le32(h + 9792), "%u", get_le32(h + 9792));
-	fmt_field_num(im, "MBR record size", "mbr_size", get_le32(h + 9796), "%u", get_le32(h + 9796));
-	fmt_field_num(im, "encryption", "encryption", get_le32(h + 9800), "%u (%s)", get_le32(h + 9800),
-		      get_le32(h + 9800) ? "unknown" : "none");
-	fmt_field_num(im, "header sum", "main_header_sum", get_le32(h + PI_STRUCT), "0x%08x",
-		      get_le32(h + PI_STRUCT));
-}
-
 static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_size)
 {
 	struct pi_state *st = im->priv;
@@ -485,14 +412,17 @@ static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_si
 	rc = check_sum(im, h, PI_STRUCT, "main header");
 	if (rc < 0)
 		return rc;
-	if (memcmp(h + 9728, "0.6.", 4) != 0)
+	if (memcmp(h + 9728, "0.6.", 4) != 0) {
+		char ver[16];
+		pi_copy_text(ver, sizeof ver, h + 9728, 64);
 		return pi_fail(im, IMG_E_FORMAT, im->s->offset + 9728,
-			       "main header version \"%.8s\" is not 0.6.x (images from 64-bit builds "
-			       "older than 0.6.7 are not supported)", (const char *)h + 9728);
+			       "main header version \"%s\" is not 0.6.x (images from 64-bit builds "
+			       "older than 0.6.7 are not supported)", ver);
+	}
 	if (get_le32(h + 9800) != 0)
 		return pi_fail(im, IMG_E_FORMAT, im->s->offset + 9800,
 			       "encryption algorithm %u is not supported", get_le32(h + 9800));
-	copy_text(st->fs, sizeof st->fs, h, 512);
+	pi_copy_text(st->fs, sizeof st->fs, h, 512);
 	st->part_size = get_le64(h + 9592);
 	*mbr_count = get_le32(h + 9792);
 	*mbr_size = get_le32(h + 9796);
@@ -500,21 +430,13 @@ static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_si
 	if (*mbr_count && (*mbr_size < PI_MBR_DATA + 4 || mbr_bytes > PI_MAX_MBR_BYTES))
 		return pi_fail(im, IMG_E_CORRUPT, im->s->offset + 9792,
 			       "%u MBR records of %u bytes are out of range", *mbr_count, *mbr_size);
-	main_fields(im, h);
+	pi_add_main_fields(im, h, st->fs, st->part_size);
 	stream_consume(im->s, PI_STRUCT + 4);
 	return IMG_OK;
 }
 
 static int read_mbrs(img_image *im, uint32_t count, uint32_t size)
 {
-	static const char *const titles[PI_MAX_MBR_SHOWN] = { "MBR Record 1", "MBR Record 2",
-							      "MBR Record 3", "MBR Record 4" };
-	static const char *const keys[PI_MAX_MBR_SHOWN][4] = {
-		{ "mbr1_device", "mbr1_blocks", "mbr1_model", "mbr1_sum" },
-		{ "mbr2_device", "mbr2_blocks", "mbr2_model", "mbr2_sum" },
-		{ "mbr3_device", "mbr3_blocks", "mbr3_model", "mbr3_sum" },
-		{ "mbr4_device", "mbr4_blocks", "mbr4_model", "mbr4_sum" },
-	};
 	int rc = expect_magic(im, "MAGIC-BEGIN-MBRBACKUP");
 	for (uint32_t i = 0; rc == IMG_OK && i < count; i++) {
 		const uint8_t *p;
@@ -524,15 +446,7 @@ static int read_mbrs(img_image *im, uint32_t count, uint32_t size)
 		rc = check_sum(im, p, PI_MBR_DATA, "MBR record");
 		if (rc < 0)
 			break;
-		if (i < PI_MAX_MBR_SHOWN && size >= PI_MBR_FIELDS) {
-			fmt_section(im, titles[i]);
-			text_field(im, "device", keys[i][0], p + 516, 512);
-			fmt_field_num(im, "size (KiB)", keys[i][1], get_le64(p + 1028), "%llu",
-				      (unsigned long long)get_le64(p + 1028));
-			text_field(im, "model", keys[i][2], p + 1036, 128);
-			fmt_field_num(im, "data sum", keys[i][3], get_le32(p + 512), "0x%08x",
-				      get_le32(p + 512));
-		}
+		pi_add_mbr_fields(im, i, p, size);
 		stream_consume(im->s, size);
 	}
 	return rc;
@@ -598,15 +512,7 @@ static int read_local_header(img_image *im)
 			       "bitmap size %llu is out of range for %llu blocks",
 			       (unsigned long long)st->bitmap_size, (unsigned long long)st->total);
 	st->nbits = st->bitmap_size * 8 < st->total ? st->bitmap_size * 8 : st->total;
-	fmt_section(im, "Local Header");
-	fmt_field_num(im, "block size", "block_size", bs, "%llu", (unsigned long long)bs);
-	size_field(im, "used blocks", "used_blocks", st->used, 0);
-	size_field(im, "blocks count", "blocks_count", st->total, 0);
-	size_field(im, "bitmap size", "bitmap_size", st->bitmap_size, 0);
-	size_field(im, "bad blocks count", "bad_blocks_count", get_le64(h + 32), 0);
-	text_field(im, "label", "label", h + 40, 64);
-	fmt_field_num(im, "header sum", "local_header_sum", get_le32(h + PI_STRUCT), "0x%08x",
-		      get_le32(h + PI_STRUCT));
+	pi_add_local_fields(im, h);
 	stream_consume(im->s, PI_STRUCT + 4);
 	return IMG_OK;
 }
@@ -673,7 +579,7 @@ static void set_info(img_image *im)
 {
 	struct pi_state *st = im->priv;
 	img_info *info = &im->info;
-	info->format_version = "0.6.1";
+	info->format_version = st->version;
 	info->fs = st->fs;
 	info->device_size = st->part_size;
 	info->block_size = st->bs;
@@ -739,7 +645,8 @@ static int pi_open(img_image *im)
 	if (!st)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
 	im->priv = st;
-	volume_fields(im, vh);
+	pi_copy_text(st->version, sizeof st->version, vh + 32, 64);
+	pi_add_volume_fields(im, vh);
 	stream_consume(im->s, PI_VOLUME_HEADER);
 	rc = open_volumes(im, 0, ident);
 	if (rc < 0)
@@ -838,7 +745,8 @@ static int report_bad_chunk(img_image *im, uint64_t off, uint64_t first, uint64_
 {
 	struct pi_state *st = im->priv;
 	im->bad_groups++;
-	return pi_fail(im, IMG_E_CHECKSUM, off, "CRC32 checksum mismatch in the data of blocks %llu-%llu (CHK record %llu)",
+	return pi_fail(im, IMG_E_CHECKSUM, off,
+		       "CRC32 checksum mismatch in the data of blocks %llu-%llu (CHK record %llu)",
 		       (unsigned long long)first, (unsigned long long)last,
 		       (unsigned long long)(st->dpos / PI_CHUNK));
 }
@@ -869,13 +777,26 @@ static int report_tail_sum(img_image *im, uint64_t off, uint64_t stored, uint64_
 		       (unsigned long long)computed, what, hint);
 }
 
+/*
+ * The chunk that starts at data byte st->dpos: its length, whether a CHK
+ * record closes it, whether it is the final partial chunk checked ahead
+ * through the tail sum. @return the bytes start_chunk peeks for it.
+ */
+static size_t chunk_shape(const img_image *im, const struct pi_state *st, uint64_t *len,
+			  int *has_chk, int *tail_ahead)
+{
+	*len = st->data_len - st->dpos < PI_CHUNK ? st->data_len - st->dpos : PI_CHUNK;
+	*has_chk = *len == PI_CHUNK;
+	*tail_ahead = !*has_chk && st->hashing && im->bad_groups == 0;
+	return (size_t)*len + (*has_chk ? PI_CHK : 0) + (*tail_ahead ? PI_TAIL_MAGIC_LEN + PI_STRUCT : 0);
+}
+
 /* At a chunk start: peek the chunk (and its CHK record, or the tail) and check it. */
 static int start_chunk(img_image *im, struct pi_state *st)
 {
-	uint64_t len = st->data_len - st->dpos < PI_CHUNK ? st->data_len - st->dpos : PI_CHUNK;
-	int has_chk = len == PI_CHUNK;
-	int tail_ahead = !has_chk && st->hashing && im->bad_groups == 0;
-	size_t want = (size_t)len + (has_chk ? PI_CHK : 0) + (tail_ahead ? PI_TAIL_MAGIC_LEN + PI_STRUCT : 0);
+	uint64_t len;
+	int has_chk, tail_ahead;
+	size_t want = chunk_shape(im, st, &len, &has_chk, &tail_ahead);
 	const uint8_t *p;
 	uint64_t at = im->s->offset;
 	int rc = need(im, want, "the block data", &p);
@@ -1044,6 +965,71 @@ static int pi_next_run(img_image *im, img_run *run)
 	return IMG_OK;
 }
 
+/* Logical bytes from the read position (after the pending bytes) to the end of the tail. */
+static uint64_t logical_left(const img_image *im, const struct pi_state *st)
+{
+	uint64_t end = st->data_start + st->data_len + PI_CHK * (st->data_len / PI_CHUNK) +
+		       PI_TAIL_MAGIC_LEN + PI_STRUCT;
+	uint64_t at = im->s->offset + st->pending;
+	return end > at ? end - at : 0;
+}
+
+/* Can the next run be handed out without moving the read buffer (keeping
+ * the runs handed out in this batch valid)? */
+static int next_is_visible(const img_image *im, const struct pi_state *st)
+{
+	if (st->finished || st->rank >= st->used || st->bs > PI_CHUNK)
+		return 0;
+	if (st->chunk_left > 0)
+		return 1;
+	uint64_t len;
+	int has_chk, tail_ahead;
+	size_t want = chunk_shape(im, st, &len, &has_chk, &tail_ahead);
+	return (size_t)(im->s->end - im->s->pos) - st->pending >= want;
+}
+
+/*
+ * Several runs at once: peek up to PI_BATCH_AHEAD bytes first (never past the
+ * end of the tail, so no volume after the last is looked for), then hand out
+ * runs while their chunks are visible. A status met after the first run
+ * (a bad chunk, truncation) is kept and returned by the next call.
+ */
+static int pi_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
+{
+	struct pi_state *st = im->priv;
+	*n = 0;
+	if (st->deferred) {
+		int rc = st->deferred;
+		st->deferred = 0;
+		return rc;
+	}
+	if (st->pending) {
+		stream_consume(im->s, st->pending);
+		st->pending = 0;
+	}
+	if (!st->finished && st->rank < st->used && st->bs <= PI_CHUNK) {
+		uint64_t left = logical_left(im, st);
+		const uint8_t *p;
+		size_t avail;
+		int rc = stream_peek(im->s, left < PI_BATCH_AHEAD ? (size_t)left : PI_BATCH_AHEAD, &p, &avail);
+		if (rc < 0)
+			return rc;  /* a short image is reported where the run code meets its end */
+	}
+	int rc = pi_next_run(im, &runs[0]);
+	if (rc != IMG_OK)
+		return rc;
+	*n = 1;
+	while (*n < max && next_is_visible(im, st)) {
+		rc = pi_next_run(im, &runs[*n]);
+		if (rc != IMG_OK) {
+			st->deferred = rc;
+			break;
+		}
+		(*n)++;
+	}
+	return IMG_OK;
+}
+
 static void pi_close(img_image *im)
 {
 	struct pi_state *st = im->priv;
@@ -1061,5 +1047,6 @@ const struct img_format fmt_partimage = {
 	.bid = pi_bid,
 	.open = pi_open,
 	.next_run = pi_next_run,
+	.next_batch = pi_next_batch,
 	.close = pi_close,
 };
