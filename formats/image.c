@@ -213,6 +213,8 @@ static int image_finish_open(img_image *im, int rc, img_image **out, img_err *er
 
 int img_open(const char *path, const img_options *opt, img_image **out, img_err *err)
 {
+	char resolved[1100];
+	path = stream_resolve_name(path, resolved, sizeof resolved);
 	img_image *im = image_new(path, opt, err);
 	if (!im)
 		return IMG_E_IO;

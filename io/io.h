@@ -156,6 +156,10 @@ int codec_xz_open(img_stream *up, img_stream **out);
 int codec_lzma_open(img_stream *up, img_stream **out);
 int codec_lz4_open(img_stream *up, img_stream **out);
 
+/* The name to open for `path`: path itself when it exists (or is "-"),
+ * else path.000 when that exists (the first volume of a set), else path. */
+const char *stream_resolve_name(const char *path, char *buf, size_t size);
+
 /* The sniffing loop of stream_open_stack on an open source (which it owns,
  * and closes on failure). layers_out is appended to. */
 int stream_stack_on(img_stream *src, int (*stop)(const uint8_t *p, size_t n), char *layers_out,

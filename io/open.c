@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io.h"
 
@@ -30,6 +31,17 @@ static const struct img_codec *codec_for(const uint8_t *p, size_t n)
 		if (n >= img_codecs[i]->magic_len && img_codecs[i]->bid(p, n))
 			return img_codecs[i];
 	return NULL;
+}
+
+const char *stream_resolve_name(const char *path, char *buf, size_t size)
+{
+	struct stat st;
+	if (strcmp(path, "-") == 0 || stat(path, &st) == 0)
+		return path;
+	snprintf(buf, size, "%s.000", path);
+	if (stat(buf, &st) == 0)
+		return buf;
+	return path;
 }
 
 int stream_stack_on(img_stream *top, int (*stop)(const uint8_t *p, size_t n), char *layers_out,
