@@ -109,13 +109,16 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	blkindex_load(im->index_path, &id, o->index_interval, &saved, &saved_len);
 	im->read_verify = o->verify;
 	rc = im->fmt->random_open(im, o, saved, saved_len, &payload, &payload_len);
+	int had_saved = saved != NULL;
 	free(saved);
 	if (rc != IMG_OK) {
 		free(payload);
 		return rc;
 	}
-	int state = saved ? 1 : 0;
-	if (!saved && payload && o->save) {
+	/* A format returns a payload only when it built the index (a saved one
+	 * that did not fit this image is rebuilt too). */
+	int state = payload ? 0 : had_saved ? 1 : 0;
+	if (payload && o->save) {
 		int srv = blkindex_save(im, o->index_path, &id, o->index_interval, payload, payload_len,
 					im->index_path, sizeof im->index_path);
 		state = srv == IMG_OK ? 2 : 3;

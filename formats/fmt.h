@@ -30,7 +30,8 @@ struct img_format {
 	void (*close)(img_image *im);            /* free im->priv */
 	/* Optional random access. random_open builds the index from what open()
 	 * read, or takes it from `saved` (the payload of a matching index file,
-	 * NULL if none) and may return a payload to save (malloc'd). read_at
+	 * NULL if none); when it builds the index (no saved one, or one that did
+	 * not fit) it returns the payload to save (malloc'd), else none. read_at
 	 * reads [off, off+len) inside the partition; it must be thread-safe. */
 	int (*random_open)(img_image *im, const img_random_options *o, const uint8_t *saved,
 			   size_t saved_len, uint8_t **payload, size_t *payload_len);

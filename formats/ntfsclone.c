@@ -19,6 +19,8 @@
  * (later records win) gives ntfsclone's restore. st->unordered records that
  * this happened. The format has no checksums: verify checks structure only.
  *
+ * Random access (the run index, img_read_at): ntfsclone_access.c.
+ *
  * Not here: legacy images older than 10.0 (host byte order, 46-byte header),
  * which are refused; decompression (io/); printing (applets/).
  */
@@ -27,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "ntfsclone.h"
 
 #define NC_MAGIC "\0ntfsclone-image"
 #define NC_MAGIC_LEN 16
@@ -39,26 +41,6 @@
 #define NC_MAX_DATA_OFFSET 4096
 /* Bytes looked at per batch (at least one whole record more than this). */
 #define NC_WINDOW ((size_t)1 << 20)
-
-enum { CMD_GAP = 0x00, CMD_NEXT = 0x01 };
-enum { GAP_RECORD = 9 };
-
-struct nc_state {
-	uint32_t cs;            /* cluster size */
-	uint64_t device_size;
-	uint64_t nr_clusters;   /* clusters of the volume (positions 0 .. nr_clusters-1) */
-	uint64_t inuse;
-	uint32_t data_offset;
-	unsigned minor;
-	uint64_t end_pos;       /* pos at which the stream ends: nr_clusters (10.0) or +1 (10.1) */
-
-	uint64_t pos;           /* cluster position of the next record */
-	size_t pending;         /* bytes handed out (records parsed), consumed at the next call */
-	int ended;              /* pos reached end_pos: only the trailing check is left */
-	int finished;           /* IMG_EOF (or IMG_E_TRAILING) was returned */
-	int unordered;          /* a negative GAP was seen: runs are not ascending */
-	char version[8];
-};
 
 static int nc_bid(const uint8_t *p, size_t n)
 {
@@ -177,14 +159,6 @@ static int nc_open(img_image *im)
 	return IMG_OK;
 }
 
-/* Bytes of cluster `pos`'s record: a full cluster, or what is left of the device. */
-static uint64_t record_len(const struct nc_state *st, uint64_t pos)
-{
-	uint64_t start = pos * st->cs;  /* pos <= nr_clusters: fits, see check_header */
-	uint64_t left = st->device_size - start;
-	return left < st->cs ? left : st->cs;
-}
-
 static int check_end(img_image *im, struct nc_state *st)
 {
 	const uint8_t *p;
@@ -214,23 +188,7 @@ static int truncated_at_boundary(img_image *im, const struct nc_state *st, uint6
 			(unsigned long long)st->pos, (unsigned long long)st->end_pos);
 }
 
-/* Where a GAP record (9 bytes at p) moves pos (*to_out). A fault is turned
- * into the error by gap_fail, or deferred by the caller. */
-enum gap_fault { GAP_OK, GAP_ZERO, GAP_OUTSIDE };
-
-static enum gap_fault gap_target(const struct nc_state *st, const uint8_t *p, uint64_t *to_out)
-{
-	int64_t count = (int64_t)get_le64(p + 1);
-	int64_t to;
-	if (count == 0)
-		return GAP_ZERO;
-	if (__builtin_add_overflow((int64_t)st->pos, count, &to) || to < 0 ||
-	    (uint64_t)to > st->nr_clusters)
-		return GAP_OUTSIDE;
-	*to_out = (uint64_t)to;
-	return GAP_OK;
-}
-
+/* A GAP that cannot be followed (nc_gap_target) as the error. */
 static int gap_fail(img_image *im, const struct nc_state *st, const uint8_t *p, uint64_t at,
 		    enum gap_fault f)
 {
@@ -290,7 +248,7 @@ static int parse_window(img_image *im, struct nc_state *st, const uint8_t *p, si
 				break;
 			}
 			uint64_t to = 0;
-			enum gap_fault f = gap_target(st, p + off, &to);
+			enum gap_fault f = nc_gap_target(st, st->pos, p + off, &to);
 			if (f != GAP_OK) {
 				if (*n == 0)
 					rc = gap_fail(im, st, p + off, at, f);
@@ -304,7 +262,7 @@ static int parse_window(img_image *im, struct nc_state *st, const uint8_t *p, si
 			/* pos < end_pos <= nr_clusters + 1, so the record starts inside the
 			 * device; only the backup boot sector's can be short (or empty when
 			 * the device ends with the volume). */
-			uint64_t len = record_len(st, st->pos);
+			uint64_t len = nc_record_len(st, st->pos);
 			if (left - 1 < len) {
 				if (at_eof && *n == 0)
 					rc = fmt_fail(im, IMG_E_TRUNCATED, at + left,
@@ -368,6 +326,8 @@ static int nc_next_run(img_image *im, img_run *run)
 
 static void nc_close(img_image *im)
 {
+	if (im->priv)
+		nc_random_free(im->priv);
 	free(im->priv);
 	im->priv = NULL;
 }
@@ -380,4 +340,6 @@ const struct img_format fmt_ntfsclone = {
 	.next_run = nc_next_run,
 	.next_batch = nc_next_batch,
 	.close = nc_close,
+	.random_open = nc_random_open,
+	.read_at = nc_read_at,
 };

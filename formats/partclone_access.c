@@ -44,8 +44,7 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 	uint64_t entries = st->total / st->rank_k + 1;
 	if (st->bitmap) {
 		st->rank_index = malloc(entries * sizeof *st->rank_index);
-		*payload = malloc(entries * 8);
-		if (!st->rank_index || !*payload)
+		if (!st->rank_index)
 			return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 					   "%s: out of memory for the rank index", im->path);
 		if (saved && saved_len == entries * 8) {
@@ -53,11 +52,15 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 				st->rank_index[i] = get_le64(saved + 8 * i);
 		} else {
 			build_rank_index(st, entries);
+			*payload = malloc(entries * 8);
+			if (!*payload)
+				return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
+						   "%s: out of memory for the rank index", im->path);
+			for (uint64_t i = 0; i < entries; i++)
+				for (int k = 0; k < 8; k++)
+					(*payload)[8 * i + k] = (uint8_t)(st->rank_index[i] >> (8 * k));
+			*payload_len = entries * 8;
 		}
-		for (uint64_t i = 0; i < entries; i++)
-			for (int k = 0; k < 8; k++)
-				(*payload)[8 * i + k] = (uint8_t)(st->rank_index[i] >> (8 * k));
-		*payload_len = entries * 8;
 	}
 	st->read_verify = o->verify && st->cs && st->reseed && !st->v1;
 	im->read_verify = st->read_verify;

@@ -9,7 +9,10 @@
 # --metadata --save-image, `-s -o - | gzip` and `| zstd`), restores each
 # with ntfsclone as the reference (into a zero file of device_size, and to
 # stdout) and checks imgbk info / verify / restore against it, plus damaged
-# images (bad command byte, truncation, trailing bytes, GAP 0, legacy).
+# images (bad command byte, truncation, trailing bytes, GAP 0, legacy). When
+# imgbk has the mount applet: the FUSE view of plain and metadata images
+# equals ntfsclone's restore, the NTFS in it mounts read-only, compressed
+# images are refused and a truncated image fails reads past the cut.
 #
 # Output: "ok N - ..." / "not ok N - ..." per case, then one line
 # "N passed, M failed[, K skipped]". Exit 1 if any case failed.
@@ -401,6 +404,121 @@ tc "damaged: a byte after the last record -> exit 1 'trailing'" c_trailing
 tc "damaged: GAP count 0 -> exit 1" c_gap_zero
 tc "damaged: legacy version 3.1 -> exit 1 'legacy'" c_legacy
 tc "damaged: cluster size not a power of two -> exit 1" c_bad_header
+
+# ---------------------------------------------------------------------------
+# imgbk mount (random access through FUSE), when this imgbk has it
+
+# umount DIR until nothing is mounted there (ntfs-3g may sit on the FUSE mount)
+unmount_dir() {
+	local i
+	for i in 1 2 3; do
+		mountpoint -q "$1" 2>/dev/null || return 0
+		fusermount3 -u "$1" 2>/dev/null || umount "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+		sleep 0.2
+	done
+	! mountpoint -q "$1"
+}
+
+# mount_img IMAGE DIR: imgbk mount, DIR recorded for the exit trap; prints
+# the virtual file's path
+mount_img() {
+	mkdir -p "$2" && echo "$2" >>"$T/mounts"
+	$IMGBK mount -q "$1" "$2" >"$W/mout" 2>"$W/merr" || {
+		echo "imgbk mount $1 $2 failed:"
+		show "$W/merr"
+		return 1
+	}
+	local names
+	names=$(ls -A "$2")
+	[ "$(echo "$names" | wc -l)" = 1 ] && [ -n "$names" ] ||
+		fail "expected one file in the mount, found: $names" || return 1
+	echo "$2/$names"
+}
+
+c_mount_same() { # IMAGE REF: the virtual file == ntfsclone's restore, twice (index built, loaded)
+	need "$IMG/$1" "$REF/$2.file" || return 1
+	rm -f "$IMG/$1.ibkx"
+	local f pass
+	for pass in built loaded; do
+		f=$(mount_img "$IMG/$1" "$W/mnt") || { echo "$f"; return 1; }
+		echo "# $pass: $f"
+		[ "$(stat -c %s "$f")" = "$(stat -c %s "$REF/$2.file")" ] ||
+			fail "size $(stat -c %s "$f"), ntfsclone's restore has $(stat -c %s "$REF/$2.file")" || return 1
+		same "$f" "$REF/$2.file" || return 1
+		# random pieces in parallel
+		local i pids=""
+		for i in 1 2 3 4; do
+			cmp -s -i $((i * 7777777)):$((i * 7777777)) -n 3000001 "$f" "$REF/$2.file" &
+			pids="$pids $!"
+		done
+		for i in $pids; do wait "$i" || fail "a parallel read differs" || return 1; done
+		unmount_dir "$W/mnt" || fail "cannot unmount $W/mnt" || return 1
+		[ -s "$IMG/$1.ibkx" ] || fail "no index saved next to the image" || return 1
+	done
+}
+
+c_mount_fs() { # the NTFS volume in the mount mounts read-only and its files read back
+	need "$IMG/n64.nc" "$SRC/random/r1.bin" || return 1
+	local f
+	f=$(mount_img "$IMG/n64.nc" "$W/mnt") || { echo "$f"; return 1; }
+	mkdir -p "$W/fs" && echo "$W/fs" >>"$T/mounts"
+	if command -v ntfs-3g >/dev/null && timeout 30 ntfs-3g -o ro "$f" "$W/fs" 2>"$W/err"; then
+		echo "# ntfs-3g -o ro $f"
+	elif timeout 30 mount -o loop,ro -t ntfs3 "$f" "$W/fs" 2>>"$W/err" ||
+		timeout 30 mount -o loop,ro "$f" "$W/fs" 2>>"$W/err"; then
+		echo "# mount -o loop,ro $f"
+	else
+		show "$W/err"
+		unmount_dir "$W/mnt"
+		skip "neither ntfs-3g nor a loop mount of the virtual file works here"
+	fi
+	local rc=0
+	same "$W/fs/random/r1.bin" "$SRC/random/r1.bin" && same "$W/fs/text/t17.txt" "$SRC/text/t17.txt" &&
+		same "$W/fs/deep/a/b/c/d/e/leaf.txt" "$SRC/deep/a/b/c/d/e/leaf.txt" || rc=1
+	unmount_dir "$W/fs" || { fail "cannot unmount $W/fs"; rc=1; }
+	unmount_dir "$W/mnt" || { fail "cannot unmount $W/mnt"; rc=1; }
+	return $rc
+}
+
+c_mount_gz_refused() {
+	need "$IMG/n64.nc.gz" || return 1
+	mkdir -p "$W/mnt" && echo "$W/mnt" >>"$T/mounts"
+	run 1 $IMGBK mount -q "$IMG/n64.nc.gz" "$W/mnt" && err_has "decompress" "gzip -dc"
+	! mountpoint -q "$W/mnt" || fail "mounted anyway"
+}
+
+c_mount_truncated() { # the records before the cut read, a read past it fails (EIO), no hang
+	damaged cut.nc || return 1
+	local size f
+	size=$(stat -c %s "$W/cut.nc")
+	truncate -s $((size / 2)) "$W/cut.nc"
+	f=$(mount_img "$W/cut.nc" "$W/mnt") || { echo "$f"; return 1; }
+	local rc=0
+	cmp -n 1048576 "$f" "$REF/n64.nc.file" || { fail "the first MiB differs"; rc=1; }
+	if timeout 60 cat "$f" >/dev/null 2>"$W/err"; then
+		fail "reading the whole file of a truncated image succeeded"
+		rc=1
+	else
+		show "$W/err"
+		grep -qi "error" "$W/err" || { fail "no read error reported"; rc=1; }
+	fi
+	unmount_dir "$W/mnt" || { fail "cannot unmount $W/mnt"; rc=1; }
+	return $rc
+}
+
+if ! command -v fusermount3 >/dev/null || [ ! -e /dev/fuse ]; then
+	tc_skip "imgbk mount cases" "no fusermount3 or /dev/fuse"
+elif ! $IMGBK --help 2>&1 | grep -q mount; then
+	tc_skip "imgbk mount cases" "this imgbk has no mount applet"
+else
+	tc "mount n64.nc: the virtual file == ntfsclone --restore-image (index built, then loaded)" c_mount_same n64.nc n64.nc
+	tc "mount np.nc: partial last cluster == ntfsclone --restore-image" c_mount_same np.nc np.nc
+	tc "mount n64m.nc: metadata image (negative GAPs) == ntfsclone --restore-image" c_mount_same n64m.nc n64m.nc
+	tc "mount npm.nc: metadata image == ntfsclone --restore-image" c_mount_same npm.nc npm.nc
+	tc "mount n64.nc: ntfs-3g -o ro (or mount -o loop,ro) of the virtual file, files read back" c_mount_fs
+	tc "mount n64.nc.gz: refused, naming gzip -dc" c_mount_gz_refused
+	tc "mount a truncated image: bytes before the cut read, reading past it fails" c_mount_truncated
+fi
 
 if [ "$SKIP" -gt 0 ]; then
 	echo "$PASS passed, $FAIL failed, $SKIP skipped"
