@@ -16,6 +16,7 @@ struct target {
 	enum target_kind kind;
 	int fd;
 	int created;  /* a new file was made */
+	uint64_t unflushed;  /* bytes written since writeback was last started */
 };
 
 /* Open `path` for a partition of `need` bytes; a refusal or failure leaves a
