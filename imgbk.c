@@ -13,9 +13,14 @@
 #include "applets/applet.h"
 
 static const struct applet *const applets[] = {
+	&applet_index,
 	&applet_info,
+	&applet_mount,
 	&applet_restore,
 	&applet_verify,
+	&applet_vntfsclone,
+	&applet_vpartclone,
+	&applet_vpartimage,
 };
 #define N_APPLETS (sizeof applets / sizeof applets[0])
 
@@ -39,7 +44,7 @@ static const char *base_name(const char *path)
 static void list_applets(FILE *f)
 {
 	for (size_t i = 0; i < N_APPLETS; i++)
-		fprintf(f, "  %-9s %s\n", applets[i]->name, applets[i]->summary);
+		fprintf(f, "  %-11s %s\n", applets[i]->name, applets[i]->summary);
 }
 
 static int top_help(FILE *f)

@@ -8,6 +8,10 @@ pass=0 fail=0
 opts_of() { grep -oE -- '--[a-z][a-z-]*' | sort -u; }
 for a in $("$IMGBK" --help | awk '/^Applets:/{f=1;next} f&&/^  [a-z]/{print $1} f&&/^$/{exit}'); do
 	page=man/imgbk-$a.1
+	# compatibility names (vpartclone ...) have pages of their own name; follow a .so link
+	[ -f "$page" ] || page=man/$a.1
+	so=$(sed -n '1s/^\.so man1\///p' "$page" 2>/dev/null)
+	[ -z "$so" ] || page=man/$so
 	if [ ! -f "$page" ]; then echo "not ok - $page missing"; fail=$((fail+1)); continue; fi
 	h=$("$IMGBK" "$a" --help | opts_of)
 	m=$(sed 's/\\-/-/g' "$page" | opts_of)

@@ -1,0 +1,51 @@
+/*
+ * applets/mount.h - what `imgbk mount`, `imgbk index` and the seed-compatible
+ * vpartclone/vntfsclone/vpartimage share: checking the mount point, naming
+ * the virtual file, preparing random reads with a progress bar, and the
+ * whole mount (hints, daemon). Implemented in applets/mount.c.
+ */
+#ifndef IMGBK_APPLET_MOUNT_H
+#define IMGBK_APPLET_MOUNT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../imgbk.h"
+
+/* mount_dir_state results */
+enum { MOUNTDIR_EMPTY = 0, MOUNTDIR_MISSING, MOUNTDIR_NOT_DIR, MOUNTDIR_NOT_EMPTY, MOUNTDIR_ERROR };
+
+/* @return MOUNTDIR_EMPTY when `dir` is an existing empty directory;
+ * MOUNTDIR_ERROR when it cannot be looked at (errno says why, e.g.
+ * ENOTCONN for a mount whose daemon died). */
+int mount_dir_state(const char *dir);
+
+/* The virtual file's name: the image's file name without its split suffix
+ * (only for a split set), compression suffix and .img:
+ * "sda1.ext4-ptcl-img.gz.aa" -> "sda1.ext4-ptcl-img". */
+void mount_file_name(const char *path, const char *layers, char *out, size_t outsz);
+
+/* Parse an index interval ("1024"). @return 0 and *out, -1 when not a number. */
+int parse_interval(const char *s, uint32_t *out);
+
+/*
+ * img_random_open with a progress bar while an index is built.
+ * @return IMG_OK or the status (img_error(im) says why); *state as there.
+ */
+int random_open_progress(img_image *im, uint32_t interval, int verify, int quiet, int *state);
+
+struct mount_request {
+	const char *image;
+	const char *mountpoint;   /* checked by the caller: an empty directory */
+	uint32_t index_interval;  /* 0 = default */
+	int verify;               /* check checksum groups on reads */
+	int foreground;
+	int debug;                /* libfuse debug output; implies foreground */
+	int quiet_progress;       /* no progress bar */
+	int quiet_hints;          /* no hints on stdout */
+};
+
+/* Open, index, mount, print hints, daemonise. @return the exit code. */
+int mount_image(const struct mount_request *rq);
+
+#endif

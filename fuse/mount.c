@@ -1,0 +1,486 @@
+/*
+ * fuse/mount.c - the FUSE3 high-level file system behind `imgbk mount`: a
+ * read-only directory holding one regular file, the partition, whose bytes
+ * come from img_read_at. Also the daemon start: fork, setsid, stdio to
+ * /dev/null, and a pipe plus a stat() through the mount so the parent only
+ * reports success once the daemon really answers.
+ *
+ * The only file that includes the fuse headers. Not here: option parsing,
+ * hints, the index (applets/mount.c), how blocks are found (formats/).
+ */
+#define FUSE_USE_VERSION 312
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mount.h"
+
+/* Read errors logged before the log goes quiet (a bad group is retried by
+ * the kernel's readahead, page by page). */
+#define MAX_LOGGED_ERRORS 100
+/* The readahead we ask for and the I/O size stat reports (the kernel caps
+ * both: reads come in at most max_pages, 1 MiB with libfuse 3). */
+#define MAX_READ_BYTES (1u << 20)
+/* Attributes never change: the kernel may cache them this long (seconds). */
+#define ATTR_TIMEOUT 86400.0
+
+#define ROOT_INO 1
+#define FILE_INO 2
+
+struct fuse_image {
+	img_image *im;
+	struct fuse *fuse;
+	char name[256];             /* the file's name, without '/' */
+	char mountpoint[PATH_MAX];
+	uint64_t size;              /* the partition's bytes */
+	uint32_t block_size;
+	struct timespec mtime;      /* of the image file */
+	uid_t uid;
+	gid_t gid;
+	int single_thread;
+	int use_syslog;             /* the daemon logs to syslog: its stderr is /dev/null */
+	atomic_uint errors;         /* read errors so far */
+};
+
+static struct fuse_image *self(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static int is_file(const struct fuse_image *fi, const char *path)
+{
+	return path && path[0] == '/' && strcmp(path + 1, fi->name) == 0;
+}
+
+/* ---- logging ------------------------------------------------------------ */
+
+static void log_line(struct fuse_image *fi, const char *line)
+{
+	if (fi->use_syslog)
+		syslog(LOG_ERR, "%s", line);
+	else
+		fprintf(stderr, "imgbk: %s\n", line);
+}
+
+static void log_read_error(struct fuse_image *fi, uint64_t off, size_t len, const img_err *e)
+{
+	unsigned n = atomic_fetch_add(&fi->errors, 1) + 1;
+	if (n > MAX_LOGGED_ERRORS)
+		return;
+	char line[PATH_MAX + 1024];
+	snprintf(line, sizeof line, "%s/%s: read of %zu bytes at byte %llu failed (EIO): %s",
+		 fi->mountpoint, fi->name, len, (unsigned long long)off,
+		 e->code != IMG_OK ? e->msg : "unknown error");
+	log_line(fi, line);
+	if (n == MAX_LOGGED_ERRORS)
+		log_line(fi, "further read errors are not logged");
+}
+
+/* ---- operations ----------------------------------------------------------- */
+
+static void fill_times(const struct fuse_image *fi, struct stat *st)
+{
+	st->st_atim = st->st_mtim = st->st_ctim = fi->mtime;
+	st->st_uid = fi->uid;
+	st->st_gid = fi->gid;
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *ffi)
+{
+	struct fuse_image *fi = self();
+	memset(st, 0, sizeof *st);
+	fill_times(fi, st);
+	if (strcmp(path, "/") == 0) {
+		st->st_ino = ROOT_INO;
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return 0;
+	}
+	if (!is_file(fi, path))
+		return -ENOENT;
+	st->st_ino = FILE_INO;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = (off_t)fi->size;
+	st->st_blksize = MAX_READ_BYTES;
+	st->st_blocks = (blkcnt_t)((fi->size + 511) / 512);
+	return 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+		      struct fuse_file_info *ffi, enum fuse_readdir_flags flags)
+{
+	struct fuse_image *fi = self();
+	if (strcmp(path, "/") != 0)
+		return -ENOTDIR;
+	fill(buf, ".", NULL, 0, 0);
+	fill(buf, "..", NULL, 0, 0);
+	fill(buf, fi->name, NULL, 0, 0);
+	return 0;
+}
+
+static int op_open(const char *path, struct fuse_file_info *ffi)
+{
+	struct fuse_image *fi = self();
+	if (!is_file(fi, path))
+		return strcmp(path, "/") == 0 ? -EISDIR : -ENOENT;
+	if ((ffi->flags & O_ACCMODE) != O_RDONLY || (ffi->flags & O_TRUNC))
+		return -EROFS;
+	ffi->keep_cache = 1;
+	return 0;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *ffi)
+{
+	struct fuse_image *fi = self();
+	if (off < 0)
+		return -EINVAL;
+	if (size > INT_MAX)
+		size = INT_MAX;
+	size_t got = 0;
+	img_err e;
+	memset(&e, 0, sizeof e);
+	int rc = img_read_at(fi->im, (uint64_t)off, buf, size, &got, &e);
+	if (rc != IMG_OK) {
+		log_read_error(fi, (uint64_t)off, size, &e);
+		return -EIO;
+	}
+	return (int)got;
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *ffi)
+{
+	return -EROFS;
+}
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+	struct fuse_image *fi = self();
+	memset(sv, 0, sizeof *sv);
+	sv->f_bsize = sv->f_frsize = fi->block_size ? fi->block_size : 4096;
+	sv->f_blocks = (fsblkcnt_t)((fi->size + sv->f_frsize - 1) / sv->f_frsize);
+	sv->f_files = 2;
+	sv->f_namemax = 255;
+	sv->f_flag = ST_RDONLY;
+	return 0;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->kernel_cache = 1;  /* the image never changes under the mount */
+	cfg->use_ino = 1;
+	cfg->attr_timeout = ATTR_TIMEOUT;
+	cfg->entry_timeout = ATTR_TIMEOUT;
+	cfg->negative_timeout = ATTR_TIMEOUT;
+	conn->max_read = 0;  /* no limit of our own: the kernel's (max_pages) */
+	conn->max_readahead = MAX_READ_BYTES;
+	return fuse_get_context()->private_data;
+}
+
+static const struct fuse_operations image_ops = {
+	.init = op_init,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.statfs = op_statfs,
+};
+
+/* ---- mount ---------------------------------------------------------------- */
+
+/* allow_other lets root loop-mount a file that a user's daemon serves; a
+ * user may only ask for it when /etc/fuse.conf says user_allow_other. */
+static int may_allow_other(void)
+{
+	if (geteuid() == 0)
+		return 1;
+	FILE *f = fopen("/etc/fuse.conf", "r");
+	if (!f)
+		return 0;
+	char line[256];
+	int yes = 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "user_allow_other", 16) == 0)
+			yes = 1;
+	fclose(f);
+	return yes;
+}
+
+/* fsname=imgbk:NAME with the characters the option parser splits on removed. */
+static void mount_options(const struct fuse_image *fi, char *out, size_t outsz)
+{
+	char fsname[200];
+	size_t j = 0;
+	for (size_t i = 0; fi->name[i] && j + 1 < sizeof fsname; i++) {
+		char c = fi->name[i];
+		fsname[j++] = (c == ',' || c == '\\' || c == ' ' || c == '\t') ? '_' : c;
+	}
+	fsname[j] = 0;
+	snprintf(out, outsz, "ro,default_permissions,fsname=imgbk:%s,subtype=imgbk%s", fsname,
+		 may_allow_other() ? ",allow_other" : "");
+}
+
+static void image_mtime(const img_image *im, struct timespec *ts)
+{
+	struct stat st;
+	const char *path = img_get_info(im)->path;
+	if (path && stat(path, &st) == 0)
+		*ts = st.st_mtim;
+	else
+		clock_gettime(CLOCK_REALTIME, ts);
+}
+
+static struct fuse_image *image_new(img_image *im, const struct fuse_image_config *cfg)
+{
+	struct fuse_image *fi = calloc(1, sizeof *fi);
+	if (!fi)
+		return NULL;
+	const img_info *in = img_get_info(im);
+	fi->im = im;
+	snprintf(fi->name, sizeof fi->name, "%s", cfg->name);
+	if (!realpath(cfg->mountpoint, fi->mountpoint))
+		snprintf(fi->mountpoint, sizeof fi->mountpoint, "%s", cfg->mountpoint);
+	fi->size = in->device_size;
+	fi->block_size = in->block_size;
+	fi->uid = getuid();
+	fi->gid = getgid();
+	fi->single_thread = cfg->single_thread;
+	image_mtime(im, &fi->mtime);
+	atomic_init(&fi->errors, 0);
+	return fi;
+}
+
+/* fuse_new + fuse_mount. @return the handle, or NULL with err set. */
+static struct fuse_image *mount_here(img_image *im, const struct fuse_image_config *cfg, char *err,
+				     size_t errsz)
+{
+	struct fuse_image *fi = image_new(im, cfg);
+	if (!fi) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	char opts[400];
+	mount_options(fi, opts, sizeof opts);
+	char *argv[] = { "imgbk", "-o", opts, cfg->debug ? "-d" : NULL, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(cfg->debug ? 4 : 3, argv);
+	fi->fuse = fuse_new(&args, &image_ops, sizeof image_ops, fi);
+	fuse_opt_free_args(&args);
+	if (!fi->fuse) {
+		snprintf(err, errsz, "%s: cannot set up the FUSE file system", fi->mountpoint);
+		free(fi);
+		return NULL;
+	}
+	if (fuse_mount(fi->fuse, fi->mountpoint) != 0) {
+		snprintf(err, errsz, "%s: the FUSE mount failed (is /dev/fuse there and fusermount3 installed?)",
+			 fi->mountpoint);
+		fuse_destroy(fi->fuse);
+		free(fi);
+		return NULL;
+	}
+	return fi;
+}
+
+static void unmount_free(struct fuse_image *fi)
+{
+	fuse_unmount(fi->fuse);
+	fuse_destroy(fi->fuse);
+	free(fi);
+}
+
+static void call_ready(const struct fuse_image_config *cfg, const char *dir, const char *name)
+{
+	if (!cfg->ready)
+		return;
+	char file[PATH_MAX + 260];
+	snprintf(file, sizeof file, "%s/%s", dir, name);
+	cfg->ready(cfg->ctx, dir, file);
+	fflush(stdout);
+}
+
+/* ---- serve ---------------------------------------------------------------- */
+
+static int run_loop(struct fuse_image *fi)
+{
+	if (fi->single_thread)
+		return fuse_loop(fi->fuse);
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -ENOMEM;
+	int rc = fuse_loop_mt(fi->fuse, lc);
+	fuse_loop_cfg_destroy(lc);
+	return rc;
+}
+
+/* Serve until unmounted or signalled (the handlers are installed); then
+ * unmount and free. A signal is a normal end. @return 0 or -1 with err. */
+static int serve(struct fuse_image *fi, char *err, size_t errsz)
+{
+	struct fuse_session *se = fuse_get_session(fi->fuse);
+	int rc = run_loop(fi);
+	fuse_remove_signal_handlers(se);
+	if (rc < 0)
+		snprintf(err, errsz, "%s: the FUSE loop failed: %s", fi->mountpoint, strerror(-rc));
+	unmount_free(fi);
+	return rc < 0 ? -1 : 0;
+}
+
+static int run_foreground(img_image *im, const struct fuse_image_config *cfg, char *err, size_t errsz)
+{
+	struct fuse_image *fi = mount_here(im, cfg, err, errsz);
+	if (!fi)
+		return -1;
+	if (fuse_set_signal_handlers(fuse_get_session(fi->fuse)) != 0) {
+		snprintf(err, errsz, "cannot install the signal handlers");
+		unmount_free(fi);
+		return -1;
+	}
+	call_ready(cfg, fi->mountpoint, fi->name);
+	return serve(fi, err, errsz);
+}
+
+/* ---- the daemon ------------------------------------------------------------- */
+/* Child -> parent over a pipe: one status byte (0 = serving), then on
+ * failure the message. */
+
+static void stdio_to_null(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		return;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+static void report_failure(int wfd, const char *msg)
+{
+	char bad = 1;
+	(void)!write(wfd, &bad, 1);
+	(void)!write(wfd, msg, strlen(msg));
+	close(wfd);
+}
+
+/* The child: mount, detach, report, serve. Failures before serving end the
+ * child here (the parent prints the message). */
+static int daemon_child(img_image *im, const struct fuse_image_config *cfg, int wfd)
+{
+	char msg[600];
+	struct fuse_image *fi = mount_here(im, cfg, msg, sizeof msg);
+	if (!fi) {
+		report_failure(wfd, msg);
+		_exit(IMG_EXIT_SYSTEM);
+	}
+	if (setsid() < 0 || chdir("/") != 0 || fuse_set_signal_handlers(fuse_get_session(fi->fuse))) {
+		snprintf(msg, sizeof msg, "%.400s: cannot start the daemon: %s", fi->mountpoint, strerror(errno));
+		unmount_free(fi);
+		report_failure(wfd, msg);
+		_exit(IMG_EXIT_SYSTEM);
+	}
+	fi->use_syslog = 1;
+	openlog("imgbk", LOG_PID, LOG_DAEMON);
+	stdio_to_null();
+	char ok = 0;
+	(void)!write(wfd, &ok, 1);
+	close(wfd);
+	if (serve(fi, msg, sizeof msg) != 0) {
+		syslog(LOG_ERR, "%s", msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The parent: wait for the child's status, then stat the file through the mount. */
+static int daemon_parent(const struct fuse_image_config *cfg, pid_t pid, int rfd, char *err,
+			 size_t errsz)
+{
+	char buf[601];
+	size_t got = 0;
+	ssize_t n;
+	while (got < sizeof buf - 1 && ((n = read(rfd, buf + got, sizeof buf - 1 - got)) > 0 ||
+					(n < 0 && errno == EINTR)))
+		if (n > 0)
+			got += (size_t)n;
+	close(rfd);
+	buf[got] = 0;
+	if (got == 0 || buf[0] != 0) {
+		if (got > 1)
+			snprintf(err, errsz, "%s", buf + 1);
+		else
+			snprintf(err, errsz, "%s: the FUSE daemon ended before the mount was up", cfg->mountpoint);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	char dir[PATH_MAX], file[PATH_MAX + 260];
+	if (!realpath(cfg->mountpoint, dir))
+		snprintf(dir, sizeof dir, "%s", cfg->mountpoint);
+	snprintf(file, sizeof file, "%s/%s", dir, cfg->name);
+	struct stat st;
+	if (stat(file, &st) != 0) {
+		snprintf(err, errsz, "%s: the mount does not answer: %s", file, strerror(errno));
+		kill(pid, SIGTERM);
+		return -1;
+	}
+	call_ready(cfg, dir, cfg->name);
+	return 0;
+}
+
+static int run_daemon(img_image *im, const struct fuse_image_config *cfg, char *err, size_t errsz)
+{
+	int p[2];
+	if (pipe(p) != 0) {
+		snprintf(err, errsz, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(err, errsz, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		return daemon_child(im, cfg, p[1]);
+	}
+	close(p[1]);
+	return daemon_parent(cfg, pid, p[0], err, errsz);
+}
+
+static int check_name(const char *name, char *err, size_t errsz)
+{
+	if (!name || !*name || strchr(name, '/') || strlen(name) >= 256 || !strcmp(name, ".") ||
+	    !strcmp(name, "..")) {
+		snprintf(err, errsz, "'%s' cannot be a file name in the mount", name ? name : "");
+		return -1;
+	}
+	return 0;
+}
+
+int fuse_image_run(img_image *im, const struct fuse_image_config *cfg, int foreground, char *err,
+		   size_t errsz)
+{
+	err[0] = 0;
+	if (check_name(cfg->name, err, errsz))
+		return -1;
+	if (foreground || cfg->debug)
+		return run_foreground(im, cfg, err, errsz);
+	return run_daemon(im, cfg, err, errsz);
+}

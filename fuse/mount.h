@@ -1,0 +1,50 @@
+/*
+ * fuse/mount.h - the FUSE front end: serve the partition inside an opened
+ * backup image as one read-only regular file in a FUSE3 mount.
+ *
+ * HowTo:
+ *
+ *     img_random_open(im, ...);                 (the caller prepares reads)
+ *     struct fuse_image_config cfg = { .mountpoint = "mnt", .name = "sda1",
+ *                                      .ready = print_hints, .ctx = &x };
+ *     if (fuse_image_run(im, &cfg, foreground, msg, sizeof msg) != 0) { print msg; }
+ *
+ * In the foreground the mount is made, ready() is called, requests are served
+ * until the mount goes away, and 0 is returned. Otherwise the process forks:
+ * the child mounts, detaches and serves (and returns 0 after the unmount);
+ * the parent calls ready() and returns 0 once it has seen the mount answer.
+ *
+ * Reads go to img_read_at (thread-safe) from libfuse's worker threads; a bad
+ * checksum group or an unreadable image gives EIO for that request, one log
+ * line (stderr in the foreground, syslog in the daemon), and the mount keeps
+ * serving. Not here: option parsing, hints, index building (applets/).
+ */
+#ifndef IMGBK_FUSE_MOUNT_H
+#define IMGBK_FUSE_MOUNT_H
+
+#include <stddef.h>
+
+#include "../imgbk.h"
+
+struct fuse_image_config {
+	const char *mountpoint;  /* an existing empty directory */
+	const char *name;        /* the file's name inside the mount */
+	int debug;               /* libfuse debug output on stderr (stays in the foreground) */
+	int single_thread;       /* serve requests from one thread (default: many) */
+	/* called once the mount answers, before serving (foreground) or in the
+	 * parent (daemon); may print. `file` is the virtual file's full path. */
+	void (*ready)(void *ctx, const char *dir, const char *file);
+	void *ctx;
+};
+
+/*
+ * Mount `im` and serve it; see the HowTo above. The image must stay open
+ * until this returns. Without `foreground` the child detaches: new session,
+ * cwd /, stdio on /dev/null, messages to syslog; SIGINT, SIGTERM and SIGHUP
+ * end the serving with an unmount.
+ * @return 0, or -1 with a one-line message in err (nothing stays mounted).
+ */
+int fuse_image_run(img_image *im, const struct fuse_image_config *cfg, int foreground, char *err,
+		   size_t errsz);
+
+#endif
