@@ -53,8 +53,9 @@ static int top_help(FILE *f)
 		"Usage: imgbk APPLET [OPTIONS] IMAGE ...\n"
 		"       APPLET [OPTIONS] IMAGE ...      (through a symlink named after the applet)\n"
 		"\n"
-		"Inspect, verify and restore partition backup images (partclone), plain,\n"
-		"compressed (gzip, bzip2, zstd, xz, lzma, lz4) or split (NAME.aa, NAME.ab, ...).\n"
+		"Inspect, verify, restore and mount partition backup images (partclone,\n"
+		"ntfsclone, partimage; the files of a Clonezilla backup), plain, compressed\n"
+		"(gzip, bzip2, zstd, xz, lzma, lz4) or split (NAME.aa, NAME.ab, ...).\n"
 		"\n"
 		"Applets:\n");
 	list_applets(f);

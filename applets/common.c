@@ -28,8 +28,10 @@ int usage_exit(const struct applet *a, int ok)
 		fputs(a->usage, stdout);
 		return IMG_EXIT_OK;
 	}
-	fprintf(stderr, "Try '%s %s --help' for more information.\n",
-		strcmp(prog_name, "imgbk") ? prog_name : "imgbk", strcmp(prog_name, "imgbk") ? "" : a->name);
+	if (strcmp(prog_name, "imgbk") == 0)
+		fprintf(stderr, "Try 'imgbk %s --help' for more information.\n", a->name);
+	else
+		fprintf(stderr, "Try '%s --help' for more information.\n", prog_name);
 	return IMG_EXIT_USAGE;
 }
 
