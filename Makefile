@@ -52,7 +52,8 @@ FUSE_OBJ   := $(FUSE_SRC:%.c=$(O)/%.o)
 HEADERS    := imgbk.h $(wildcard io/*.h formats/*.h applets/*.h fuse/*.h)
 
 LIB        := $(O)/libimgbk.a
-BIN        := imgbk
+# SANITIZE=1 builds build-san/imgbk (and its links there), never ./imgbk
+BIN        := $(if $(filter 1,$(SANITIZE)),$(O)/imgbk,imgbk)
 LINKS      := vpartclone vntfsclone vpartimage
 
 UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
@@ -73,7 +74,7 @@ $(LIB): $(LIB_OBJ)
 
 $(BIN): $(APPLET_OBJ) $(FUSE_OBJ) $(LIB)
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $(APPLET_OBJ) $(FUSE_OBJ) $(LIB) $(PKG_LIBS) $(FUSE_LIBS)
-	@for l in $(LINKS); do ln -sf $(BIN) $$l; done
+	@for l in $(LINKS); do ln -sf $(notdir $(BIN)) $(dir $(BIN))$$l; done
 
 # ---- tests ---------------------------------------------------------------
 # Unit tests link the library built with STREAM_POISON, so stale pointers
@@ -101,6 +102,7 @@ check: deps
 	$(MAKE) all unit
 	sh test/man-check.sh ./$(BIN)
 	$(MAKE) integration
+	$(MAKE) corrupt
 
 demo: deps
 	$(MAKE) all
@@ -179,7 +181,7 @@ fuzz: fuzz-build
 	    -artifact_prefix=$(FUZZ_O)/artifacts/$$h/ $(FUZZ_O)/corpus/$$h \
 	    $$(for d in test/fuzz/seeds/$$h test/fuzz/regress/$$h; do [ -d $$d ] && echo $$d; done) \
 	    >$(FUZZ_O)/log/$$h.log 2>&1 && st=0 || st=$$?; \
-	  grep -E '^INFO: Seed:|^#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb' \
+	  grep -E '^INFO: Seed:|^#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb' \
 	    $(FUZZ_O)/log/$$h.log; \
 	  if [ $$st -ne 0 ]; then echo "$$h FAILED (exit $$st); last lines of $(FUZZ_O)/log/$$h.log:"; \
 	    tail -n 60 $(FUZZ_O)/log/$$h.log; ls -l $(FUZZ_O)/artifacts/$$h/; exit 1; fi; \
@@ -192,3 +194,15 @@ fuzz-smoke:
 clean: clean-fuzz
 clean-fuzz:
 	rm -rf $(FUZZ_O)
+
+# ---- the corruption matrix (test/integration/corrupt.sh) --------------------
+# Runs against a sanitizer build of imgbk (build-san/imgbk, made here when
+# this is not a SANITIZE=1 build), never the ./imgbk a user runs.
+.PHONY: corrupt
+corrupt: $(BIN)
+ifeq ($(SANITIZE),1)
+	IMGBK=$(CURDIR)/$(BIN) IMGBK_LIB=$(CURDIR)/$(LIB) sh test/integration/corrupt.sh
+else
+	$(MAKE) SANITIZE=1 build-san/imgbk build-san/libimgbk.a
+	IMGBK=$(CURDIR)/build-san/imgbk IMGBK_LIB=$(CURDIR)/build-san/libimgbk.a sh test/integration/corrupt.sh
+endif

@@ -68,6 +68,8 @@ int img_exit_code(int code);
 /* ---- options ----------------------------------------------------------- */
 typedef struct img_options {
 	int verify;             /* check data checksums while walking (default 1) */
+	int rescue;             /* hand out the blocks of a bad checksum group as `bad`
+	                           runs (data NULL: write zeros) instead of skipping them */
 	size_t buffer_size;     /* read-ahead of the top stream; 0 = default (4 MiB) */
 } img_options;
 
@@ -158,6 +160,7 @@ typedef struct img_run {
 	size_t len;             /* bytes at data = nblocks * block_size */
 	const uint8_t *data;
 	int verified;           /* the checksums covering these bytes were checked before hand-out */
+	int bad;                /* rescue mode: these blocks failed their checksum; data is NULL */
 } img_run;
 
 /*
@@ -166,10 +169,10 @@ typedef struct img_run {
  * repeat a block; written in the order given, the later one wins.
  * @return IMG_OK and *run; IMG_EOF after the last block (and after the image
  *         was checked to end there); or a negative status with img_error()
- *         set. After IMG_E_CHECKSUM the walk can go on with the next call
- *         (the bad group was handed out already, or is skipped when it was
- *         checked first; see img_error()->offset) unless the checksums run
- *         across groups; then the next call returns IMG_E_CHECKSUM again.
+ *         set. After IMG_E_CHECKSUM the walk can go on with the next call:
+ *         a group checked before hand-out is skipped, or with options.rescue
+ *         handed out as `bad` runs without data; a group larger than the
+ *         read-ahead (16 MiB) was handed out before its check failed.
  *         IMG_E_TRAILING comes instead of IMG_EOF when bytes follow the data.
  *         Any other error ends the walk.
  */

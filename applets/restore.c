@@ -15,13 +15,15 @@ static const char restore_usage[] =
 "  -                writes the whole partition to standard output, unused\n"
 "                   blocks as zeros\n"
 "Checksums are checked while restoring: a bad one stops the restore with exit\n"
-"code 1, after saying how far it got. The target is flushed (fsync) before\n"
-"success is reported. IMAGE may be compressed or the first piece of a split\n"
-"set (NAME.aa); - reads standard input.\n"
+"code 1, after saying how far it got (--rescue goes on instead). The target is\n"
+"flushed (fsync) before success is reported. IMAGE may be compressed or the\n"
+"first piece of a split set (NAME.aa); - reads standard input.\n"
 "\n"
 "Options:\n"
 "  -f, --force      overwrite an existing regular file\n"
 "  -n, --no-verify  do not check data checksums (faster, no protection)\n"
+"  -r, --rescue     go on after a bad checksum group: write its blocks as\n"
+"                   zeros, list the bad groups at the end, exit 1\n"
 "  -q, --quiet      no progress bar and no summary line\n"
 "  -h, --help       show this help\n"
 "\n"
@@ -30,6 +32,7 @@ static const char restore_usage[] =
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -53,11 +56,38 @@ static int write_zeros(struct target *t, uint64_t from, uint64_t to, char *msg, 
 	return TARGET_OK;
 }
 
+/* Bad groups listed at the end of a --rescue restore (more are counted). */
+#define RESCUE_LIST_MAX 1000
+
 struct restore_state {
 	struct target t;
 	uint64_t written_to;  /* partition offset written up to (stdout) */
 	char msg[600];
+	int rescue;
+	size_t bad_listed;
+	char *bad[RESCUE_LIST_MAX];
 };
+
+/* --rescue: remember a bad group for the list at the end. */
+static void note_bad_group(struct restore_state *rs, const char *msg)
+{
+	if (rs->bad_listed < RESCUE_LIST_MAX)
+		rs->bad[rs->bad_listed++] = strdup(msg);
+}
+
+static void list_bad_groups(struct restore_state *rs, uint64_t count)
+{
+	if (count == 0)
+		return;
+	warnx_("restore --rescue: %llu bad checksum group%s written as zeros:", (unsigned long long)count,
+	       count == 1 ? " was" : "s were");
+	for (size_t i = 0; i < rs->bad_listed; i++) {
+		fprintf(stderr, "  %s\n", rs->bad[i] ? rs->bad[i] : "(out of memory)");
+		free(rs->bad[i]);
+	}
+	if (count > rs->bad_listed)
+		fprintf(stderr, "  ... and %llu more\n", (unsigned long long)(count - rs->bad_listed));
+}
 
 /* Write a batch of runs: adjacent ones with one pwritev (no copy). */
 static int put_runs(struct restore_state *rs, const img_run *runs, size_t n)
@@ -66,8 +96,16 @@ static int put_runs(struct restore_state *rs, const img_run *runs, size_t n)
 	size_t i = 0;
 	while (i < n) {
 		int cnt = 0;
+		if (runs[i].bad) {  /* --rescue: zeros; files and streams have them already */
+			if (rs->t.kind == TARGET_DEVICE &&
+			    write_zeros(&rs->t, runs[i].offset, runs[i].offset + runs[i].len, rs->msg,
+					sizeof rs->msg) != TARGET_OK)
+				return TARGET_SYSERR;
+			i++;
+			continue;
+		}
 		uint64_t start = runs[i].offset, end = start;
-		while (i < n && runs[i].offset == end) {
+		while (i < n && runs[i].offset == end && !runs[i].bad) {
 			iov[cnt].iov_base = (void *)runs[i].data;
 			iov[cnt++].iov_len = runs[i].len;
 			end += runs[i].len;
@@ -100,8 +138,14 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 	progress_start(&pg, "restore", in->used_blocks * in->block_size, quiet);
 	img_run runs[RESTORE_BATCH];
 	size_t n;
-	int rc;
-	while ((rc = img_next_runs(im, runs, RESTORE_BATCH, &n)) == IMG_OK) {
+	int rc, damaged = 0;
+	while ((rc = img_next_runs(im, runs, RESTORE_BATCH, &n)) == IMG_OK ||
+	       (rc == IMG_E_CHECKSUM && rs->rescue)) {
+		if (rc == IMG_E_CHECKSUM) {
+			note_bad_group(rs, img_error(im)->msg);
+			damaged = 1;
+			continue;
+		}
 		int wrc = put_runs(rs, runs, n);
 		if (wrc != TARGET_OK) {
 			progress_end(&pg);
@@ -128,7 +172,8 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 		warnx_("%s", rs->msg);
 		return IMG_EXIT_SYSTEM;
 	}
-	return IMG_EXIT_OK;
+	list_bad_groups(rs, img_bad_groups(im));
+	return damaged ? IMG_EXIT_DAMAGED : IMG_EXIT_OK;
 }
 
 static int restore_main(int argc, char **argv)
@@ -136,6 +181,7 @@ static int restore_main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "force", no_argument, NULL, 'f' },
 		{ "no-verify", no_argument, NULL, 'n' },
+		{ "rescue", no_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -143,10 +189,11 @@ static int restore_main(int argc, char **argv)
 	int force = 0, quiet = 0, c;
 	img_options opt;
 	img_options_init(&opt);
-	while ((c = getopt_long(argc, argv, "fnqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fnrqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': force = 1; break;
 		case 'n': opt.verify = 0; break;
+		case 'r': opt.rescue = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': return usage_exit(&applet_restore, 1);
 		default: return usage_exit(&applet_restore, 0);
@@ -162,8 +209,9 @@ static int restore_main(int argc, char **argv)
 	if (rc)
 		return rc;
 	const img_info *in = img_get_info(im);
-	struct restore_state rs = { .written_to = 0 };
-	int trc = target_open(&rs.t, target, in->device_size, force, rs.msg, sizeof rs.msg);
+	static struct restore_state rs;  /* large: not on the stack */
+	rs.rescue = opt.rescue;
+	int trc = target_open(&rs.t, target, in->device_size, in->path, force, rs.msg, sizeof rs.msg);
 	if (trc != TARGET_OK) {
 		warnx_("%s", rs.msg);
 		target_abort(&rs.t);
@@ -171,9 +219,11 @@ static int restore_main(int argc, char **argv)
 		return trc == TARGET_REFUSED ? IMG_EXIT_USAGE : IMG_EXIT_SYSTEM;
 	}
 	int code = copy_runs(im, &rs, quiet);
-	if (code == IMG_EXIT_OK && target_finish(&rs.t, rs.msg, sizeof rs.msg) != TARGET_OK) {
+	/* flushed also after a failure: what was written should reach the disk */
+	if (target_finish(&rs.t, rs.msg, sizeof rs.msg) != TARGET_OK) {
 		warnx_("%s", rs.msg);
-		code = IMG_EXIT_SYSTEM;
+		if (code == IMG_EXIT_OK)
+			code = IMG_EXIT_SYSTEM;
 	}
 	target_abort(&rs.t);
 	if (code == IMG_EXIT_OK && !quiet && rs.t.kind != TARGET_STDOUT) {

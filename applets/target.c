@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,8 +139,8 @@ static int open_block_device(struct target *t, uint64_t need, char *msg, size_t 
 	return TARGET_OK;
 }
 
-static int open_regular(struct target *t, uint64_t need, int force, int exists, char *msg,
-			size_t msz)
+static int open_regular(struct target *t, uint64_t need, const char *image, int force, int exists,
+			char *msg, size_t msz)
 {
 	char real[PATH_MAX], loop[64];
 	if (exists) {
@@ -158,16 +159,23 @@ static int open_regular(struct target *t, uint64_t need, int force, int exists, 
 		return TARGET_SYSERR;
 	}
 	t->created = !exists;
-	if (ftruncate(t->fd, (off_t)need) != 0) {
-		snprintf(msg, msz, "%s: cannot size the file to %llu bytes: %s", t->path,
-			 (unsigned long long)need, strerror(errno));
+	if (need > INT64_MAX || ftruncate(t->fd, (off_t)need) != 0) {
+		int e = need > INT64_MAX ? EFBIG : errno;
+		snprintf(msg, msz, "%s: cannot make a file of %llu bytes, the partition size %s gives: %s",
+			 t->path, (unsigned long long)need, image, strerror(e));
+		if (t->created) {  /* leave nothing behind */
+			close(t->fd);
+			t->fd = -1;
+			unlink(t->path);
+		}
 		return TARGET_SYSERR;
 	}
 	t->kind = TARGET_FILE;
 	return TARGET_OK;
 }
 
-int target_open(struct target *t, const char *path, uint64_t need, int force, char *msg, size_t msz)
+int target_open(struct target *t, const char *path, uint64_t need, const char *image, int force,
+		char *msg, size_t msz)
 {
 	memset(t, 0, sizeof *t);
 	t->fd = -1;
@@ -186,12 +194,12 @@ int target_open(struct target *t, const char *path, uint64_t need, int force, ch
 			snprintf(msg, msz, "%s: cannot stat: %s", path, strerror(errno));
 			return TARGET_SYSERR;
 		}
-		return open_regular(t, need, force, 0, msg, msz);
+		return open_regular(t, need, image, force, 0, msg, msz);
 	}
 	if (S_ISBLK(st.st_mode))
 		return open_block_device(t, need, msg, msz);
 	if (S_ISREG(st.st_mode))
-		return open_regular(t, need, force, 1, msg, msz);
+		return open_regular(t, need, image, force, 1, msg, msz);
 	return say(TARGET_REFUSED, msg, msz, "%s is neither a regular file nor a block device", path);
 }
 

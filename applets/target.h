@@ -19,9 +19,11 @@ struct target {
 	uint64_t unflushed;  /* bytes written since writeback was last started */
 };
 
-/* Open `path` for a partition of `need` bytes; a refusal or failure leaves a
- * message in msg and writes nothing. @return TARGET_OK/REFUSED/SYSERR. */
-int target_open(struct target *t, const char *path, uint64_t need, int force, char *msg, size_t msz);
+/* Open `path` for a partition of `need` bytes (from `image`, named in
+ * messages); a refusal or failure leaves a message in msg and writes nothing.
+ * @return TARGET_OK/REFUSED/SYSERR. */
+int target_open(struct target *t, const char *path, uint64_t need, const char *image, int force,
+		char *msg, size_t msz);
 /* Write len bytes at partition offset off (stdout: sequentially). */
 int target_write_at(struct target *t, const void *buf, size_t len, uint64_t off, char *msg, size_t msz);
 /* Write the buffers of iov, one after the other, at partition offset off. */

@@ -57,6 +57,8 @@ static int refuse_stream(img_image *im)
 				   "(stdin): an image read from standard input cannot be mounted; save it to a file first");
 	const char *codec = strrchr(l, '+');
 	codec = codec ? codec + 1 : l;
+	if (im->fmt->refuse_compressed)
+		return im->fmt->refuse_compressed(im, codec);
 	const char *cat = strncmp(l, "split", 5) == 0 ? "cat" : NULL;
 	char cmd[1400];
 	if (!strcmp(codec, "gzip") || !strcmp(codec, "bzip2") || !strcmp(codec, "zstd") ||
@@ -96,6 +98,8 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 		return img_err_set(&im->err, IMG_E_USAGE, 0, 0, 0,
 				   "index interval %u: must be at least 8 and a multiple of 8",
 				   o->index_interval);
+	rsrc_close(im->rs);  /* a second try after a failed one starts afresh */
+	im->rs = NULL;
 	int rc = rsrc_open(im->path, &im->err, &im->rs);
 	if (rc != IMG_OK)
 		return rc;

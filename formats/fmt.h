@@ -36,6 +36,9 @@ struct img_format {
 	int (*random_open)(img_image *im, const img_random_options *o, const uint8_t *saved,
 			   size_t saved_len, uint8_t **payload, size_t *payload_len);
 	int (*read_at)(img_image *im, uint64_t off, void *buf, size_t len, img_err *err);
+	/* Optional: say why a compressed image cannot be read at random and what
+	 * makes it readable (a volume set needs every volume decompressed). */
+	int (*refuse_compressed)(img_image *im, const char *codec);
 };
 
 extern const struct img_format *const img_formats[];  /* NULL-terminated */

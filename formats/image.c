@@ -260,6 +260,7 @@ int img_next_run(img_image *im, img_run *run)
 {
 	if (im->err.code != IMG_OK && im->err.code != IMG_E_CHECKSUM)
 		return im->err.code;
+	memset(run, 0, sizeof *run);
 	return im->fmt->next_run(im, run);
 }
 
@@ -270,6 +271,7 @@ int img_next_runs(img_image *im, img_run *runs, size_t max, size_t *n)
 		return IMG_E_USAGE;
 	if (im->err.code != IMG_OK && im->err.code != IMG_E_CHECKSUM)
 		return im->err.code;
+	memset(runs, 0, max * sizeof *runs);  /* fields a format does not set are 0 */
 	if (im->fmt->next_batch)
 		return im->fmt->next_batch(im, runs, max, n);
 	int rc = im->fmt->next_run(im, &runs[0]);

@@ -367,6 +367,7 @@ static int finish_group(img_image *im, struct pc_state *st)
 	uint64_t nblocks = st->group_blocks;
 	st->group_blocks = 0;
 	st->group_checked = 0;
+	st->group_rescued = 0;
 	st->group_index++;
 	if (st->reseed)
 		hash_reset(&st->hash);
@@ -400,8 +401,12 @@ static int start_group(img_image *im, struct pc_state *st, uint64_t b)
 	st->group_checked = 1;
 	if (memcmp(d, p + data, st->cs) == 0)
 		return IMG_OK;
-	/* Skip the bad group: it is never handed out. */
 	uint64_t n = st->group_left;
+	if (im->opt.rescue) {  /* hand the group out as bad runs, then go on */
+		st->group_rescued = 1;
+		return report_bad_group(im, st, n);
+	}
+	/* Skip the bad group: it is never handed out. */
 	uint64_t last = group_last_block(st, b, n);
 	int code = report_bad_group(im, st, n);
 	stream_consume(im->s, data + st->cs);
@@ -438,7 +443,7 @@ static int pc_next_run(img_image *im, img_run *run)
 	uint64_t b = next_used(st, st->cur);
 	if (b >= st->total)
 		return fmt_fail(im, IMG_E_CORRUPT, im->s->offset, "bitmap ends before all used blocks");
-	if (st->cs && st->group_blocks == 0) {
+	if (st->cs && st->group_blocks == 0 && !st->group_checked) {
 		int rc = start_group(im, st, b);
 		if (rc < 0)
 			return rc;
@@ -464,8 +469,9 @@ static int pc_next_run(img_image *im, img_run *run)
 	run->nblocks = n;
 	run->offset = b * (uint64_t)st->bs;
 	run->len = len;
-	run->data = p;
-	run->verified = st->group_checked;
+	run->data = st->group_rescued ? NULL : p;
+	run->bad = st->group_rescued;
+	run->verified = st->group_checked && !st->group_rescued;
 	st->pending = len;
 	st->cur = b + n;
 	st->rank += n;
@@ -696,10 +702,15 @@ static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 			if (~z != get_le32(blk + st->bs + st->v1_crc_at)) {
 				if (*n > 0)
 					break;  /* hand out the good blocks first */
-				/* the bad block is never handed out; later CRCs cannot be checked */
+				/* the bad block is never handed out (rescue: as a bad run,
+				 * on the next call); later CRCs cannot be checked */
 				st->group_first = b;
 				st->group_offset = im->s->offset;
 				st->group_index = st->rank;
+				if (im->opt.rescue) {
+					st->v1_bad_next = 1;
+					return report_bad_group(im, st, 1);
+				}
 				st->cur = b + 1;
 				st->rank++;
 				st->pending = st->v1_stride;
@@ -712,8 +723,10 @@ static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 		r->nblocks = 1;
 		r->offset = b * (uint64_t)st->bs;
 		r->len = st->bs;
-		r->data = blk;
+		r->data = st->v1_bad_next ? NULL : blk;
+		r->bad = st->v1_bad_next;
 		r->verified = st->hashing && !st->chain_broken;
+		st->v1_bad_next = 0;
 		st->cur = b + 1;
 		st->rank++;
 		im->blocks_done++;

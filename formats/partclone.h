@@ -39,6 +39,7 @@ struct pc_state {
 	uint64_t group_offset;  /* image offset of the current group */
 	uint64_t group_index;
 	int group_checked;      /* the current group was checked ahead */
+	int group_rescued;      /* rescue: the current group failed; hand it out as bad runs */
 	int chain_broken;       /* a running checksum failed: later ones cannot be checked */
 	size_t pending;         /* bytes handed out, consumed at the next call */
 	/* format 0001 */
@@ -47,6 +48,7 @@ struct pc_state {
 	size_t v1_crc_at;       /* where the CRC sits after the block: 0, or 4 with junk first */
 	uint8_t *v1_fill;       /* bs copies of one byte, for the 0001 CRC quirk */
 	int v1_fill_byte;
+	int v1_bad_next;        /* rescue: hand out the next block as a bad run */
 	int finished;
 	char version[16];
 	char fs[17];

@@ -47,11 +47,15 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 		if (!st->rank_index)
 			return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 					   "%s: out of memory for the rank index", im->path);
-		if (saved && saved_len == entries * 8) {
-			for (uint64_t i = 0; i < entries; i++)
-				st->rank_index[i] = get_le64(saved + 8 * i);
-		} else {
-			build_rank_index(st, entries);
+		/* The ranks are always counted from the bitmap in memory (one
+		 * popcount pass): a saved index is only compared with them, never
+		 * trusted (a forged one with a valid file checksum must not steer
+		 * reads). A saved index that differs is replaced. */
+		build_rank_index(st, entries);
+		int same = saved && saved_len == entries * 8;
+		for (uint64_t i = 0; same && i < entries; i++)
+			same = get_le64(saved + 8 * i) == st->rank_index[i];
+		if (!same) {
 			*payload = malloc(entries * 8);
 			if (!*payload)
 				return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,

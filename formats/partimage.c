@@ -24,7 +24,8 @@
  * only NTFS clusters > 64 KiB and the like).
  *
  * The header print for `info` (every section, and the per-filesystem info
- * block decoding) is in partimage_info.c.
+ * block decoding) is in partimage_info.c, random access in
+ * partimage_access.c; the state they share is in partimage.h.
  * Not here: decompression (io/), printing (applets/).
  */
 #include <errno.h>
@@ -37,30 +38,15 @@
 #include <emmintrin.h>
 #endif
 
-#include "fmt.h"
+#include "partimage.h"
 
-#define PI_VOLUME_MAGIC "PaRtImAgE-VoLuMe"
-#define PI_VOLUME_HEADER 512
-#define PI_STRUCT 16384            /* main header, local header, info block, tail */
-#define PI_CHUNK 65536             /* data bytes between two CHK records */
-#define PI_CHK 16                  /* "CHK\0" + u32 CRC + u64 qwPos */
 #define PI_MAX_BLOCK_SIZE ((uint64_t)64 << 20)
 #define PI_MAX_BITMAP_BYTES ((uint64_t)1 << 30)
 #define PI_MAX_MBR_BYTES ((uint64_t)16 << 20)
 #define PI_MAX_EXT_BYTES ((uint64_t)16 << 20)
 #define PI_MBR_DATA 512            /* cData of a CMbr record, followed by its sum */
-#define PI_TAIL_MAGIC "MAGIC-BEGIN-TAIL"
-#define PI_TAIL_MAGIC_LEN 16
 #define PI_SUM_SLICE ((size_t)256 << 10)  /* bytes copied and summed per produce() */
 #define PI_BATCH_AHEAD ((size_t)2 << 20)  /* bytes made visible before a batch of runs */
-
-/* Defined in partimage_info.c (the header print of `info`; same prototypes there). */
-void pi_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n);
-void pi_add_volume_fields(img_image *im, const uint8_t *vh);
-void pi_add_main_fields(img_image *im, const uint8_t *h, const char *fs, uint64_t part_size);
-void pi_add_mbr_fields(img_image *im, uint32_t index, const uint8_t *rec, uint32_t size);
-void pi_add_local_fields(img_image *im, const uint8_t *h);
-void pi_add_info_fields(img_image *im, const char *fs, const uint8_t *info, uint32_t stored_sum);
 
 /* ---- byte sums ----------------------------------------------------------- */
 
@@ -105,23 +91,7 @@ static uint32_t sum_signed(const uint8_t *p, size_t n)
 
 /* ---- the volume layer ---------------------------------------------------- */
 
-struct pi_vol {
-	img_stream *cur;        /* the current volume's stack, after its 512-byte header */
-	char *cur_path;         /* its name when this layer opened it (NULL for volume 0) */
-	char *base;             /* volume 0's name */
-	size_t suffix_at;       /* index of the digits in base; 0: one stream, no volumes */
-	uint32_t volno;         /* number of cur */
-	uint64_t ident;         /* qwIdentificator of volume 0 */
-	uint64_t *starts;       /* logical offset where the payload of volume n starts */
-	size_t nstarts, starts_cap;
-	uint64_t produced;      /* logical bytes produced so far */
-	uint64_t sum;           /* unsigned byte sum of those bytes */
-	int tail_seen;          /* the parser read the tail: */
-	uint32_t last_volume;   /* ... and its volume number */
-};
-
-/* Name of volume n into out (the base name when the image is one stream). */
-static void vol_name(const struct pi_vol *v, uint32_t n, char *out, size_t outsz)
+void pi_vol_name(const struct pi_vol *v, uint32_t n, char *out, size_t outsz)
 {
 	if (!v->suffix_at)
 		snprintf(out, outsz, "%s", v->base);
@@ -166,12 +136,8 @@ static int vol_add_start(struct pi_vol *v, img_err *err)
 	return IMG_OK;
 }
 
-/*
- * Check a volume header h (512 bytes) of file `name`: volume `want`, and the
- * identificator *ident unless ident_known is 0 (then it is stored).
- */
-static int check_volume_header(img_err *err, const char *name, const uint8_t *h, uint32_t want,
-			       uint64_t *ident, int ident_known)
+int pi_check_volume_header(img_err *err, const char *name, const uint8_t *h, uint32_t want,
+			   uint64_t *ident, int ident_known)
 {
 	if (memcmp(h, PI_VOLUME_MAGIC, 16) != 0 || h[16] != 0)
 		return img_err_set(err, IMG_E_CORRUPT, 0, 1, 0,
@@ -217,8 +183,8 @@ static int vol_next(img_stream *s, struct pi_vol *v)
 	char cur[1100];
 	if (!name)
 		return img_err_set(s->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->base);
-	vol_name(v, n, name, sz);
-	vol_name(v, v->volno, cur, sizeof cur);
+	pi_vol_name(v, n, name, sz);
+	pi_vol_name(v, v->volno, cur, sizeof cur);
 	struct stat sb;
 	if (stat(name, &sb) != 0 && errno == ENOENT) {
 		char at[40];
@@ -243,7 +209,7 @@ static int vol_next(img_stream *s, struct pi_vol *v)
 				 "%s: partimage: volume truncated inside its 512-byte header (%zu bytes)",
 				 name, avail);
 	if (rc == IMG_OK)
-		rc = check_volume_header(s->err, name, p, n, &v->ident, 1);
+		rc = pi_check_volume_header(s->err, name, p, n, &v->ident, 1);
 	if (rc == IMG_OK)
 		rc = vol_add_start(v, s->err);
 	if (rc < 0) {
@@ -303,33 +269,6 @@ static const struct img_stream_ops vol_ops = { "partimage volumes", vol_produce,
 
 /* ---- the parser ---------------------------------------------------------- */
 
-struct pi_state {
-	struct pi_vol *vol;      /* the layer's state (owned by im->s) */
-	uint8_t *bitmap;         /* bits of blocks < nbits */
-	uint64_t nbits;          /* min(qwBlocksCount, 8 * qwBitmapSize) */
-	uint64_t total, used, part_size, bitmap_size;
-	uint32_t bs;
-	uint64_t data_start;     /* logical offset of the first data byte */
-	uint64_t data_len;       /* used * bs */
-	uint64_t dpos;           /* data bytes passed (handed out or skipped) */
-	uint64_t cur, rank;      /* next block to look at, used blocks passed */
-	size_t pending;          /* bytes handed out, consumed at the next call */
-	uint64_t chunk_left;     /* data bytes of the current chunk not handed out yet */
-	int chunk_has_chk;       /* the current chunk ends with a CHK record */
-	int chunk_verified;      /* the current chunk was checked before hand-out */
-	int hashing;             /* checksums are checked (verify on) */
-	uint8_t *side;           /* blocks > 64 KiB are gathered here */
-	/* qwPos emulation (FORMATS.md 3.7): the writer's current copy run */
-	uint64_t wrun_start, wrun_end;
-	uint64_t qwpos_bad;      /* CHK records whose qwPos differs from the emulation */
-	uint64_t qwpos_first_bad;
-	int unsigned_sums;       /* a header sum matched only the unsigned rule */
-	int finished;
-	int deferred;            /* status met inside a batch, returned by the next call */
-	char fs[64];
-	char version[8];         /* of volume 0: "0.6.1" or "0.6.0" */
-};
-
 /* Record a parser error at logical byte `off`, naming the volume that holds it. */
 static int pi_fail(img_image *im, int code, uint64_t off, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -346,7 +285,7 @@ static int pi_fail(img_image *im, int code, uint64_t off, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	uint32_t n = vol_of(st->vol, off);
-	vol_name(st->vol, n, name, sizeof name);
+	pi_vol_name(st->vol, n, name, sizeof name);
 	uint64_t in_vol = off - (st->vol->nstarts ? st->vol->starts[n] : 0) + PI_VOLUME_HEADER;
 	img_fmt_thousands(vbyte, sizeof vbyte, in_vol);
 	img_fmt_thousands(lbyte, sizeof lbyte, off);
@@ -588,9 +527,7 @@ static void set_info(img_image *im)
 	info->checksum = "CRC32";
 	info->has_checksums = 1;
 	info->checksums_chained = 0;
-	uint64_t logical = st->data_start + st->data_len + PI_CHK * (st->data_len / PI_CHUNK) +
-			   PI_TAIL_MAGIC_LEN + PI_STRUCT;
-	info->image_data_size = st->vol->suffix_at ? 0 : logical + PI_VOLUME_HEADER;
+	info->image_data_size = st->vol->suffix_at ? 0 : pi_logical_end(st) + PI_VOLUME_HEADER;
 }
 
 /* Stack the volume layer on top of volume 0 (im->s, positioned after its header). */
@@ -638,7 +575,7 @@ static int pi_open(img_image *im)
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, avail, "image truncated inside the 512-byte volume header");
 	uint64_t ident = 0;
-	rc = check_volume_header(&im->err, im->path, vh, 0, &ident, 0);
+	rc = pi_check_volume_header(&im->err, im->path, vh, 0, &ident, 0);
 	if (rc < 0)
 		return rc;
 	struct pi_state *st = calloc(1, sizeof *st);
@@ -879,6 +816,7 @@ static int next_big_block(img_image *im, struct pi_state *st, img_run *run)
 	run->len = st->bs;
 	run->data = st->side;
 	run->verified = st->hashing;
+	run->bad = 0;  /* a bad chunk is reported and skipped, never handed out */
 	im->blocks_done++;
 	return IMG_OK;
 }
@@ -954,6 +892,7 @@ static int pi_next_run(img_image *im, img_run *run)
 	run->len = len;
 	run->data = p;
 	run->verified = st->chunk_verified;
+	run->bad = 0;
 	st->pending = len;
 	st->chunk_left -= len;
 	if (st->chunk_left == 0 && st->chunk_has_chk)
@@ -968,8 +907,7 @@ static int pi_next_run(img_image *im, img_run *run)
 /* Logical bytes from the read position (after the pending bytes) to the end of the tail. */
 static uint64_t logical_left(const img_image *im, const struct pi_state *st)
 {
-	uint64_t end = st->data_start + st->data_len + PI_CHK * (st->data_len / PI_CHUNK) +
-		       PI_TAIL_MAGIC_LEN + PI_STRUCT;
+	uint64_t end = pi_logical_end(st);
 	uint64_t at = im->s->offset + st->pending;
 	return end > at ? end - at : 0;
 }
@@ -1035,6 +973,7 @@ static void pi_close(img_image *im)
 	struct pi_state *st = im->priv;
 	if (!st)
 		return;
+	pi_random_free(st);
 	free(st->bitmap);
 	free(st->side);
 	free(st);
@@ -1049,4 +988,7 @@ const struct img_format fmt_partimage = {
 	.next_run = pi_next_run,
 	.next_batch = pi_next_batch,
 	.close = pi_close,
+	.random_open = pi_random_open,
+	.read_at = pi_read_at,
+	.refuse_compressed = pi_refuse_volume0,
 };

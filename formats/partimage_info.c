@@ -15,19 +15,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "partimage.h"
 
-#define PI_STRUCT 16384      /* main header, local header, info block */
 #define PI_MBR_FIELDS 1164   /* bytes of a CMbr record that hold fields */
 #define PI_MAX_MBR_SHOWN 4
-
-/* Called from partimage.c (same prototypes there). */
-void pi_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n);
-void pi_add_volume_fields(img_image *im, const uint8_t *vh);
-void pi_add_main_fields(img_image *im, const uint8_t *h, const char *fs, uint64_t part_size);
-void pi_add_mbr_fields(img_image *im, uint32_t index, const uint8_t *rec, uint32_t size);
-void pi_add_local_fields(img_image *im, const uint8_t *h);
-void pi_add_info_fields(img_image *im, const char *fs, const uint8_t *info, uint32_t stored_sum);
 
 /* A NUL-padded text field of at most n bytes as printable ASCII ('?' for others). */
 void pi_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n)

@@ -20,7 +20,9 @@
 static int err_vset(img_err *err, int code, int sys_errno, int has_offset, uint64_t offset,
 		    const char *prefix, const char *fmt, va_list ap)
 {
-	if (!err || err->code != IMG_OK)
+	/* the first error sticks; a data checksum error does not (the walk goes
+	 * on after one), so a later failure replaces it */
+	if (!err || (err->code != IMG_OK && err->code != IMG_E_CHECKSUM))
 		return code;
 	err->code = code;
 	err->sys_errno = sys_errno;

@@ -26,6 +26,10 @@
 #include "codec_util.h"
 
 #define XZ_MAX_THREADS 8
+/* Hostile-input limit: a 20-byte .lzma header may ask for a 4 GiB dictionary.
+ * The xz tool writes dictionaries of at most 1.5 GiB; more is refused as
+ * "memory usage limit reached" (IMG_E_CORRUPT) instead of allocated. */
+#define XZ_MEMLIMIT ((uint64_t)1600 << 20)
 
 struct xz_dec {
 	lzma_stream z;
@@ -139,13 +143,13 @@ static lzma_ret xz_init_decoder(lzma_stream *z)
 		.threads = threads == 0 ? 1 : threads > XZ_MAX_THREADS ? XZ_MAX_THREADS : threads,
 		.timeout = 0,
 		.memlimit_threading = lzma_physmem() / 4,
-		.memlimit_stop = UINT64_MAX,
+		.memlimit_stop = XZ_MEMLIMIT,
 	};
 	if (mt.memlimit_threading == 0)
 		mt.memlimit_threading = (uint64_t)1 << 30;
 	lzma_ret ret = lzma_stream_decoder_mt(z, &mt);
 	if (ret != LZMA_OK)
-		ret = lzma_stream_decoder(z, UINT64_MAX, LZMA_CONCATENATED);
+		ret = lzma_stream_decoder(z, XZ_MEMLIMIT, LZMA_CONCATENATED);
 	return ret;
 }
 
@@ -158,7 +162,7 @@ static int xz_open_common(img_stream *up, int alone, img_stream **out)
 				   name);
 	x->z = (lzma_stream)LZMA_STREAM_INIT;
 	x->alone = alone;
-	lzma_ret ret = alone ? lzma_alone_decoder(&x->z, UINT64_MAX) : xz_init_decoder(&x->z);
+	lzma_ret ret = alone ? lzma_alone_decoder(&x->z, XZ_MEMLIMIT) : xz_init_decoder(&x->z);
 	if (ret != LZMA_OK) {
 		free(x);
 		return img_err_set(up->err, IMG_E_IO, ENOMEM, 0, 0,

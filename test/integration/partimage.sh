@@ -10,6 +10,8 @@
 # ignored, bytes are compared: FORMATS.md 6), and checks imgbk info, verify
 # and restore against it: every variant, a piped single volume, and damaged
 # copies (data byte, info byte, missing / swapped / truncated volumes).
+# With FUSE and an imgbk that has `mount`: a -V1 set mounted (random access
+# across volumes) equals partimage's restore and loop-mounts.
 #
 # Output: "ok N - ..." / "not ok N - ..." per case, then one line
 # "N passed, M failed[, K skipped]". Exit 1 if any case failed.
@@ -203,6 +205,13 @@ case_multi_volumes() {
 }
 tc "the -V1 sets have several volumes" case_multi_volumes
 
+case_name_without_000() {
+	need "$F/e1k_v0.000" "$F/e1k.ref" || return 1
+	run 0 $IM verify -q "$F/e1k_v0" && run 0 $IM restore -q "$F/e1k_v0" "$W/out.raw" &&
+		same "$W/out.raw" "$F/e1k.ref"
+}
+tc "verify and restore NAME where only NAME.000 exists (the set)" case_name_without_000
+
 case_info() { # IMAGE SECTION
 	need "$F/$1" || return 1
 	run 0 $IM info "$F/$1" &&
@@ -326,6 +335,73 @@ case_bz_damaged() {
 		run 1 $IM verify -q "$W/b.000" && err_names "$W/b.000"
 }
 tc "damaged bzip2 volume: exit 1" case_bz_damaged
+
+# ---------------------------------------------------------------------------
+# 4. random access: imgbk mount of a multi-volume set (only when imgbk has mount)
+
+# unmount DIR until nothing is mounted there (a loop mount may sit on the FUSE one)
+unmount_dir() {
+	local i
+	for i in 1 2 3; do
+		mountpoint -q "$1" 2>/dev/null || return 0
+		umount "$1" 2>/dev/null || fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+	done
+}
+
+# mount_check DIR IMAGE: mount IMAGE (a set's .000) at DIR/m, the virtual file
+# equals partimage's restore, a loop mount of it reads a file back, unmount
+mount_check() {
+	local d=$1 img=$2 name
+	mkdir -p "$d/m" "$d/m2" || return 1
+	trap 'unmount_dir "$W/m2"; unmount_dir "$W/m"; unmount_dir "$W/d/m2"; unmount_dir "$W/d/m"' EXIT
+	run 0 $IM mount "$img" "$d/m" || return 1
+	mountpoint -q "$d/m" || fail "$d/m is not a mount point after imgbk mount returned 0" || return 1
+	name=$(ls -A "$d/m")
+	[ -n "$name" ] && [ "$(printf '%s\n' "$name" | wc -l)" = 1 ] ||
+		fail "the mount holds [$name], expected one file" || return 1
+	echo "virtual file: $name"
+	same "$d/m/$name" "$F/e1k.ref" || return 1
+	run 0 mount -o loop,ro "$d/m/$name" "$d/m2" || return 1
+	same "$d/m2/numbers.txt" "$F/src/numbers.txt" && same "$d/m2/deep/er/small.txt" "$F/src/deep/er/small.txt" &&
+		same "$d/m2/random.bin" "$F/src/random.bin" || return 1
+	umount "$d/m2" || fail "umount of the loop mount failed" || return 1
+	fusermount3 -u "$d/m" || fail "fusermount3 -u failed" || return 1
+	! mountpoint -q "$d/m" || fail "$d/m is still mounted"
+}
+
+case_mount_set() {
+	need "$F/e1k_v0.002" "$F/e1k.ref" || return 1
+	copy_set e1k_v0  # the index is saved next to the copy
+	mount_check "$W" "$W/e1k_v0.000" || return 1
+	ls "$W"/e1k_v0.000.ibkx >/dev/null 2>&1 || ls "${XDG_CACHE_HOME:-$HOME/.cache}"/imgbk/e1k_v0.000-*.ibkx \
+		>/dev/null 2>&1 || fail "no index was saved"
+	# again, with the saved index
+	mount_check "$W" "$W/e1k_v0.000"
+}
+
+case_mount_gz_set() {
+	need "$F/e1k_v1.002" "$F/e1k.ref" || return 1
+	copy_set e1k_v1
+	mkdir -p m d
+	trap 'unmount_dir "$W/m"' EXIT
+	run 1 $IM mount "$W/e1k_v1.000" m && err_has "decompress" "gzip" && err_names "$W/e1k_v1.000" || return 1
+	! mountpoint -q m || fail "a compressed set was mounted" || return 1
+	# every volume decompressed on its own: mountable
+	local v
+	for v in "$W"/e1k_v1.[0-9][0-9][0-9]; do
+		gzip -dc "$v" >"d/${v##*/}" || return 1
+	done
+	mount_check "$W/d" "$W/d/e1k_v1.000"
+}
+
+if ! command -v fusermount3 >/dev/null || [ ! -c /dev/fuse ]; then
+	tc_skip "imgbk mount of a -V1 set" "FUSE (fusermount3, /dev/fuse) is not available"
+elif ! $IMGBK --help 2>&1 | grep -qE '^ +mount '; then
+	tc_skip "imgbk mount of a -V1 set" "this imgbk has no mount applet"
+else
+	tc "imgbk mount of a -V1 uncompressed set: = partimage's restore, loop mount, index reused" case_mount_set
+	tc "imgbk mount of a -V1 gzip set: refused with the command; mounted once each volume is decompressed" case_mount_gz_set
+fi
 
 # ---------------------------------------------------------------------------
 if [ "$SKIP" -gt 0 ]; then

@@ -1,0 +1,533 @@
+/*
+ * formats/partimage_access.c - random reads of a partimage image (uncompressed
+ * volumes only). The logical stream is the volume payloads one after the
+ * other (each volume file minus its 512-byte header); byte x of the used-block
+ * data D sits at logical data_start + x + 16 * floor(x / 65536) (a CHK record
+ * follows every 65536 data bytes), and x = rank * block_size + offset in the
+ * block, the rank coming from a rank index over the bitmap (used blocks before
+ * every K-th block). A logical offset maps to volume i and file offset
+ * 512 + (logical - start_i), so one read may be split across volumes.
+ *
+ * With verification on, every CHK chunk (65536 data bytes + its CHK record,
+ * zlib CRC-32) is checked the first time a read touches it; the result is kept
+ * in a bit per chunk (good or bad, set atomically: reads come from many
+ * threads). The final partial chunk has no CHK record: random reads cannot
+ * check it (the sequential verify does, through the tail's byte sum).
+ *
+ * The payload saved in the index file (blkindex.c), little-endian:
+ *   0  8  "PIMGRA01"               32  8  used blocks
+ *   8  4  K (blocks per entry)      40  8  bits of the bitmap (nbits)
+ *  12  4  volumes (n)               48  8  block size
+ *  16  8  identificator             56  .. n x { file size, mtime (ns), logical start } (u64 each)
+ *  24  8  data start (logical)          .. nbits / K + 1 rank entries (u64)
+ * The generic identity of the index covers volume 0 only; the sizes and
+ * mtimes of the other volumes are here, compared at load: any difference
+ * (or an entry that does not add up) and the rank index is built again.
+ *
+ * Not here: the sequential walk (partimage.c), the index file (blkindex.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "partimage.h"
+
+#define PI_RA_MAGIC "PIMGRA01"
+#define PI_RA_HEAD 56
+#define PI_RA_VOL 24
+/* Volumes kept open; the others are opened for each read (large -V sets). */
+#define PI_MAX_OPEN_VOLUMES 64
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Record an error on `err` naming volume file `path` and the byte in it. */
+static int ra_fail(img_err *err, int code, const char *path, uint64_t at, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int ra_fail(img_err *err, int code, const char *path, uint64_t at, const char *fmt, ...)
+{
+	char what[400], b[40];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	img_fmt_thousands(b, sizeof b, at);
+	err->code = IMG_OK;
+	return img_err_set(err, code, 0, 1, at, "%s: partimage: %s at byte %s of this volume file",
+			   path, what, b);
+}
+
+/* ---- the volume table ------------------------------------------------------ */
+
+/* The volume holding logical byte L: the last one starting at or before it
+ * (so an empty volume is passed over). */
+static uint32_t rvol_of(const struct pi_state *st, uint64_t L)
+{
+	uint32_t lo = 0, hi = st->nrvols;
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (st->rvols[mid].start <= L)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* pread of volume i's file; *got < len only at its end. */
+static int vol_pread(img_image *im, struct pi_state *st, uint32_t i, uint8_t *buf, size_t len,
+		     uint64_t at, size_t *got, img_err *err)
+{
+	if (i == 0) {
+		err->code = IMG_OK;
+		return rsrc_pread(im->rs, buf, len, at, got, err);
+	}
+	struct pi_rvol *r = &st->rvols[i];
+	int fd = r->fd >= 0 ? r->fd : open(r->path, O_RDONLY | O_CLOEXEC);
+	*got = 0;
+	if (fd < 0)
+		return img_err_set(err, errno == ENOENT ? IMG_E_MISSING : IMG_E_IO, errno, 0, 0,
+				   "%s: cannot open: %s", r->path, strerror(errno));
+	int rc = IMG_OK;
+	while (*got < len) {
+		ssize_t n = pread(fd, buf + *got, len - *got, (off_t)(at + *got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err->code = IMG_OK;
+			rc = img_err_set(err, IMG_E_IO, errno, 1, at + *got, "%s: read error at byte %llu: %s",
+					 r->path, (unsigned long long)(at + *got), strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		*got += (size_t)n;
+	}
+	if (fd != r->fd)
+		close(fd);
+	return rc;
+}
+
+/* Read len logical bytes at L, crossing volume boundaries. Thread-safe. */
+static int lpread(img_image *im, struct pi_state *st, void *buf, size_t len, uint64_t L,
+		  const char *what, img_err *err)
+{
+	uint8_t *out = buf;
+	while (len > 0) {
+		uint32_t i = rvol_of(st, L);
+		const struct pi_rvol *r = &st->rvols[i];
+		uint64_t in = L - r->start;
+		size_t n = len;
+		if (i + 1 < st->nrvols && n > r->size - in)
+			n = (size_t)(r->size - in);  /* the rest comes from the next volume */
+		size_t got = 0;
+		int rc = vol_pread(im, st, i, out, n, PI_VOLUME_HEADER + in, &got, err);
+		if (rc != IMG_OK)
+			return rc;
+		if (got < n)
+			return ra_fail(err, IMG_E_TRUNCATED, r->path, PI_VOLUME_HEADER + in + got,
+				       "image truncated in %s (%zu of %zu bytes present)", what, got, n);
+		out += n;
+		L += n;
+		len -= n;
+	}
+	return IMG_OK;
+}
+
+static int add_rvol(img_image *im, struct pi_state *st, const char *path, uint64_t file_size,
+		    int64_t mtime_ns, int fd)
+{
+	struct pi_rvol *n = realloc(st->rvols, (st->nrvols + 1) * sizeof *n);
+	char *p = strdup(path);
+	if (!n || !p) {
+		if (n)
+			st->rvols = n;
+		free(p);
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	}
+	st->rvols = n;
+	struct pi_rvol *r = &n[st->nrvols];
+	r->path = p;
+	r->start = st->nrvols ? n[st->nrvols - 1].start + n[st->nrvols - 1].size : 0;
+	r->size = file_size - PI_VOLUME_HEADER;
+	r->mtime_ns = mtime_ns;
+	r->fd = fd;
+	st->nrvols++;
+	return IMG_OK;
+}
+
+static const char *codec_tool(const char *codec)
+{
+	if (!strcmp(codec, "lzma"))
+		return "xz";
+	return codec;  /* gzip, bzip2, zstd, xz, lz4: the tool has the codec's name */
+}
+
+/*
+ * Volume n (file `name`) is compressed with `codec`: refuse with the command
+ * that makes the image readable at random (every volume decompressed under
+ * its own name). Volume 0 is refused before random_open is called, by the
+ * generic check of formats/access.c; this function is meant for it too.
+ */
+int pi_refuse_volume0(img_image *im, const char *codec)
+{
+	return pi_refuse_compressed(im, im->path, 0, codec);
+}
+
+int pi_refuse_compressed(img_image *im, const char *name, uint32_t n, const char *codec)
+{
+	const struct pi_state *st = im->priv;
+	const struct pi_vol *v = st->vol;
+	const char *tool = codec_tool(codec);
+	const char *slash = strrchr(v->base, '/');
+	const char *file0 = slash ? slash + 1 : v->base;
+	if (!v->suffix_at)  /* one file, no volume set */
+		return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
+				   "%s: partimage: a compressed image (%s) cannot be mounted; decompress "
+				   "it first: %s -dc %s > IMAGE.pimg, then mount IMAGE.pimg", name, codec,
+				   tool, name);
+	return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
+			   "%s: partimage: volume %u is compressed (%s): an image whose volumes are "
+			   "compressed cannot be mounted; decompress every volume first, e.g. "
+			   "mkdir -p DIR && for v in %.*s[0-9][0-9][0-9]; do %s -dc \"$v\" > DIR/\"${v##*/}\"; "
+			   "done (partimage reads uncompressed volumes too), then mount DIR/%s",
+			   name, n, codec, (int)v->suffix_at, v->base, tool, file0);
+}
+
+/* Open volume n (n >= 1), check its header, add it to the table. */
+static int open_rvol(img_image *im, struct pi_state *st, uint32_t n)
+{
+	struct pi_vol *v = st->vol;
+	char name[1100], prev[1100];
+	pi_vol_name(v, n, name, sizeof name);
+	pi_vol_name(v, n - 1, prev, sizeof prev);
+	int fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return img_err_set(&im->err, IMG_E_MISSING, 0, 0, 0,
+				   "%s: partimage: volume %u is missing: the image goes on after the end "
+				   "of %s (or %s is truncated)", name, n, prev, prev);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return img_err_set(&im->err, IMG_E_IO, e, 0, 0, "%s: cannot open: %s", name, strerror(e));
+	}
+	uint8_t h[PI_VOLUME_HEADER];
+	size_t got = 0;
+	while (got < sizeof h) {
+		ssize_t r = pread(fd, h + got, sizeof h - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	int rc = IMG_OK;
+	for (size_t c = 0; img_codecs[c] && rc == IMG_OK; c++)
+		if (got >= img_codecs[c]->magic_len && img_codecs[c]->bid(h, got))
+			rc = pi_refuse_compressed(im, name, n, img_codecs[c]->name);
+	if (rc == IMG_OK && got < sizeof h)
+		rc = img_err_set(&im->err, IMG_E_TRUNCATED, 0, 1, got,
+				 "%s: partimage: volume truncated inside its 512-byte header (%zu bytes)",
+				 name, got);
+	if (rc == IMG_OK)
+		rc = pi_check_volume_header(&im->err, name, h, n, &v->ident, 1);
+	if (rc == IMG_OK) {
+		int64_t m = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+		int keep = st->nrvols < PI_MAX_OPEN_VOLUMES;
+		rc = add_rvol(im, st, name, (uint64_t)sb.st_size, m, keep ? fd : -1);
+		if (rc == IMG_OK && keep)
+			return IMG_OK;
+	}
+	close(fd);
+	return rc;
+}
+
+/*
+ * The volume table: volume 0 (im->rs), then .001, .002, ... until their
+ * payloads reach the end of the tail. For a set, the TAIL magic must then be
+ * where the sizes put it, and name the last volume as the sequential reader
+ * accepts it.
+ */
+static int open_rvols(img_image *im, struct pi_state *st)
+{
+	struct pi_vol *v = st->vol;
+	uint64_t size0;
+	int64_t m0;
+	rsrc_identity(im->rs, &size0, &m0);
+	if (size0 < PI_VOLUME_HEADER)
+		return img_err_set(&im->err, IMG_E_TRUNCATED, 0, 1, size0,
+				   "%s: partimage: image truncated inside the 512-byte volume header",
+				   im->path);
+	int rc = add_rvol(im, st, im->path, size0, m0, -1);
+	uint64_t end = pi_logical_end(st);
+	for (uint32_t n = 1; rc == IMG_OK && v->suffix_at && n != 0; n++) {
+		const struct pi_rvol *last = &st->rvols[st->nrvols - 1];
+		if (last->start + last->size >= end)
+			break;
+		rc = open_rvol(im, st, n);
+	}
+	if (rc != IMG_OK)
+		return rc;
+	/* volumes the sequential open went through must start where the sizes say */
+	for (size_t i = 0; i < v->nstarts && i < st->nrvols; i++)
+		if (v->starts[i] != st->rvols[i].start)
+			return img_err_set(&im->err, IMG_E_CORRUPT, 0, 0, 0,
+					   "%s: partimage: the volume files changed while the image was open",
+					   st->rvols[i].path);
+	if (!v->suffix_at)
+		return IMG_OK;  /* one file: a short one reads as truncated where it ends */
+	uint8_t t[PI_TAIL_MAGIC_LEN + 12];
+	uint64_t at = end - PI_STRUCT - PI_TAIL_MAGIC_LEN;
+	uint32_t vt = rvol_of(st, at);
+	rc = lpread(im, st, t, sizeof t, at, "the tail", &im->err);
+	if (rc != IMG_OK)
+		return rc;
+	const struct pi_rvol *r = &st->rvols[vt];
+	if (memcmp(t, PI_TAIL_MAGIC, PI_TAIL_MAGIC_LEN) != 0)
+		return ra_fail(&im->err, IMG_E_CORRUPT, r->path, PI_VOLUME_HEADER + at - r->start,
+			       "%s expected where the volume sizes put it, found other bytes (a volume "
+			       "truncated, or replaced by another one?)", PI_TAIL_MAGIC);
+	uint32_t lastno = get_le32(t + PI_TAIL_MAGIC_LEN + 8);
+	if (lastno != vt && lastno != st->nrvols - 1)
+		return ra_fail(&im->err, IMG_E_CORRUPT, r->path, PI_VOLUME_HEADER + at - r->start + 24,
+			       "the tail says the last volume is %u, but it is in volume %u", lastno,
+			       st->nrvols - 1);
+	return IMG_OK;
+}
+
+/* ---- the rank index ------------------------------------------------------- */
+
+static void build_rank_index(struct pi_state *st, uint64_t entries, const img_random_options *o)
+{
+	uint64_t count = 0;
+	for (uint64_t i = 0; i < entries; i++) {
+		st->rank_index[i] = count;
+		uint64_t first = i * st->rank_k;
+		if (first < st->nbits) {
+			uint64_t n = st->nbits - first < st->rank_k ? st->nbits - first : st->rank_k;
+			count += bitmap_count(st->bitmap + first / 8, n);
+		}
+		if (o->progress && (i & 0xFFFF) == 0xFFFF)
+			o->progress(o->progress_ctx, i, entries);
+	}
+}
+
+/* Take the rank entries of a saved payload when they add up. */
+static int load_rank_index(struct pi_state *st, const uint8_t *p, uint64_t entries)
+{
+	uint64_t prev = 0;
+	for (uint64_t i = 0; i < entries; i++) {
+		uint64_t e = get_le64(p + 8 * i);
+		if ((i == 0 && e != 0) || e < prev || e - prev > st->rank_k)
+			return 0;
+		st->rank_index[i] = prev = e;
+	}
+	uint64_t first = (entries - 1) * st->rank_k;
+	uint64_t rest = first < st->nbits ? bitmap_count(st->bitmap + first / 8, st->nbits - first) : 0;
+	return prev + rest == st->used;
+}
+
+static uint64_t rank_of(const struct pi_state *st, uint64_t b)
+{
+	uint64_t i = b / st->rank_k, first = i * st->rank_k;
+	return st->rank_index[i] + bitmap_count(st->bitmap + first / 8, b - first);
+}
+
+/* The block whose rank is r (the inverse of rank_of). */
+static uint64_t block_of_rank(const struct pi_state *st, uint64_t r)
+{
+	uint64_t lo = 0, hi = st->nbits / st->rank_k + 1;
+	while (hi - lo > 1) {
+		uint64_t mid = (lo + hi) / 2;
+		if (st->rank_index[mid] <= r)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	uint64_t b = lo * st->rank_k, seen = st->rank_index[lo];
+	for (;;) {
+		b = bitmap_next_set(st->bitmap, st->nbits, b);
+		if (b >= st->nbits || seen == r)
+			return b;
+		seen++;
+		b++;
+	}
+}
+
+int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *saved,
+		   size_t saved_len, uint8_t **payload, size_t *payload_len)
+{
+	struct pi_state *st = im->priv;
+	pi_random_free(st);  /* a second try after a failed one starts afresh */
+	st->rank_k = o->index_interval ? o->index_interval : 1024;
+	int rc = open_rvols(im, st);
+	if (rc != IMG_OK)
+		return rc;
+	uint64_t entries = st->nbits / st->rank_k + 1;
+	size_t head = PI_RA_HEAD + (size_t)st->nrvols * PI_RA_VOL;
+	size_t len = head + (size_t)entries * 8;
+	uint8_t *p = *payload = malloc(len);
+	st->rank_index = malloc(entries * sizeof *st->rank_index);
+	st->nchunks = st->data_len / PI_CHUNK;
+	st->chunk_ok = calloc(st->nchunks / 8 + 1, 1);
+	st->chunk_bad = calloc(st->nchunks / 8 + 1, 1);
+	if (!p || !st->rank_index || !st->chunk_ok || !st->chunk_bad)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
+				   "%s: out of memory for the rank index", im->path);
+	memcpy(p, PI_RA_MAGIC, 8);
+	put32(p + 8, st->rank_k);
+	put32(p + 12, st->nrvols);
+	put64(p + 16, st->vol->ident);
+	put64(p + 24, st->data_start);
+	put64(p + 32, st->used);
+	put64(p + 40, st->nbits);
+	put64(p + 48, st->bs);
+	for (uint32_t i = 0; i < st->nrvols; i++) {
+		uint8_t *q = p + PI_RA_HEAD + (size_t)i * PI_RA_VOL;
+		put64(q, st->rvols[i].size + PI_VOLUME_HEADER);
+		put64(q + 8, (uint64_t)st->rvols[i].mtime_ns);
+		put64(q + 16, st->rvols[i].start);
+	}
+	st->read_verify = o->verify;
+	im->read_verify = o->verify;
+	if (saved && saved_len == len && memcmp(saved, p, head) == 0 &&
+	    load_rank_index(st, saved + head, entries)) {
+		free(p);  /* taken as saved: nothing to save again */
+		*payload = NULL;
+		return IMG_OK;
+	}
+	build_rank_index(st, entries, o);
+	for (uint64_t i = 0; i < entries; i++)
+		put64(p + head + 8 * i, st->rank_index[i]);
+	*payload_len = len;
+	return IMG_OK;
+}
+
+void pi_random_free(struct pi_state *st)
+{
+	for (uint32_t i = 0; i < st->nrvols; i++) {
+		if (st->rvols[i].fd >= 0)
+			close(st->rvols[i].fd);
+		free(st->rvols[i].path);
+	}
+	free(st->rvols);
+	free(st->rank_index);
+	free(st->chunk_ok);
+	free(st->chunk_bad);
+	st->rvols = NULL;
+	st->nrvols = 0;
+	st->rank_index = NULL;
+	st->chunk_ok = st->chunk_bad = NULL;
+}
+
+/* ---- reads ------------------------------------------------------------------- */
+
+static int bit_get(const uint8_t *bm, uint64_t i)
+{
+	return __atomic_load_n(&bm[i >> 3], __ATOMIC_ACQUIRE) >> (i & 7) & 1;
+}
+
+static void bit_set(uint8_t *bm, uint64_t i)
+{
+	__atomic_fetch_or(&bm[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELEASE);
+}
+
+static uint64_t chunk_logical(const struct pi_state *st, uint64_t c)
+{
+	return st->data_start + c * (PI_CHUNK + PI_CHK);
+}
+
+static int chunk_error(img_image *im, const struct pi_state *st, uint64_t c, img_err *err)
+{
+	uint64_t first = block_of_rank(st, c * PI_CHUNK / st->bs);
+	uint64_t last = block_of_rank(st, (c * PI_CHUNK + PI_CHUNK - 1) / st->bs);
+	uint64_t L = chunk_logical(st, c);
+	const struct pi_rvol *r = &st->rvols[rvol_of(st, L)];
+	return ra_fail(err, IMG_E_CHECKSUM, r->path, PI_VOLUME_HEADER + L - r->start,
+		       "CRC32 checksum mismatch in the data of blocks %llu-%llu (CHK record %llu)",
+		       (unsigned long long)first, (unsigned long long)last, (unsigned long long)c);
+}
+
+/* Check chunk c (65536 data bytes and its CHK record) once. */
+static int check_chunk(img_image *im, struct pi_state *st, uint64_t c, img_err *err)
+{
+	if (bit_get(st->chunk_ok, c))
+		return IMG_OK;
+	if (bit_get(st->chunk_bad, c))
+		return chunk_error(im, st, c, err);
+	uint8_t *buf = malloc(PI_CHUNK + PI_CHK);
+	if (!buf)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	uint64_t L = chunk_logical(st, c);
+	int rc = lpread(im, st, buf, PI_CHUNK + PI_CHK, L, "a CHK chunk", err);
+	if (rc == IMG_OK && memcmp(buf + PI_CHUNK, "CHK\0", 4) != 0) {
+		const struct pi_rvol *r = &st->rvols[rvol_of(st, L + PI_CHUNK)];
+		rc = ra_fail(err, IMG_E_CORRUPT, r->path, PI_VOLUME_HEADER + L + PI_CHUNK - r->start,
+			     "CHK record %llu expected, found other bytes", (unsigned long long)c);
+	} else if (rc == IMG_OK && crc32_fast(0, buf, PI_CHUNK) == get_le32(buf + PI_CHUNK + 4)) {
+		bit_set(st->chunk_ok, c);
+	} else if (rc == IMG_OK) {
+		bit_set(st->chunk_bad, c);
+		rc = chunk_error(im, st, c, err);
+	}
+	free(buf);
+	return rc;
+}
+
+int pi_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
+{
+	struct pi_state *st = im->priv;
+	uint8_t *out = buf;
+	while (len > 0) {
+		uint64_t b = off / st->bs, in_block = off % st->bs;
+		if (b >= st->nbits) {  /* past the bitmap or the last block: zeros */
+			memset(out, 0, len);
+			return IMG_OK;
+		}
+		size_t n;
+		if (!bitmap_test(st->bitmap, b)) {
+			uint64_t next = bitmap_next_set(st->bitmap, st->nbits, b);
+			uint64_t bytes = (next - b) * st->bs - in_block;
+			n = bytes < len ? (size_t)bytes : len;
+			memset(out, 0, n);
+		} else {
+			uint64_t want = (in_block + len + st->bs - 1) / st->bs;
+			uint64_t run = bitmap_run(st->bitmap, st->nbits, b, want);
+			uint64_t x = rank_of(st, b) * st->bs + in_block;  /* byte of D */
+			uint64_t c = x / PI_CHUNK, bytes = run * st->bs - in_block;
+			uint64_t room = PI_CHUNK - x % PI_CHUNK;  /* a CHK record closes the chunk */
+			if (bytes > room)
+				bytes = room;
+			n = bytes < len ? (size_t)bytes : len;
+			/* c == nchunks: the final partial chunk, no CHK record to check */
+			if (st->read_verify && c < st->nchunks) {
+				int rc = check_chunk(im, st, c, err);
+				if (rc != IMG_OK)
+					return rc;
+			}
+			int rc = lpread(im, st, out, n, st->data_start + x + PI_CHK * c, "the block data", err);
+			if (rc != IMG_OK)
+				return rc;
+		}
+		out += n;
+		off += n;
+		len -= n;
+	}
+	return IMG_OK;
+}
