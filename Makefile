@@ -60,7 +60,7 @@ UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(O)/test/%)
 UNIT_HELP  := $(sort $(wildcard test/unit/helper_*.c))
 
-.PHONY: all check unit integration demo bench static static-link install uninstall deps clean
+.PHONY: all check check-one unit integration demo bench static static-link install uninstall deps clean
 
 all: $(BIN)
 
@@ -96,13 +96,28 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; IMGBK_TEST_DATA=test/data $$t; done
 
 integration: $(BIN)
-	@IMGBK=$(CURDIR)/$(BIN) sh test/integration/all.sh
+	@IMGBK=$(CURDIR)/$(BIN) IMGBK_LIB=$(CURDIR)/$(LIB) sh test/integration/all.sh
 
-check: deps
+# One pass of the suite: build, unit tests, man pages, every integration
+# script (the corruption matrix included).
+check-one:
 	$(MAKE) all unit
 	sh test/man-check.sh ./$(BIN)
 	$(MAKE) integration
-	$(MAKE) corrupt
+
+# make check: the suite under ASan + UBSan, a fuzz smoke run, then the normal
+# build's suite (its summary line closes the output).
+# make check SANITIZE=1: the sanitizer pass alone.
+ifeq ($(SANITIZE),1)
+check: deps
+	$(MAKE) check-one
+else
+check: deps
+	$(MAKE) SANITIZE=1 check-one
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(SMOKE_SECONDS)
+	$(MAKE) check-one
+endif
+SMOKE_SECONDS ?= 30
 
 demo: deps
 	$(MAKE) all
