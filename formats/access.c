@@ -49,7 +49,7 @@ int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *wh
 }
 
 /* Why an image cannot be read at random, with the command that fixes it. */
-static int refuse_stream(img_image *im)
+static int reject_stream(img_image *im)
 {
 	const char *l = im->layers;
 	if (strcmp(im->path, "(stdin)") == 0)
@@ -57,8 +57,8 @@ static int refuse_stream(img_image *im)
 				   "(stdin): an image read from standard input cannot be mounted; save it to a file first");
 	const char *codec = strrchr(l, '+');
 	codec = codec ? codec + 1 : l;
-	if (im->fmt->refuse_compressed)
-		return im->fmt->refuse_compressed(im, codec);
+	if (im->fmt->reject_compressed)
+		return im->fmt->reject_compressed(im, codec);
 	const char *cat = strncmp(l, "split", 5) == 0 ? "cat" : NULL;
 	char cmd[1400];
 	if (!strcmp(codec, "gzip") || !strcmp(codec, "bzip2") || !strcmp(codec, "zstd") ||
@@ -93,7 +93,7 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 				   "%s: random access to %s images is not available", im->path,
 				   im->fmt->name);
 	if (strcmp(im->layers, "file") != 0 && strcmp(im->layers, "split") != 0)
-		return refuse_stream(im);
+		return reject_stream(im);
 	if (o->index_interval && (o->index_interval < 8 || o->index_interval % 8))
 		return img_err_set(&im->err, IMG_E_USAGE, 0, 0, 0,
 				   "index interval %u: must be at least 8 and a multiple of 8",

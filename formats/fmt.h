@@ -2,7 +2,7 @@
  * formats/fmt.h - what the format readers share: the image handle, the one
  * table of formats, checksum and bitmap helpers, and the error setter.
  *
- * Internal to libimgbk: applets and tests use imgbk.h only (unit tests may
+ * Internal to libimgbk: the command layer and tests use imgbk.h only (unit tests may
  * include this to reach the helpers). Formats read bytes only through the
  * stream layer (io/io.h) and never print or exit.
  */
@@ -38,7 +38,7 @@ struct img_format {
 	int (*read_at)(img_image *im, uint64_t off, void *buf, size_t len, img_err *err);
 	/* Optional: say why a compressed image cannot be read at random and what
 	 * makes it readable (a volume set needs every volume decompressed). */
-	int (*refuse_compressed)(img_image *im, const char *codec);
+	int (*reject_compressed)(img_image *im, const char *codec);
 };
 
 extern const struct img_format *const img_formats[];  /* NULL-terminated */

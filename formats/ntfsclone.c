@@ -22,7 +22,7 @@
  * Random access (the run index, img_read_at): ntfsclone_access.c.
  *
  * Not here: legacy images older than 10.0 (host byte order, 46-byte header),
- * which are refused; decompression (io/); printing (applets/).
+ * which are rejected; decompression (io/); printing (the command layer).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -140,7 +140,7 @@ static int nc_open(img_image *im)
 	if (rc < 0)
 		return rc;
 	if (avail >= 18 && h[16] < 10)
-		return check_header(im, st, h);  /* refuses the legacy format by its version */
+		return check_header(im, st, h);  /* rejects the legacy format by its version */
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, avail, "image truncated inside the %d-byte header",
 				NC_HEADER_SIZE);

@@ -9,7 +9,7 @@
  * any of its blocks are handed out, so a bad group is never served; larger
  * groups are checked when their last block has gone by.
  *
- * Not here: decompression and split sets (io/), printing (applets/).
+ * Not here: decompression and split sets (io/), printing (the command layer).
  */
 #include <errno.h>
 #include <stdio.h>

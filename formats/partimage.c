@@ -26,7 +26,7 @@
  * The header print for `info` (every section, and the per-filesystem info
  * block decoding) is in partimage_info.c, random access in
  * partimage_access.c; the state they share is in partimage.h.
- * Not here: decompression (io/), printing (applets/).
+ * Not here: decompression (io/), printing (the command layer).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -990,5 +990,5 @@ const struct img_format fmt_partimage = {
 	.close = pi_close,
 	.random_open = pi_random_open,
 	.read_at = pi_read_at,
-	.refuse_compressed = pi_refuse_volume0,
+	.reject_compressed = pi_reject_volume0,
 };

@@ -110,8 +110,8 @@ int pi_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 void pi_random_free(struct pi_state *st);
 /* IMG_E_FORMAT: volume n (file name) is compressed with codec; the message
  * names the commands that decompress every volume of the set. */
-int pi_refuse_compressed(img_image *im, const char *name, uint32_t n, const char *codec);
-/* The format's refuse_compressed hook: volume 0 is compressed. */
-int pi_refuse_volume0(img_image *im, const char *codec);
+int pi_reject_compressed(img_image *im, const char *name, uint32_t n, const char *codec);
+/* The format's reject_compressed hook: volume 0 is compressed. */
+int pi_reject_volume0(img_image *im, const char *codec);
 
 #endif

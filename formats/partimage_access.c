@@ -178,17 +178,17 @@ static const char *codec_tool(const char *codec)
 }
 
 /*
- * Volume n (file `name`) is compressed with `codec`: refuse with the command
+ * Volume n (file `name`) is compressed with `codec`: reject with the command
  * that makes the image readable at random (every volume decompressed under
- * its own name). Volume 0 is refused before random_open is called, by the
+ * its own name). Volume 0 is rejected before random_open is called, by the
  * generic check of formats/access.c; this function is meant for it too.
  */
-int pi_refuse_volume0(img_image *im, const char *codec)
+int pi_reject_volume0(img_image *im, const char *codec)
 {
-	return pi_refuse_compressed(im, im->path, 0, codec);
+	return pi_reject_compressed(im, im->path, 0, codec);
 }
 
-int pi_refuse_compressed(img_image *im, const char *name, uint32_t n, const char *codec)
+int pi_reject_compressed(img_image *im, const char *name, uint32_t n, const char *codec)
 {
 	const struct pi_state *st = im->priv;
 	const struct pi_vol *v = st->vol;
@@ -240,7 +240,7 @@ static int open_rvol(img_image *im, struct pi_state *st, uint32_t n)
 	int rc = IMG_OK;
 	for (size_t c = 0; img_codecs[c] && rc == IMG_OK; c++)
 		if (got >= img_codecs[c]->magic_len && img_codecs[c]->bid(h, got))
-			rc = pi_refuse_compressed(im, name, n, img_codecs[c]->name);
+			rc = pi_reject_compressed(im, name, n, img_codecs[c]->name);
 	if (rc == IMG_OK && got < sizeof h)
 		rc = img_err_set(&im->err, IMG_E_TRUNCATED, 0, 1, got,
 				 "%s: partimage: volume truncated inside its 512-byte header (%zu bytes)",

@@ -27,7 +27,7 @@
 
 #define XZ_MAX_THREADS 8
 /* Hostile-input limit: a 20-byte .lzma header may ask for a 4 GiB dictionary.
- * The xz tool writes dictionaries of at most 1.5 GiB; more is refused as
+ * The xz tool writes dictionaries of at most 1.5 GiB; more is rejected as
  * "memory usage limit reached" (IMG_E_CORRUPT) instead of allocated. */
 #define XZ_MEMLIMIT ((uint64_t)1600 << 20)
 
