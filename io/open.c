@@ -63,7 +63,7 @@ int stream_stack_on(img_stream *top, int (*stop)(const uint8_t *p, size_t n), ch
 			break;
 		if (depth >= STREAM_MAX_LAYERS) {
 			rc = stream_fail(top, IMG_E_FORMAT, 0, 0, 0,
-					 "more than %d compression layers; rejecting to go deeper",
+					 "more than %d compression layers; not going deeper",
 					 STREAM_MAX_LAYERS);
 			break;
 		}
