@@ -95,5 +95,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "\nTry 'imgbk --help' for more information.\n");
 		return IMG_EXIT_USAGE;
 	}
+	argv[1] = "imgbk";  /* getopt's own messages then start with "imgbk:" */
 	return a->main(argc - 1, argv + 1);
 }

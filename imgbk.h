@@ -193,6 +193,15 @@ uint64_t img_blocks_done(const img_image *im);
 /* Number of checksum groups found bad so far. */
 uint64_t img_bad_groups(const img_image *im);
 
+/*
+ * Is the file with this device and inode number one the image is read from
+ * (the image file, a piece of its split set, a volume of its set)? Asked
+ * before a restore overwrites a file or device, so it never destroys its
+ * own source. For a block device pass its st_rdev as dev and 0 as ino.
+ * @return 1 yes, 0 no.
+ */
+int img_reads_file(const img_image *im, uint64_t dev, uint64_t ino);
+
 /* ---- random access ------------------------------------------------------ */
 /*
  * Random reads of the partition's bytes, for the FUSE mount. The image must

@@ -211,7 +211,7 @@ static int restore_main(int argc, char **argv)
 	const img_info *in = img_get_info(im);
 	static struct restore_state rs;  /* large: not on the stack */
 	rs.rescue = opt.rescue;
-	int trc = target_open(&rs.t, target, in->device_size, in->path, force, rs.msg, sizeof rs.msg);
+	int trc = target_open(&rs.t, target, in->device_size, im, force, rs.msg, sizeof rs.msg);
 	if (trc != TARGET_OK) {
 		warnx_("%s", rs.msg);
 		target_abort(&rs.t);

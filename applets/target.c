@@ -105,12 +105,32 @@ static int say(int code, char *msg, size_t msz, const char *fmt, ...)
 	return code;
 }
 
-static int open_block_device(struct target *t, uint64_t need, char *msg, size_t msz)
+/* A loop device backed by one of the image's own files? */
+static int loop_backs_image(const struct stat *dev_st, const img_image *im)
+{
+	char path[96], back[PATH_MAX];
+	snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file", major(dev_st->st_rdev),
+		 minor(dev_st->st_rdev));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	struct stat st;
+	int hit = fgets(back, sizeof back, f) && (back[strcspn(back, "\n")] = 0, 1) &&
+		  stat(back, &st) == 0 && img_reads_file(im, st.st_dev, st.st_ino);
+	fclose(f);
+	return hit;
+}
+
+static int open_block_device(struct target *t, uint64_t need, const img_image *im, char *msg,
+			     size_t msz)
 {
 	char where[2048];
 	struct stat st;
 	if (stat(t->path, &st) != 0)
 		return say(TARGET_SYSERR, msg, msz, "%s: cannot stat: %s", t->path, strerror(errno));
+	if (img_reads_file(im, st.st_rdev, 0) || loop_backs_image(&st, im))
+		return say(TARGET_REFUSED, msg, msz,
+			   "%s holds the image being restored; refusing to overwrite it", t->path);
 	if (dev_is_mounted(st.st_rdev, where, sizeof where))
 		return say(TARGET_REFUSED, msg, msz, "%s is mounted on %s; refusing to overwrite a mounted device",
 			      t->path, where);
@@ -139,10 +159,16 @@ static int open_block_device(struct target *t, uint64_t need, char *msg, size_t 
 	return TARGET_OK;
 }
 
-static int open_regular(struct target *t, uint64_t need, const char *image, int force, int exists,
-			char *msg, size_t msz)
+static int open_regular(struct target *t, uint64_t need, const img_image *im, int force,
+			const struct stat *st, char *msg, size_t msz)
 {
 	char real[PATH_MAX], loop[64];
+	const char *image = img_get_info(im)->path;
+	int exists = st != NULL;
+	if (exists && img_reads_file(im, st->st_dev, st->st_ino))
+		return say(TARGET_REFUSED, msg, msz,
+			   "%s is the image being restored (or a piece of it); refusing to overwrite it",
+			   t->path);
 	if (exists) {
 		if (!force)
 			return say(TARGET_REFUSED, msg, msz, "%s already exists; use --force to overwrite it", t->path);
@@ -174,7 +200,7 @@ static int open_regular(struct target *t, uint64_t need, const char *image, int 
 	return TARGET_OK;
 }
 
-int target_open(struct target *t, const char *path, uint64_t need, const char *image, int force,
+int target_open(struct target *t, const char *path, uint64_t need, const img_image *im, int force,
 		char *msg, size_t msz)
 {
 	memset(t, 0, sizeof *t);
@@ -194,12 +220,12 @@ int target_open(struct target *t, const char *path, uint64_t need, const char *i
 			snprintf(msg, msz, "%s: cannot stat: %s", path, strerror(errno));
 			return TARGET_SYSERR;
 		}
-		return open_regular(t, need, image, force, 0, msg, msz);
+		return open_regular(t, need, im, force, NULL, msg, msz);
 	}
 	if (S_ISBLK(st.st_mode))
-		return open_block_device(t, need, msg, msz);
+		return open_block_device(t, need, im, msg, msz);
 	if (S_ISREG(st.st_mode))
-		return open_regular(t, need, image, force, 1, msg, msz);
+		return open_regular(t, need, im, force, &st, msg, msz);
 	return say(TARGET_REFUSED, msg, msz, "%s is neither a regular file nor a block device", path);
 }
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../imgbk.h"
+
 enum { TARGET_OK = 0, TARGET_REFUSED = 1, TARGET_SYSERR = 2 };
 enum target_kind { TARGET_FILE = 1, TARGET_DEVICE, TARGET_STDOUT };
 
@@ -19,10 +21,10 @@ struct target {
 	uint64_t unflushed;  /* bytes written since writeback was last started */
 };
 
-/* Open `path` for a partition of `need` bytes (from `image`, named in
- * messages); a refusal or failure leaves a message in msg and writes nothing.
+/* Open `path` for a partition of `need` bytes from image `im` (never one of
+ * its own files); a refusal or failure leaves a message in msg and writes nothing.
  * @return TARGET_OK/REFUSED/SYSERR. */
-int target_open(struct target *t, const char *path, uint64_t need, const char *image, int force,
+int target_open(struct target *t, const char *path, uint64_t need, const img_image *im, int force,
 		char *msg, size_t msz);
 /* Write len bytes at partition offset off (stdout: sequentially). */
 int target_write_at(struct target *t, const void *buf, size_t len, uint64_t off, char *msg, size_t msz);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fmt.h"
 
@@ -278,4 +279,27 @@ int img_next_runs(img_image *im, img_run *runs, size_t max, size_t *n)
 	if (rc == IMG_OK)
 		*n = 1;
 	return rc;
+}
+
+int img_reads_file(const img_image *im, uint64_t dev, uint64_t ino)
+{
+	if (strcmp(im->path, "(stdin)") == 0)
+		return 0;
+	char **names;
+	size_t count;
+	if (stream_source_names(im->path, &names, &count) != IMG_OK)
+		return 1;  /* cannot tell: the caller must not overwrite */
+	int hit = 0;
+	for (size_t i = 0; i < count; i++) {
+		struct stat st;
+		if (!hit && stat(names[i], &st) == 0) {
+			if (S_ISBLK(st.st_mode) && ino == 0)
+				hit = (uint64_t)st.st_rdev == dev;
+			else
+				hit = (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+		}
+		free(names[i]);
+	}
+	free(names);
+	return hit;
 }

@@ -156,6 +156,11 @@ int codec_xz_open(img_stream *up, img_stream **out);
 int codec_lzma_open(img_stream *up, img_stream **out);
 int codec_lz4_open(img_stream *up, img_stream **out);
 
+/* Every file the bytes of `path` may come from: the pieces of a split set,
+ * or path and its numbered siblings (NAME.001, ... of a volume set), as a
+ * malloc'd array of malloc'd names. @return IMG_OK or IMG_E_IO. */
+int stream_source_names(const char *path, char ***names, size_t *count);
+
 /* The name to open for `path`: path itself when it exists (or is "-"),
  * else path.000 when that exists (the first volume of a set), else path. */
 const char *stream_resolve_name(const char *path, char *buf, size_t size);

@@ -8,6 +8,8 @@
  * is: the caller passes a `stop` test that recognises the bytes it wants.
  */
 #include <stdio.h>
+#include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -42,6 +44,58 @@ const char *stream_resolve_name(const char *path, char *buf, size_t size)
 	if (stat(buf, &st) == 0)
 		return buf;
 	return path;
+}
+
+/* Add a copy of name to the list. @return 0, or -1 when out of memory. */
+static int names_add(char ***names, size_t *count, const char *name)
+{
+	char **grown = realloc(*names, (*count + 1) * sizeof **names);
+	if (!grown)
+		return -1;
+	*names = grown;
+	if (!(grown[*count] = strdup(name)))
+		return -1;
+	(*count)++;
+	return 0;
+}
+
+/* The ".NNN" numbered siblings of a volume set, from the one after path on. */
+static int add_numbered(const char *path, char ***names, size_t *count)
+{
+	size_t len = strlen(path);
+	if (len < 4 || path[len - 4] != '.' || !isdigit((unsigned char)path[len - 3]) ||
+	    !isdigit((unsigned char)path[len - 2]) || !isdigit((unsigned char)path[len - 1]))
+		return 0;
+	char *name = strdup(path);
+	if (!name)
+		return -1;
+	struct stat st;
+	for (int n = atoi(path + len - 3) + 1; n < 1000; n++) {
+		name[len - 3] = (char)('0' + n / 100);
+		name[len - 2] = (char)('0' + n / 10 % 10);
+		name[len - 1] = (char)('0' + n % 10);
+		if (stat(name, &st) != 0)
+			break;
+		if (names_add(names, count, name) != 0) {
+			free(name);
+			return -1;
+		}
+	}
+	free(name);
+	return 0;
+}
+
+int stream_source_names(const char *path, char ***names, size_t *count)
+{
+	img_err err = { 0 };
+	*names = NULL;
+	*count = 0;
+	int rc = split_list_pieces(path, names, count, &err);
+	if (rc == IMG_OK)
+		return IMG_OK;
+	if (names_add(names, count, path) != 0 || add_numbered(path, names, count) != 0)
+		return IMG_E_IO;
+	return IMG_OK;
 }
 
 int stream_stack_on(img_stream *top, int (*stop)(const uint8_t *p, size_t n), char *layers_out,

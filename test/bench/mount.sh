@@ -1,0 +1,188 @@
+# test/bench/mount.sh - sourced by bench.sh: the mount section.
+#
+# imgbk mount of the partclone bench image ($IMG) against fusepass.c (the
+# cheapest possible FUSE file: one pread per request, the FUSE ceiling)
+# serving imgbk's restore of the same image ($DIR/mount-raw.img, a sparse
+# file, made at the start of the section and deleted at its end). Both
+# backing files are in the page cache (warm-up run), so the rows compare the
+# FUSE daemons, not the disk.
+#
+# "Cold in FUSE's cache": every measured run mounts afresh (PRE hook) and
+# unmounts after (POST hook, waiting for the daemon to exit), so the kernel
+# holds no page of the mounted file and imgbk no checked-group bit; the
+# backing files stay cached. Rows:
+#   dd if=MNT/FILE of=/dev/null bs=1M                     sequential
+#   randread FILE $RR_READS 1|4 $RR_SEED                  random 4 KiB O_DIRECT
+# for imgbk mount (checksums verified, the default), imgbk mount -n and
+# fusepass; one more imgbk row reads the same offsets a second time in the
+# same mount (every group touched already checked).
+#
+# Mount ready: a $BIG_GIB GiB ext4 (sparse file, lazy init) imaged with
+# partclone.ext4 once ($DIR/big.pc, reused); the time of
+# `imgbk mount -q big.pc MNT && test -f MNT/big.pc` (imgbk returns once the
+# daemon answers a stat through the mount): with the index saved by
+# `imgbk index`, with the image and index also dropped from the page cache
+# (dd iflag=nocache count=0), and with no saved index (deleted before each
+# run: the mount builds and saves it).
+#
+# Daemon memory: VmHWM of the imgbk daemon (/proc/PID/status, found by name
+# and mountpoint) read just before each unmount: after a whole sequential read
+# of the bench image, and after mounting / random reads of the big image;
+# goal: <= the index file (.ibkx) + 64 MiB.
+#
+# Environment: BENCH_RR_READS=20000 reads per randread run, BENCH_BIG_GIB=1024.
+
+RR_READS=${BENCH_RR_READS:-20000}
+RR_SEED=12345
+BIG_GIB=${BENCH_BIG_GIB:-1024}
+BIG=$DIR/big.pc
+RAW=$DIR/mount-raw.img
+MA=$DIR/mnt-imgbk
+MB=$DIR/mnt-fusepass
+DPID=
+
+# mnt_up imgbk|imgbk-n|fusepass [IMAGE]: mount, set DPID
+mnt_up() {
+	case $1 in
+	imgbk)   "$IMGBK" mount -q "${2:-$IMG}" "$MA" || return 1; DPID=$(daemon_pid imgbk "$MA") ;;
+	imgbk-n) "$IMGBK" mount -q -n "${2:-$IMG}" "$MA" || return 1; DPID=$(daemon_pid imgbk "$MA") ;;
+	fusepass) bin/fusepass "$RAW" "$MB" -o ro || return 1; DPID=$(daemon_pid fusepass "$MB") ;;
+	esac
+}
+
+# mnt_down NAME MOUNTPOINT: note the daemon's VmHWM (KiB) in logs/NAME.hwm, unmount
+mnt_down() {
+	[ -z "$DPID" ] && DPID=$(daemon_pid imgbk "$2")
+	if [ -n "$DPID" ] && [ -r "/proc/$DPID/status" ]; then
+		awk '/^VmHWM:/ { print $2 }' "/proc/$DPID/status" >> "logs/$1.hwm"
+	fi
+	unmount_wait "$2" "$DPID"
+	DPID=
+}
+
+build_big() {
+	echo "bench: building the ${BIG_GIB} GiB sparse ext4 image big.pc (once)"
+	rm -f "$BIG" "$BIG.ibkx" big.raw params.big
+	t0=$(date +%s)
+	truncate -s "${BIG_GIB}G" big.raw || return 1
+	# -i 4 MiB per inode and a 64 MiB journal: with mke2fs's defaults the inode
+	# tables (16 GiB for 1 TiB; lazy init does not free them) and the 1 GiB
+	# journal are used blocks that partclone copies: a 17 GiB image. The
+	# bitmap and the index depend on the block count only.
+	mkfs.ext4 -q -F -i 4194304 -J size=64 -E lazy_itable_init=1,lazy_journal_init=1 big.raw \
+		> logs/big-mkfs.out 2>&1 || { cat logs/big-mkfs.out >&2; rm -f big.raw; return 1; }
+	partclone.ext4 -c -s big.raw -O "$BIG" -L logs/big-partclone.log > logs/big-partclone.out 2>&1
+	rc=$?
+	rm -f big.raw
+	[ "$rc" -eq 0 ] || { tail logs/big-partclone.out >&2; rm -f "$BIG"; return 1; }
+	printf '%s\n' "$big_params" > params.big
+	echo "bench: big.pc built in $(( $(date +%s) - t0 )) s ($(wc -c < "$BIG") bytes)"
+}
+
+bench_mount() {
+	echo
+	echo "==== mount: imgbk mount vs fusepass (the FUSE ceiling) ($(cut -d' ' -f1-3 /proc/loadavg)) ===="
+	for t in fusermount3 pkg-config mountpoint pgrep; do
+		command -v "$t" >/dev/null 2>&1 || { echo "bench: mount section skipped: $t is missing"; return 0; }
+	done
+	pkg-config --exists fuse3 || { echo "bench: mount section skipped: no fuse3 development files"; return 0; }
+	[ -c /dev/fuse ] || { echo "bench: mount section skipped: no /dev/fuse"; return 0; }
+	"$CC" -O2 -o bin/fusepass "$HERE/fusepass.c" $(pkg-config --cflags --libs fuse3) ||
+		{ tfail mount "cannot compile fusepass.c"; return 1; }
+	"$CC" -O2 -pthread -o bin/randread "$HERE/randread.c" || { tfail mount "cannot compile randread.c"; return 1; }
+
+	big_params="v1 big=${BIG_GIB}G i=4194304 J=64
+$(partclone.ext4 -v 2>&1 | head -1)
+$(mke2fs -V 2>&1 | head -1)"
+	if [ "${BENCH_REBUILD:-0}" = 1 ] || [ ! -f "$BIG" ] || [ ! -f params.big ] ||
+		[ "$(cat params.big)" != "$big_params" ]; then
+		build_big || { tfail mount "building big.pc failed"; return 1; }
+	fi
+	mkdir -p "$MA" "$MB" || return 1
+
+	echo "bench: imgbk restore image.pc mount-raw.img (the file fusepass serves); checking the mount"
+	rm -f "$RAW"
+	"$IMGBK" restore -q "$IMG" "$RAW" || { tfail mount "imgbk restore for fusepass failed"; return 1; }
+	mnt_up imgbk || { tfail mount "imgbk mount failed"; return 1; }
+	MNAME=$(ls "$MA")
+	if cmp -s "$MA/$MNAME" "$RAW"; then same_mount=yes; else same_mount=no; FAILED="$FAILED mount-mismatch"; fi
+	mnt_down check "$MA"
+	mnt_up imgbk "$BIG" || { tfail mount "imgbk mount big.pc failed"; return 1; }
+	BNAME=$(ls "$MA")
+	mnt_down check "$MA"
+	"$IMGBK" index -q "$BIG" || { tfail mount "imgbk index big.pc failed"; return 1; }
+
+	SECTION_BYTES=$(stat -c %s "$RAW")
+	RRB=$((RR_READS * 4096))
+	tdef seq_fp "fusepass: dd bs=1M" "dd if='$MB/image' of=/dev/null bs=1M"
+	tdef seq_im "imgbk mount: dd bs=1M" "dd if='$MA/$MNAME' of=/dev/null bs=1M"
+	tdef seq_imn "imgbk mount -n: dd bs=1M" "dd if='$MA/$MNAME' of=/dev/null bs=1M"
+	PRE_seq_fp='mnt_up fusepass' POST_seq_fp='mnt_down seq_fp "$MB"'
+	PRE_seq_im='mnt_up imgbk' POST_seq_im='mnt_down seq_im "$MA"'
+	PRE_seq_imn='mnt_up imgbk-n' POST_seq_imn='mnt_down seq_imn "$MA"'
+	for th in 1 4; do
+		tdef rr${th}_fp "fusepass: $RR_READS x 4 KiB O_DIRECT, $th thread(s)" \
+			"bin/randread '$MB/image' $RR_READS $th $RR_SEED" "" $RRB
+		tdef rr${th}_im "imgbk mount: $RR_READS x 4 KiB O_DIRECT, $th thread(s)" \
+			"bin/randread '$MA/$MNAME' $RR_READS $th $RR_SEED" "" $RRB
+		tdef rr${th}_imn "imgbk mount -n: $RR_READS x 4 KiB O_DIRECT, $th thread(s)" \
+			"bin/randread '$MA/$MNAME' $RR_READS $th $RR_SEED" "" $RRB
+		eval "PRE_rr${th}_fp='mnt_up fusepass' POST_rr${th}_fp='mnt_down rr${th}_fp \"\$MB\"'"
+		eval "PRE_rr${th}_im='mnt_up imgbk' POST_rr${th}_im='mnt_down rr${th}_im \"\$MA\"'"
+		eval "PRE_rr${th}_imn='mnt_up imgbk-n' POST_rr${th}_imn='mnt_down rr${th}_imn \"\$MA\"'"
+	done
+	tdef rr1_im2 "imgbk mount: the same reads again, same mount" \
+		"bin/randread '$MA/$MNAME' $RR_READS 1 $RR_SEED" "" $RRB
+	PRE_rr1_im2='mnt_up imgbk && bin/randread "$MA/$MNAME" $RR_READS 1 $RR_SEED'
+	POST_rr1_im2='mnt_down rr1_im2 "$MA"'
+	rdy="'$IMGBK' mount -q '$BIG' '$MA' && test -f '$MA/$BNAME'"
+	tdef rdy_idx "imgbk mount ${BIG_GIB} GiB fs, index saved: ready" "$rdy" "" 0
+	tdef rdy_cold "... index saved, image + index not in page cache" "$rdy" "" 0
+	tdef rdy_noidx "... no saved index (built and saved by the mount)" "$rdy" "" 0
+	tdef big_rr "imgbk mount ${BIG_GIB} GiB fs: $RR_READS x 4 KiB O_DIRECT" \
+		"bin/randread '$MA/$BNAME' $RR_READS 1 $RR_SEED" "" $RRB
+	PRE_rdy_idx='"$IMGBK" index -q "$BIG"'
+	PRE_rdy_cold='"$IMGBK" index -q "$BIG" && dd if="$BIG" iflag=nocache count=0 status=none &&
+		dd if="$BIG.ibkx" iflag=nocache count=0 status=none'
+	PRE_rdy_noidx='rm -f "$BIG.ibkx"'
+	PRE_big_rr='"$IMGBK" index -q "$BIG" && mnt_up imgbk "$BIG"'
+	for n in rdy_idx rdy_cold rdy_noidx big_rr; do eval "POST_$n='mnt_down $n \"\$MA\"'"; done
+
+	MNAMES="seq_fp seq_im seq_imn rr1_fp rr1_im rr1_imn rr4_fp rr4_im rr4_imn rr1_im2 rdy_idx rdy_cold rdy_noidx big_rr"
+	trounds "$MNAMES"
+	"$IMGBK" index -q "$BIG"
+
+	# the same bytes through both mounts: randread's sums (last run of each)
+	s1=$(for n in rr1_fp rr1_im rr1_imn rr1_im2; do sed -n 's/.* sum //p' "logs/$n.out"; done | sort -u | wc -l)
+	s4=$(for n in rr4_fp rr4_im rr4_imn; do sed -n 's/.* sum //p' "logs/$n.out"; done | sort -u | wc -l)
+	[ "$s1" = 1 ] && [ "$s4" = 1 ] && same_rr=yes || { same_rr=no; FAILED="$FAILED randread-mismatch"; }
+
+	echo
+	echo "image: $IMG ($(stat -c %s "$IMG") bytes), mounted: $MNAME, $SECTION_BYTES bytes;" \
+		"fusepass serves mount-raw.img (imgbk's restore of it)"
+	echo "big: $BIG, ${BIG_GIB} GiB ext4, $(stat -c %s "$BIG") bytes, index $(stat -c %s "$BIG.ibkx") bytes"
+	echo "mounted file identical to the restore: $same_mount (cmp, once, cold mount);" \
+		"randread sums equal across the mounts: $same_rr"
+	echo "Every run mounts afresh (cold FUSE cache, backing file in the page cache); median of $RUNS"
+	echo "alternating runs; MB/s = bytes read / median s. *: the FUSE daemon's VmHWM (max over the runs)."
+	echo
+	ttable "$MNAMES"
+	echo
+	echo "ratios: time of fusepass / time of imgbk (= imgbk's speed / the ceiling), median over the rounds"
+	ratio "mount: sequential read (dd bs=1M) vs fusepass" seq_fp seq_im ">=" 0.8
+	ratio "mount: random 4 KiB O_DIRECT, 1 thread, vs fusepass" rr1_fp rr1_im ">=" 0.7
+	ratio "mount: random 4 KiB O_DIRECT, 4 threads, vs fusepass" rr4_fp rr4_im ">=" 0.7
+	tabs "mount ready, ${BIG_GIB} GiB fs, index saved" rdy_idx "<" 0.5
+	hwm_goal "imgbk daemon VmHWM after a whole read of image.pc" "seq_im seq_imn" "$IMG.ibkx"
+	hwm_goal "imgbk daemon VmHWM, ${BIG_GIB} GiB fs (mounted, random reads)" "rdy_idx rdy_cold big_rr" "$BIG.ibkx"
+	echo "for information:"
+	ratio "mount -n: sequential read vs fusepass" seq_fp seq_imn "" 0
+	ratio "mount -n: random 4 KiB, 1 thread, vs fusepass" rr1_fp rr1_imn "" 0
+	ratio "mount -n: random 4 KiB, 4 threads, vs fusepass" rr4_fp rr4_imn "" 0
+	ratio "mount: random 4 KiB, 1 thread, 2nd pass, vs fusepass" rr1_fp rr1_im2 "" 0
+	tabs "mount ready, index saved, image not in the page cache" rdy_cold "" ""
+	tabs "mount ready, no saved index" rdy_noidx "" ""
+	rm -f "$RAW"
+	rmdir "$MA" "$MB" 2>/dev/null
+	return 0
+}
