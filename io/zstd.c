@@ -10,8 +10,10 @@
  * are accepted as padding and any other byte is IMG_E_TRAILING with its
  * offset. An input that ends inside a frame is IMG_E_TRUNCATED.
  *
- * Windows up to 2 GiB (zstd --long=31) are accepted: real images are made
- * with --long; the memory is only taken when a frame asks for it.
+ * Windows up to 128 MiB are accepted, the limit of the zstd tool itself
+ * (windowLog 27: every level, --ultra -22 included): imgbk stays within its
+ * memory bound on a rescue stick. A frame made with --long=28..31 is rejected
+ * with the command that decodes it (zstd --long=31 -dc IMAGE | imgbk ... -).
  *
  * Not here: detecting zstd (codecs.c), the legacy v0.x formats.
  */
@@ -26,8 +28,8 @@
 #define ZSTD_FRAME_MAGIC 0xFD2FB528u
 #define ZSTD_SKIPPABLE_MASK 0xFFFFFFF0u
 #define ZSTD_SKIPPABLE_MAGIC 0x184D2A50u
-/* 2^31 on 64-bit hosts (zstd --long=31), 2^30 on 32-bit ones. */
-#define ZSTD_WINDOW_LOG_LIMIT (sizeof(size_t) == 8 ? 31 : 30)
+/* 128 MiB, as the zstd tool's default decoding limit. */
+#define ZSTD_WINDOW_LOG_LIMIT 27
 
 struct zs_dec {
 	ZSTD_DStream *ds;
@@ -70,6 +72,10 @@ static void zs_error(struct zs_dec *z, uint64_t at, size_t ret)
 {
 	if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation)
 		codec_nomem(&z->d, at, "libzstd");
+	else if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge)
+		codec_corrupt(&z->d, at, "zstd",
+			      "the frame needs a window over 128 MiB (made with zstd --long=28 or more); "
+			      "decode it with: zstd --long=31 -dc IMAGE | imgbk APPLET -");
 	else
 		codec_corrupt(&z->d, at, "zstd", ZSTD_getErrorName(ret));
 }
