@@ -9,7 +9,7 @@
 #   ntfsclone  imgbk restore/verify against ntfsclone, cp and cat (ntfsclone.sh)
 #   partimage  imgbk restore/verify against partimage, cp and cat, -z0 and
 #              -z1 images (partimage.sh; needs root for loop devices)
-# About 10 minutes on 2 cores with the images built (building them: ~3 more).
+# About 6 minutes on 2 cores with the images built (building them all: ~3 more).
 #
 #   IMGBK=/abs/imgbk sh test/bench/bench.sh      (make bench sets IMGBK)
 #

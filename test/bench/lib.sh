@@ -102,7 +102,8 @@ ttable() {
 		[ -s "logs/$n.hwm" ] && _h=$(sort -n "logs/$n.hwm" | tail -1)
 		awk -v l="$_l" -v t="$1" -v c="$2" -v r="$3" -v h="$_h" -v b="$_b" 'BEGIN {
 			rss = (h != "" ? sprintf("%8.1f*", h / 1024) : sprintf("%9.1f", r / 1024))
-			printf "%-54s %8.3f %9.0f %8.2f %s\n", l, t, (t > 0 ? b / t / 1e6 : 0), c, rss }'
+			mbs = (t > 0 && b > 0 ? sprintf("%9.0f", b / t / 1e6) : sprintf("%9s", "-"))
+			printf "%-54s %8.3f %s %8.2f %s\n", l, t, mbs, c, rss }'
 	done
 }
 
