@@ -59,6 +59,7 @@ struct pc_state {
 	uint8_t *group_ok;      /* bit per checksum group: checked good (set atomically) */
 	uint8_t *group_bad;     /* bit per checksum group: found bad */
 	int read_verify;        /* random reads check their group */
+	uint64_t access_id;     /* names this open image in the per-thread group cache */
 };
 
 

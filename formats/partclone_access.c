@@ -10,6 +10,7 @@
  * Not here: the sequential walk (partclone.c), the index file (blkindex.c).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,45 @@
 
 /* Bytes read at once while checking a group. */
 #define GROUP_CHUNK ((size_t)1 << 20)
+/* Groups up to this size are checked in one read and kept, per thread, so
+ * the reads that follow in the same group copy from memory: every byte of a
+ * sequential read through the mount is read from the image once. */
+#define GROUP_CACHE_MAX ((uint64_t)4 << 20)
+
+/* The last group this thread checked: data and checksum of group g of the
+ * open image named id. */
+struct group_cache {
+	uint64_t id, g;
+	size_t len, cap;
+	uint8_t *data;
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static uint64_t next_access_id = 1;
+
+static void cache_free(void *p)
+{
+	struct group_cache *c = p;
+	free(c->data);
+	free(c);
+}
+
+static void cache_key_make(void)
+{
+	pthread_key_create(&cache_key, cache_free);
+}
+
+static struct group_cache *thread_cache(void)
+{
+	pthread_once(&cache_once, cache_key_make);
+	struct group_cache *c = pthread_getspecific(cache_key);
+	if (!c && (c = calloc(1, sizeof *c)) != NULL && pthread_setspecific(cache_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	return c;
+}
 
 static uint32_t interval_of(const img_random_options *o)
 {
@@ -66,6 +106,7 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 			*payload_len = entries * 8;
 		}
 	}
+	st->access_id = __atomic_fetch_add(&next_access_id, 1, __ATOMIC_RELAXED);
 	st->read_verify = o->verify && st->cs && st->reseed && !st->v1;
 	im->read_verify = st->read_verify;
 	if (st->cs && !st->v1) {
@@ -150,6 +191,41 @@ static int group_error(img_image *im, struct pc_state *st, uint64_t g, img_err *
 			   (unsigned long long)g);
 }
 
+/* Read small group g whole into this thread's cache and check it there. */
+static int check_group_cached(img_image *im, struct pc_state *st, uint64_t g, uint64_t n,
+			      struct group_cache *c, img_err *err)
+{
+	size_t len = (size_t)(n * st->bs + st->cs);
+	if (c->cap < len) {
+		uint8_t *grown = realloc(c->data, len);
+		if (!grown)
+			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+		c->data = grown;
+		c->cap = len;
+	}
+	c->id = 0;  /* invalid until checked */
+	int rc = fmt_pread(im, c->data, len, image_offset(st, g * st->bpc), "a checksum group", err);
+	if (rc != IMG_OK)
+		return rc;
+	img_hash h;
+	if (hash_init(&h, st->hash.kind) != IMG_OK)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	hash_update(&h, c->data, len - st->cs);
+	uint8_t d[16];
+	hash_digest(&h, d);
+	hash_free(&h);
+	pc_digest_as_stored(st, d);
+	if (memcmp(d, c->data + len - st->cs, st->cs) != 0) {
+		bit_set(st->group_bad, g);
+		return group_error(im, st, g, err);
+	}
+	bit_set(st->group_ok, g);
+	c->id = st->access_id;
+	c->g = g;
+	c->len = len - st->cs;
+	return IMG_OK;
+}
+
 /* Check group g once: read it in chunks, hash, compare with its checksum. */
 static int check_group(img_image *im, struct pc_state *st, uint64_t g, img_err *err)
 {
@@ -158,6 +234,9 @@ static int check_group(img_image *im, struct pc_state *st, uint64_t g, img_err *
 	if (bit_get(st->group_bad, g))
 		return group_error(im, st, g, err);
 	uint64_t n = st->used - g * st->bpc < st->bpc ? st->used - g * st->bpc : st->bpc;
+	struct group_cache *c = n * st->bs + st->cs <= GROUP_CACHE_MAX ? thread_cache() : NULL;
+	if (c)
+		return check_group_cached(im, st, g, n, c, err);
 	uint64_t at = image_offset(st, g * st->bpc), left = n * st->bs;
 	uint8_t *chunk = malloc(GROUP_CHUNK);
 	img_hash h;
@@ -223,9 +302,14 @@ int pc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 			}
 			uint64_t bytes = run * st->bs - in_block;
 			n = bytes < len ? (size_t)bytes : len;
-			int rc = fmt_pread(im, out, n, image_offset(st, r) + in_block, "the data", err);
-			if (rc != IMG_OK)
-				return rc;
+			const struct group_cache *c = st->read_verify ? thread_cache() : NULL;
+			if (c && c->id == st->access_id && c->g == r / st->bpc) {
+				memcpy(out, c->data + (r % st->bpc) * st->bs + in_block, n);
+			} else {
+				int rc = fmt_pread(im, out, n, image_offset(st, r) + in_block, "the data", err);
+				if (rc != IMG_OK)
+					return rc;
+			}
 		}
 		out += n;
 		off += n;
