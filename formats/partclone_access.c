@@ -7,6 +7,9 @@
  * group is checked the first time a read touches it; the result is kept in
  * a bit per group (set atomically: reads come from many threads).
  *
+ * The saved index (its payload) is the rank table and the bitmap: together
+ * they map every block; on load both are compared with what open() read.
+ *
  * Not here: the sequential walk (partclone.c), the index file (blkindex.c).
  */
 #include <errno.h>
@@ -92,18 +95,23 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 		 * trusted (a forged one with a valid file checksum must not steer
 		 * reads). A saved index that differs is replaced. */
 		build_rank_index(st, entries);
-		int same = saved && saved_len == entries * 8;
+		/* The payload: the rank table, then the bitmap it counts (together
+		 * they map every block to its place in the image). */
+		uint64_t bm_bytes = (st->total + 7) / 8, len = entries * 8 + bm_bytes;
+		int same = saved && saved_len == len &&
+			   memcmp(saved + entries * 8, st->bitmap, bm_bytes) == 0;
 		for (uint64_t i = 0; same && i < entries; i++)
 			same = get_le64(saved + 8 * i) == st->rank_index[i];
 		if (!same) {
-			*payload = malloc(entries * 8);
+			*payload = malloc(len);
 			if (!*payload)
 				return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 						   "%s: out of memory for the rank index", im->path);
 			for (uint64_t i = 0; i < entries; i++)
 				for (int k = 0; k < 8; k++)
 					(*payload)[8 * i + k] = (uint8_t)(st->rank_index[i] >> (8 * k));
-			*payload_len = entries * 8;
+			memcpy(*payload + entries * 8, st->bitmap, bm_bytes);
+			*payload_len = len;
 		}
 	}
 	st->access_id = __atomic_fetch_add(&next_access_id, 1, __ATOMIC_RELAXED);
