@@ -2,8 +2,12 @@
  * formats/bitmap.c - counting and scanning the used-block bitmaps of backup
  * images (bit i = bit (i & 7) of byte i >> 3, LSB first), 64 bits at a time.
  *
+ * Also the rank index over a bitmap, which random access uses to find a
+ * block's place among the stored blocks.
+ *
  * Not here: where a bitmap is stored or how it is checked (format readers).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "fmt.h"
@@ -67,4 +71,72 @@ uint64_t bitmap_run(const uint8_t *bm, uint64_t nbits, uint64_t from, uint64_t m
 			break;
 	}
 	return (i < limit ? i : limit) - from;
+}
+
+int rank_index_build(struct rank_index *ri, const uint8_t *bm, uint64_t nbits, uint32_t k)
+{
+	ri->bm = bm;
+	ri->nbits = nbits;
+	ri->k = k;
+	ri->entries = nbits / k + 1;
+	ri->ranks = malloc(ri->entries * sizeof *ri->ranks);
+	if (!ri->ranks)
+		return IMG_E_IO;
+	uint64_t count = 0;
+	for (uint64_t i = 0; i < ri->entries; i++) {
+		ri->ranks[i] = count;
+		uint64_t first = i * k;
+		if (first < nbits)
+			count += bitmap_count(bm + first / 8, nbits - first < k ? nbits - first : k);
+	}
+	return IMG_OK;
+}
+
+uint64_t rank_index_rank(const struct rank_index *ri, uint64_t b)
+{
+	uint64_t i = b / ri->k, first = i * ri->k;
+	return ri->ranks[i] + bitmap_count(ri->bm + first / 8, b - first);
+}
+
+uint64_t rank_index_select(const struct rank_index *ri, uint64_t r)
+{
+	uint64_t lo = 0, hi = ri->entries;
+	while (hi - lo > 1) {
+		uint64_t mid = (lo + hi) / 2;
+		if (ri->ranks[mid] <= r)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	uint64_t b = lo * ri->k, seen = ri->ranks[lo];
+	for (;;) {
+		b = bitmap_next_set(ri->bm, ri->nbits, b);
+		if (b >= ri->nbits || seen == r)
+			return b;
+		seen++;
+		b++;
+	}
+}
+
+void rank_index_store(const struct rank_index *ri, uint8_t *out)
+{
+	for (uint64_t i = 0; i < ri->entries; i++)
+		for (int k = 0; k < 8; k++)
+			out[8 * i + k] = (uint8_t)(ri->ranks[i] >> (8 * k));
+}
+
+int rank_index_matches(const struct rank_index *ri, const uint8_t *saved, size_t len)
+{
+	if (len != ri->entries * 8)
+		return 0;
+	for (uint64_t i = 0; i < ri->entries; i++)
+		if (get_le64(saved + 8 * i) != ri->ranks[i])
+			return 0;
+	return 1;
+}
+
+void rank_index_free(struct rank_index *ri)
+{
+	free(ri->ranks);
+	ri->ranks = NULL;
 }

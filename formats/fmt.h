@@ -154,4 +154,27 @@ uint64_t bitmap_next_set(const uint8_t *bm, uint64_t nbits, uint64_t from);
 uint64_t bitmap_run(const uint8_t *bm, uint64_t nbits, uint64_t from, uint64_t max);
 static inline int bitmap_test(const uint8_t *bm, uint64_t i) { return bm[i >> 3] >> (i & 7) & 1; }
 
+/* A rank index over a bitmap: the set bits before every k-th bit, so the
+ * rank of a block (its place among the stored blocks) is one lookup plus a
+ * popcount of at most k bits. Always counted from the bitmap itself; a saved
+ * copy is only compared with it (rank_index_matches), never trusted. */
+struct rank_index {
+	const uint8_t *bm;   /* not owned */
+	uint64_t nbits;
+	uint32_t k;          /* a multiple of 8 */
+	uint64_t entries;
+	uint64_t *ranks;     /* ranks[i] = set bits before bit i * k */
+};
+
+/* @return IMG_OK, or IMG_E_IO when out of memory. */
+int rank_index_build(struct rank_index *ri, const uint8_t *bm, uint64_t nbits, uint32_t k);
+/* Set bits before bit b. */
+uint64_t rank_index_rank(const struct rank_index *ri, uint64_t b);
+/* The bit whose rank is r (nbits when there is none). */
+uint64_t rank_index_select(const struct rank_index *ri, uint64_t r);
+/* The ranks as little-endian u64s (entries * 8 bytes), and a comparison with such bytes. */
+void rank_index_store(const struct rank_index *ri, uint8_t *out);
+int rank_index_matches(const struct rank_index *ri, const uint8_t *saved, size_t len);
+void rank_index_free(struct rank_index *ri);
+
 #endif

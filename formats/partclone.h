@@ -53,8 +53,7 @@ struct pc_state {
 	char version[16];
 	char fs[17];
 	/* random access */
-	uint32_t rank_k;        /* blocks per rank-index entry */
-	uint64_t *rank_index;   /* rank_index[i] = used blocks before block i * rank_k */
+	struct rank_index ranks;  /* used blocks before every K-th block */
 	uint64_t ngroups;
 	uint8_t *group_ok;      /* bit per checksum group: checked good (set atomically) */
 	uint8_t *group_bad;     /* bit per checksum group: found bad */

@@ -66,52 +66,28 @@ static uint32_t interval_of(const img_random_options *o)
 	return o->index_interval ? o->index_interval : 1024;
 }
 
-static void build_rank_index(struct pc_state *st, uint64_t entries)
-{
-	uint64_t count = 0;
-	for (uint64_t i = 0; i < entries; i++) {
-		st->rank_index[i] = count;
-		uint64_t first = i * st->rank_k;
-		if (first < st->total) {
-			uint64_t n = st->total - first < st->rank_k ? st->total - first : st->rank_k;
-			count += bitmap_count(st->bitmap + first / 8, n);
-		}
-	}
-}
-
 int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *saved,
 		   size_t saved_len, uint8_t **payload, size_t *payload_len)
 {
 	struct pc_state *st = im->priv;
-	st->rank_k = interval_of(o);
-	uint64_t entries = st->total / st->rank_k + 1;
 	if (st->bitmap) {
-		st->rank_index = malloc(entries * sizeof *st->rank_index);
-		if (!st->rank_index)
+		if (rank_index_build(&st->ranks, st->bitmap, st->total, interval_of(o)) != IMG_OK)
 			return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 					   "%s: out of memory for the rank index", im->path);
-		/* The ranks are always counted from the bitmap in memory (one
-		 * popcount pass): a saved index is only compared with them, never
-		 * trusted (a forged one with a valid file checksum must not steer
-		 * reads). A saved index that differs is replaced. */
-		build_rank_index(st, entries);
 		/* The payload: the rank table, then the bitmap it counts (together
 		 * they map every block to its place in the image). */
-		uint64_t bm_bytes = (st->total + 7) / 8, len = entries * 8 + bm_bytes;
-		int same = saved && saved_len == len &&
-			   memcmp(saved + entries * 8, st->bitmap, bm_bytes) == 0;
-		for (uint64_t i = 0; same && i < entries; i++)
-			same = get_le64(saved + 8 * i) == st->rank_index[i];
+		uint64_t table = st->ranks.entries * 8, bm_bytes = (st->total + 7) / 8;
+		int same = saved && saved_len == table + bm_bytes &&
+			   rank_index_matches(&st->ranks, saved, table) &&
+			   memcmp(saved + table, st->bitmap, bm_bytes) == 0;
 		if (!same) {
-			*payload = malloc(len);
+			*payload = malloc(table + bm_bytes);
 			if (!*payload)
 				return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 						   "%s: out of memory for the rank index", im->path);
-			for (uint64_t i = 0; i < entries; i++)
-				for (int k = 0; k < 8; k++)
-					(*payload)[8 * i + k] = (uint8_t)(st->rank_index[i] >> (8 * k));
-			memcpy(*payload + entries * 8, st->bitmap, bm_bytes);
-			*payload_len = len;
+			rank_index_store(&st->ranks, *payload);
+			memcpy(*payload + table, st->bitmap, bm_bytes);
+			*payload_len = table + bm_bytes;
 		}
 	}
 	st->access_id = __atomic_fetch_add(&next_access_id, 1, __ATOMIC_RELAXED);
@@ -130,7 +106,7 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 
 void pc_random_free(struct pc_state *st)
 {
-	free(st->rank_index);
+	rank_index_free(&st->ranks);
 	free(st->group_ok);
 	free(st->group_bad);
 }
@@ -142,33 +118,13 @@ static int is_used(const struct pc_state *st, uint64_t b)
 
 static uint64_t rank_of(const struct pc_state *st, uint64_t b)
 {
-	if (!st->bitmap)
-		return b;
-	uint64_t i = b / st->rank_k, first = i * st->rank_k;
-	return st->rank_index[i] + bitmap_count(st->bitmap + first / 8, b - first);
+	return st->bitmap ? rank_index_rank(&st->ranks, b) : b;
 }
 
 /* The block whose rank is r (the inverse of rank_of). */
 static uint64_t block_of_rank(const struct pc_state *st, uint64_t r)
 {
-	if (!st->bitmap)
-		return r;
-	uint64_t lo = 0, hi = st->total / st->rank_k + 1;
-	while (hi - lo > 1) {
-		uint64_t mid = (lo + hi) / 2;
-		if (st->rank_index[mid] <= r)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	uint64_t b = lo * st->rank_k, seen = st->rank_index[lo];
-	for (;;) {
-		b = bitmap_next_set(st->bitmap, st->total, b);
-		if (b >= st->total || seen == r)
-			return b;
-		seen++;
-		b++;
-	}
+	return st->bitmap ? rank_index_select(&st->ranks, r) : r;
 }
 
 static uint64_t image_offset(const struct pc_state *st, uint64_t rank)

@@ -70,8 +70,7 @@ struct pi_state {
 	char fs[64];
 	char version[8];         /* of volume 0: "0.6.1" or "0.6.0" */
 	/* random access (partimage_access.c) */
-	uint32_t rank_k;         /* blocks per rank-index entry */
-	uint64_t *rank_index;    /* rank_index[i] = used blocks before block i * rank_k */
+	struct rank_index ranks; /* used blocks before every K-th block */
 	struct pi_rvol *rvols;
 	uint32_t nrvols;
 	uint64_t nchunks;        /* data chunks closed by a CHK record: data_len / 65536 */

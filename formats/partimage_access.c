@@ -313,61 +313,15 @@ static int open_rvols(img_image *im, struct pi_state *st)
 
 /* ---- the rank index ------------------------------------------------------- */
 
-static void build_rank_index(struct pi_state *st, uint64_t entries, const img_random_options *o)
-{
-	uint64_t count = 0;
-	for (uint64_t i = 0; i < entries; i++) {
-		st->rank_index[i] = count;
-		uint64_t first = i * st->rank_k;
-		if (first < st->nbits) {
-			uint64_t n = st->nbits - first < st->rank_k ? st->nbits - first : st->rank_k;
-			count += bitmap_count(st->bitmap + first / 8, n);
-		}
-		if (o->progress && (i & 0xFFFF) == 0xFFFF)
-			o->progress(o->progress_ctx, i, entries);
-	}
-}
-
-/* Take the rank entries of a saved payload when they add up. */
-static int load_rank_index(struct pi_state *st, const uint8_t *p, uint64_t entries)
-{
-	uint64_t prev = 0;
-	for (uint64_t i = 0; i < entries; i++) {
-		uint64_t e = get_le64(p + 8 * i);
-		if ((i == 0 && e != 0) || e < prev || e - prev > st->rank_k)
-			return 0;
-		st->rank_index[i] = prev = e;
-	}
-	uint64_t first = (entries - 1) * st->rank_k;
-	uint64_t rest = first < st->nbits ? bitmap_count(st->bitmap + first / 8, st->nbits - first) : 0;
-	return prev + rest == st->used;
-}
-
 static uint64_t rank_of(const struct pi_state *st, uint64_t b)
 {
-	uint64_t i = b / st->rank_k, first = i * st->rank_k;
-	return st->rank_index[i] + bitmap_count(st->bitmap + first / 8, b - first);
+	return rank_index_rank(&st->ranks, b);
 }
 
 /* The block whose rank is r (the inverse of rank_of). */
 static uint64_t block_of_rank(const struct pi_state *st, uint64_t r)
 {
-	uint64_t lo = 0, hi = st->nbits / st->rank_k + 1;
-	while (hi - lo > 1) {
-		uint64_t mid = (lo + hi) / 2;
-		if (st->rank_index[mid] <= r)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	uint64_t b = lo * st->rank_k, seen = st->rank_index[lo];
-	for (;;) {
-		b = bitmap_next_set(st->bitmap, st->nbits, b);
-		if (b >= st->nbits || seen == r)
-			return b;
-		seen++;
-		b++;
-	}
+	return rank_index_select(&st->ranks, r);
 }
 
 int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *saved,
@@ -375,23 +329,23 @@ int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 {
 	struct pi_state *st = im->priv;
 	pi_random_free(st);  /* a second try after a failed one starts afresh */
-	st->rank_k = o->index_interval ? o->index_interval : 1024;
+	uint32_t k = o->index_interval ? o->index_interval : 1024;
 	int rc = open_rvols(im, st);
 	if (rc != IMG_OK)
 		return rc;
-	uint64_t entries = st->nbits / st->rank_k + 1;
+	uint64_t entries = st->nbits / k + 1;
 	size_t head = PI_RA_HEAD + (size_t)st->nrvols * PI_RA_VOL;
 	size_t len = head + (size_t)entries * 8;
 	uint8_t *p = *payload = malloc(len);
-	st->rank_index = malloc(entries * sizeof *st->rank_index);
+	int built = rank_index_build(&st->ranks, st->bitmap, st->nbits, k) == IMG_OK;
 	st->nchunks = st->data_len / PI_CHUNK;
 	st->chunk_ok = calloc(st->nchunks / 8 + 1, 1);
 	st->chunk_bad = calloc(st->nchunks / 8 + 1, 1);
-	if (!p || !st->rank_index || !st->chunk_ok || !st->chunk_bad)
+	if (!p || !built || !st->chunk_ok || !st->chunk_bad)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 				   "%s: out of memory for the rank index", im->path);
 	memcpy(p, PI_RA_MAGIC, 8);
-	put32(p + 8, st->rank_k);
+	put32(p + 8, k);
 	put32(p + 12, st->nrvols);
 	put64(p + 16, st->vol->ident);
 	put64(p + 24, st->data_start);
@@ -407,14 +361,12 @@ int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 	st->read_verify = o->verify;
 	im->read_verify = o->verify;
 	if (saved && saved_len == len && memcmp(saved, p, head) == 0 &&
-	    load_rank_index(st, saved + head, entries)) {
-		free(p);  /* taken as saved: nothing to save again */
+	    rank_index_matches(&st->ranks, saved + head, entries * 8)) {
+		free(p);  /* the saved index matches: nothing to save again */
 		*payload = NULL;
 		return IMG_OK;
 	}
-	build_rank_index(st, entries, o);
-	for (uint64_t i = 0; i < entries; i++)
-		put64(p + head + 8 * i, st->rank_index[i]);
+	rank_index_store(&st->ranks, p + head);
 	*payload_len = len;
 	return IMG_OK;
 }
@@ -427,12 +379,11 @@ void pi_random_free(struct pi_state *st)
 		free(st->rvols[i].path);
 	}
 	free(st->rvols);
-	free(st->rank_index);
+	rank_index_free(&st->ranks);
 	free(st->chunk_ok);
 	free(st->chunk_bad);
 	st->rvols = NULL;
 	st->nrvols = 0;
-	st->rank_index = NULL;
 	st->chunk_ok = st->chunk_bad = NULL;
 }
 
