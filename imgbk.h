@@ -1,7 +1,8 @@
 /*
  * imgbk.h - the public interface of libimgbk: open a partition backup image
- * (partclone, later ntfsclone and partimage), plain, compressed or split,
- * read its header facts and walk its used blocks without copying them.
+ * (partclone, ntfsclone, partimage), plain, compressed or split, read its
+ * header facts, walk its used blocks without copying them, and read the
+ * partition at random (the FUSE mount).
  *
  * This header is the manual. Applets, the FUSE front end and the tests use
  * nothing else. The library never prints and never exits: every call returns
@@ -40,7 +41,7 @@ enum {
 	IMG_E_CORRUPT = -3,      /* structure damaged: header CRC, bad field, bad compressed data (exit 1) */
 	IMG_E_TRUNCATED = -4,    /* the data ends before the structure says it should (exit 1) */
 	IMG_E_CHECKSUM = -5,     /* a data checksum does not match; the walk may go on (exit 1) */
-	IMG_E_MISSING = -6,      /* a piece of a split set is missing (exit 1) */
+	IMG_E_MISSING = -6,      /* a piece of a split set or a volume is missing (exit 1) */
 	IMG_E_TRAILING = -7,     /* bytes after the end of the image data (exit 1) */
 	IMG_E_USAGE = -8,        /* a caller passed something invalid (exit 2) */
 };
@@ -49,7 +50,8 @@ enum {
 enum { IMG_EXIT_OK = 0, IMG_EXIT_DAMAGED = 1, IMG_EXIT_USAGE = 2, IMG_EXIT_SYSTEM = 3 };
 
 /*
- * The error slot: the first error of a handle sticks here. msg is one line,
+ * The error slot: the first error of a handle sticks here (a checksum error,
+ * after which a walk may go on, gives way to any later one). msg is one line,
  * without a trailing newline, that names the file and, where it applies, the
  * byte offset, e.g. "disk.img.gz: gzip: invalid compressed data at byte
  * 81920 of the compressed stream (invalid distance too far back)".
