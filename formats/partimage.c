@@ -45,7 +45,6 @@
 #define PI_MAX_MBR_BYTES ((uint64_t)16 << 20)
 #define PI_MAX_EXT_BYTES ((uint64_t)16 << 20)
 #define PI_MBR_DATA 512            /* cData of a CMbr record, followed by its sum */
-#define PI_SUM_SLICE ((size_t)256 << 10)  /* bytes copied and summed per produce() */
 #define PI_BATCH_AHEAD ((size_t)2 << 20)  /* bytes made visible before a batch of runs */
 
 /* ---- byte sums ----------------------------------------------------------- */
@@ -231,18 +230,12 @@ static int vol_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 	struct pi_vol *v = s->priv;
 	*got = 0;
 	for (;;) {
-		const uint8_t *p;
-		size_t avail;
-		int rc = stream_peek(v->cur, 1, &p, &avail);
+		size_t n = 0;
+		int rc = stream_read_direct(v->cur, dst, cap, &n);
 		if (rc < 0)
 			return rc;
-		if (avail > 0) {
-			size_t n = avail < cap ? avail : cap;
-			if (n > PI_SUM_SLICE)
-				n = PI_SUM_SLICE;
-			memcpy(dst, p, n);
+		if (n > 0) {
 			v->sum += byte_sum(dst, n);
-			stream_consume(v->cur, n);
 			v->produced += n;
 			*got = n;
 			return IMG_OK;

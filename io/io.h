@@ -76,6 +76,12 @@ void stream_consume(img_stream *s, size_t n);
 /* Copy n bytes out (crossing refills). @return IMG_OK, IMG_EOF (*got < n), or an error. */
 int stream_read(img_stream *s, void *dst, size_t n, size_t *got);
 
+/* Read up to cap bytes into dst: the visible bytes (copied), or when there
+ * are none, straight from the layer's produce() into dst, skipping this
+ * stream's buffer. *got == 0 with IMG_OK: the end. For a layer that feeds
+ * another buffer (read-ahead, volume sets). */
+int stream_read_direct(img_stream *s, void *dst, size_t cap, size_t *got);
+
 /* Skip n bytes. @return IMG_OK, IMG_EOF if the data ends first, or an error. */
 int stream_skip(img_stream *s, uint64_t n, uint64_t *skipped);
 

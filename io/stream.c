@@ -211,3 +211,30 @@ int stream_skip(img_stream *s, uint64_t n, uint64_t *skipped)
 		*skipped = done;
 	return done == n ? IMG_OK : IMG_EOF;
 }
+
+int stream_read_direct(img_stream *s, void *dst, size_t cap, size_t *got)
+{
+	*got = 0;
+	if (s->failed)
+		return s->failed;
+	size_t visible = s->end - s->pos;
+	if (visible > 0) {  /* bytes a peek already made visible: copy them */
+		size_t n = visible < cap ? visible : cap;
+		memcpy(dst, s->buf + s->pos, n);
+		stream_consume(s, n);
+		*got = n;
+		return IMG_OK;
+	}
+	if (s->at_end || cap == 0)
+		return IMG_OK;
+	int rc = s->ops->produce(s, dst, cap, got);  /* straight from the layer */
+	if (rc != IMG_OK) {
+		s->failed = rc;
+		*got = 0;
+		return rc;
+	}
+	if (*got == 0)
+		s->at_end = 1;
+	s->offset += *got;
+	return IMG_OK;
+}

@@ -35,44 +35,15 @@ struct thread_src {
 	img_stream *below;
 };
 
-/* Fill one buffer from the layers below: first what they already buffered
+/* Fill one buffer from the layers below: what they already buffered
  * (sniffing peeked at it), then straight from their produce(). */
 static void fill_one(struct thread_src *t, struct ring_buf *rb)
 {
-	img_stream *up = t->below;
 	rb->len = rb->pos = 0;
-	rb->status = IMG_OK;
-	size_t visible = up->end - up->pos;
-	if (visible > 0) {
-		size_t n = visible < THREAD_BUF_SIZE ? visible : THREAD_BUF_SIZE;
-		memcpy(rb->data, up->buf + up->pos, n);
-		stream_consume(up, n);
-		rb->len = n;
-		return;
-	}
-	if (up->failed) {
-		rb->status = up->failed;
-		return;
-	}
-	if (up->at_end) {
-		rb->status = IMG_EOF;
-		return;
-	}
-	size_t got = 0;
 	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-	int rc = up->ops->produce(up, rb->data, THREAD_BUF_SIZE, &got);
+	int rc = stream_read_direct(t->below, rb->data, THREAD_BUF_SIZE, &rb->len);
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-	if (rc != IMG_OK) {
-		up->failed = rc;
-		rb->status = rc;
-		return;
-	}
-	up->offset += got;
-	rb->len = got;
-	if (got == 0) {
-		up->at_end = 1;
-		rb->status = IMG_EOF;
-	}
+	rb->status = rc != IMG_OK ? rc : rb->len == 0 ? IMG_EOF : IMG_OK;
 }
 
 static void *worker(void *arg)
