@@ -9,6 +9,16 @@
 
 N=0 PASS=0 FAIL=0 SKIP=0
 
+# remove_temp: at exit, remove the script's temp dir $T, or keep it (and
+# say where) when IMGBK_KEEP=1.
+remove_temp() {
+	if [ "${IMGBK_KEEP:-0}" = 1 ]; then
+		echo "# kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+
 # tc DESCRIPTION FUNCTION [ARGS...]
 tc() {
 	local desc=$1 rc

@@ -60,11 +60,7 @@ unmount_recorded() {
 
 cleanup() {
 	unmount_recorded
-	if [ "${IMGBK_KEEP:-0}" = 1 ]; then
-		echo "# kept $T" >&2
-	else
-		rm -rf "$T"
-	fi
+	remove_temp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP

@@ -44,11 +44,7 @@ cleanup() {
 			mountpoint -q "$m" 2>/dev/null && umount "$m" 2>/dev/null
 		done
 	fi
-	if [ "${IMGBK_KEEP:-0}" = 1 ]; then
-		echo "# kept $T" >&2
-	else
-		rm -rf "$T"
-	fi
+	remove_temp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP

@@ -42,11 +42,7 @@ cleanup() {
 			losetup "$l" >/dev/null 2>&1 && losetup -d "$l" 2>/dev/null
 		done <"$T/loops"
 	fi
-	if [ "${IMGBK_KEEP:-0}" = 1 ]; then
-		echo "# kept $T" >&2
-	else
-		rm -rf "$T"
-	fi
+	remove_temp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP

@@ -86,11 +86,7 @@ release() {
 
 cleanup() {
 	release
-	if [ "${IMGBK_KEEP:-0}" = 1 ]; then
-		echo "# kept $T" >&2
-	else
-		rm -rf "$T"
-	fi
+	remove_temp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "formats/fmt.h"
+#include "helper_tmpdir.h"
 
 static const char *data_dir(void)
 {
@@ -346,8 +347,7 @@ static void test_foreign_bytes(void **state)
 
 int main(void)
 {
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/imgbk-unit-XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (test_tmpdir_make(tmpdir, sizeof tmpdir, "unit") != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc_vectors),
@@ -361,9 +361,5 @@ int main(void)
 		cmocka_unit_test(test_foreign_bytes),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		return 1;
-	return failed;
+	return test_tmpdir_remove(tmpdir) == 0 ? failed : 1;
 }

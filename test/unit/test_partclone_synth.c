@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "imgbk.h"
+#include "helper_tmpdir.h"
 
 static char tmpdir[64];
 
@@ -320,8 +321,7 @@ static void test_be_damage(void **state)
 
 int main(void)
 {
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/imgbk-synth-XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (test_tmpdir_make(tmpdir, sizeof tmpdir, "synth") != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_v2_variants),
@@ -329,9 +329,5 @@ int main(void)
 		cmocka_unit_test(test_be_damage),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		return 1;
-	return failed;
+	return test_tmpdir_remove(tmpdir) == 0 ? failed : 1;
 }
