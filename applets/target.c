@@ -232,22 +232,8 @@ int target_open(struct target *t, const char *path, uint64_t need, const img_ima
 int target_write_at(struct target *t, const void *buf, size_t len, uint64_t off, char *msg,
 		    size_t msz)
 {
-	const uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = t->kind == TARGET_STDOUT ? write(t->fd, p, len)
-						     : pwrite(t->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(msg, msz, "%s: write error at byte %llu: %s", t->path,
-				 (unsigned long long)off, n < 0 ? strerror(errno) : "no progress");
-			return TARGET_SYSERR;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return TARGET_OK;
+	struct iovec one = { (void *)buf, len };
+	return len ? target_writev_at(t, &one, 1, off, msg, msz) : TARGET_OK;
 }
 
 /* Start the kernel's writeback every so many bytes, so the data goes to the
@@ -265,12 +251,34 @@ static void start_writeback(struct target *t, size_t written)
 	sync_file_range(t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);  /* a hint: errors show at fsync */
 }
 
+/* Bytes given to one write call at most. A bigger write lets the kernel put
+ * the page cache into 2 MiB folios, and taking those from the free lists is
+ * slow where the free memory was handed back to a hypervisor (free page
+ * reporting): 4 MiB writes ran at 0.4-1 GB/s on the bench machine, 1 MiB
+ * writes at 3.8 GB/s (`make bench` partimage section, dd bs=64K..4M). */
+#define WRITE_CALL_MAX ((size_t)1 << 20)
+
+/* Write the first buffers of @iov, at most WRITE_CALL_MAX bytes. */
+static ssize_t write_some(struct target *t, struct iovec *iov, int cnt, uint64_t off)
+{
+	int k = 0;
+	size_t sum = 0, whole = iov[0].iov_len;
+	while (k < cnt && iov[k].iov_len <= WRITE_CALL_MAX - sum)
+		sum += iov[k++].iov_len;
+	if (k == 0) {  /* one big buffer: its first WRITE_CALL_MAX bytes */
+		iov[0].iov_len = WRITE_CALL_MAX;
+		k = 1;
+	}
+	ssize_t n = t->kind == TARGET_STDOUT ? writev(t->fd, iov, k) : pwritev(t->fd, iov, k, (off_t)off);
+	iov[0].iov_len = whole;
+	return n;
+}
+
 int target_writev_at(struct target *t, struct iovec *iov, int cnt, uint64_t off, char *msg,
 		     size_t msz)
 {
 	while (cnt > 0) {
-		ssize_t n = t->kind == TARGET_STDOUT ? writev(t->fd, iov, cnt)
-						     : pwritev(t->fd, iov, cnt, (off_t)off);
+		ssize_t n = write_some(t, iov, cnt, off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
