@@ -77,6 +77,74 @@ static int reject_stream(img_image *im)
 			   "then mount IMAGE.img", im->path, l, cmd);
 }
 
+/* The codec of an image under one compression layer ("gzip", "split+gzip")
+ * when that codec can be read at random; NULL otherwise. */
+static const struct img_codec *seekable_codec(const img_image *im)
+{
+	const char *l = im->layers;
+	if (strncmp(l, "split+", 6) == 0)
+		l += 6;
+	else if (strncmp(l, "file+", 5) == 0)
+		l += 5;
+	else
+		return NULL;
+	if (im->fmt->reject_compressed || strcmp(im->path, "(stdin)") == 0)
+		return NULL;
+	for (size_t i = 0; img_codecs[i]; i++)
+		if (strcmp(img_codecs[i]->name, l) == 0)
+			return img_codecs[i]->seek ? img_codecs[i] : NULL;
+	return NULL;
+}
+
+/*
+ * The index payload of a compressed image: "IMGBKZS+", u64 length of the
+ * access points (rsrc_decoded_save), the points, then the format's payload.
+ */
+#define ZS_WRAP_MAGIC "IMGBKZS+"
+
+static void split_saved(const uint8_t *saved, size_t len, const uint8_t **z, size_t *zlen,
+			const uint8_t **f, size_t *flen)
+{
+	*z = *f = NULL;
+	*zlen = *flen = 0;
+	if (!saved || len < 16 || memcmp(saved, ZS_WRAP_MAGIC, 8) != 0)
+		return;
+	uint64_t n = 0;
+	for (int i = 7; i >= 0; i--)
+		n = n << 8 | saved[8 + i];
+	if (n > len - 16)
+		return;
+	*z = saved + 16;
+	*zlen = (size_t)n;
+	*f = saved + 16 + n;
+	*flen = len - 16 - (size_t)n;
+}
+
+static int wrap_payload(const img_rsrc *rs, const uint8_t *f, size_t flen, uint8_t **out,
+			size_t *outlen)
+{
+	uint8_t *z = NULL;
+	size_t zlen = 0;
+	if (rsrc_decoded_save(rs, &z, &zlen) != IMG_OK)
+		return IMG_E_IO;
+	uint8_t *b = malloc(16 + zlen + flen);
+	if (!b) {
+		free(z);
+		return IMG_E_IO;
+	}
+	memcpy(b, ZS_WRAP_MAGIC, 8);
+	for (int i = 0; i < 8; i++)
+		b[8 + i] = (uint8_t)((uint64_t)zlen >> (8 * i));
+	if (zlen)
+		memcpy(b + 16, z, zlen);
+	if (flen)
+		memcpy(b + 16 + zlen, f, flen);
+	free(z);
+	*out = b;
+	*outlen = 16 + zlen + flen;
+	return IMG_OK;
+}
+
 int img_random_open(img_image *im, const img_random_options *o, int *index_state)
 {
 	img_random_options def;
@@ -92,7 +160,9 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 		return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
 				   "%s: random access to %s images is not available", im->path,
 				   im->fmt->name);
-	if (strcmp(im->layers, "file") != 0 && strcmp(im->layers, "split") != 0)
+	const struct img_codec *codec = NULL;
+	if (strcmp(im->layers, "file") != 0 && strcmp(im->layers, "split") != 0 &&
+	    !(codec = seekable_codec(im)))
 		return reject_stream(im);
 	if (o->index_interval && (o->index_interval < 8 || o->index_interval % 8))
 		return img_err_set(&im->err, IMG_E_USAGE, 0, 0, 0,
@@ -111,9 +181,34 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	uint8_t *saved = NULL, *payload = NULL;
 	size_t saved_len = 0, payload_len = 0;
 	blkindex_load(im->index_path, &id, o->index_interval, &saved, &saved_len);
+	const uint8_t *fsaved = saved;
+	size_t fsaved_len = saved_len;
+	int rebuilt = 0;
+	if (codec) {  /* read the decoded bytes, from saved access points or a scan */
+		const uint8_t *zsaved;
+		size_t zlen;
+		split_saved(saved, saved_len, &zsaved, &zlen, &fsaved, &fsaved_len);
+		rc = rsrc_decode(&im->rs, codec, zsaved, zlen, o->progress, o->progress_ctx, &rebuilt,
+				 &im->err);
+		if (rc != IMG_OK) {
+			free(saved);
+			return rc;
+		}
+	}
 	im->read_verify = o->verify;
-	rc = im->fmt->random_open(im, o, saved, saved_len, &payload, &payload_len);
+	rc = im->fmt->random_open(im, o, fsaved, fsaved_len, &payload, &payload_len);
 	int had_saved = saved != NULL;
+	if (rc == IMG_OK && codec && (payload || rebuilt)) {
+		uint8_t *wrapped = NULL;
+		size_t wlen = 0;
+		rc = wrap_payload(im->rs, payload ? payload : fsaved, payload ? payload_len : fsaved_len,
+				  &wrapped, &wlen);
+		if (rc != IMG_OK)
+			rc = img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+		free(payload);
+		payload = wrapped;
+		payload_len = wlen;
+	}
 	free(saved);
 	if (rc != IMG_OK) {
 		free(payload);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "codec_util.h"
+#include "zseek.h"
 
 /* ---- shared helpers (codec_util.h) -------------------------------------- */
 
@@ -225,12 +226,12 @@ static int lzma_bid(const uint8_t *p, size_t n)
  * frames (open.c shows them 64).
  */
 
-static const struct img_codec gzip_codec = { "gzip", 4, gzip_bid, codec_gzip_open };
-static const struct img_codec bzip2_codec = { "bzip2", 10, bzip2_bid, codec_bzip2_open };
-static const struct img_codec zstd_codec = { "zstd", 4, zstd_bid, codec_zstd_open };
-static const struct img_codec xz_codec = { "xz", 6, xz_bid, codec_xz_open };
-static const struct img_codec lz4_codec = { "lz4", 4, lz4_bid, codec_lz4_open };
-static const struct img_codec lzma_codec = { "lzma", 14, lzma_bid, codec_lzma_open };
+static const struct img_codec gzip_codec = { "gzip", 4, gzip_bid, codec_gzip_open, &zs_gzip_ops };
+static const struct img_codec bzip2_codec = { "bzip2", 10, bzip2_bid, codec_bzip2_open, NULL };
+static const struct img_codec zstd_codec = { "zstd", 4, zstd_bid, codec_zstd_open, NULL };
+static const struct img_codec xz_codec = { "xz", 6, xz_bid, codec_xz_open, NULL };
+static const struct img_codec lz4_codec = { "lz4", 4, lz4_bid, codec_lz4_open, NULL };
+static const struct img_codec lzma_codec = { "lzma", 14, lzma_bid, codec_lzma_open, NULL };
 
 const struct img_codec *const img_codecs[] = {
 	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec,

@@ -135,10 +135,28 @@ void rsrc_identity(const img_rsrc *r, uint64_t *size, int64_t *mtime_ns);
 const char *rsrc_first_path(const img_rsrc *r);
 void rsrc_close(img_rsrc *r);
 
+struct img_codec;
+/*
+ * Turn *r into a random-read view of the bytes codec c decodes from it
+ * (c->seek, io/zseek.h): reads, sizes and offsets are then decoded ones,
+ * while rsrc_identity and rsrc_first_path still describe the compressed
+ * files. `saved` (from rsrc_decoded_save, may be NULL) spares the scan when
+ * it fits; *rebuilt = 1 when the data was scanned. progress may be NULL.
+ * On failure *r is unchanged.
+ */
+int rsrc_decode(img_rsrc **r, const struct img_codec *c, const uint8_t *saved, size_t saved_len,
+		void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt,
+		img_err *err);
+/* A decoded view's access points in their saved form (malloc'd); nothing
+ * (*out NULL) for a plain rsrc. @return IMG_OK or IMG_E_IO. */
+int rsrc_decoded_save(const img_rsrc *r, uint8_t **out, size_t *len);
+
 /* The pieces of the split set starting with `path` (source_open_split's
  * detection), as a malloc'd array of malloc'd names. @return IMG_OK,
  * IMG_EOF when path is no split set, or an error. */
 int split_list_pieces(const char *path, char ***names, size_t *count, img_err *err);
+
+struct zs_ops;
 
 /* ---- decoding layers --------------------------------------------------- */
 /*
@@ -151,6 +169,7 @@ struct img_codec {
 	size_t magic_len;  /* bytes bid() wants to see */
 	int (*bid)(const uint8_t *p, size_t n);
 	int (*open)(img_stream *up, img_stream **out);
+	const struct zs_ops *seek;  /* random access into its data (zseek.h), NULL when none */
 };
 
 extern const struct img_codec *const img_codecs[];  /* NULL-terminated */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "zseek.h"
 
 struct piece {
 	char *path;
@@ -29,6 +30,8 @@ struct piece {
 };
 
 struct img_rsrc {
+	zs_view *view;      /* a decoded view (rsrc_decode): reads go there */
+	img_rsrc *under;    /* ... over these compressed bytes (owned) */
 	struct piece *pieces;
 	size_t count;
 	uint64_t size;
@@ -202,6 +205,8 @@ static int pread_piece(img_rsrc *r, struct piece *pc, uint8_t *buf, size_t len, 
 
 int rsrc_pread(img_rsrc *r, void *buf, size_t len, uint64_t off, size_t *got, img_err *err)
 {
+	if (r->view)
+		return zs_view_pread(r->view, buf, len, off, got, err);
 	uint8_t *out = buf;
 	size_t done = 0;
 	*got = 0;
@@ -227,19 +232,65 @@ int rsrc_pread(img_rsrc *r, void *buf, size_t len, uint64_t off, size_t *got, im
 	return IMG_OK;
 }
 
-uint64_t rsrc_size(const img_rsrc *r) { return r->size; }
-const char *rsrc_first_path(const img_rsrc *r) { return r->pieces[0].path; }
+uint64_t rsrc_size(const img_rsrc *r)
+{
+	return r->view ? zs_view_size(r->view) : r->size;
+}
+
+const char *rsrc_first_path(const img_rsrc *r)
+{
+	return r->view ? rsrc_first_path(r->under) : r->pieces[0].path;
+}
 
 void rsrc_identity(const img_rsrc *r, uint64_t *size, int64_t *mtime_ns)
 {
+	if (r->view) {
+		rsrc_identity(r->under, size, mtime_ns);
+		return;
+	}
 	*size = r->size;
 	*mtime_ns = r->mtime_ns;
+}
+
+int rsrc_decode(img_rsrc **r, const struct img_codec *c, const uint8_t *saved, size_t saved_len,
+		void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt,
+		img_err *err)
+{
+	img_rsrc *raw = *r;
+	if (!c->seek)
+		return img_err_set(err, IMG_E_FORMAT, 0, 0, 0,
+				   "%s: %s data cannot be read at random", rsrc_first_path(raw), c->name);
+	img_rsrc *v = calloc(1, sizeof *v);
+	if (!v)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", rsrc_first_path(raw));
+	int rc = zs_view_open(raw, rsrc_first_path(raw), c->seek, saved, saved_len, progress,
+			      progress_ctx, rebuilt, err, &v->view);
+	if (rc != IMG_OK) {
+		free(v);
+		return rc;
+	}
+	v->under = raw;
+	*r = v;
+	return IMG_OK;
+}
+
+int rsrc_decoded_save(const img_rsrc *r, uint8_t **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	return r->view ? zs_view_save(r->view, out, len) : IMG_OK;
 }
 
 void rsrc_close(img_rsrc *r)
 {
 	if (!r)
 		return;
+	if (r->view) {
+		zs_view_close(r->view);
+		rsrc_close(r->under);
+		free(r);
+		return;
+	}
 	for (size_t i = 0; i < r->count; i++) {
 		if (r->pieces[i].fd >= 0)
 			close(r->pieces[i].fd);

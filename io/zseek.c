@@ -1,0 +1,574 @@
+/*
+ * io/zseek.c - the codec-independent half of random reads into compressed
+ * data (zseek.h): sequential input for codecs, the list of access points
+ * built by a scan (thinned to a memory budget, states kept zlib-packed),
+ * their saved form, and the decoded view that serves reads from a few
+ * cursors (decoders left where the last reads ended).
+ *
+ * Reading at decoded offset X: a cursor whose position is at or before X and
+ * past the last point before X goes on decoding from where it is (sequential
+ * and nearby reads); otherwise the least recently used idle cursor restarts
+ * at that point. Skipped bytes are decoded into the cursor's scratch buffer.
+ * A decoder that stops (*got == 0) before the end hands over to the point at
+ * its position (segment codecs like bzip2 stop at each block's end).
+ *
+ * Not here: any codec library call (zseek_gz.c, zseek_bz2.c, ...), where
+ * the saved points are stored (formats/access.c puts them in the index).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "zseek.h"
+
+#define ZS_INPUT_DEFAULT ((size_t)1 << 20)
+#define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
+#define ZS_MAX_STATEFUL 4096                  /* then the span doubles, every other point goes */
+#define ZS_CURSORS 4
+#define ZS_SCRATCH ((size_t)256 << 10)
+#define ZS_SAVED_MAGIC "IMGBKZS1"
+#define ZS_SAVED_HEAD 40
+#define ZS_SAVED_POINT 40
+
+/* ---- sequential input ------------------------------------------------------ */
+
+int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t cap, img_err *err)
+{
+	memset(in, 0, sizeof *in);
+	in->raw = raw;
+	in->offset = offset;
+	in->cap = cap ? cap : ZS_INPUT_DEFAULT;
+	in->buf = malloc(in->cap);
+	if (!in->buf)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (compressed input buffer)",
+				   rsrc_first_path(raw));
+	return IMG_OK;
+}
+
+int zs_input_fill(struct zs_input *in, size_t min, img_err *err)
+{
+	if (min > in->cap)
+		min = in->cap;
+	if (in->end - in->pos >= min || in->eof)
+		return IMG_OK;
+	if (in->pos > 0) {
+		memmove(in->buf, in->buf + in->pos, in->end - in->pos);
+		in->offset += in->pos;
+		in->end -= in->pos;
+		in->pos = 0;
+	}
+	while (in->end < min && !in->eof) {
+		size_t got = 0;
+		int rc = rsrc_pread(in->raw, in->buf + in->end, in->cap - in->end, in->offset + in->end, &got,
+				    err);
+		if (rc != IMG_OK)
+			return rc;
+		if (got < in->cap - in->end)
+			in->eof = 1;
+		in->end += got;
+	}
+	return IMG_OK;
+}
+
+void zs_input_free(struct zs_input *in)
+{
+	free(in->buf);
+	in->buf = NULL;
+}
+
+/* ---- points ------------------------------------------------------------------- */
+
+/* A point as kept: its state zlib-packed when that is smaller. */
+struct kept_point {
+	struct zs_point p;     /* p.state = stored bytes, p.state_len = their length */
+	uint32_t raw_len;      /* state bytes once unpacked */
+	int packed;            /* stored bytes are a zlib stream */
+};
+
+struct zs_core {
+	struct kept_point *pts;
+	size_t n, cap;
+	size_t stateful;
+	uint64_t last_state;
+	uint64_t raw_size;
+};
+
+static void kept_free(struct kept_point *k)
+{
+	free(k->p.state);
+	k->p.state = NULL;
+}
+
+static int core_push(struct zs_core *c, const struct kept_point *k)
+{
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 256;
+		struct kept_point *np = realloc(c->pts, ncap * sizeof *np);
+		if (!np)
+			return IMG_E_IO;
+		c->pts = np;
+		c->cap = ncap;
+	}
+	c->pts[c->n++] = *k;
+	if (k->raw_len) {
+		c->stateful++;
+		c->last_state = k->p.uout;
+	}
+	return IMG_OK;
+}
+
+/* Drop every second stateful point (the first one stays) and double the span. */
+static void core_thin(struct zs_core *c, uint64_t *span)
+{
+	size_t w = 0, seen = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->pts[i].raw_len && (seen++ & 1)) {
+			kept_free(&c->pts[i]);
+			continue;
+		}
+		c->pts[w++] = c->pts[i];
+	}
+	c->n = w;
+	c->stateful = (seen + 1) / 2;
+	c->last_state = 0;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->pts[i].raw_len)
+			c->last_state = c->pts[i].p.uout;
+	*span *= 2;
+}
+
+static int pack_state(const uint8_t *state, uint32_t len, struct kept_point *k)
+{
+	uLongf room = compressBound(len);
+	uint8_t *buf = malloc(room);
+	if (!buf)
+		return IMG_E_IO;
+	if (compress2(buf, &room, state, len, 1) == Z_OK && room < len) {
+		k->packed = 1;
+	} else {
+		memcpy(buf, state, len);
+		room = len;
+		k->packed = 0;
+	}
+	uint8_t *fit = realloc(buf, room ? room : 1);
+	k->p.state = fit ? fit : buf;
+	k->p.state_len = (uint32_t)room;
+	k->raw_len = len;
+	return IMG_OK;
+}
+
+int zs_add_point(struct zs_scan *sc, const struct zs_point *p)
+{
+	struct zs_core *c = sc->core;
+	if (c->n == 0 ? p->uout != 0 : p->uout < c->pts[c->n - 1].p.uout)
+		return img_err_set(sc->err, IMG_E_CORRUPT, 0, 1, p->cin,
+				   "%s: access point at decoded byte %llu out of order (compressed byte %llu)",
+				   sc->name, (unsigned long long)p->uout, (unsigned long long)p->cin);
+	struct kept_point k = { .p = *p };
+	k.p.state = NULL;
+	k.p.state_len = 0;
+	if (p->state_len > ZS_MAX_STATE)
+		return img_err_set(sc->err, IMG_E_IO, 0, 0, 0, "%s: access point state too large", sc->name);
+	if (p->state_len && pack_state(p->state, p->state_len, &k) != IMG_OK)
+		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
+				   sc->name);
+	if (core_push(c, &k) != IMG_OK) {
+		kept_free(&k);
+		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
+				   sc->name);
+	}
+	if (c->stateful > ZS_MAX_STATEFUL)
+		core_thin(c, &sc->span);
+	return IMG_OK;
+}
+
+uint64_t zs_last_state_point(const struct zs_scan *sc)
+{
+	return sc->core->last_state;
+}
+
+void zs_scan_progress(struct zs_scan *sc, uint64_t compressed_done)
+{
+	if (sc->progress)
+		sc->progress(sc->progress_ctx, compressed_done, sc->core->raw_size);
+}
+
+/* Unpack a kept point's state into dst (raw_len bytes). */
+static int unpack_state(const struct kept_point *k, uint8_t *dst)
+{
+	if (!k->packed) {
+		memcpy(dst, k->p.state, k->raw_len);
+		return IMG_OK;
+	}
+	uLongf len = k->raw_len;
+	if (uncompress(dst, &len, k->p.state, k->p.state_len) != Z_OK || len != k->raw_len)
+		return IMG_E_CORRUPT;
+	return IMG_OK;
+}
+
+/* ---- the view ------------------------------------------------------------------ */
+
+struct cursor {
+	void *dec;         /* NULL when closed */
+	uint64_t pos;      /* decoded offset of the decoder's next byte */
+	int busy;
+	uint64_t last_use;
+	uint8_t *scratch;
+};
+
+struct zs_view {
+	img_rsrc *raw;
+	char *name;
+	const struct zs_ops *ops;
+	struct zs_core core;
+	uint64_t usize, span;
+	struct cursor cur[ZS_CURSORS];
+	uint64_t clock;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+};
+
+uint64_t zs_view_size(const zs_view *v)
+{
+	return v->usize;
+}
+
+void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes)
+{
+	uint64_t b = 0;
+	for (size_t i = 0; i < v->core.n; i++)
+		b += v->core.pts[i].p.state_len;
+	*points = v->core.n;
+	*state_bytes = b;
+}
+
+/* Index of the last point with uout <= off. */
+static size_t point_before(const zs_view *v, uint64_t off)
+{
+	size_t lo = 0, hi = v->core.n;  /* pts[0].uout == 0 <= off */
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v->core.pts[mid].p.uout <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void cursor_reset(zs_view *v, struct cursor *c)
+{
+	if (c->dec)
+		v->ops->close(c->dec);
+	c->dec = NULL;
+}
+
+/* Start c's decoder at point i. */
+static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
+{
+	cursor_reset(v, c);
+	const struct kept_point *k = &v->core.pts[i];
+	struct zs_point p = k->p;
+	uint8_t *state = NULL;
+	if (k->raw_len) {
+		state = malloc(k->raw_len);
+		if (!state)
+			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
+		if (unpack_state(k, state) != IMG_OK) {
+			free(state);
+			return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0,
+					   "%s: the saved access point at decoded byte %llu is damaged",
+					   v->name, (unsigned long long)p.uout);
+		}
+	}
+	p.state = state;
+	p.state_len = k->raw_len;
+	uint64_t next = i + 1 < v->core.n ? v->core.pts[i + 1].p.uout : v->usize;
+	int rc = v->ops->open(v->raw, v->name, &p, next, &c->dec, err);
+	free(state);
+	if (rc != IMG_OK) {
+		c->dec = NULL;
+		return rc;
+	}
+	c->pos = p.uout;
+	return IMG_OK;
+}
+
+/* Decode up to cap bytes at c's position into dst (NULL: into scratch).
+ * At a decoder's stop, go on from the point at the position. */
+static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, size_t *got,
+		       img_err *err)
+{
+	*got = 0;
+	if (c->pos >= v->usize)
+		return IMG_OK;
+	if (cap > v->usize - c->pos)
+		cap = (size_t)(v->usize - c->pos);
+	for (int tries = 0; tries < 3; tries++) {
+		size_t n = 0;
+		int rc = v->ops->read(c->dec, dst, cap, &n, err);
+		if (rc != IMG_OK) {
+			cursor_reset(v, c);
+			return rc;
+		}
+		if (n > 0) {
+			c->pos += n;
+			*got = n;
+			return IMG_OK;
+		}
+		size_t i = point_before(v, c->pos);
+		if (v->core.pts[i].p.uout != c->pos || (rc = cursor_open(v, c, i, err)) != IMG_OK)
+			break;
+	}
+	int had = err->code != IMG_OK;
+	cursor_reset(v, c);
+	if (had)
+		return err->code;
+	return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0,
+			   "%s: the compressed data ends at decoded byte %llu, before the %llu bytes "
+			   "its index promises (the image changed, or the index is damaged)",
+			   v->name, (unsigned long long)c->pos, (unsigned long long)v->usize);
+}
+
+/* Pick a cursor for a read at off (lock held): one that can go on decoding
+ * to off, else the least recently used idle one. NULL when all are busy. */
+static struct cursor *cursor_pick(zs_view *v, uint64_t off, int *reuse)
+{
+	uint64_t restart = v->core.pts[point_before(v, off)].p.uout;
+	struct cursor *best = NULL, *lru = NULL;
+	for (int i = 0; i < ZS_CURSORS; i++) {
+		struct cursor *c = &v->cur[i];
+		if (c->busy)
+			continue;
+		if (c->dec && c->pos <= off && c->pos >= restart && (!best || c->pos > best->pos))
+			best = c;
+		if (!lru || c->last_use < lru->last_use)
+			lru = c;
+	}
+	*reuse = best != NULL;
+	return best ? best : lru;
+}
+
+int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err)
+{
+	*got = 0;
+	if (off >= v->usize || len == 0)
+		return IMG_OK;
+	if (len > v->usize - off)
+		len = (size_t)(v->usize - off);
+	pthread_mutex_lock(&v->lock);
+	struct cursor *c;
+	int reuse;
+	while (!(c = cursor_pick(v, off, &reuse)))
+		pthread_cond_wait(&v->idle, &v->lock);
+	c->busy = 1;
+	c->last_use = ++v->clock;
+	pthread_mutex_unlock(&v->lock);
+
+	int rc = IMG_OK;
+	if (!reuse)
+		rc = cursor_open(v, c, point_before(v, off), err);
+	while (rc == IMG_OK && c->pos < off) {  /* skip to off */
+		size_t n = 0;
+		uint64_t want = off - c->pos;
+		rc = cursor_read(v, c, c->scratch, want < ZS_SCRATCH ? (size_t)want : ZS_SCRATCH, &n, err);
+		if (rc == IMG_OK && n == 0)
+			break;
+	}
+	uint8_t *out = buf;
+	while (rc == IMG_OK && *got < len && c->pos == off + *got) {
+		size_t n = 0;
+		rc = cursor_read(v, c, out + *got, len - *got, &n, err);
+		if (n == 0)
+			break;
+		*got += n;
+	}
+
+	pthread_mutex_lock(&v->lock);
+	c->busy = 0;
+	pthread_cond_signal(&v->idle);
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
+/* ---- the saved form -------------------------------------------------------------
+ * "IMGBKZS1", u32 points, u32 0, u64 decoded size, u64 span, u64 compressed
+ * size; per point u64 cin, u64 uout, u32 bits, u32 aux, u64 aux2, u32 stored
+ * length, u32 raw length | packed << 31; then the stored states in order. */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int zs_view_save(const zs_view *v, uint8_t **out, size_t *len)
+{
+	uint64_t states = 0;
+	for (size_t i = 0; i < v->core.n; i++)
+		states += v->core.pts[i].p.state_len;
+	size_t total = ZS_SAVED_HEAD + v->core.n * ZS_SAVED_POINT + (size_t)states;
+	uint8_t *b = malloc(total);
+	if (!b)
+		return IMG_E_IO;
+	memcpy(b, ZS_SAVED_MAGIC, 8);
+	put32(b + 8, (uint32_t)v->core.n);
+	put32(b + 12, 0);
+	put64(b + 16, v->usize);
+	put64(b + 24, v->span);
+	put64(b + 32, v->core.raw_size);
+	uint8_t *q = b + ZS_SAVED_HEAD, *s = q + v->core.n * ZS_SAVED_POINT;
+	for (size_t i = 0; i < v->core.n; i++, q += ZS_SAVED_POINT) {
+		const struct kept_point *k = &v->core.pts[i];
+		put64(q, k->p.cin);
+		put64(q + 8, k->p.uout);
+		put32(q + 16, k->p.bits);
+		put32(q + 20, k->p.aux);
+		put64(q + 24, k->p.aux2);
+		put32(q + 32, k->p.state_len);
+		put32(q + 36, k->raw_len | (uint32_t)k->packed << 31);
+		if (k->p.state_len)
+			memcpy(s, k->p.state, k->p.state_len);
+		s += k->p.state_len;
+	}
+	*out = b;
+	*len = total;
+	return IMG_OK;
+}
+
+/* Load saved points when they fit this data; @return 1 when loaded. */
+static int load_saved(zs_view *v, const uint8_t *b, size_t len)
+{
+	if (len < ZS_SAVED_HEAD || memcmp(b, ZS_SAVED_MAGIC, 8) != 0)
+		return 0;
+	uint32_t n = get32(b + 8);
+	uint64_t usize = get64(b + 16), span = get64(b + 24), raw = get64(b + 32);
+	if (n == 0 || get32(b + 12) != 0 || raw != v->core.raw_size || span == 0 ||
+	    (len - ZS_SAVED_HEAD) / ZS_SAVED_POINT < n)
+		return 0;
+	const uint8_t *q = b + ZS_SAVED_HEAD, *s = q + (size_t)n * ZS_SAVED_POINT, *end = b + len;
+	struct zs_core c = { .raw_size = raw };
+	for (uint32_t i = 0; i < n; i++, q += ZS_SAVED_POINT) {
+		struct kept_point k = { 0 };
+		k.p.cin = get64(q);
+		k.p.uout = get64(q + 8);
+		k.p.bits = get32(q + 16);
+		k.p.aux = get32(q + 20);
+		k.p.aux2 = get64(q + 24);
+		k.p.state_len = get32(q + 32);
+		uint32_t rl = get32(q + 36);
+		k.raw_len = rl & 0x7FFFFFFFu;
+		k.packed = (int)(rl >> 31);
+		int bad = k.p.cin > raw || k.p.uout > usize || (i == 0 && k.p.uout != 0) ||
+			  (i > 0 && (k.p.uout < c.pts[i - 1].p.uout || k.p.cin < c.pts[i - 1].p.cin)) ||
+			  k.p.bits >= 65536 || k.raw_len > ZS_MAX_STATE || k.p.state_len > ZS_MAX_STATE ||
+			  (k.raw_len == 0) != (k.p.state_len == 0) || (!k.packed && k.p.state_len != k.raw_len) ||
+			  (size_t)(end - s) < k.p.state_len;
+		if (!bad && k.p.state_len) {
+			k.p.state = malloc(k.p.state_len);
+			bad = !k.p.state;
+			if (!bad)
+				memcpy(k.p.state, s, k.p.state_len);
+		}
+		s += bad ? 0 : k.p.state_len;
+		if (bad || core_push(&c, &k) != IMG_OK) {
+			kept_free(&k);
+			for (size_t j = 0; j < c.n; j++)
+				kept_free(&c.pts[j]);
+			free(c.pts);
+			return 0;
+		}
+	}
+	if (s != end) {
+		for (size_t j = 0; j < c.n; j++)
+			kept_free(&c.pts[j]);
+		free(c.pts);
+		return 0;
+	}
+	v->core = c;
+	v->usize = usize;
+	v->span = span;
+	return 1;
+}
+
+static void core_free(struct zs_core *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		kept_free(&c->pts[i]);
+	free(c->pts);
+	memset(c, 0, sizeof *c);
+}
+
+int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
+		 size_t saved_len, void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
+		 int *rebuilt, img_err *err, zs_view **out)
+{
+	*out = NULL;
+	*rebuilt = 0;
+	zs_view *v = calloc(1, sizeof *v);
+	if (!v || !(v->name = strdup(name))) {
+		free(v);
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
+	}
+	v->raw = raw;
+	v->ops = ops;
+	v->core.raw_size = rsrc_size(raw);
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->idle, NULL);
+	int rc = IMG_OK;
+	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
+		if (!(v->cur[i].scratch = malloc(ZS_SCRATCH)))
+			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
+	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
+		*rebuilt = 1;
+		struct zs_scan sc = { .raw = raw, .name = v->name, .span = ZS_FIRST_SPAN, .err = err,
+				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core };
+		rc = ops->scan(&sc);
+		if (rc == IMG_OK && v->core.n == 0)
+			rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: no data to read", name);
+		v->usize = sc.usize;
+		v->span = sc.span;
+	}
+	if (rc != IMG_OK) {
+		zs_view_close(v);
+		return rc;
+	}
+	*out = v;
+	return IMG_OK;
+}
+
+void zs_view_close(zs_view *v)
+{
+	if (!v)
+		return;
+	for (int i = 0; i < ZS_CURSORS; i++) {
+		cursor_reset(v, &v->cur[i]);
+		free(v->cur[i].scratch);
+	}
+	core_free(&v->core);
+	pthread_mutex_destroy(&v->lock);
+	pthread_cond_destroy(&v->idle);
+	free(v->name);
+	free(v);
+}

@@ -1,0 +1,128 @@
+/*
+ * io/zseek.h - random reads into compressed data (the access-point idea of
+ * zlib's examples/zran.c), for mounting compressed images.
+ *
+ * One full pass over the compressed bytes (a codec's scan) finds access
+ * points: places where decoding can start again, each with the decoded
+ * offset it starts at and whatever state the decoder needs there (gzip: the
+ * 32 KiB of output before it and the bit position; bzip2: a block start;
+ * zstd, xz, lz4: a frame or block start). A read at decoded offset X then
+ * decodes from the last point at or before X. The points are saved with the
+ * image's index, so the pass runs once.
+ *
+ * A codec offers random access through one struct zs_ops in its img_codec
+ * entry (io/codecs.c); a codec whose data has no restart points (one zstd
+ * frame, one xz block) reports that from its scan with IMG_E_FORMAT and a
+ * message saying how to make the image mountable.
+ *
+ * The core (io/zseek.c) owns the points, their thinning, their saved form,
+ * a few decoders ("cursors") positioned at the places last read so that
+ * sequential reads cost one decode pass, and thread safety. A codec file
+ * owns only its library calls.
+ */
+#ifndef IMGBK_IO_ZSEEK_H
+#define IMGBK_IO_ZSEEK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io.h"
+
+/* A place where decoding can start. */
+struct zs_point {
+	uint64_t cin;        /* compressed offset of the first byte the decoder reads */
+	uint64_t uout;       /* decoded offset of the first byte it produces */
+	uint32_t bits;       /* codec-defined, < 2^16 (gzip: unread bits of byte cin - 1) */
+	uint32_t aux;        /* codec-defined */
+	uint64_t aux2;       /* codec-defined */
+	uint32_t state_len;  /* bytes at state, at most ZS_MAX_STATE */
+	uint8_t *state;      /* codec state needed here (a window); NULL when none */
+};
+
+#define ZS_MAX_STATE ((uint32_t)1 << 17)
+
+/* Sequential reading of the compressed bytes, for scans and decoders. */
+struct zs_input {
+	img_rsrc *raw;
+	uint64_t offset;     /* compressed offset of buf[pos] */
+	uint8_t *buf;
+	size_t pos, end, cap;
+	int eof;             /* the compressed data ended at buf[end] */
+};
+
+/* Start reading raw at offset (cap 0 = 1 MiB buffer). @return IMG_OK or IMG_E_IO. */
+int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t cap, img_err *err);
+/* Make at least `min` unread bytes visible at in->buf + in->pos when the
+ * data has them (moves the unread bytes to the buffer's start first).
+ * @return IMG_OK (check in->end - in->pos; fewer than min only at the end),
+ * or an error. min <= cap. */
+int zs_input_fill(struct zs_input *in, size_t min, img_err *err);
+void zs_input_free(struct zs_input *in);
+
+/* What a scan is given and reports. */
+struct zs_scan {
+	img_rsrc *raw;        /* the compressed bytes */
+	const char *name;     /* file name for messages */
+	uint64_t span;        /* wanted decoded bytes between points that carry state */
+	img_err *err;
+	uint64_t usize;       /* set by the scan: total decoded bytes */
+	/* Progress, may be NULL: compressed bytes read so far of total. */
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
+	struct zs_core *core;  /* the core's private side */
+};
+
+/* Hand a point to the core (it copies p->state). Points must come in
+ * increasing uout order, the first at uout 0. @return IMG_OK or IMG_E_IO. */
+int zs_add_point(struct zs_scan *sc, const struct zs_point *p);
+/* Decoded offset of the last point that carries state (0 before any), so a
+ * codec knows when the next stateful point is due: uout >= last + span. */
+uint64_t zs_last_state_point(const struct zs_scan *sc);
+/* Call now and then with the compressed offset reached. */
+void zs_scan_progress(struct zs_scan *sc, uint64_t compressed_done);
+
+struct zs_ops {
+	/*
+	 * Decode all of sc->raw once, adding points: its natural restart
+	 * points (frame/block/member starts) and, for codecs that need a
+	 * window, a stateful point whenever uout >= zs_last_state_point() +
+	 * span at a place the library allows. Set sc->usize. Errors (damage,
+	 * truncation, no restart points) go to sc->err naming sc->name and the
+	 * compressed offset.
+	 */
+	int (*scan)(struct zs_scan *sc);
+	/* A decoder that starts producing at point p (the last point of the
+	 * list is at index count - 1; next_uout is the uout of the following
+	 * point, or the total size: a decoder may stop there). */
+	int (*open)(img_rsrc *raw, const char *name, const struct zs_point *p, uint64_t next_uout,
+		    void **dec, img_err *err);
+	/* The next decoded bytes; *got == 0 with IMG_OK when this decoder can
+	 * go no further (its segment or the data ended). */
+	int (*read)(void *dec, uint8_t *dst, size_t cap, size_t *got, img_err *err);
+	void (*close)(void *dec);
+};
+
+extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops;
+
+/* ---- the decoded view (io/zseek.c) ----------------------------------------- */
+typedef struct zs_view zs_view;
+
+/*
+ * Open a random-read view of the data decoded from raw (which it borrows)
+ * with ops. When saved (from zs_view_save of the same data) is valid, its
+ * points are used; else the data is scanned (progress may be NULL).
+ * *rebuilt says which happened.
+ */
+int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
+		 size_t saved_len, void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
+		 int *rebuilt, img_err *err, zs_view **out);
+/* Thread-safe. *got < len only at the end of the data. */
+int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
+uint64_t zs_view_size(const zs_view *v);
+/* The points in their saved form (malloc'd). @return IMG_OK or IMG_E_IO. */
+int zs_view_save(const zs_view *v, uint8_t **out, size_t *len);
+/* Points and the bytes their states take, for messages and tests. */
+void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes);
+void zs_view_close(zs_view *v);
+
+#endif
