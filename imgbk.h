@@ -206,10 +206,14 @@ int img_reads_file(const img_image *im, uint64_t dev, uint64_t ino);
 
 /* ---- random access ------------------------------------------------------ */
 /*
- * Random reads of the partition's bytes, for the FUSE mount. The image must
- * come from a regular file, a block device or a split set of files: a
- * compressed image gives IMG_E_FORMAT with a message that names the command
- * which makes it mountable. The index (block -> image offset) is loaded from
+ * Random reads of the partition's bytes, for the FUSE mount. The image comes
+ * from a regular file, a block device or a split set of files, plain or under
+ * one compression layer whose codec has access points (io/zseek.h: gzip,
+ * bzip2, xz with several blocks, zstd with several frames, lz4); the first
+ * open decodes it once to find them, and they are saved in the index. Data
+ * without access points (stdin, lzma, one big zstd frame or xz block, two
+ * compression layers) gives IMG_E_FORMAT with a message that names the
+ * command which makes it mountable. The index (block -> image offset) is loaded from
  * a saved index file when one matches the image, else built (one pass over
  * the bitmap, or over the whole stream for ntfsclone) and, with `save`,
  * written next to the image (IMAGE.ibkx) or, where that folder is read-only,

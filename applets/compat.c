@@ -27,9 +27,9 @@
 "  -q, --quiet            no progress bars\n"                                               \
 "  -h, --help             show this help\n"                                                 \
 "\n"                                                                                        \
-"Exit codes: 0 ok, 1 image damaged, compressed or not an image, 2 usage (also\n"          \
-"a MOUNTPOINT that is not an empty directory, or an IMAGE that cannot be\n"                \
-"opened), 3 I/O or system error.\n"
+"Exit codes: 0 ok, 1 image damaged, not an image or not readable at random,\n"           \
+"2 usage (also a MOUNTPOINT that is not an empty directory, or an IMAGE that\n"           \
+"cannot be opened), 3 I/O or system error.\n"
 
 #include <errno.h>
 #include <fcntl.h>

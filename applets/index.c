@@ -12,7 +12,9 @@ static const char index_usage[] =
 "$XDG_CACHE_HOME/imgbk/ (default ~/.cache/imgbk/); print where. A saved index\n"
 "that still matches the image (size, time, first bytes, interval) is kept; one\n"
 "that does not is rebuilt. imgbk mount does the same on its first mount.\n"
-"IMAGE must be a plain file or the first piece of a split set (NAME.aa).\n"
+"IMAGE is a plain file or the first piece of a split set (NAME.aa), plain or\n"
+"compressed (see imgbk mount --help): for a compressed image the index also\n"
+"holds its access points, found by decoding it once (with a progress bar).\n"
 "\n"
 "Options:\n"
 "  -i, --index-interval N  blocks per index entry: at least 8, a multiple of 8\n"
@@ -21,8 +23,9 @@ static const char index_usage[] =
 "  -q, --quiet             no progress bar and no output on success\n"
 "  -h, --help              show this help\n"
 "\n"
-"Exit codes: 0 index saved or up to date, 1 image damaged, compressed or not\n"
-"an image, 2 usage, 3 I/O error (e.g. the index could not be written).\n";
+"Exit codes: 0 index saved or up to date, 1 image damaged, not an image or not\n"
+"readable at random, 2 usage, 3 I/O error (e.g. the index could not be\n"
+"written).\n";
 
 #include <getopt.h>
 #include <stdio.h>

@@ -11,9 +11,13 @@ static const char mount_usage[] =
 "through FUSE; NAME is the image's file name without split, compression and\n"
 ".img suffixes. The commands that check the filesystem in it and mount it\n"
 "read-only (mount -o loop,ro) are printed. MOUNTPOINT must be an existing\n"
-"empty directory. IMAGE must be a plain file or the first piece of a split set\n"
-"(NAME.aa): a compressed image has to be decompressed first. The block index\n"
-"is built on the first mount and saved (IMAGE.ibkx, see imgbk index).\n"
+"empty directory. IMAGE is a plain file or the first piece of a split set\n"
+"(NAME.aa), plain or compressed with gzip, bzip2, xz (several blocks), zstd\n"
+"(several frames, as pzstd writes) or lz4; one xz block or one zstd frame\n"
+"cannot be read at random (the message says what to do), nor can lzma.\n"
+"The block index (and for a compressed image its access points, found by\n"
+"decoding it once) is built on the first mount and saved (IMAGE.ibkx, see\n"
+"imgbk index).\n"
 "Reads of a block whose checksum group is bad fail with EIO (logged).\n"
 "Unmount with: fusermount3 -u MOUNTPOINT  (or umount MOUNTPOINT as root).\n"
 "\n"
@@ -27,8 +31,9 @@ static const char mount_usage[] =
 "  -h, --help              show this help\n"
 "\n"
 "Exit codes: 0 mounted (or, in the foreground, served until unmounted),\n"
-"1 image damaged, compressed or not an image, 2 usage or MOUNTPOINT missing or\n"
-"not empty, 3 I/O or system error (e.g. the FUSE mount failed).\n";
+"1 image damaged, not an image or not readable at random, 2 usage or\n"
+"MOUNTPOINT missing or not empty, 3 I/O or system error (e.g. the FUSE mount\n"
+"failed).\n";
 
 #include <dirent.h>
 #include <errno.h>

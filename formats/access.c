@@ -48,6 +48,51 @@ int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *wh
 	return IMG_OK;
 }
 
+/* The tool that decodes a codec's data to stdout, or NULL. */
+static const char *decoder_tool(const char *codec, size_t len)
+{
+	static const char *const tools[][2] = {
+		{ "gzip", "gzip -dc" }, { "bzip2", "bzip2 -dc" }, { "zstd", "zstd -dc" },
+		{ "xz", "xz -dc" }, { "lzma", "xz -dc" }, { "lz4", "lz4 -dc" },
+	};
+	for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
+		if (strlen(tools[i][0]) == len && strncmp(tools[i][0], codec, len) == 0)
+			return tools[i][1];
+	return NULL;
+}
+
+/* The shell command that writes the image's decoded bytes to IMAGE.img:
+ * the pieces of a split set joined, then every codec layer in turn. */
+static void decompress_command(const img_image *im, char *cmd, size_t size)
+{
+	const char *l = im->layers;
+	size_t n = 0;
+	int split = strncmp(l, "split", 5) == 0, first = 1;
+	size_t plen = strlen(im->path);
+	if (split && plen > 2 && strcmp(im->path + plen - 2, "aa") == 0)
+		n = (size_t)snprintf(cmd, size, "cat %.*s?? | ", (int)(plen - 2), im->path);
+	else if (split)
+		n = (size_t)snprintf(cmd, size, "cat %s* | ", im->path);
+	const char *p = strchr(l, '+');
+	while (p && n < size) {
+		const char *q = strchr(p + 1, '+');
+		size_t len = q ? (size_t)(q - p - 1) : strlen(p + 1);
+		const char *tool = decoder_tool(p + 1, len);
+		if (!tool) {
+			snprintf(cmd, size, "imgbk restore %s IMAGE.img", im->path);
+			return;
+		}
+		n += (size_t)snprintf(cmd + n, size - n, first && !split ? "%s %s" : "%s%s", tool,
+				      first && !split ? im->path : "");
+		if (q && n < size)
+			n += (size_t)snprintf(cmd + n, size - n, " | ");
+		first = 0;
+		p = q;
+	}
+	if (n < size)
+		snprintf(cmd + n, size - n, " > IMAGE.img");
+}
+
 /* Why an image cannot be read at random, with the command that fixes it. */
 static int reject_stream(img_image *im)
 {
@@ -59,22 +104,11 @@ static int reject_stream(img_image *im)
 	codec = codec ? codec + 1 : l;
 	if (im->fmt->reject_compressed)
 		return im->fmt->reject_compressed(im, codec);
-	const char *cat = strncmp(l, "split", 5) == 0 ? "cat" : NULL;
 	char cmd[1400];
-	if (!strcmp(codec, "gzip") || !strcmp(codec, "bzip2") || !strcmp(codec, "zstd") ||
-	    !strcmp(codec, "xz") || !strcmp(codec, "lzma") || !strcmp(codec, "lz4")) {
-		const char *tool = !strcmp(codec, "gzip") ? "gzip" : !strcmp(codec, "bzip2") ? "bzip2"
-				 : !strcmp(codec, "zstd") ? "zstd" : !strcmp(codec, "lz4") ? "lz4" : "xz";
-		if (cat)
-			snprintf(cmd, sizeof cmd, "cat %s* | %s -dc > IMAGE.img", im->path, tool);
-		else
-			snprintf(cmd, sizeof cmd, "%s -dc %s > IMAGE.img", tool, im->path);
-	} else {
-		snprintf(cmd, sizeof cmd, "imgbk restore %s IMAGE.raw", im->path);
-	}
+	decompress_command(im, cmd, sizeof cmd);
 	return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
-			   "%s: a compressed image (%s) cannot be mounted yet; decompress it first: %s, "
-			   "then mount IMAGE.img", im->path, l, cmd);
+			   "%s: this compressed image (%s) cannot be read at random (no access points "
+			   "for it); decompress it first: %s, then mount IMAGE.img", im->path, l, cmd);
 }
 
 /* The codec of an image under one compression layer ("gzip", "split+gzip")

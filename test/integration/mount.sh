@@ -307,11 +307,11 @@ c_refused_dirs() {
 
 c_compressed() {
 	need "$FIX/fs.img" || return 1
-	gzip -1 -c "$FIX/fs.img" >fs.img.gz && mkdir m || return 1
+	xz --format=lzma -1 -c "$FIX/fs.img" >fs.img.lzma && mkdir m || return 1
 	track "$PWD/m"
-	run 1 $TO "$IMGBK" mount fs.img.gz m || return 1
+	run 1 $TO "$IMGBK" mount fs.img.lzma m || return 1
 	[ "$(wc -l <"$W/err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$W/err")" || return 1
-	err_has 'compress' 'fs\.img\.gz' || return 1
+	err_has 'compress' 'fs\.img\.lzma' 'xz -dc' || return 1
 	! mountpoint -q m || fail "m got mounted"
 }
 
@@ -382,7 +382,7 @@ tc "setup: ext4 64 MiB (mkfs.ext4 -d), partclone.extfs -c -> fs.img" setup_fs
 tc "setup: FAT32 48 MiB (mkfs.fat + mcopy), partclone.fat32 -c -> fat.img" setup_fat
 tc "imgbk index: saved, up to date, rebuilt after touch and for another -i; -i 12 exit 2; not an image exit 1" c_index_stale
 tc "imgbk mount: MOUNTPOINT not empty / missing -> exit 2; vpartclone -m -> exit 2 with the seed message" c_refused_dirs
-tc "imgbk mount: gzip-compressed image -> exit 1, one line naming the file, nothing mounted" c_compressed
+tc "imgbk mount: lzma-compressed image (no access points) -> exit 1, one line naming the file and the fix, nothing mounted" c_compressed
 tc "vpartclone: -i 500 / -i 1004 -> exit 2; no image -> exit 2; --help lists the seed options" c_vpc_usage
 tc "vpartclone -v / vntfsclone -v on a partclone image: the header as imgbk info prints it" c_vpc_verbose
 tc "vpartclone -c: OK on a good image; exit 1 on a damaged one, also with -m (nothing mounted)" c_vpc_crc
