@@ -189,7 +189,7 @@ fuzz: fuzz-build
 	@sh test/fuzz/mkcorpus.sh $(FUZZ_O)
 	@set -e; for b in $(FUZZ_BIN); do h=$$(basename $$b); \
 	  mkdir -p $(FUZZ_O)/corpus/$$h $(FUZZ_O)/artifacts/$$h $(FUZZ_O)/log; \
-	  case $$h in fuzz_image|fuzz_random|fuzz_codecs) ml=1048576;; *) ml=65536;; esac; \
+	  case $$h in fuzz_image|fuzz_random|fuzz_codecs|fuzz_zseek) ml=1048576;; *) ml=65536;; esac; \
 	  echo "== $$h: $(FUZZ_SECONDS) s, -seed=$(FUZZ_SEED), -max_len=$$ml"; \
 	  IMGBK_TEST_DATA=test/data $$b -seed=$(FUZZ_SEED) -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=$$ml -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \

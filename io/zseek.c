@@ -32,6 +32,13 @@
 #define ZS_SAVED_HEAD 40
 #define ZS_SAVED_POINT 40
 
+static uint64_t first_span = ZS_FIRST_SPAN;
+
+void zs_set_first_span(uint64_t span)
+{
+	first_span = span ? span : ZS_FIRST_SPAN;
+}
+
 /* ---- sequential input ------------------------------------------------------ */
 
 int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t cap, img_err *err)
@@ -542,7 +549,7 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
 	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
 		*rebuilt = 1;
-		struct zs_scan sc = { .raw = raw, .name = v->name, .span = ZS_FIRST_SPAN, .err = err,
+		struct zs_scan sc = { .raw = raw, .name = v->name, .span = first_span, .err = err,
 				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core };
 		rc = ops->scan(&sc);
 		if (rc == IMG_OK && v->core.n == 0)

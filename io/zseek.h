@@ -124,5 +124,9 @@ int zs_view_save(const zs_view *v, uint8_t **out, size_t *len);
 /* Points and the bytes their states take, for messages and tests. */
 void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes);
 void zs_view_close(zs_view *v);
+/* Process-wide: decoded bytes between stateful points of later scans (0 =
+ * the default, 4 MiB; it doubles as the points outgrow their budget). For
+ * tests and fuzzing, which want many points in little data. */
+void zs_set_first_span(uint64_t span);
 
 #endif

@@ -7,7 +7,7 @@ set -u
 OUT=${1:-build-fuzz}
 D=${IMGBK_TEST_DATA:-test/data}
 C=$OUT/corpus
-mkdir -p "$C/fuzz_image" "$C/fuzz_codecs" "$C/fuzz_split" "$C/fuzz_index" "$C/fuzz_random"
+mkdir -p "$C/fuzz_image" "$C/fuzz_codecs" "$C/fuzz_split" "$C/fuzz_index" "$C/fuzz_random" "$C/fuzz_zseek"
 T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-corpus.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
 
@@ -60,7 +60,18 @@ for f in "$T"/*.gz "$T"/*.bz2 "$T"/*.zst "$T"/*.xz "$T"/*.lzma "$T"/*.lz4; do
 	prefix "00$s" "$f" "$C/fuzz_codecs/$b"
 	prefix 006 "$f" "$C/fuzz_codecs/stack-$b"
 	case $b in 1.*) prefix 001 "$f" "$C/fuzz_image/$b" ;; esac
+	# random reads into it: span 1 KiB, and 64 KiB with long reads; as an image, mounted
+	prefix 000 "$f" "$C/fuzz_zseek/s1k-$b"
+	prefix 006 "$f" "$C/fuzz_zseek/s64k-$b"
+	case $b in 1.*) prefix 001 "$f" "$C/fuzz_random/$b" ;; esac
 done
+# multi-block xz, linked lz4 blocks, several bzip2 streams: more access points
+if [ -f "$SMALL" ]; then
+	have xz && xz --block-size=4KiB -c "$SMALL" | prefix 000 /dev/stdin "$C/fuzz_zseek/xz-blocks"
+	have lz4 && lz4 -BD -B4 -qc "$SMALL" | prefix 000 /dev/stdin "$C/fuzz_zseek/lz4-linked"
+	have bzip2 && { head -c 8000 "$SMALL" | bzip2 -1c; tail -c +8001 "$SMALL" | bzip2 -1c; } |
+		prefix 001 /dev/stdin "$C/fuzz_zseek/bz2-streams"
+fi
 
 # --- split: pieces-1, mode, victim, cut points (u16 LE), data
 t=$T/text

@@ -37,6 +37,9 @@
 #define FUZZ_ENTRY regress_random
 #include "../fuzz/fuzz_random.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY regress_zseek
+#include "../fuzz/fuzz_zseek.c"
+#undef FUZZ_ENTRY
 
 struct harness {
 	const char *name;
@@ -46,7 +49,7 @@ struct harness {
 static const struct harness harnesses[] = {
 	{ "fuzz_image", regress_image },   { "fuzz_codecs", regress_codecs },
 	{ "fuzz_split", regress_split },   { "fuzz_index", regress_index },
-	{ "fuzz_random", regress_random },
+	{ "fuzz_random", regress_random }, { "fuzz_zseek", regress_zseek },
 };
 
 static int by_name(const void *a, const void *b)
@@ -111,6 +114,7 @@ int main(void)
 		cmocka_unit_test_prestate(test_replay, (void *)&harnesses[2]),
 		cmocka_unit_test_prestate(test_replay, (void *)&harnesses[3]),
 		cmocka_unit_test_prestate(test_replay, (void *)&harnesses[4]),
+		cmocka_unit_test_prestate(test_replay, (void *)&harnesses[5]),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
