@@ -103,7 +103,7 @@ static int reject_stream(img_image *im)
 	const char *codec = strrchr(l, '+');
 	codec = codec ? codec + 1 : l;
 	if (im->fmt->reject_compressed)
-		return im->fmt->reject_compressed(im, codec);
+		return im->fmt->reject_compressed(im, codec, 0);
 	char cmd[1400];
 	decompress_command(im, cmd, sizeof cmd);
 	return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
@@ -122,7 +122,7 @@ static const struct img_codec *seekable_codec(const img_image *im)
 		l += 5;
 	else
 		return NULL;
-	if (im->fmt->reject_compressed || strcmp(im->path, "(stdin)") == 0)
+	if (strcmp(im->path, "(stdin)") == 0)
 		return NULL;
 	for (size_t i = 0; img_codecs[i]; i++)
 		if (strcmp(img_codecs[i]->name, l) == 0)
@@ -195,9 +195,14 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 				   "%s: random access to %s images is not available", im->path,
 				   im->fmt->name);
 	const struct img_codec *codec = NULL;
-	if (strcmp(im->layers, "file") != 0 && strcmp(im->layers, "split") != 0 &&
-	    !(codec = seekable_codec(im)))
-		return reject_stream(im);
+	if (strcmp(im->layers, "file") != 0 && strcmp(im->layers, "split") != 0) {
+		if (!(codec = seekable_codec(im)))
+			return reject_stream(im);
+		int rc = im->fmt->reject_compressed ? im->fmt->reject_compressed(im, codec->name, 1)
+						    : IMG_OK;
+		if (rc != IMG_OK)
+			return rc;
+	}
 	if (o->index_interval && (o->index_interval < 8 || o->index_interval % 8))
 		return img_err_set(&im->err, IMG_E_USAGE, 0, 0, 0,
 				   "index interval %u: must be at least 8 and a multiple of 8",

@@ -36,9 +36,11 @@ struct img_format {
 	int (*random_open)(img_image *im, const img_random_options *o, const uint8_t *saved,
 			   size_t saved_len, uint8_t **payload, size_t *payload_len);
 	int (*read_at)(img_image *im, uint64_t off, void *buf, size_t len, img_err *err);
-	/* Optional: say why a compressed image cannot be read at random and what
-	 * makes it readable (a volume set needs every volume decompressed). */
-	int (*reject_compressed)(img_image *im, const char *codec);
+	/* Optional, for an image under a compression layer: @return IMG_OK when
+	 * the format can read it at random through the decoded bytes (`seekable`:
+	 * the codec has access points), else say why and what makes it readable
+	 * (a volume set needs every volume decompressed). */
+	int (*reject_compressed)(img_image *im, const char *codec, int seekable);
 };
 
 extern const struct img_format *const img_formats[];  /* NULL-terminated */

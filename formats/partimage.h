@@ -111,6 +111,6 @@ void pi_random_free(struct pi_state *st);
  * names the commands that decompress every volume of the set. */
 int pi_reject_compressed(img_image *im, const char *name, uint32_t n, const char *codec);
 /* The format's reject_compressed hook: volume 0 is compressed. */
-int pi_reject_volume0(img_image *im, const char *codec);
+int pi_reject_volume0(img_image *im, const char *codec, int seekable);
 
 #endif

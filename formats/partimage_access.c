@@ -178,14 +178,14 @@ static const char *codec_tool(const char *codec)
 }
 
 /*
- * Volume n (file `name`) is compressed with `codec`: reject with the command
- * that makes the image readable at random (every volume decompressed under
- * its own name). Volume 0 is rejected before random_open is called, by the
- * generic check of formats/access.c; this function is meant for it too.
+ * Volume 0 is compressed with `codec` (asked by the generic check of
+ * formats/access.c before random_open): a codec with access points is read
+ * through them (the other volumes, if any, must then be plain: open_rvol);
+ * another is refused with the command that makes the image readable.
  */
-int pi_reject_volume0(img_image *im, const char *codec)
+int pi_reject_volume0(img_image *im, const char *codec, int seekable)
 {
-	return pi_reject_compressed(im, im->path, 0, codec);
+	return seekable ? IMG_OK : pi_reject_compressed(im, im->path, 0, codec);
 }
 
 int pi_reject_compressed(img_image *im, const char *name, uint32_t n, const char *codec)
@@ -267,9 +267,10 @@ static int open_rvol(img_image *im, struct pi_state *st, uint32_t n)
 static int open_rvols(img_image *im, struct pi_state *st)
 {
 	struct pi_vol *v = st->vol;
-	uint64_t size0;
+	uint64_t size0, raw0;
 	int64_t m0;
-	rsrc_identity(im->rs, &size0, &m0);
+	rsrc_identity(im->rs, &raw0, &m0);
+	size0 = rsrc_size(im->rs);  /* decoded, when volume 0 is compressed */
 	if (size0 < PI_VOLUME_HEADER)
 		return img_err_set(&im->err, IMG_E_TRUNCATED, 0, 1, size0,
 				   "%s: partimage: image truncated inside the 512-byte volume header",

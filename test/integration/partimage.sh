@@ -344,10 +344,11 @@ unmount_dir() {
 	done
 }
 
-# mount_check DIR IMAGE: mount IMAGE (a set's .000) at DIR/m, the virtual file
-# equals partimage's restore, a loop mount of it reads a file back, unmount
+# mount_check DIR IMAGE [REF]: mount IMAGE (a set's .000) at DIR/m, the virtual
+# file equals partimage's restore (REF, default e1k.ref), a loop mount of it
+# reads files back, unmount
 mount_check() {
-	local d=$1 img=$2 name
+	local d=$1 img=$2 ref=${3:-$F/e1k.ref} name
 	mkdir -p "$d/m" "$d/m2" || return 1
 	trap 'unmount_dir "$W/m2"; unmount_dir "$W/m"; unmount_dir "$W/d/m2"; unmount_dir "$W/d/m"' EXIT
 	run 0 $IM mount "$img" "$d/m" || return 1
@@ -356,7 +357,7 @@ mount_check() {
 	[ -n "$name" ] && [ "$(printf '%s\n' "$name" | wc -l)" = 1 ] ||
 		fail "the mount holds [$name], expected one file" || return 1
 	echo "virtual file: $name"
-	same "$d/m/$name" "$F/e1k.ref" || return 1
+	same "$d/m/$name" "$ref" || return 1
 	run 0 mount -o loop,ro "$d/m/$name" "$d/m2" || return 1
 	same "$d/m2/numbers.txt" "$F/src/numbers.txt" && same "$d/m2/deep/er/small.txt" "$F/src/deep/er/small.txt" &&
 		same "$d/m2/random.bin" "$F/src/random.bin" || return 1
@@ -390,6 +391,15 @@ case_mount_gz_set() {
 	mount_check "$W/d" "$W/d/e1k_v1.000"
 }
 
+# a compressed single volume (-z1 gzip, -z2 bzip2) mounts through access points
+case_mount_z() {
+	need "$F/$1.000" "$F/${1%%_*}.ref" || return 1
+	copy_set "$1"
+	run 0 $IM index "$W/$1.000" && out_has 'saved' || return 1
+	mount_check "$W" "$W/$1.000" "$F/${1%%_*}.ref" || return 1
+	run 0 $IM index "$W/$1.000" && out_has 'up to date'
+}
+
 if ! command -v fusermount3 >/dev/null || [ ! -c /dev/fuse ]; then
 	tc_skip "imgbk mount of a -V1 set" "FUSE (fusermount3, /dev/fuse) is not available"
 elif ! $IMGBK --help 2>&1 | grep -qE '^ +mount '; then
@@ -397,6 +407,8 @@ elif ! $IMGBK --help 2>&1 | grep -qE '^ +mount '; then
 else
 	tc "imgbk mount of a -V1 uncompressed set: = partimage's restore, loop mount, index reused" case_mount_set
 	tc "imgbk mount of a -V1 gzip set: refused with the command; mounted once each volume is decompressed" case_mount_gz_set
+	tc "imgbk index + mount of a -z1 (gzip) image: = partimage's restore, loop mount, index reused" case_mount_z e1k_z1
+	tc "imgbk index + mount of a 4k -z1 (gzip) image: = partimage's restore, loop mount" case_mount_z e4k_z1
 fi
 
 # ---------------------------------------------------------------------------
