@@ -30,12 +30,21 @@
 # of the bench image, and after mounting / random reads of the big image;
 # goal: <= the index file (.ibkx) + 64 MiB.
 #
-# Environment: BENCH_RR_READS=20000 reads per randread run, BENCH_BIG_GIB=1024.
+# Compressed: the bench image under gzip -1 ($DIR/image.pc.gz, made once),
+# its access points saved by `imgbk index`: a whole sequential read through
+# the mount against `gzip -dc` and `pigz -dc` into /dev/null (the machine's
+# decompression limit with the usual tools), $RRZ_READS random 4 KiB reads,
+# and the index build itself (one decoding pass).
+#
+# Environment: BENCH_RR_READS=20000 reads per randread run, BENCH_BIG_GIB=1024,
+# BENCH_RRZ_READS=400 random reads through the compressed mount.
 
 RR_READS=${BENCH_RR_READS:-20000}
 RR_SEED=12345
 BIG_GIB=${BENCH_BIG_GIB:-1024}
 BIG=$DIR/big.pc
+RRZ_READS=${BENCH_RRZ_READS:-400}
+GZ=$DIR/image.pc.gz
 RAW=$DIR/mount-raw.img
 MA=$DIR/mnt-imgbk
 MB=$DIR/mnt-fusepass
@@ -111,6 +120,14 @@ $(mke2fs -V 2>&1 | head -1)"
 	BNAME=$(ls "$MA")
 	mnt_down check "$MA"
 	"$IMGBK" index -q "$BIG" || { tfail mount "imgbk index big.pc failed"; return 1; }
+	if [ ! -f "$GZ" ] || [ "$GZ" -ot "$IMG" ]; then
+		echo "bench: gzip -1 image.pc > image.pc.gz (once)"
+		gzip -1 -c "$IMG" > "$GZ.tmp" && mv "$GZ.tmp" "$GZ" || { tfail mount "gzip failed"; return 1; }
+	fi
+	"$IMGBK" index -q "$GZ" || { tfail mount "imgbk index image.pc.gz failed"; return 1; }
+	mnt_up imgbk "$GZ" || { tfail mount "imgbk mount image.pc.gz failed"; return 1; }
+	if cmp -s "$MA/$MNAME" "$RAW"; then same_gz=yes; else same_gz=no; FAILED="$FAILED mount-gz-mismatch"; fi
+	mnt_down check "$MA"
 
 	SECTION_BYTES=$(stat -c %s "$RAW")
 	RRB=$((RR_READS * 4096))
@@ -147,8 +164,20 @@ $(mke2fs -V 2>&1 | head -1)"
 	PRE_rdy_noidx='rm -f "$BIG.ibkx"'
 	PRE_big_rr='"$IMGBK" index -q "$BIG" && mnt_up imgbk "$BIG"'
 	for n in rdy_idx rdy_cold rdy_noidx big_rr; do eval "POST_$n='mnt_down $n \"\$MA\"'"; done
+	# compressed
+	tdef gz_dc "gzip -dc IMAGE.gz > /dev/null" "gzip -dc '$GZ' > /dev/null"
+	tdef gz_pigz "pigz -dc IMAGE.gz > /dev/null" "pigz -dc '$GZ' > /dev/null"
+	tdef gz_seq "imgbk mount IMAGE.gz: dd bs=1M" "dd if='$MA/$MNAME' of=/dev/null bs=1M"
+	PRE_gz_seq='mnt_up imgbk "$GZ"' POST_gz_seq='mnt_down gz_seq "$MA"'
+	tdef gz_rr "imgbk mount IMAGE.gz: $RRZ_READS x 4 KiB O_DIRECT" \
+		"bin/randread '$MA/$MNAME' $RRZ_READS 1 $RR_SEED" "" $((RRZ_READS * 4096))
+	PRE_gz_rr='mnt_up imgbk "$GZ"' POST_gz_rr='mnt_down gz_rr "$MA"'
+	tdef gz_index "imgbk index IMAGE.gz (no saved index: one decoding pass)" "'$IMGBK' index -q '$GZ'"
+	PRE_gz_index='rm -f "$GZ.ibkx"'
+	command -v pigz >/dev/null 2>&1 && GZNAMES="gz_dc gz_pigz" || GZNAMES="gz_dc"
 
-	MNAMES="seq_fp seq_im seq_imn rr1_fp rr1_im rr1_imn rr4_fp rr4_im rr4_imn rr1_im2 rdy_idx rdy_cold rdy_noidx big_rr"
+	MNAMES="seq_fp seq_im seq_imn rr1_fp rr1_im rr1_imn rr4_fp rr4_im rr4_imn rr1_im2 rdy_idx rdy_cold rdy_noidx big_rr
+$GZNAMES gz_seq gz_rr gz_index"
 	trounds "$MNAMES"
 	"$IMGBK" index -q "$BIG"
 
@@ -161,6 +190,8 @@ $(mke2fs -V 2>&1 | head -1)"
 	echo "image: $IMG ($(stat -c %s "$IMG") bytes), mounted: $MNAME, $SECTION_BYTES bytes;" \
 		"fusepass serves mount-raw.img (imgbk's restore of it)"
 	echo "big: $BIG, ${BIG_GIB} GiB ext4, $(stat -c %s "$BIG") bytes, index $(stat -c %s "$BIG.ibkx") bytes"
+	echo "compressed: $GZ ($(stat -c %s "$GZ") bytes, gzip -1), access points + index $(stat -c %s "$GZ.ibkx") bytes;" \
+		"mounted file identical to the restore: $same_gz"
 	echo "mounted file identical to the restore: $same_mount (cmp, once, cold mount);" \
 		"randread sums equal across the mounts: $same_rr"
 	echo "Every run mounts afresh (cold FUSE cache, backing file in the page cache); median of $RUNS"
@@ -175,6 +206,7 @@ $(mke2fs -V 2>&1 | head -1)"
 	tabs "mount ready, ${BIG_GIB} GiB fs, index saved" rdy_idx "<" 0.5
 	hwm_goal "imgbk daemon VmHWM after a whole read of image.pc" "seq_im seq_imn" "$IMG.ibkx"
 	hwm_goal "imgbk daemon VmHWM, ${BIG_GIB} GiB fs (mounted, random reads)" "rdy_idx rdy_cold big_rr" "$BIG.ibkx"
+	hwm_goal "imgbk daemon VmHWM, image.pc.gz (whole read, random reads)" "gz_seq gz_rr" "$GZ.ibkx"
 	echo "for information:"
 	ratio "mount -n: sequential read vs fusepass" seq_fp seq_imn "" 0
 	ratio "mount -n: random 4 KiB, 1 thread, vs fusepass" rr1_fp rr1_imn "" 0
@@ -182,6 +214,12 @@ $(mke2fs -V 2>&1 | head -1)"
 	ratio "mount: random 4 KiB, 1 thread, 2nd pass, vs fusepass" rr1_fp rr1_im2 "" 0
 	tabs "mount ready, index saved, image not in the page cache" rdy_cold "" ""
 	tabs "mount ready, no saved index" rdy_noidx "" ""
+	ratio "mount of .gz: sequential read vs gzip -dc > /dev/null" gz_dc gz_seq ">=" 0.9
+	case " $GZNAMES " in *" gz_pigz "*)
+		ratio "mount of .gz: sequential read vs pigz -dc > /dev/null" gz_pigz gz_seq "" 0 ;;
+	esac
+	ratio "imgbk index of .gz (scan) vs gzip -dc > /dev/null" gz_dc gz_index "" 0
+	tabs "mount of .gz: $RRZ_READS random 4 KiB O_DIRECT reads" gz_rr "" ""
 	rm -f "$RAW"
 	rmdir "$MA" "$MB" 2>/dev/null
 	return 0
