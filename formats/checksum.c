@@ -1,6 +1,6 @@
 /*
  * formats/checksum.c - the data checksums of backup images: CRC-32 (zlib's,
- * through ISA-L when the build has it), XXH64 and XXH3-128 (libxxhash), each
+ * crc32_fast in io/crc.c), XXH64 and XXH3-128 (libxxhash), each
  * with a digest in the byte form the image stores.
  *
  * Not here: where checksums sit in an image or when they are reset (the
@@ -10,28 +10,8 @@
 #include <string.h>
 #include <xxhash.h>
 #include <zlib.h>
-#ifdef HAVE_ISAL
-#include <isa-l/crc.h>
-#endif
 
 #include "fmt.h"
-
-uint32_t crc32_fast(uint32_t crc, const void *p, size_t n)
-{
-#ifdef HAVE_ISAL
-	/* ISA-L's gzip CRC takes and returns the same value as zlib's crc32(). */
-	return crc32_gzip_refl(crc, p, n);
-#else
-	const uint8_t *b = p;
-	while (n > 0) {  /* zlib takes a uInt length */
-		uInt step = n > (1u << 30) ? (1u << 30) : (uInt)n;
-		crc = (uint32_t)crc32(crc, b, step);
-		b += step;
-		n -= step;
-	}
-	return crc;
-#endif
-}
 
 size_t hash_size(enum img_hash_kind kind)
 {

@@ -143,8 +143,6 @@ size_t hash_digest(const img_hash *h, uint8_t out[16]);
 size_t hash_size(enum img_hash_kind kind);
 void hash_free(img_hash *h);
 
-/* zlib-compatible CRC-32 (crc32(crc, p, n)), the fastest available here. */
-uint32_t crc32_fast(uint32_t crc, const void *p, size_t n);
 /* partclone's CRC-32 of a whole buffer: zlib's without the final inversion. */
 static inline uint32_t crc32_partclone(const void *p, size_t n) { return ~crc32_fast(0, p, n); }
 

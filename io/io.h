@@ -97,6 +97,10 @@ int stream_fail(img_stream *s, int code, int sys_errno, int has_offset, uint64_t
 int img_err_set(img_err *err, int code, int sys_errno, int has_offset, uint64_t offset,
 		const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* zlib-compatible CRC-32 (crc32(crc, p, n)), the fastest available here
+ * (ISA-L when the build has it): io/crc.c. */
+uint32_t crc32_fast(uint32_t crc, const void *p, size_t n);
+
 /* ---- sources ----------------------------------------------------------- */
 /* Open a regular file, a device, a pipe, or "-" (stdin). */
 int source_open_file(const char *path, img_err *err, img_stream **out);

@@ -12,6 +12,14 @@
  * A decoder that stops (*got == 0) before the end hands over to the point at
  * its position (segment codecs like bzip2 stop at each block's end).
  *
+ * Segment checksums: when the scan fed the decoded bytes (zs_scan_output),
+ * each point holds the CRC-32 of its segment. A cursor keeps the CRC of what
+ * it decoded since its segment's start; at the segment's end it compares
+ * (mismatch: IMG_E_CORRUPT, the image changed since it was indexed) and
+ * marks the segment checked. A read that leaves its cursor inside an
+ * unchecked segment decodes on to that segment's end before it returns, so
+ * no byte is handed out from a segment that was never checked.
+ *
  * Not here: any codec library call (zseek_gz.c, zseek_bz2.c, ...), where
  * the saved points are stored (formats/access.c puts them in the index).
  */
@@ -28,9 +36,9 @@
 #define ZS_MAX_STATEFUL 4096                  /* then the span doubles, every other point goes */
 #define ZS_CURSORS 4
 #define ZS_SCRATCH ((size_t)256 << 10)
-#define ZS_SAVED_MAGIC "IMGBKZS1"
+#define ZS_SAVED_MAGIC "IMGBKZS2"
 #define ZS_SAVED_HEAD 40
-#define ZS_SAVED_POINT 40
+#define ZS_SAVED_POINT 48
 
 static uint64_t first_span = ZS_FIRST_SPAN;
 
@@ -92,6 +100,8 @@ struct kept_point {
 	struct zs_point p;     /* p.state = stored bytes, p.state_len = their length */
 	uint32_t raw_len;      /* state bytes once unpacked */
 	int packed;            /* stored bytes are a zlib stream */
+	int has_crc;           /* crc holds the CRC-32 of the segment from here to the next point */
+	uint32_t crc;
 };
 
 struct zs_core {
@@ -100,6 +110,8 @@ struct zs_core {
 	size_t stateful;
 	uint64_t last_state;
 	uint64_t raw_size;
+	uint32_t run_crc;      /* scan: CRC-32 of the open segment so far */
+	int fed;               /* scan: zs_scan_output was called */
 };
 
 static void kept_free(struct kept_point *k)
@@ -126,19 +138,26 @@ static int core_push(struct zs_core *c, const struct kept_point *k)
 	return IMG_OK;
 }
 
-/* Drop every second stateful point (the first one stays) and double the span. */
+/* Drop every second stateful point (the first and the last point stay) and
+ * double the span; a dropped point's segment joins the one before it. */
 static void core_thin(struct zs_core *c, uint64_t *span)
 {
-	size_t w = 0, seen = 0;
+	size_t w = 0, seen = 0, kept = 0;
 	for (size_t i = 0; i < c->n; i++) {
-		if (c->pts[i].raw_len && (seen++ & 1)) {
-			kept_free(&c->pts[i]);
+		struct kept_point *k = &c->pts[i];
+		if (k->raw_len && (seen++ & 1) && i + 1 < c->n && w > 0) {
+			struct kept_point *prev = &c->pts[w - 1];
+			uint64_t len = c->pts[i + 1].p.uout - k->p.uout;
+			prev->has_crc = prev->has_crc && k->has_crc;
+			prev->crc = (uint32_t)crc32_combine(prev->crc, k->crc, (z_off_t)len);
+			kept_free(k);
 			continue;
 		}
-		c->pts[w++] = c->pts[i];
+		kept += k->raw_len != 0;
+		c->pts[w++] = *k;
 	}
 	c->n = w;
-	c->stateful = (seen + 1) / 2;
+	c->stateful = kept;
 	c->last_state = 0;
 	for (size_t i = 0; i < c->n; i++)
 		if (c->pts[i].raw_len)
@@ -166,6 +185,23 @@ static int pack_state(const uint8_t *state, uint32_t len, struct kept_point *k)
 	return IMG_OK;
 }
 
+/* Close the open segment (the last point's) with the CRC fed so far. */
+static void close_segment(struct zs_core *c)
+{
+	if (c->n > 0) {
+		c->pts[c->n - 1].has_crc = c->fed;
+		c->pts[c->n - 1].crc = c->run_crc;
+	}
+	c->run_crc = 0;
+}
+
+void zs_scan_output(struct zs_scan *sc, const uint8_t *p, size_t n)
+{
+	struct zs_core *c = sc->core;
+	c->fed = 1;
+	c->run_crc = crc32_fast(c->run_crc, p, n);
+}
+
 int zs_add_point(struct zs_scan *sc, const struct zs_point *p)
 {
 	struct zs_core *c = sc->core;
@@ -181,6 +217,7 @@ int zs_add_point(struct zs_scan *sc, const struct zs_point *p)
 	if (p->state_len && pack_state(p->state, p->state_len, &k) != IMG_OK)
 		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
 				   sc->name);
+	close_segment(c);
 	if (core_push(c, &k) != IMG_OK) {
 		kept_free(&k);
 		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
@@ -220,6 +257,8 @@ static int unpack_state(const struct kept_point *k, uint8_t *dst)
 struct cursor {
 	void *dec;         /* NULL when closed */
 	uint64_t pos;      /* decoded offset of the decoder's next byte */
+	size_t seg;        /* the point whose segment pos is in */
+	uint32_t crc;      /* CRC-32 of the segment's bytes before pos */
 	int busy;
 	uint64_t last_use;
 	uint8_t *scratch;
@@ -232,6 +271,7 @@ struct zs_view {
 	struct zs_core core;
 	uint64_t usize, span;
 	struct cursor cur[ZS_CURSORS];
+	uint8_t *checked;  /* a bit per point: its segment's bytes matched its CRC */
 	uint64_t clock;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
@@ -300,6 +340,54 @@ static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
 		return rc;
 	}
 	c->pos = p.uout;
+	c->seg = i;
+	c->crc = 0;
+	return IMG_OK;
+}
+
+static int seg_checked(const zs_view *v, size_t i)
+{
+	return __atomic_load_n(&v->checked[i >> 3], __ATOMIC_ACQUIRE) >> (i & 7) & 1;
+}
+
+/* End of the segment point i starts: the next point's uout, or the end. */
+static uint64_t seg_end(const zs_view *v, size_t i)
+{
+	return i + 1 < v->core.n ? v->core.pts[i + 1].p.uout : v->usize;
+}
+
+/* Account n bytes just decoded at c->pos - n into the segment CRCs, checking
+ * every segment they complete. */
+static int cursor_account(zs_view *v, struct cursor *c, const uint8_t *p, size_t n, img_err *err)
+{
+	uint64_t at = c->pos - n;
+	while (n > 0) {
+		uint64_t end = seg_end(v, c->seg);
+		size_t k = end - at < n ? (size_t)(end - at) : n;
+		c->crc = crc32_fast(c->crc, p, k);
+		at += k;
+		p += k;
+		n -= k;
+		if (at < end)
+			break;
+		const struct kept_point *kp = &v->core.pts[c->seg];
+		if (kp->has_crc && !seg_checked(v, c->seg)) {
+			if (c->crc != kp->crc)
+				return img_err_set(err, IMG_E_CORRUPT, 0, 1, kp->p.cin,
+						   "%s: the decoded bytes %llu-%llu differ from those indexed "
+						   "(CRC-32 %08x, index %08x): the image changed since it was "
+						   "indexed, or its compressed data is damaged near byte %llu",
+						   v->name, (unsigned long long)kp->p.uout,
+						   (unsigned long long)end - 1, c->crc, kp->crc,
+						   (unsigned long long)kp->p.cin);
+			__atomic_fetch_or(&v->checked[c->seg >> 3], (uint8_t)(1u << (c->seg & 7)),
+					  __ATOMIC_RELEASE);
+		}
+		if (at >= v->usize)
+			break;
+		c->seg = point_before(v, at);  /* past empty segments */
+		c->crc = 0;
+	}
 	return IMG_OK;
 }
 
@@ -323,7 +411,12 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 		if (n > 0) {
 			c->pos += n;
 			*got = n;
-			return IMG_OK;
+			rc = cursor_account(v, c, dst, n, err);
+			if (rc != IMG_OK) {
+				*got = 0;
+				cursor_reset(v, c);
+			}
+			return rc;
 		}
 		size_t i = point_before(v, c->pos);
 		if (v->core.pts[i].p.uout != c->pos || (rc = cursor_open(v, c, i, err)) != IMG_OK)
@@ -392,6 +485,18 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 			break;
 		*got += n;
 	}
+	/* bytes handed out from a segment never checked: check it to its end */
+	size_t seg = c->seg;
+	while (rc == IMG_OK && c->dec && c->pos < v->usize && c->seg == seg &&
+	       v->core.pts[seg].has_crc && !seg_checked(v, seg) && c->pos > v->core.pts[seg].p.uout) {
+		size_t n = 0;
+		uint64_t left = seg_end(v, seg) - c->pos;
+		rc = cursor_read(v, c, c->scratch, left < ZS_SCRATCH ? (size_t)left : ZS_SCRATCH, &n, err);
+		if (n == 0)
+			break;
+	}
+	if (rc != IMG_OK)
+		*got = 0;
 
 	pthread_mutex_lock(&v->lock);
 	c->busy = 0;
@@ -455,6 +560,8 @@ int zs_view_save(const zs_view *v, uint8_t **out, size_t *len)
 		put64(q + 24, k->p.aux2);
 		put32(q + 32, k->p.state_len);
 		put32(q + 36, k->raw_len | (uint32_t)k->packed << 31);
+		put32(q + 40, k->crc);
+		put32(q + 44, (uint32_t)k->has_crc);
 		if (k->p.state_len)
 			memcpy(s, k->p.state, k->p.state_len);
 		s += k->p.state_len;
@@ -487,9 +594,11 @@ static int load_saved(zs_view *v, const uint8_t *b, size_t len)
 		uint32_t rl = get32(q + 36);
 		k.raw_len = rl & 0x7FFFFFFFu;
 		k.packed = (int)(rl >> 31);
+		k.crc = get32(q + 40);
+		k.has_crc = (int)get32(q + 44);
 		int bad = k.p.cin > raw || k.p.uout > usize || (i == 0 && k.p.uout != 0) ||
 			  (i > 0 && (k.p.uout < c.pts[i - 1].p.uout || k.p.cin < c.pts[i - 1].p.cin)) ||
-			  k.p.bits >= 65536 || k.raw_len > ZS_MAX_STATE || k.p.state_len > ZS_MAX_STATE ||
+			  k.p.bits >= 65536 || k.has_crc > 1 || k.raw_len > ZS_MAX_STATE || k.p.state_len > ZS_MAX_STATE ||
 			  (k.raw_len == 0) != (k.p.state_len == 0) || (!k.packed && k.p.state_len != k.raw_len) ||
 			  (size_t)(end - s) < k.p.state_len;
 		if (!bad && k.p.state_len) {
@@ -552,11 +661,15 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 		struct zs_scan sc = { .raw = raw, .name = v->name, .span = first_span, .err = err,
 				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core };
 		rc = ops->scan(&sc);
+		if (rc == IMG_OK)
+			close_segment(&v->core);
 		if (rc == IMG_OK && v->core.n == 0)
 			rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: no data to read", name);
 		v->usize = sc.usize;
 		v->span = sc.span;
 	}
+	if (rc == IMG_OK && !(v->checked = calloc(v->core.n / 8 + 1, 1)))
+		rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
 	if (rc != IMG_OK) {
 		zs_view_close(v);
 		return rc;
@@ -574,6 +687,7 @@ void zs_view_close(zs_view *v)
 		free(v->cur[i].scratch);
 	}
 	core_free(&v->core);
+	free(v->checked);
 	pthread_mutex_destroy(&v->lock);
 	pthread_cond_destroy(&v->idle);
 	free(v->name);

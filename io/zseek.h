@@ -75,6 +75,12 @@ struct zs_scan {
 /* Hand a point to the core (it copies p->state). Points must come in
  * increasing uout order, the first at uout 0. @return IMG_OK or IMG_E_IO. */
 int zs_add_point(struct zs_scan *sc, const struct zs_point *p);
+/* Optional: every decoded byte, in order, as the scan makes it. The core
+ * then keeps a CRC-32 of each segment (the bytes from one point to the
+ * next), and the view checks a segment's bytes against it the first time
+ * they are read: for codecs whose decoders check nothing themselves when
+ * they start mid-way (gzip's raw inflate has no CRC). */
+void zs_scan_output(struct zs_scan *sc, const uint8_t *p, size_t n);
 /* Decoded offset of the last point that carries state (0 before any), so a
  * codec knows when the next stateful point is due: uout >= last + span. */
 uint64_t zs_last_state_point(const struct zs_scan *sc);

@@ -10,7 +10,9 @@
  * goes on from the next member's point.
  *
  * The scan checks what the streaming layer (gz.c) checks: every member's
- * CRC-32 and length, zero padding only after the last member, no garbage.
+ * CRC-32 and length, zero padding only after the last member, no garbage;
+ * and it feeds the decoded bytes to the core, whose segment CRCs stand in
+ * for the member CRC a decoder started mid-member cannot check.
  *
  * Not here: the list of points, cursors and saved form (zseek.c).
  */
@@ -134,6 +136,7 @@ static int scan_step(struct gz_scan *g, int *zret)
 		return gz_error(g->sc->err, g->sc->name, zr == Z_MEM_ERROR ? IMG_E_IO : IMG_E_CORRUPT,
 				scan_cin(g) + used, "invalid compressed data", g->z.msg ? g->z.msg : "bad data");
 	g->in.pos += used;
+	zs_scan_output(g->sc, g->window + g->wpos, made);  /* segment CRCs: raw inflate has none */
 	g->wpos += made;
 	g->uout += made;
 	g->member_out += made;

@@ -423,7 +423,7 @@ static void expect_rejected(const char *name, const uint8_t *s, size_t len, cons
  * Layout (io/zseek.c): "IMGBKZS1", u32 points, u32 0, u64 decoded size, u64
  * span, u64 compressed size (40 bytes); 40 bytes per point: u64 cin, u64 uout,
  * u32 bits, u32 aux, u64 aux2, u32 stored length, u32 raw length | packed <<
- * 31; then the states.
+ * 31, u32 segment CRC-32, u32 has CRC (48 bytes a point); then the states.
  */
 static void test_saved_damaged(void **state)
 {
@@ -456,12 +456,13 @@ static void test_saved_damaged(void **state)
 	DAMAGE("with a byte appended", (void)0, len + 1);
 	DAMAGE("with the first point not at 0", d[40 + 8] = 1, len);
 	/* point 2's decoded offset below point 1's */
-	DAMAGE("with points out of order", memset(d + 40 + 2 * 40 + 8, 0, 8), len);
-	DAMAGE("with a point past the compressed size", d[40 + 40 + 7] = 0x7F, len);
-	DAMAGE("with bits >= 65536", d[40 + 40 + 18] = 1, len);
+	DAMAGE("with points out of order", memset(d + 40 + 2 * 48 + 8, 0, 8), len);
+	DAMAGE("with a point past the compressed size", d[40 + 48 + 7] = 0x7F, len);
+	DAMAGE("with bits >= 65536", d[40 + 48 + 18] = 1, len);
 	/* a stored state length that overruns the data */
-	DAMAGE("with a state longer than the data", put32le(d + 40 + 40 + 32, get32le(d + 40 + 40 + 32) + 1), len);
-	DAMAGE("unpacked with a length that differs", put32le(d + 40 + 40 + 36, get32le(d + 40 + 40 + 32) + 1), len);
+	DAMAGE("with a state longer than the data", put32le(d + 40 + 48 + 32, get32le(d + 40 + 48 + 32) + 1), len);
+	DAMAGE("unpacked with a length that differs", put32le(d + 40 + 48 + 36, get32le(d + 40 + 48 + 32) + 1), len);
+	DAMAGE("with a CRC flag that is neither 0 nor 1", put32le(d + 40 + 48 + 44, 2), len);
 	DAMAGE("empty", (void)0, 0);
 #undef DAMAGE
 	free(d);
@@ -470,10 +471,11 @@ static void test_saved_damaged(void **state)
 
 /*
  * Damage anywhere in the saved form that the structure checks cannot see
- * (a state's bytes, a point's offsets) may be used as it is; then reads must
- * fail or be right, never return other bytes silently. The index file that
- * holds the saved form has its own checksum (formats/blkindex.c), so this is
- * the second line of defence: reported, not required.
+ * (a state's bytes, a point's offsets, a segment CRC) may be used as it is;
+ * then reads must fail or be right, never return other bytes: every
+ * segment's bytes are checked against its CRC-32 before they are handed out.
+ * (The index file that holds the saved form has its own checksum too,
+ * formats/blkindex.c.)
  */
 static void test_saved_flips_report(void **state)
 {
@@ -486,7 +488,7 @@ static void test_saved_flips_report(void **state)
 	assert_non_null(buf);
 	uint32_t x = 77;
 	int used = 0, wrong = 0;
-	for (int t = 0; t < 24; t++) {
+	for (int t = 0; t < 64; t++) {
 		memcpy(d, s, len);
 		size_t at = 40 + xs(&x) % (len - 40);
 		d[at] ^= (uint8_t)(1u << (xs(&x) % 8));
@@ -511,8 +513,9 @@ static void test_saved_flips_report(void **state)
 		}
 		rsrc_close(r);
 	}
-	print_message("# 24 random bit flips in the saved form: %d used as is, %d of those gave wrong bytes\n",
+	print_message("# 64 random bit flips in the saved form: %d used as is, %d of those gave wrong bytes\n",
 		      used, wrong);
+	assert_int_equal(wrong, 0);
 	free(buf);
 	free(d);
 	free(s);
