@@ -227,10 +227,10 @@ static int lzma_bid(const uint8_t *p, size_t n)
  */
 
 static const struct img_codec gzip_codec = { "gzip", 4, gzip_bid, codec_gzip_open, &zs_gzip_ops };
-static const struct img_codec bzip2_codec = { "bzip2", 10, bzip2_bid, codec_bzip2_open, NULL };
-static const struct img_codec zstd_codec = { "zstd", 4, zstd_bid, codec_zstd_open, NULL };
-static const struct img_codec xz_codec = { "xz", 6, xz_bid, codec_xz_open, NULL };
-static const struct img_codec lz4_codec = { "lz4", 4, lz4_bid, codec_lz4_open, NULL };
+static const struct img_codec bzip2_codec = { "bzip2", 10, bzip2_bid, codec_bzip2_open, &zs_bzip2_ops };
+static const struct img_codec zstd_codec = { "zstd", 4, zstd_bid, codec_zstd_open, &zs_zstd_ops };
+static const struct img_codec xz_codec = { "xz", 6, xz_bid, codec_xz_open, &zs_xz_ops };
+static const struct img_codec lz4_codec = { "lz4", 4, lz4_bid, codec_lz4_open, &zs_lz4_ops };
 static const struct img_codec lzma_codec = { "lzma", 14, lzma_bid, codec_lzma_open, NULL };
 
 const struct img_codec *const img_codecs[] = {

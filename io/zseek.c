@@ -350,6 +350,11 @@ static int seg_checked(const zs_view *v, size_t i)
 	return __atomic_load_n(&v->checked[i >> 3], __ATOMIC_ACQUIRE) >> (i & 7) & 1;
 }
 
+static void mark_checked(zs_view *v, size_t i)
+{
+	__atomic_fetch_or(&v->checked[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELEASE);
+}
+
 /* End of the segment point i starts: the next point's uout, or the end. */
 static uint64_t seg_end(const zs_view *v, size_t i)
 {
@@ -380,14 +385,52 @@ static int cursor_account(zs_view *v, struct cursor *c, const uint8_t *p, size_t
 						   v->name, (unsigned long long)kp->p.uout,
 						   (unsigned long long)end - 1, c->crc, kp->crc,
 						   (unsigned long long)kp->p.cin);
-			__atomic_fetch_or(&v->checked[c->seg >> 3], (uint8_t)(1u << (c->seg & 7)),
-					  __ATOMIC_RELEASE);
+			mark_checked(v, c->seg);
 		}
 		if (at >= v->usize)
 			break;
 		c->seg = point_before(v, at);  /* past empty segments */
 		c->crc = 0;
 	}
+	return IMG_OK;
+}
+
+/* Whether the bytes of point i's segment are checked before they go out. */
+static int needs_check(const zs_view *v, size_t i)
+{
+	return v->core.pts[i].has_crc || v->ops->self_checked;
+}
+
+/* c's decoder stopped cleanly: with a codec whose decoders check their
+ * segment at its end, the segment that ends here is checked. */
+static void mark_self_checked(zs_view *v, struct cursor *c)
+{
+	if (!v->ops->self_checked || c->pos == 0)
+		return;
+	size_t i = point_before(v, c->pos - 1);
+	if (seg_end(v, i) == c->pos)
+		mark_checked(v, i);
+}
+
+/* At the end of the data: let a self-checking decoder see its end (and so
+ * its check), once. */
+static int cursor_confirm_end(zs_view *v, struct cursor *c, img_err *err)
+{
+	if (!c->dec || !v->ops->self_checked || c->pos == 0 || seg_checked(v, point_before(v, c->pos - 1)))
+		return IMG_OK;
+	uint8_t extra;
+	size_t n = 0;
+	int rc = v->ops->read(c->dec, &extra, 1, &n, err);
+	if (rc == IMG_OK && n > 0)
+		rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0,
+				 "%s: the compressed data holds more than the %llu bytes its index says "
+				 "(the image changed, or the index is damaged)", v->name,
+				 (unsigned long long)v->usize);
+	if (rc != IMG_OK) {
+		cursor_reset(v, c);
+		return rc;
+	}
+	mark_self_checked(v, c);
 	return IMG_OK;
 }
 
@@ -398,7 +441,7 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 {
 	*got = 0;
 	if (c->pos >= v->usize)
-		return IMG_OK;
+		return cursor_confirm_end(v, c, err);
 	if (cap > v->usize - c->pos)
 		cap = (size_t)(v->usize - c->pos);
 	for (int tries = 0; tries < 3; tries++) {
@@ -408,6 +451,8 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 			cursor_reset(v, c);
 			return rc;
 		}
+		if (n == 0)
+			mark_self_checked(v, c);
 		if (n > 0) {
 			c->pos += n;
 			*got = n;
@@ -485,15 +530,17 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 			break;
 		*got += n;
 	}
-	/* bytes handed out from a segment never checked: check it to its end */
-	size_t seg = c->seg;
-	while (rc == IMG_OK && c->dec && c->pos < v->usize && c->seg == seg &&
-	       v->core.pts[seg].has_crc && !seg_checked(v, seg) && c->pos > v->core.pts[seg].p.uout) {
+	/* bytes handed out from a segment never checked: check it to its end
+	 * (earlier segments of this read were checked on the way) */
+	size_t last = *got ? point_before(v, off + *got - 1) : 0;
+	while (rc == IMG_OK && *got && c->dec && needs_check(v, last) && !seg_checked(v, last) &&
+	       c->pos <= seg_end(v, last)) {
 		size_t n = 0;
-		uint64_t left = seg_end(v, seg) - c->pos;
-		rc = cursor_read(v, c, c->scratch, left < ZS_SCRATCH ? (size_t)left : ZS_SCRATCH, &n, err);
-		if (n == 0)
-			break;
+		uint64_t left = seg_end(v, last) - c->pos;
+		rc = cursor_read(v, c, c->scratch, left == 0 ? 1 : left < ZS_SCRATCH ? (size_t)left : ZS_SCRATCH,
+				 &n, err);
+		if (rc == IMG_OK && n == 0)
+			break;  /* the end of the data, confirmed */
 	}
 	if (rc != IMG_OK)
 		*got = 0;

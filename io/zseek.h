@@ -44,7 +44,7 @@ struct zs_point {
 /* Sequential reading of the compressed bytes, for scans and decoders. */
 struct zs_input {
 	img_rsrc *raw;
-	uint64_t offset;     /* compressed offset of buf[pos] */
+	uint64_t offset;     /* compressed offset of buf[0] (buf[pos] is at offset + pos) */
 	uint8_t *buf;
 	size_t pos, end, cap;
 	int eof;             /* the compressed data ended at buf[end] */
@@ -106,6 +106,12 @@ struct zs_ops {
 	 * go no further (its segment or the data ended). */
 	int (*read)(void *dec, uint8_t *dst, size_t cap, size_t *got, img_err *err);
 	void (*close)(void *dec);
+	/* 1 when every decoder decodes exactly one segment and checks it (a
+	 * block or frame check) before it reports its end (*got == 0): the core
+	 * then has a read that hands out bytes of a segment decode on to that
+	 * end first. 0: the core checks segments with the CRCs fed by
+	 * zs_scan_output, if any. */
+	int self_checked;
 };
 
 extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops;

@@ -294,4 +294,4 @@ static void gz_close(void *dp)
 	free(d);
 }
 
-const struct zs_ops zs_gzip_ops = { gz_scan, gz_open, gz_read, gz_close };
+const struct zs_ops zs_gzip_ops = { gz_scan, gz_open, gz_read, gz_close, 0 };
