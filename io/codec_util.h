@@ -75,6 +75,9 @@ int codec_finish_input(img_stream *s, struct codec_defer *d, const char *unit);
 int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv,
 		    img_stream **out);
 
+/* liblzma's lzma_ret as words (io/xz.c; also io/zseek_xz.c). */
+const char *codec_lzma_error_name(int ret);
+
 /* Little-endian u32 at p. */
 static inline uint32_t codec_le32(const uint8_t *p)
 {

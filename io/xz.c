@@ -45,7 +45,7 @@ static const char *xz_unit(const struct xz_dec *x)
 	return x->alone ? "lzma stream" : "xz stream";
 }
 
-static const char *xz_error_name(lzma_ret ret)
+const char *codec_lzma_error_name(int ret)
 {
 	switch (ret) {
 	case LZMA_FORMAT_ERROR: return "file format not recognized";
@@ -53,6 +53,7 @@ static const char *xz_error_name(lzma_ret ret)
 	case LZMA_DATA_ERROR: return "compressed data is corrupt";
 	case LZMA_BUF_ERROR: return "the decoder made no progress";
 	case LZMA_MEMLIMIT_ERROR: return "memory usage limit reached";
+	case LZMA_MEM_ERROR: return "out of memory";
 	case LZMA_UNSUPPORTED_CHECK: return "unsupported integrity check";
 	default: return "internal error";
 	}
@@ -79,7 +80,7 @@ static int xz_outcome(struct xz_dec *x, lzma_ret ret, uint64_t at, int at_eof, i
 	else if (ret == LZMA_BUF_ERROR && at_eof)
 		codec_truncated(&x->d, at, xz_unit(x));
 	else
-		codec_corrupt(&x->d, at, x->alone ? "lzma" : "xz", xz_error_name(ret));
+		codec_corrupt(&x->d, at, x->alone ? "lzma" : "xz", codec_lzma_error_name(ret));
 	return x->d.code;
 }
 

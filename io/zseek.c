@@ -93,6 +93,22 @@ void zs_input_free(struct zs_input *in)
 	in->buf = NULL;
 }
 
+int zs_corrupt(img_err *err, const char *name, const char *codec, uint64_t at, const char *detail)
+{
+	return img_err_set(err, IMG_E_CORRUPT, 0, 1, at,
+			   "%s: %s: invalid compressed data at byte %llu of the compressed stream (%s: %s)",
+			   name, codec, (unsigned long long)at, codec, detail);
+}
+
+int zs_truncated(img_err *err, const char *name, const char *codec, const char *unit, uint64_t at)
+{
+	/* "an xz stream", "an lz4 frame": by the sound of the first letter */
+	const char *article = strchr("aeioux", unit[0]) || !strncmp(unit, "lz4", 3) ? "an" : "a";
+	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
+			   "%s: %s: the compressed stream ends inside %s %s at byte %llu (truncated)", name,
+			   codec, article, unit, (unsigned long long)at);
+}
+
 /* ---- points ------------------------------------------------------------------- */
 
 /* A point as kept: its state zlib-packed when that is smaller. */

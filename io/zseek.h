@@ -87,6 +87,13 @@ uint64_t zs_last_state_point(const struct zs_scan *sc);
 /* Call now and then with the compressed offset reached. */
 void zs_scan_progress(struct zs_scan *sc, uint64_t compressed_done);
 
+/* One wording for the codecs' errors, naming the file and the compressed
+ * offset: "NAME: CODEC: invalid compressed data at byte AT of the
+ * compressed stream (CODEC: DETAIL)", "NAME: CODEC: the compressed stream
+ * ends inside a UNIT at byte AT (truncated)". @return the IMG_E_* code. */
+int zs_corrupt(img_err *err, const char *name, const char *codec, uint64_t at, const char *detail);
+int zs_truncated(img_err *err, const char *name, const char *codec, const char *unit, uint64_t at);
+
 struct zs_ops {
 	/*
 	 * Decode all of sc->raw once, adding points: its natural restart

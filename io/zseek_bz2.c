@@ -70,16 +70,12 @@ static const char *bz_error_name(int rc)
 
 static int bz_corrupt(img_err *err, const char *name, uint64_t at, const char *detail)
 {
-	return img_err_set(err, IMG_E_CORRUPT, 0, 1, at,
-			   "%s: bzip2: invalid compressed data at byte %llu of the compressed stream (bzip2: %s)",
-			   name, (unsigned long long)at, detail);
+	return zs_corrupt(err, name, "bzip2", at, detail);
 }
 
 static int bz_truncated(img_err *err, const char *name, uint64_t at)
 {
-	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
-			   "%s: bzip2: the compressed stream ends inside a bzip2 stream at byte %llu (truncated)",
-			   name, (unsigned long long)at);
+	return zs_truncated(err, name, "bzip2", "bzip2 stream", at);
 }
 
 static int bz_nomem(img_err *err, const char *name)

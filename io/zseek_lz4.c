@@ -31,6 +31,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "codec_util.h"
 #include "zseek.h"
 
 #define LZ4_FRAME_MAGIC 0x184D2204u
@@ -52,23 +53,14 @@
 
 enum { KIND_FRAME = 0, KIND_LEGACY = 1 };
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int lz4_corrupt(img_err *err, const char *name, uint64_t at, const char *detail)
 {
-	return img_err_set(err, IMG_E_CORRUPT, 0, 1, at,
-			   "%s: lz4: invalid compressed data at byte %llu of the compressed stream (lz4: %s)",
-			   name, (unsigned long long)at, detail);
+	return zs_corrupt(err, name, "lz4", at, detail);
 }
 
 static int lz4_truncated(img_err *err, const char *name, uint64_t at, int legacy)
 {
-	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
-			   "%s: lz4: the compressed stream ends inside an lz4 %s at byte %llu (truncated)",
-			   name, legacy ? "legacy block" : "frame", (unsigned long long)at);
+	return zs_truncated(err, name, "lz4", legacy ? "lz4 legacy block" : "lz4 frame", at);
 }
 
 static int lz4_nomem(img_err *err, const char *name)
@@ -166,7 +158,7 @@ static int run_frame_block(struct lz4_run *r)
 	int rc = run_need(r, 4);
 	if (rc != IMG_OK)
 		return rc;
-	uint32_t size = le32(r->in->buf + r->in->pos), len = size & 0x7FFFFFFFu;
+	uint32_t size = codec_le32(r->in->buf + r->in->pos), len = size & 0x7FFFFFFFu;
 	if (size == 0) {
 		r->in->pos += 4;
 		r->ended = 1;
@@ -178,7 +170,7 @@ static int run_frame_block(struct lz4_run *r)
 	if ((rc = run_need(r, 4 + (size_t)len + sum)) != IMG_OK)
 		return rc;
 	const uint8_t *p = r->in->buf + r->in->pos + 4;
-	if (sum && XXH32(p, len, 0) != le32(p + len))
+	if (sum && XXH32(p, len, 0) != codec_le32(p + len))
 		return lz4_corrupt(r->err, r->name, r->block_cin, "block checksum mismatch");
 	if ((rc = run_decode(r, p, len, (int)(size >> 31))) != IMG_OK)
 		return rc;
@@ -196,7 +188,7 @@ static int run_legacy_block(struct lz4_run *r)
 		if (rc != IMG_OK)
 			return rc;
 		r->block_cin = run_at(r);
-		size = r->in->end - r->in->pos >= 4 ? le32(r->in->buf + r->in->pos) : 0;
+		size = r->in->end - r->in->pos >= 4 ? codec_le32(r->in->buf + r->in->pos) : 0;
 		if (size != LZ4_LEGACY_MAGIC)
 			break;
 		r->in->pos += 4;
@@ -339,7 +331,7 @@ static int scan_frame_header(struct lz4_scan *s, uint8_t *flg, uint8_t *bd, uint
 				   name, (unsigned long long)at);
 	*csize = UINT64_MAX;
 	if (*flg & FLG_CONTENT_SIZE)
-		*csize = (uint64_t)le32(p + 6) | (uint64_t)le32(p + 10) << 32;
+		*csize = (uint64_t)codec_le32(p + 6) | (uint64_t)codec_le32(p + 10) << 32;
 	s->in.pos += 4 + hlen;
 	return IMG_OK;
 }
@@ -355,7 +347,7 @@ static int scan_frame_end(struct lz4_scan *s, uint8_t flg, XXH32_state_t *xs, ui
 			return rc;
 		if (s->in.end - s->in.pos < 4)
 			return lz4_truncated(s->sc->err, s->sc->name, s->in.offset + s->in.end, 0);
-		if (XXH32_digest(xs) != le32(s->in.buf + s->in.pos))
+		if (XXH32_digest(xs) != codec_le32(s->in.buf + s->in.pos))
 			return lz4_corrupt(s->sc->err, s->sc->name, at, "content checksum mismatch");
 		s->in.pos += 4;
 	}
@@ -402,7 +394,7 @@ static int scan_legacy(struct lz4_scan *s)
 /* Step over a skippable frame (its header is visible). */
 static int scan_skippable(struct lz4_scan *s)
 {
-	uint64_t left = le32(s->in.buf + s->in.pos + 4);
+	uint64_t left = codec_le32(s->in.buf + s->in.pos + 4);
 	s->in.pos += 8;
 	while (left > 0) {
 		int rc = zs_input_fill(&s->in, 1, s->sc->err);
@@ -448,7 +440,7 @@ static int scan_unit(struct lz4_scan *s, int *done)
 		return rc;
 	const uint8_t *p = s->in.buf + s->in.pos;
 	size_t avail = s->in.end - s->in.pos;
-	uint32_t m = avail >= 4 ? le32(p) : 0;
+	uint32_t m = avail >= 4 ? codec_le32(p) : 0;
 	*done = 0;
 	if (avail >= 4 && (m == LZ4_FRAME_MAGIC || m == LZ4_LEGACY_MAGIC)) {
 		s->units++;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec_util.h"
 #include "zseek.h"
 
 /* The most decoded bytes of the only block of a file that still counts as
@@ -37,25 +38,9 @@
 #define XZ_HEADER_MAX 1024
 #define XZ_TAIL_LOOK 4096
 
-static const char *xz_error_name(lzma_ret ret)
-{
-	switch (ret) {
-	case LZMA_FORMAT_ERROR: return "file format not recognized";
-	case LZMA_OPTIONS_ERROR: return "unsupported compression options";
-	case LZMA_DATA_ERROR: return "compressed data is corrupt";
-	case LZMA_BUF_ERROR: return "the decoder made no progress";
-	case LZMA_MEMLIMIT_ERROR: return "memory usage limit reached";
-	case LZMA_MEM_ERROR: return "out of memory";
-	case LZMA_UNSUPPORTED_CHECK: return "unsupported integrity check";
-	default: return "internal error";
-	}
-}
-
 static int xz_corrupt(img_err *err, const char *name, uint64_t at, const char *detail)
 {
-	return img_err_set(err, IMG_E_CORRUPT, 0, 1, at,
-			   "%s: xz: invalid compressed data at byte %llu of the compressed stream (xz: %s)",
-			   name, (unsigned long long)at, detail);
+	return zs_corrupt(err, name, "xz", at, detail);
 }
 
 static int xz_lib_error(img_err *err, const char *name, uint64_t at, lzma_ret ret)
@@ -64,14 +49,12 @@ static int xz_lib_error(img_err *err, const char *name, uint64_t at, lzma_ret re
 		return img_err_set(err, IMG_E_IO, ENOMEM, 1, at,
 				   "%s: xz: out of memory in liblzma at byte %llu of the compressed stream",
 				   name, (unsigned long long)at);
-	return xz_corrupt(err, name, at, xz_error_name(ret));
+	return xz_corrupt(err, name, at, codec_lzma_error_name(ret));
 }
 
 static int xz_truncated(img_err *err, const char *name, uint64_t at)
 {
-	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
-			   "%s: xz: the compressed stream ends inside an xz stream at byte %llu (truncated)",
-			   name, (unsigned long long)at);
+	return zs_truncated(err, name, "xz", "xz stream", at);
 }
 
 /* ---- scan: the indexes ----------------------------------------------------------- */

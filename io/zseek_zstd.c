@@ -29,6 +29,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "codec_util.h"
 #include "zseek.h"
 
 #define ZSTD_FRAME_MAGIC 0xFD2FB528u
@@ -57,23 +58,14 @@ struct zst_scan {
 	size_t n, cap;
 };
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int zst_corrupt(img_err *err, const char *name, uint64_t at, const char *detail)
 {
-	return img_err_set(err, IMG_E_CORRUPT, 0, 1, at,
-			   "%s: zstd: invalid compressed data at byte %llu of the compressed stream (zstd: %s)",
-			   name, (unsigned long long)at, detail);
+	return zs_corrupt(err, name, "zstd", at, detail);
 }
 
 static int zst_truncated(img_err *err, const char *name, uint64_t at)
 {
-	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
-			   "%s: zstd: the compressed stream ends inside a zstd frame at byte %llu (truncated)",
-			   name, (unsigned long long)at);
+	return zs_truncated(err, name, "zstd", "zstd frame", at);
 }
 
 /* A libzstd error code from a decoding call. */
@@ -219,13 +211,13 @@ static int zst_walk(struct zst_scan *z)
 		int rc = zst_pread(z, h, sizeof h, off, &got);
 		if (rc != IMG_OK)
 			return rc;
-		uint32_t m = got >= 4 ? le32(h) : 0;
+		uint32_t m = got >= 4 ? codec_le32(h) : 0;
 		if (got >= 4 && m == ZSTD_FRAME_MAGIC) {
 			rc = zst_walk_frame(z, &off);
 		} else if (got >= 4 && (m & ZSTD_SKIPPABLE_MASK) == ZSTD_SKIPPABLE_MAGIC) {
 			if (got < 8)
 				return zst_truncated(z->sc->err, z->sc->name, z->size);
-			off += 8 + (uint64_t)le32(h + 4);
+			off += 8 + (uint64_t)codec_le32(h + 4);
 			if (off > z->size)
 				return zst_truncated(z->sc->err, z->sc->name, z->size);
 		} else if (got < 4 && memcmp(h, magic, got) == 0) {
