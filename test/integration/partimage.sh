@@ -392,6 +392,7 @@ case_mount_gz_set() {
 }
 
 # a compressed single volume (-z1 gzip, -z2 bzip2) mounts through access points
+# (gzip: zran-style windows; bzip2: its blocks)
 case_mount_z() {
 	need "$F/$1.000" "$F/${1%%_*}.ref" || return 1
 	copy_set "$1"
@@ -409,6 +410,7 @@ else
 	tc "imgbk mount of a -V1 gzip set: refused with the command; mounted once each volume is decompressed" case_mount_gz_set
 	tc "imgbk index + mount of a -z1 (gzip) image: = partimage's restore, loop mount, index reused" case_mount_z e1k_z1
 	tc "imgbk index + mount of a 4k -z1 (gzip) image: = partimage's restore, loop mount" case_mount_z e4k_z1
+	tc "imgbk index + mount of a -z2 (bzip2) image: = partimage's restore, loop mount, index reused" case_mount_z e1k_z2
 fi
 
 # ---------------------------------------------------------------------------
