@@ -34,7 +34,9 @@
 # its access points saved by `imgbk index`: a whole sequential read through
 # the mount against `gzip -dc` and `pigz -dc` into /dev/null (the machine's
 # decompression limit with the usual tools), $RRZ_READS random 4 KiB reads,
-# and the index build itself (one decoding pass).
+# and the index build itself (one decoding pass). The same sequential read of
+# the image under pzstd (independent frames, $DIR/image.pc.pzst, made once)
+# against `zstd -dc`.
 #
 # Environment: BENCH_RR_READS=20000 reads per randread run, BENCH_BIG_GIB=1024,
 # BENCH_RRZ_READS=400 random reads through the compressed mount.
@@ -45,6 +47,7 @@ BIG_GIB=${BENCH_BIG_GIB:-1024}
 BIG=$DIR/big.pc
 RRZ_READS=${BENCH_RRZ_READS:-400}
 GZ=$DIR/image.pc.gz
+PZ=$DIR/image.pc.pzst
 RAW=$DIR/mount-raw.img
 MA=$DIR/mnt-imgbk
 MB=$DIR/mnt-fusepass
@@ -125,6 +128,14 @@ $(mke2fs -V 2>&1 | head -1)"
 		gzip -1 -c "$IMG" > "$GZ.tmp" && mv "$GZ.tmp" "$GZ" || { tfail mount "gzip failed"; return 1; }
 	fi
 	"$IMGBK" index -q "$GZ" || { tfail mount "imgbk index image.pc.gz failed"; return 1; }
+	if command -v pzstd >/dev/null 2>&1 && { [ -f "$PZ" ] && [ ! "$PZ" -ot "$IMG" ] ||
+		{ echo "bench: pzstd image.pc > image.pc.pzst (once)"; pzstd -q -p2 -c "$IMG" > "$PZ.tmp" &&
+			mv "$PZ.tmp" "$PZ"; }; }; then
+		"$IMGBK" index -q "$PZ" || { tfail mount "imgbk index image.pc.pzst failed"; return 1; }
+		PZNAMES="pz_dc pz_seq"
+	else
+		PZNAMES=
+	fi
 	mnt_up imgbk "$GZ" || { tfail mount "imgbk mount image.pc.gz failed"; return 1; }
 	if cmp -s "$MA/$MNAME" "$RAW"; then same_gz=yes; else same_gz=no; FAILED="$FAILED mount-gz-mismatch"; fi
 	mnt_down check "$MA"
@@ -175,9 +186,12 @@ $(mke2fs -V 2>&1 | head -1)"
 	tdef gz_index "imgbk index IMAGE.gz (no saved index: one decoding pass)" "'$IMGBK' index -q '$GZ'"
 	PRE_gz_index='rm -f "$GZ.ibkx"'
 	command -v pigz >/dev/null 2>&1 && GZNAMES="gz_dc gz_pigz" || GZNAMES="gz_dc"
+	tdef pz_dc "zstd -dc IMAGE.pzst > /dev/null" "zstd -qdc '$PZ' > /dev/null"
+	tdef pz_seq "imgbk mount IMAGE.pzst: dd bs=1M" "dd if='$MA/$MNAME' of=/dev/null bs=1M"
+	PRE_pz_seq='mnt_up imgbk "$PZ"' POST_pz_seq='mnt_down pz_seq "$MA"'
 
 	MNAMES="seq_fp seq_im seq_imn rr1_fp rr1_im rr1_imn rr4_fp rr4_im rr4_imn rr1_im2 rdy_idx rdy_cold rdy_noidx big_rr
-$GZNAMES gz_seq gz_rr gz_index"
+$GZNAMES gz_seq gz_rr gz_index $PZNAMES"
 	trounds "$MNAMES"
 	"$IMGBK" index -q "$BIG"
 
@@ -220,6 +234,7 @@ $GZNAMES gz_seq gz_rr gz_index"
 	esac
 	ratio "imgbk index of .gz (scan) vs gzip -dc > /dev/null" gz_dc gz_index "" 0
 	tabs "mount of .gz: $RRZ_READS random 4 KiB O_DIRECT reads" gz_rr "" ""
+	[ -n "$PZNAMES" ] && ratio "mount of pzstd .zst: sequential read vs zstd -dc > /dev/null" pz_dc pz_seq "" 0
 	rm -f "$RAW"
 	rmdir "$MA" "$MB" 2>/dev/null
 	return 0
