@@ -476,10 +476,11 @@ c_mount_fs() { # the NTFS volume in the mount mounts read-only and its files rea
 	return $rc
 }
 
-c_mount_gz_refused() {
-	need "$IMG/n64.nc.gz" || return 1
+c_mount_lzma_refused() { # lzma has no access points: refused, naming the command
+	need "$IMG/n64.nc" || return 1
+	xz --format=lzma -1 -c "$IMG/n64.nc" >"$W/n64.nc.lzma" || return 1
 	mkdir -p "$W/mnt" && echo "$W/mnt" >>"$T/mounts"
-	run 1 $IMGBK mount -q "$IMG/n64.nc.gz" "$W/mnt" && err_has "decompress" "gzip -dc"
+	run 1 $IMGBK mount -q "$W/n64.nc.lzma" "$W/mnt" && err_has "decompress" "xz -dc"
 	! mountpoint -q "$W/mnt" || fail "mounted anyway"
 }
 
@@ -512,7 +513,9 @@ else
 	tc "mount n64m.nc: metadata image (negative GAPs) == ntfsclone --restore-image" c_mount_same n64m.nc n64m.nc
 	tc "mount npm.nc: metadata image == ntfsclone --restore-image" c_mount_same npm.nc npm.nc
 	tc "mount n64.nc: ntfs-3g -o ro (or mount -o loop,ro) of the virtual file, files read back" c_mount_fs
-	tc "mount n64.nc.gz: refused, naming gzip -dc" c_mount_gz_refused
+	tc "mount n64.nc.gz (access points): the virtual file == ntfsclone --restore-image" c_mount_same n64.nc.gz n64.nc
+	tc "mount n64.nc.zst (one small frame): the virtual file == ntfsclone --restore-image" c_mount_same n64.nc.zst n64.nc
+	tc "mount n64.nc.lzma: refused, naming xz -dc" c_mount_lzma_refused
 	tc "mount a truncated image: bytes before the cut read, reading past it fails" c_mount_truncated
 fi
 
