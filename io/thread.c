@@ -7,6 +7,12 @@
  * The layers below report errors to a slot of this layer's own (never the
  * shared one, which the reader's thread writes); produce() copies such an
  * error up when the reader reaches it. Not here: any decoding.
+ *
+ * fork(): the child of a process with a read-ahead layer (the mount daemon
+ * forks after the image was opened) has no worker thread. A pthread_atfork
+ * handler marks every live layer orphaned in the child: closing one there
+ * frees it without waiting for the thread (which would wait forever), and
+ * reading from one fails.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,7 +39,57 @@ struct thread_src {
 	int stop;
 	img_err below_err;     /* errors of the layers below */
 	img_stream *below;
+	int orphan;            /* in a fork()ed child: the worker does not exist here */
+	struct thread_src *next_live;
 };
+
+/* ---- fork safety ------------------------------------------------------------ */
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_src *live;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&live_lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void fork_child(void)
+{
+	for (struct thread_src *t = live; t; t = t->next_live)
+		t->orphan = 1;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void atfork_init(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void live_add(struct thread_src *t)
+{
+	pthread_once(&atfork_once, atfork_init);
+	pthread_mutex_lock(&live_lock);
+	t->next_live = live;
+	live = t;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(struct thread_src *t)
+{
+	pthread_mutex_lock(&live_lock);
+	for (struct thread_src **pp = &live; *pp; pp = &(*pp)->next_live)
+		if (*pp == t) {
+			*pp = t->next_live;
+			break;
+		}
+	pthread_mutex_unlock(&live_lock);
+}
 
 /* Fill one buffer from the layers below: what they already buffered
  * (sniffing peeked at it), then straight from their produce(). */
@@ -74,6 +130,9 @@ static void *worker(void *arg)
 static int thread_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 {
 	struct thread_src *t = s->priv;
+	if (t->orphan)  /* its lock may be held by a thread this process does not have */
+		return stream_fail(s, IMG_E_IO, 0, 0, 0,
+				   "the read-ahead thread does not exist in this process (fork)");
 	pthread_mutex_lock(&t->lock);
 	while (t->count == 0)
 		pthread_cond_wait(&t->filled, &t->lock);
@@ -104,6 +163,13 @@ static int thread_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 static void thread_close(img_stream *s)
 {
 	struct thread_src *t = s->priv;
+	live_remove(t);
+	if (t->orphan) {  /* no worker to stop; its lock may be held: leave it */
+		for (int i = 0; i < THREAD_BUFS; i++)
+			free(t->ring[i].data);
+		free(t);
+		return;
+	}
 	pthread_mutex_lock(&t->lock);
 	t->stop = 1;
 	pthread_cond_broadcast(&t->emptied);
@@ -146,7 +212,9 @@ int stream_push_thread(img_stream *up, img_stream **out)
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->filled, NULL);
 	pthread_cond_init(&t->emptied, NULL);
+	live_add(t);  /* before the thread exists: a fork() from now on marks it */
 	if (pthread_create(&t->thread, NULL, worker, t) != 0) {
+		live_remove(t);
 		for (img_stream *l = up; l; l = l->up)
 			l->err = s->err;
 		for (int i = 0; i < THREAD_BUFS; i++)

@@ -15,7 +15,15 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
 #include "helper_memsrc.h"
+#include "helper_tmpdir.h"
 
 static const size_t chunks[] = { 1, 2, 3, 7, 4096 };
 #define NCHUNKS (sizeof chunks / sizeof chunks[0])
@@ -240,6 +248,59 @@ static void next_is(const char *name, size_t len, int widen, const char *want)
 	assert_string_equal(out, want);
 }
 
+/*
+ * The mount daemon forks after the image was opened: the child has no
+ * read-ahead thread. Closing the stack there must return at once (it once
+ * waited forever on the thread's condition variable), reading must fail.
+ * The worker is left waiting with its ring full, the state of a mount.
+ */
+static void test_thread_fork(void **state)
+{
+	(void)state;
+	char dir[512], path[600];
+	assert_int_equal(test_tmpdir_make(dir, sizeof dir, "fork"), 0);
+	snprintf(path, sizeof path, "%s/fork.gz", dir);
+	gzFile g = gzopen(path, "wb1");
+	assert_non_null(g);
+	static uint8_t chunk[1 << 16];
+	for (size_t i = 0; i < sizeof chunk; i++)
+		chunk[i] = (uint8_t)(i * 7 + i / 251);
+	for (int i = 0; i < 640; i++)  /* 40 MiB decoded: more than the ring holds */
+		assert_int_equal(gzwrite(g, chunk, sizeof chunk), (int)sizeof chunk);
+	assert_int_equal(gzclose(g), Z_OK);
+	for (int round = 0; round < 8; round++) {
+		img_err err;
+		memset(&err, 0, sizeof err);
+		img_stream *s = NULL;
+		assert_int_equal(stream_open_stack(path, &err, NULL, NULL, 0, &s), IMG_OK);
+		const uint8_t *p;
+		size_t avail;
+		assert_int_equal(stream_peek(s, 4096, &p, &avail), IMG_OK);
+		struct timespec ts = { 0, 100 * 1000 * 1000 };  /* the worker fills its ring */
+		nanosleep(&ts, NULL);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(10);
+			int rc = stream_peek(s, 64 << 20, &p, &avail);  /* more than read ahead: must fail */
+			stream_close(s);
+			_exit(rc < 0 ? 0 : 3);
+		}
+		int status = 0;
+		for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; i++)
+			nanosleep(&ts, NULL);
+		if (waitpid(pid, &status, WNOHANG) == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			fail_msg("round %d: the forked child hung closing the read-ahead stream", round);
+		}
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+		stream_close(s);
+	}
+	assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 static void test_split_names(void **state)
 {
 	(void)state;
@@ -307,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_peek_grows),
 		cmocka_unit_test(test_split_names),
 		cmocka_unit_test(test_split_sequence),
+		cmocka_unit_test(test_thread_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
