@@ -5,6 +5,7 @@
  * Not here: split sets (split.c) and anything about what the bytes mean.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,20 @@ struct file_src {
 	int owned;  /* close fd at the end (not for stdin) */
 };
 
+ssize_t source_read(int fd, void *dst, size_t cap)
+{
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+	ssize_t n = read(fd, dst, cap);
+	pthread_setcancelstate(old, NULL);
+	return n;
+}
+
 static int file_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 {
 	struct file_src *f = s->priv;
 	for (;;) {
-		ssize_t n = read(f->fd, dst, cap);
+		ssize_t n = source_read(f->fd, dst, cap);
 		if (n >= 0) {
 			*got = (size_t)n;
 			return IMG_OK;

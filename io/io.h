@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "../imgbk.h"
 
 typedef struct img_stream img_stream;
@@ -100,6 +101,12 @@ int img_err_set(img_err *err, int code, int sys_errno, int has_offset, uint64_t 
 /* zlib-compatible CRC-32 (crc32(crc, p, n)), the fastest available here
  * (ISA-L when the build has it): io/crc.c. */
 uint32_t crc32_fast(uint32_t crc, const void *p, size_t n);
+
+/* read(2) that a read-ahead thread may be cancelled in (io/thread.c stops
+ * its worker so when it waits on a pipe): cancellation is enabled only
+ * around the system call, never inside a decoder's library, whose locks a
+ * cancelled thread would keep for ever (io/file.c). */
+ssize_t source_read(int fd, void *dst, size_t cap);
 
 /* ---- sources ----------------------------------------------------------- */
 /* Open a regular file, a device, a pipe, or "-" (stdin). */

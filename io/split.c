@@ -214,7 +214,7 @@ static int split_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 	uint64_t at = s->offset + (s->end - s->pos);  /* byte of the set at dst */
 	*got = 0;
 	while (!f->ended) {
-		ssize_t n = read(f->fd, dst, cap);
+		ssize_t n = source_read(f->fd, dst, cap);
 		if (n > 0) {
 			f->piece_read += (uint64_t)n;
 			*got = (size_t)n;

@@ -96,9 +96,8 @@ static void live_remove(struct thread_src *t)
 static void fill_one(struct thread_src *t, struct ring_buf *rb)
 {
 	rb->len = rb->pos = 0;
-	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	/* cancellable only inside a source's read(2): source_read() */
 	int rc = stream_read_direct(t->below, rb->data, THREAD_BUF_SIZE, &rb->len);
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	rb->status = rc != IMG_OK ? rc : rb->len == 0 ? IMG_EOF : IMG_OK;
 }
 
@@ -174,7 +173,7 @@ static void thread_close(img_stream *s)
 	t->stop = 1;
 	pthread_cond_broadcast(&t->emptied);
 	pthread_mutex_unlock(&t->lock);
-	pthread_cancel(t->thread);  /* only takes effect while it waits in a read */
+	pthread_cancel(t->thread);  /* only takes effect while it waits in read(2): source_read */
 	pthread_join(t->thread, NULL);
 	for (int i = 0; i < THREAD_BUFS; i++)
 		free(t->ring[i].data);

@@ -301,6 +301,87 @@ static void test_thread_fork(void **state)
 	assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* Run fn(arg) in a child; fail when it does not exit 0 within 20 s. */
+static void in_child_with_deadline(void (*fn)(const char *), const char *arg, const char *what)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(30);
+		fn(arg);
+		_exit(0);
+	}
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	int status = 0;
+	for (int i = 0; i < 400 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		nanosleep(&ts, NULL);
+	if (waitpid(pid, &status, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("%s: hung", what);
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Open, read a little, let the decoders run ahead, close before the end. */
+static void open_peek_close(const char *path)
+{
+	img_err err;
+	memset(&err, 0, sizeof err);
+	img_stream *s = NULL;
+	if (stream_open_stack(path, &err, NULL, NULL, 0, &s) != IMG_OK)
+		_exit(2);
+	const uint8_t *p;
+	size_t avail;
+	if (stream_peek(s, 4096, &p, &avail) != IMG_OK)
+		_exit(3);
+	struct timespec ts = { 0, 30 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	stream_close(s);
+}
+
+/*
+ * Closing a stack early, while the read-ahead thread is inside a decoder:
+ * with xz's threaded decoder the worker was once cancelled inside
+ * liblzma's condition wait and kept its mutex, and lzma_end() then waited
+ * for ever. Cancellation now only happens in read(2).
+ */
+static void test_thread_early_close(void **state)
+{
+	(void)state;
+	char dir[512], raw[600], cmd[1400];
+	assert_int_equal(test_tmpdir_make(dir, sizeof dir, "early"), 0);
+	snprintf(raw, sizeof raw, "%s/data", dir);
+	FILE *f = fopen(raw, "wb");
+	assert_non_null(f);
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < (48 << 20) / 8; i++) {  /* 48 MiB, half random, half text-like */
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		uint64_t v = (i / 4096) % 2 ? x : (uint64_t)i * 0x0101010101010101ull;
+		assert_int_equal(fwrite(&v, 8, 1, f), 1);
+	}
+	assert_int_equal(fclose(f), 0);
+	static const char *const makers[][2] = {
+		{ "xz -T2 -1 --block-size=1MiB -c", "xz" },
+		{ "gzip -1 -c", "gz" },
+		{ "zstd -q -1 -c", "zst" },
+		{ "bzip2 -1 -c", "bz2" },
+	};
+	for (size_t m = 0; m < sizeof makers / sizeof makers[0]; m++) {
+		char out[700];
+		snprintf(out, sizeof out, "%s/data.%s", dir, makers[m][1]);
+		snprintf(cmd, sizeof cmd, "%s '%s' > '%s' 2>/dev/null", makers[m][0], raw, out);
+		if (system(cmd) != 0) {
+			print_message("# %s: not available, skipped\n", makers[m][0]);
+			continue;
+		}
+		for (int round = 0; round < 10; round++)
+			in_child_with_deadline(open_peek_close, out, makers[m][0]);
+	}
+	assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 static void test_split_names(void **state)
 {
 	(void)state;
@@ -369,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_split_names),
 		cmocka_unit_test(test_split_sequence),
 		cmocka_unit_test(test_thread_fork),
+		cmocka_unit_test(test_thread_early_close),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
