@@ -248,6 +248,43 @@ static void next_is(const char *name, size_t len, int widen, const char *want)
 	assert_string_equal(out, want);
 }
 
+/* Run fn(arg) in a child; fail when it does not exit 0 within 20 s. */
+static void in_child_with_deadline(void (*fn)(const char *), const char *arg, const char *what)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(30);
+		fn(arg);
+		_exit(0);
+	}
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	int status = 0;
+	for (int i = 0; i < 400 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		nanosleep(&ts, NULL);
+	if (waitpid(pid, &status, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("%s: hung", what);
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The stream a forked child reads and closes (test_thread_fork). */
+static img_stream *forked_stream;
+
+static void close_forked(const char *unused)
+{
+	(void)unused;
+	const uint8_t *p;
+	size_t avail;
+	int rc = stream_peek(forked_stream, 64 << 20, &p, &avail);  /* more than read ahead: must fail */
+	stream_close(forked_stream);
+	if (rc >= 0)
+		_exit(3);
+}
+
 /*
  * The mount daemon forks after the image was opened: the child has no
  * read-ahead thread. Closing the stack there must return at once (it once
@@ -278,50 +315,11 @@ static void test_thread_fork(void **state)
 		assert_int_equal(stream_peek(s, 4096, &p, &avail), IMG_OK);
 		struct timespec ts = { 0, 100 * 1000 * 1000 };  /* the worker fills its ring */
 		nanosleep(&ts, NULL);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			alarm(10);
-			int rc = stream_peek(s, 64 << 20, &p, &avail);  /* more than read ahead: must fail */
-			stream_close(s);
-			_exit(rc < 0 ? 0 : 3);
-		}
-		int status = 0;
-		for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; i++)
-			nanosleep(&ts, NULL);
-		if (waitpid(pid, &status, WNOHANG) == 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			fail_msg("round %d: the forked child hung closing the read-ahead stream", round);
-		}
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
+		forked_stream = s;
+		in_child_with_deadline(close_forked, NULL, "closing the read-ahead stream in a forked child");
 		stream_close(s);
 	}
 	assert_int_equal(test_tmpdir_remove(dir), 0);
-}
-
-/* Run fn(arg) in a child; fail when it does not exit 0 within 20 s. */
-static void in_child_with_deadline(void (*fn)(const char *), const char *arg, const char *what)
-{
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		alarm(30);
-		fn(arg);
-		_exit(0);
-	}
-	struct timespec ts = { 0, 50 * 1000 * 1000 };
-	int status = 0;
-	for (int i = 0; i < 400 && waitpid(pid, &status, WNOHANG) == 0; i++)
-		nanosleep(&ts, NULL);
-	if (waitpid(pid, &status, WNOHANG) == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		fail_msg("%s: hung", what);
-	}
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* Open, read a little, let the decoders run ahead, close before the end. */
