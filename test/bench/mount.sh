@@ -132,6 +132,9 @@ $(mke2fs -V 2>&1 | head -1)"
 		{ echo "bench: pzstd image.pc > image.pc.pzst (once)"; pzstd -q -p2 -c "$IMG" > "$PZ.tmp" &&
 			mv "$PZ.tmp" "$PZ"; }; }; then
 		"$IMGBK" index -q "$PZ" || { tfail mount "imgbk index image.pc.pzst failed"; return 1; }
+		mnt_up imgbk "$PZ" || { tfail mount "imgbk mount image.pc.pzst failed"; return 1; }
+		if cmp -s "$MA/image.pc.pzst" "$RAW"; then same_pz=yes; else same_pz=no; FAILED="$FAILED mount-pz-mismatch"; fi
+		mnt_down check "$MA"
 		PZNAMES="pz_dc pz_seq"
 	else
 		PZNAMES=
@@ -187,7 +190,7 @@ $(mke2fs -V 2>&1 | head -1)"
 	PRE_gz_index='rm -f "$GZ.ibkx"'
 	command -v pigz >/dev/null 2>&1 && GZNAMES="gz_dc gz_pigz" || GZNAMES="gz_dc"
 	tdef pz_dc "zstd -dc IMAGE.pzst > /dev/null" "zstd -qdc '$PZ' > /dev/null"
-	tdef pz_seq "imgbk mount IMAGE.pzst: dd bs=1M" "dd if='$MA/$MNAME' of=/dev/null bs=1M"
+	tdef pz_seq "imgbk mount IMAGE.pzst: dd bs=1M" "dd if='$MA/image.pc.pzst' of=/dev/null bs=1M"
 	PRE_pz_seq='mnt_up imgbk "$PZ"' POST_pz_seq='mnt_down pz_seq "$MA"'
 
 	MNAMES="seq_fp seq_im seq_imn rr1_fp rr1_im rr1_imn rr4_fp rr4_im rr4_imn rr1_im2 rdy_idx rdy_cold rdy_noidx big_rr
@@ -205,7 +208,7 @@ $GZNAMES gz_seq gz_rr gz_index $PZNAMES"
 		"fusepass serves mount-raw.img (imgbk's restore of it)"
 	echo "big: $BIG, ${BIG_GIB} GiB ext4, $(stat -c %s "$BIG") bytes, index $(stat -c %s "$BIG.ibkx") bytes"
 	echo "compressed: $GZ ($(stat -c %s "$GZ") bytes, gzip -1), access points + index $(stat -c %s "$GZ.ibkx") bytes;" \
-		"mounted file identical to the restore: $same_gz"
+		"mounted file identical to the restore: $same_gz${PZNAMES:+ (pzstd: $same_pz)}"
 	echo "mounted file identical to the restore: $same_mount (cmp, once, cold mount);" \
 		"randread sums equal across the mounts: $same_rr"
 	echo "Every run mounts afresh (cold FUSE cache, backing file in the page cache); median of $RUNS"
