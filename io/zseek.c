@@ -5,10 +5,15 @@
  * their saved form, and the decoded view that serves reads from a few
  * cursors (decoders left where the last reads ended).
  *
- * Reading at decoded offset X: a cursor whose position is at or before X and
- * past the last point before X goes on decoding from where it is (sequential
- * and nearby reads); otherwise the least recently used idle cursor restarts
- * at that point. Skipped bytes are decoded into the cursor's scratch buffer.
+ * Reading at decoded offset X, in a segment (the bytes from one point to the
+ * next) of at most ZS_HOLD_MAX bytes: a cursor that holds that segment, decoded
+ * whole and checked, copies from it; else the least recently used idle cursor
+ * decodes the segment whole first. So each segment is decoded once for any
+ * read pattern while it stays held (ZS_CURSORS segments at a time).
+ * In a bigger segment: a cursor whose position is at or before X and past
+ * the last point before X goes on decoding from where it is (sequential and
+ * nearby reads); otherwise the least recently used idle cursor restarts at
+ * that point. Skipped bytes are decoded into the cursor's scratch buffer.
  * A decoder that stops (*got == 0) before the end hands over to the point at
  * its position (segment codecs like bzip2 stop at each block's end).
  *
@@ -34,8 +39,11 @@
 #define ZS_INPUT_DEFAULT ((size_t)1 << 20)
 #define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
 #define ZS_MAX_STATEFUL 4096                  /* then the span doubles, every other point goes */
-#define ZS_CURSORS 4
+#define ZS_CURSORS 3
 #define ZS_SCRATCH ((size_t)256 << 10)
+/* Segments up to this size are decoded whole into a cursor's buffer, checked,
+ * and read from there (so each is decoded once however it is read). */
+#define ZS_HOLD_MAX ((uint64_t)16 << 20)
 #define ZS_SAVED_MAGIC "IMGBKZS2"
 #define ZS_SAVED_HEAD 40
 #define ZS_SAVED_POINT 48
@@ -278,7 +286,12 @@ struct cursor {
 	int busy;
 	uint64_t last_use;
 	uint8_t *scratch;
+	size_t held;       /* the segment whose bytes are in segbuf, checked; NO_SEG when none */
+	uint8_t *segbuf;
+	size_t segcap;
 };
+
+#define NO_SEG ((size_t)-1)
 
 struct zs_view {
 	img_rsrc *raw;
@@ -512,19 +525,104 @@ static struct cursor *cursor_pick(zs_view *v, uint64_t off, int *reuse)
 	return best ? best : lru;
 }
 
-int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err)
+static void cursor_release(zs_view *v, struct cursor *c)
+{
+	pthread_mutex_lock(&v->lock);
+	c->busy = 0;
+	pthread_cond_broadcast(&v->idle);  /* waiters wait for different things */
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Decode segment i whole into c->segbuf and have it checked. */
+static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
+{
+	uint64_t s0 = v->core.pts[i].p.uout;
+	size_t n = (size_t)(seg_end(v, i) - s0), k = 0;
+	if (c->segcap < n) {
+		uint8_t *b = realloc(c->segbuf, n);
+		if (!b)
+			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
+		c->segbuf = b;
+		c->segcap = n;
+	}
+	int rc = cursor_open(v, c, i, err);
+	while (rc == IMG_OK && k < n) {
+		size_t got = 0;
+		rc = cursor_read(v, c, c->segbuf + k, n - k, &got, err);
+		if (rc == IMG_OK && got == 0)
+			rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: the compressed data ends at decoded "
+					 "byte %llu, inside what its index promises", v->name,
+					 (unsigned long long)(s0 + k));
+		k += got;
+	}
+	while (rc == IMG_OK && needs_check(v, i) && !seg_checked(v, i) && c->dec) {
+		size_t got = 0;  /* a self-checking decoder reports its end: one more byte */
+		rc = cursor_read(v, c, c->scratch, 1, &got, err);
+		if (got == 0)
+			break;
+	}
+	if (rc == IMG_OK && needs_check(v, i) && !seg_checked(v, i))
+		rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: decoded bytes %llu-%llu could not be "
+				 "checked", v->name, (unsigned long long)s0, (unsigned long long)(s0 + n - 1));
+	if (rc != IMG_OK)
+		return rc;
+	c->held = i;
+	return IMG_OK;
+}
+
+/* Read from segment i (small enough to hold): from a cursor that holds it,
+ * else decoded whole into the least recently used idle one. */
+static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t off, size_t *got,
+		     img_err *err)
+{
+	pthread_mutex_lock(&v->lock);
+	struct cursor *c = NULL;
+	for (;;) {
+		struct cursor *lru = NULL;
+		int holder_busy = 0;
+		for (int k = 0; k < ZS_CURSORS && !c; k++) {
+			struct cursor *x = &v->cur[k];
+			if (x->held == i && !x->busy)
+				c = x;
+			holder_busy |= x->held == i && x->busy;
+			if (!x->busy && (!lru || x->last_use < lru->last_use))
+				lru = x;
+		}
+		if (!c && !holder_busy)
+			c = lru;
+		if (c)
+			break;
+		pthread_cond_wait(&v->idle, &v->lock);  /* all busy, or the holder is */
+	}
+	c->busy = 1;
+	c->last_use = ++v->clock;
+	pthread_mutex_unlock(&v->lock);
+	int rc = IMG_OK;
+	if (c->held != i) {
+		c->held = NO_SEG;
+		rc = hold_segment(v, c, i, err);
+	}
+	if (rc == IMG_OK) {
+		uint64_t s0 = v->core.pts[i].p.uout, end = seg_end(v, i);
+		size_t n = end - off < len ? (size_t)(end - off) : len;
+		memcpy(out, c->segbuf + (off - s0), n);
+		*got = n;
+	}
+	cursor_release(v, c);
+	return rc;
+}
+
+/* Read [off, off + len) by decoding with a cursor (segments too big to hold). */
+static int read_streamed(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err)
 {
 	*got = 0;
-	if (off >= v->usize || len == 0)
-		return IMG_OK;
-	if (len > v->usize - off)
-		len = (size_t)(v->usize - off);
 	pthread_mutex_lock(&v->lock);
 	struct cursor *c;
 	int reuse;
 	while (!(c = cursor_pick(v, off, &reuse)))
 		pthread_cond_wait(&v->idle, &v->lock);
 	c->busy = 1;
+	c->held = NO_SEG;
 	c->last_use = ++v->clock;
 	pthread_mutex_unlock(&v->lock);
 
@@ -560,12 +658,33 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 	}
 	if (rc != IMG_OK)
 		*got = 0;
-
-	pthread_mutex_lock(&v->lock);
-	c->busy = 0;
-	pthread_cond_signal(&v->idle);
-	pthread_mutex_unlock(&v->lock);
+	cursor_release(v, c);
 	return rc;
+}
+
+int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err)
+{
+	*got = 0;
+	if (off >= v->usize || len == 0)
+		return IMG_OK;
+	if (len > v->usize - off)
+		len = (size_t)(v->usize - off);
+	uint8_t *out = buf;
+	while (*got < len) {
+		uint64_t at = off + *got;
+		size_t i = point_before(v, at), n = 0;
+		uint64_t size = seg_end(v, i) - v->core.pts[i].p.uout;
+		int rc = size <= ZS_HOLD_MAX ? read_held(v, i, out + *got, len - *got, at, &n, err)
+					     : read_streamed(v, out + *got, len - *got, at, &n, err);
+		if (rc != IMG_OK) {
+			*got = 0;
+			return rc;
+		}
+		if (n == 0)
+			break;
+		*got += n;
+	}
+	return IMG_OK;
 }
 
 /* ---- the saved form -------------------------------------------------------------
@@ -716,6 +835,8 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->idle, NULL);
 	int rc = IMG_OK;
+	for (int i = 0; i < ZS_CURSORS; i++)
+		v->cur[i].held = NO_SEG;
 	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
 		if (!(v->cur[i].scratch = malloc(ZS_SCRATCH)))
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
@@ -748,6 +869,7 @@ void zs_view_close(zs_view *v)
 	for (int i = 0; i < ZS_CURSORS; i++) {
 		cursor_reset(v, &v->cur[i]);
 		free(v->cur[i].scratch);
+		free(v->cur[i].segbuf);
 	}
 	core_free(&v->core);
 	free(v->checked);
