@@ -79,7 +79,7 @@ static int zst_lib_error(img_err *err, const char *name, uint64_t at, size_t ret
 	if (code == ZSTD_error_frameParameter_windowTooLarge)
 		return zst_corrupt(err, name, at,
 				   "the frame needs a window over 128 MiB (made with zstd --long=28 or more); "
-				   "decode it with: zstd --long=31 -dc IMAGE | imgbk APPLET -");
+				   "decompress it first: zstd --long=31 -dc IMAGE > IMAGE.img, then mount IMAGE.img");
 	return zst_corrupt(err, name, at, ZSTD_getErrorName(ret));
 }
 
