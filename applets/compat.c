@@ -1,8 +1,8 @@
 /*
  * applets/compat.c - vpartclone, vntfsclone and vpartimage: the command lines
- * of the seed tools (Python imagebackup) on top of imgbk. All three read any
+ * of the imagebackup tools (Python) on top of imgbk. All three read any
  * image format imgbk detects, so `vntfsclone` on a partclone image works too.
- * -v is `imgbk info`, -c is `imgbk verify` (and, unlike the seed, may be
+ * -v is `imgbk info`, -c is `imgbk verify` (and, unlike imagebackup, may be
  * combined with -m: verify first, then mount), -m is `imgbk mount`.
  */
 #define COMPAT_USAGE(NAME, KIND)                                                            \
@@ -10,10 +10,11 @@
 "\n"                                                                                        \
 "Mount a " KIND " image backup as a virtual partition: the partition appears as\n"         \
 "one read-only file in MOUNTPOINT (FUSE), which can be checked with fsck and\n"            \
-"mounted with mount -o loop,ro; the commands are printed. The seed-compatible\n"           \
-"name of `imgbk mount`: it reads any image imgbk knows (partclone, ntfsclone,\n"           \
-"partimage), whatever the name it is called by. Without -m, -v prints the\n"              \
-"header and -c checks the whole image; with neither, the image is only opened.\n"         \
+"mounted with mount -o loop,ro; the commands are printed. The name and options\n"         \
+"of the imagebackup tool, on `imgbk mount`: it reads any image imgbk knows\n"             \
+"(partclone, ntfsclone, partimage), whatever the name it is called by.\n"               \
+"Without -m, -v prints the header and -c checks the whole image; with\n"                  \
+"neither, the image is only opened.\n"                                                     \
 "\n"                                                                                        \
 "Options:\n"                                                                                \
 "  -m, --mountpoint DIR   mount the virtual partition here (an empty directory);\n"         \
@@ -42,8 +43,8 @@
 #include "applet.h"
 #include "mount.h"
 
-/* The seed's lower limit for -i/--index_size. */
-#define SEED_MIN_INDEX_SIZE 1000
+/* imagebackup's lower limit for -i/--index_size. */
+#define IB_MIN_INDEX_SIZE 1000
 
 struct compat_opts {
 	const char *image, *mountpoint;
@@ -51,7 +52,7 @@ struct compat_opts {
 	uint32_t index_size;
 };
 
-/* Usage errors in the seed's words (argparse). @return the exit code. */
+/* Usage errors in imagebackup's words (argparse). @return the exit code. */
 static int arg_error(const struct applet *a, const char *fmt, const char *arg)
 {
 	char msg[600];
@@ -64,14 +65,14 @@ static int check_index_size(const struct applet *a, const char *s, uint32_t *out
 {
 	if (parse_interval(s, out) != 0)
 		return arg_error(a, "argument -i/--index_size: '%s' is not an integer", s);
-	if (*out < SEED_MIN_INDEX_SIZE)
+	if (*out < IB_MIN_INDEX_SIZE)
 		return arg_error(a, "argument -i/--index_size: '%s' is too small, should be >= 1000", s);
 	if (*out % 8)
 		return arg_error(a, "argument -i/--index_size: '%s' is not a multiple of 8", s);
 	return 0;
 }
 
-/* The seed opened IMAGE while parsing: a file it cannot open is a usage error. */
+/* imagebackup opened IMAGE while parsing: a file it cannot open is a usage error. */
 static int check_readable(const struct applet *a, const char *path)
 {
 	if (strcmp(path, "-") == 0)
@@ -202,16 +203,16 @@ static int vpartimage_main(int argc, char **argv)
 }
 
 const struct applet applet_vntfsclone = {
-	"vntfsclone", vntfsclone_main, "seed-compatible vntfsclone (mount, -v header, -c verify)",
+	"vntfsclone", vntfsclone_main, "imagebackup-compatible vntfsclone (mount, -v header, -c verify)",
 	COMPAT_USAGE("vntfsclone", "ntfsclone"),
 };
 
 const struct applet applet_vpartclone = {
-	"vpartclone", vpartclone_main, "seed-compatible vpartclone (mount, -v header, -c verify)",
+	"vpartclone", vpartclone_main, "imagebackup-compatible vpartclone (mount, -v header, -c verify)",
 	COMPAT_USAGE("vpartclone", "partclone"),
 };
 
 const struct applet applet_vpartimage = {
-	"vpartimage", vpartimage_main, "seed-compatible vpartimage (mount, -v header, -c verify)",
+	"vpartimage", vpartimage_main, "imagebackup-compatible vpartimage (mount, -v header, -c verify)",
 	COMPAT_USAGE("vpartimage", "partimage"),
 };

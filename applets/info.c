@@ -1,6 +1,6 @@
 /*
  * applets/info.c - `imgbk info`: print the header of a backup image in the
- * seed tool's layout, or as JSON for scripts.
+ * imagebackup tools' layout, or as JSON for scripts.
  */
 static const char info_usage[] =
 "Usage: imgbk info [OPTIONS] IMAGE\n"

@@ -1,7 +1,7 @@
 /*
  * applets/mount.c - `imgbk mount`: show the partition inside a backup image
  * as one read-only file in a FUSE mount, print how to check and loop-mount
- * it, and leave a daemon serving it. Also the mount steps the seed-compatible
+ * it, and leave a daemon serving it. Also the mount steps the imagebackup-compatible
  * applets (compat.c) and `imgbk index` share (applets/mount.h).
  */
 static const char mount_usage[] =

@@ -1,5 +1,5 @@
 /*
- * applets/mount.h - what `imgbk mount`, `imgbk index` and the seed-compatible
+ * applets/mount.h - what `imgbk mount`, `imgbk index` and the imagebackup-compatible
  * vpartclone/vntfsclone/vpartimage share: checking the mount point, naming
  * the virtual file, preparing random reads with a progress bar, and the
  * whole mount (hints, daemon). Implemented in applets/mount.c.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test/integration/mount.sh - imgbk mount, imgbk index and the seed-compatible
+# test/integration/mount.sh - imgbk mount, imgbk index and the imagebackup-compatible
 # vpartclone/vntfsclone against real FUSE mounts of real partclone images.
 #
 #   IMGBK=/abs/path/imgbk sh test/integration/mount.sh
@@ -381,9 +381,9 @@ c_vpc_usage() {
 tc "setup: ext4 64 MiB (mkfs.ext4 -d), partclone.extfs -c -> fs.img" setup_fs
 tc "setup: FAT32 48 MiB (mkfs.fat + mcopy), partclone.fat32 -c -> fat.img" setup_fat
 tc "imgbk index: saved, up to date, rebuilt after touch and for another -i; -i 12 exit 2; not an image exit 1" c_index_stale
-tc "imgbk mount: MOUNTPOINT not empty / missing -> exit 2; vpartclone -m -> exit 2 with the seed message" c_refused_dirs
+tc "imgbk mount: MOUNTPOINT not empty / missing -> exit 2; vpartclone -m -> exit 2 with the imagebackup message" c_refused_dirs
 tc "imgbk mount: lzma-compressed image (no access points) -> exit 1, one line naming the file and the fix, nothing mounted" c_compressed
-tc "vpartclone: -i 500 / -i 1004 -> exit 2; no image -> exit 2; --help lists the seed options" c_vpc_usage
+tc "vpartclone: -i 500 / -i 1004 -> exit 2; no image -> exit 2; --help lists the imagebackup options" c_vpc_usage
 tc "vpartclone -v / vntfsclone -v on a partclone image: the header as imgbk info prints it" c_vpc_verbose
 tc "vpartclone -c: OK on a good image; exit 1 on a damaged one, also with -m (nothing mounted)" c_vpc_crc
 
