@@ -118,18 +118,28 @@ typedef struct img_info {
 const img_info *img_get_info(const img_image *im);
 
 /*
- * The header as the seed tool printed it, one field per entry, in order.
- * label: the text label; key: a JSON-friendly name; text: the value as the
- * seed printed it (thousands separators, "(432.9 MB)"); comment: text after
- * a TAB or NULL; is_number/number: the raw value for --json, else str.
+ * The header as the imagebackup tools print it, one field per entry, in
+ * order, plus facts of imgbk's own (`info -v`, `--json`).
+ * label: the text label; key: a JSON-friendly name, unique in the list;
+ * text: the value as printed (thousands separators, "(432.9 MB)", quoted
+ * strings), of any length, owned by the image; comment: text after a TAB or
+ * NULL; is_number/number: the raw value for --json, else str.
+ * level says where a field (or section) shows: IMG_FIELD_TOOL in the tools'
+ * layout (plain `info`), IMG_FIELD_VERBOSE with `info -v` too, IMG_FIELD_JSON
+ * in --json only. Every field is in --json.
  * A format with several header parts (partimage) puts a `section` entry
- * before each part after the first; its label is the part's title.
+ * before each part; its label is the part's title (printed underlined with
+ * '-'), and the labels of the fields up to the next section are padded to the
+ * longest label shown in it, unless the list has a fixed label_width.
  */
+enum { IMG_FIELD_TOOL = 0, IMG_FIELD_VERBOSE = 1, IMG_FIELD_JSON = 2 };
+
 typedef struct img_field {
 	int section;            /* nonzero: starts a new titled section; label is the title */
+	int level;              /* IMG_FIELD_TOOL, _VERBOSE or _JSON */
 	const char *label;
 	const char *key;
-	char text[96];
+	const char *text;
 	const char *comment;
 	int is_number;
 	uint64_t number;
@@ -137,8 +147,9 @@ typedef struct img_field {
 } img_field;
 
 typedef struct img_field_list {
-	const char *title;     /* "Partclone Header" */
-	int label_width;       /* column where values start (labels are padded) */
+	const char *title;     /* "Partclone Header", printed underlined with '=' */
+	int label_width;       /* column where values start (labels are padded);
+	                          0: padded per section to its longest label */
 	const char *separator; /* between padded label and value: "" or ": " */
 	size_t count;
 	const img_field *fields;
@@ -256,7 +267,8 @@ const char *img_index_path(const img_image *im);
 /* ---- small shared helpers (used by applets and tests) ------------------ */
 /* "671,088,640" */
 void img_fmt_thousands(char *out, size_t outsz, uint64_t v);
-/* "640.0 MB" with 1024-based units and one decimal, as the seed prints */
+/* "640.0 MB" with 1024-based units and one decimal, "512 B" under 1 KiB,
+ * as the imagebackup tools print sizes */
 void img_fmt_human(char *out, size_t outsz, uint64_t bytes);
 
 #endif

@@ -154,9 +154,7 @@ static int compat_run(const struct compat_opts *o)
 	if (o->verbose) {
 		char *argv[] = { "info", (char *)o->image, NULL };
 		if ((rc = run_applet(&applet_info, 2, argv)) != 0)
-			return rc;
-		putchar('\n');
-		fflush(stdout);
+			return rc;  /* info ends with the blank line the tools print */
 	}
 	if (o->crc) {
 		char *argv[] = { "verify", (char *)o->image, NULL, NULL };

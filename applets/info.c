@@ -1,6 +1,7 @@
 /*
  * applets/info.c - `imgbk info`: print the header of a backup image in the
- * imagebackup tools' layout, or as JSON for scripts.
+ * imagebackup tools' layout (with -v, imgbk's own facts too), or as JSON for
+ * scripts. Which field shows where is the format's choice (img_field.level).
  */
 static const char info_usage[] =
 "Usage: imgbk info [OPTIONS] IMAGE\n"
@@ -9,8 +10,14 @@ static const char info_usage[] =
 "checksum settings. IMAGE may be compressed or the first piece of a split\n"
 "set (NAME.aa); - reads standard input.\n"
 "\n"
+"The text is the imagebackup tools' layout (vpartclone -v and friends),\n"
+"ending with a blank line.\n"
+"\n"
 "Options:\n"
-"  -j, --json     print one JSON object instead of the text layout\n"
+"  -v, --verbose  add imgbk's own facts to the text: header sums, the\n"
+"                 compression's name, partimage's MBR records, ...\n"
+"  -j, --json     print one JSON object instead of the text layout; it\n"
+"                 holds every field, those of -v too\n"
 "  -h, --help     show this help\n"
 "\n"
 "Exit codes: 0 ok, 1 not an image or damaged header, 2 usage, 3 I/O error.\n";
@@ -21,29 +28,54 @@ static const char info_usage[] =
 
 #include "applet.h"
 
-static void print_title(const char *title)
+static void print_title(const char *title, char underline)
 {
 	printf("%s\n", title);
 	for (size_t i = 0; title[i]; i++)
-		putchar('=');
+		putchar(underline);
 	putchar('\n');
 }
 
-static void print_text(const img_field_list *fl)
+static int field_shown(const img_field *f, int verbose)
 {
-	print_title(fl->title);
+	return f->level == IMG_FIELD_TOOL || (verbose && f->level == IMG_FIELD_VERBOSE);
+}
+
+/* Width of the longest label shown from fields[i] up to the next section. */
+static int section_label_width(const img_field_list *fl, size_t i, int verbose)
+{
+	int w = 0;
+	for (; i < fl->count && !fl->fields[i].section; i++) {
+		int n = (int)strlen(fl->fields[i].label);
+		if (field_shown(&fl->fields[i], verbose) && n > w)
+			w = n;
+	}
+	return w;
+}
+
+static void print_text(const img_field_list *fl, int verbose)
+{
+	print_title(fl->title, '=');
+	int width = fl->label_width ? fl->label_width : section_label_width(fl, 0, verbose);
+	int hidden = 0;  /* inside a section that is not shown */
 	for (size_t i = 0; i < fl->count; i++) {
 		const img_field *f = &fl->fields[i];
 		if (f->section) {
-			putchar('\n');
-			print_title(f->label);
+			hidden = !field_shown(f, verbose);
+			if (!hidden)
+				print_title(f->label, '-');
+			if (!fl->label_width)
+				width = section_label_width(fl, i + 1, verbose);
 			continue;
 		}
-		printf("%-*s%s%s", fl->label_width, f->label, fl->separator, f->text);
+		if (hidden || !field_shown(f, verbose))
+			continue;
+		printf("%-*s%s%s", width, f->label, fl->separator, f->text);
 		if (f->comment)
 			printf("\t%s", f->comment);
 		putchar('\n');
 	}
+	putchar('\n');
 }
 
 static void print_json(const img_info *in, const img_field_list *fl)
@@ -84,13 +116,15 @@ static void print_json(const img_info *in, const img_field_list *fl)
 static int info_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int json = 0, c;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	int json = 0, verbose = 0, c;
+	while ((c = getopt_long(argc, argv, "vjh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'v': verbose = 1; break;
 		case 'j': json = 1; break;
 		case 'h': return usage_exit(&applet_info, 1);
 		default: return usage_exit(&applet_info, 0);
@@ -107,7 +141,7 @@ static int info_main(int argc, char **argv)
 	if (json)
 		print_json(img_get_info(im), img_get_fields(im));
 	else
-		print_text(img_get_fields(im));
+		print_text(img_get_fields(im), verbose);
 	img_close(im);
 	if (fflush(stdout) != 0) {
 		warnx_("info: cannot write the output");

@@ -15,7 +15,10 @@
 #include "../imgbk.h"
 #include "../io/io.h"
 
-#define IMG_MAX_FIELDS 96
+#define IMG_MAX_FIELDS 128
+/* Bytes for the text of all fields of an image (partimage's description and
+ * first path are up to 4 KiB each); a text that does not fit is cut. */
+#define IMG_FIELD_TEXT_BYTES 32768
 
 /* One entry per image format (formats/detect.c is the one place to add one). */
 struct img_format {
@@ -65,6 +68,8 @@ struct img_image {
 	img_info info;
 	img_field_list field_list;
 	img_field fields[IMG_MAX_FIELDS];
+	char field_text[IMG_FIELD_TEXT_BYTES];  /* the fields' texts, one after another */
+	size_t field_text_used;
 	char path[1024];
 	char layers[96];
 	uint64_t blocks_done;
@@ -103,6 +108,9 @@ img_field *fmt_field(img_image *im, const char *label, const char *key, const ch
 img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
 			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* A string printed in double quotes ("ext2fs"); --json gets it without them. */
+img_field *fmt_field_quoted(img_image *im, const char *label, const char *key, const char *s);
+
 /* A count with its size: "110,829 (432.9 MB)"; the raw count goes to --json. */
 img_field *fmt_field_amount(img_image *im, const char *label, const char *key, uint64_t n,
 			     uint64_t bytes);
@@ -111,8 +119,12 @@ img_field *fmt_field_amount(img_image *im, const char *label, const char *key, u
  * the image should have ended after. */
 int fmt_expect_end(img_image *im, const char *what);
 
-/* Start a new titled section of the header print (after the first title). */
+/* Start a new titled section of the header print. */
 img_field *fmt_section(img_image *im, const char *title);
+
+/* Set the level (IMG_FIELD_*) of a field or section; f may be NULL (the list
+ * was full). @return f. */
+img_field *fmt_level(img_field *f, int level);
 
 /* ---- little-endian reads from a byte buffer ---------------------------- */
 static inline uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
