@@ -596,7 +596,9 @@ static int pi_open(img_image *im)
 	if (rc < 0)
 		return rc;
 	if (st->unsigned_sums)
-		fmt_field(im, "header sums", "header_sums", "unsigned (image made where char is unsigned)");
+		fmt_level(fmt_field(im, "header sums", "header_sums",
+				    "unsigned (image made where char is unsigned)"),
+			  IMG_FIELD_VERBOSE);
 	st->data_start = im->s->offset;
 	st->data_len = st->used * st->bs;
 	st->hashing = im->opt.verify;

@@ -97,6 +97,64 @@ static void test_info_fields(void **state)
 	pih_synth_free(&s);
 }
 
+/* The info header each filesystem name gets, as imagebackup picks it: its
+ * title, how many members the tools' layout shows, the first and last label,
+ * and the first member's value (the synthetic block has 2 in its first u32). */
+static void test_info_headers_per_fs(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *fs, *title;
+		size_t members;
+		const char *first, *last, *first_text;
+	} t[] = {
+		{ "ext3fs", "Ext2/3 Info Header", 13, "groupsCount", "descPerBlock", "2" },
+		{ "fat32", "FAT Info Header", 17, "totalSectorsCount", "fsInfoSector", "2" },
+		{ "ntfs", "NTFS Info Header", 7, "totalSectorsCount", "sectorsPerCluster", "2" },
+		{ "reiserfs-3.6", "ReiserFS Info Header", 2, "version", "bitmapBlocksCount", "2" },
+		{ "hpfs", "HPFS Info Header", 3, "bitmapPointer", "hpfsVersion", "2" },
+		{ "jfs", "JFS Info Header", 3, "officialBlocksCount", "allocTreeMaxLevel", "2" },
+		{ "xfs", "XFS Info Header", 2, "AgCount", "AgBlocksCount", "2" },
+		{ "hfs", "HFS Info Header", 6, "allocCount", "blocksPerAlloc", "2" },
+		{ "afs", "AFS Info Header", 8, "byteOrder", "bitmapStart", "2" },
+		{ "befs", "BEFS Info Header", 8, "byteOrder", "bitmapStart", "2" },
+		{ "ufs", "UFS Info Header", 9, "cylinderGroupsCount", "dataFrags", "2" },
+		{ "btrfs", "Info Header", 0, NULL, NULL, NULL },
+	};
+	for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+		struct pih_synth s = { .bs = 1024, .total = 200, .density = 50, .fs = t[k].fs };
+		pih_synth_build(&s);
+		pih_write_volumes(&s, "fsinfo", NULL, 0, 0, 0);
+		img_image *im;
+		img_err err;
+		assert_int_equal(img_open(pih_tpath("fsinfo.000"), NULL, &im, &err), IMG_OK);
+		const img_field_list *fl = img_get_fields(im);
+		size_t i = fl->count;
+		while (i > 0 && !fl->fields[i - 1].section)
+			i--;
+		assert_true(i > 0);
+		assert_string_equal(fl->fields[i - 1].label, t[k].title);
+		const img_field *first = NULL, *last = NULL;
+		size_t shown = 0;
+		for (; i < fl->count; i++) {
+			if (fl->fields[i].level != IMG_FIELD_TOOL)
+				continue;
+			shown++;
+			last = &fl->fields[i];
+			if (!first)
+				first = last;
+		}
+		assert_int_equal(shown, t[k].members);
+		if (t[k].members) {
+			assert_string_equal(first->label, t[k].first);
+			assert_string_equal(first->text, t[k].first_text);
+			assert_string_equal(last->label, t[k].last);
+		}
+		img_close(im);
+		pih_synth_free(&s);
+	}
+}
+
 static void test_multi_volume_cuts(void **state)
 {
 	(void)state;
@@ -312,7 +370,8 @@ static void test_unsigned_sums(void **state)
 	const img_field_list *fl = img_get_fields(im);
 	int seen = 0, fat = 0;
 	for (size_t i = 0; i < fl->count; i++) {
-		seen |= !fl->fields[i].section && strcmp(fl->fields[i].key, "header_sums") == 0;
+		seen |= !fl->fields[i].section && strcmp(fl->fields[i].key, "header_sums") == 0 &&
+			fl->fields[i].level == IMG_FIELD_VERBOSE;  /* not in the tools' layout */
 		fat |= fl->fields[i].section && strcmp(fl->fields[i].label, "FAT Info Header") == 0;
 	}
 	assert_true(seen && fat);
@@ -439,6 +498,7 @@ int main(void)
 		cmocka_unit_test(test_real_samples),
 		cmocka_unit_test(test_single_volume_shapes),
 		cmocka_unit_test(test_info_fields),
+		cmocka_unit_test(test_info_headers_per_fs),
 		cmocka_unit_test(test_multi_volume_cuts),
 		cmocka_unit_test(test_volume_set_errors),
 		cmocka_unit_test(test_damage),
