@@ -97,6 +97,46 @@ static void test_info_fields(void **state)
 	pih_synth_free(&s);
 }
 
+/* Text fields longer than any fixed buffer: a description of 4096 bytes and a
+ * first path of 4095 (their whole fields, no NUL) print whole, in quotes;
+ * UTF-8 stays, a control character and a stray byte show '?'. */
+static const img_field *field_by_key(const img_field_list *fl, const char *key)
+{
+	for (size_t i = 0; i < fl->count; i++)
+		if (!fl->fields[i].section && strcmp(fl->fields[i].key, key) == 0)
+			return &fl->fields[i];
+	fail_msg("no field %s", key);
+	return NULL;
+}
+
+static void test_info_long_texts(void **state)
+{
+	(void)state;
+	struct pih_synth s = { .bs = 1024, .total = 200, .density = 50, .fs = "ext2fs" };
+	pih_synth_build(&s);
+	uint8_t *h = s.img.p;  /* the main header */
+	memset(h + 512, 'd', 4096);
+	memcpy(h + 512, "caf\xc3\xa9\x01\xff", 7);
+	memset(h + 5120, 'p', 4095);
+	pih_set_le32(h + HS, pih_ssum(h, HS));
+	pih_write_volumes(&s, "long", NULL, 0, 0, 0);
+	img_image *im;
+	img_err err;
+	assert_int_equal(img_open(pih_tpath("long.000"), NULL, &im, &err), IMG_OK);
+	const img_field_list *fl = img_get_fields(im);
+	const img_field *d = field_by_key(fl, "description");
+	const img_field *p = field_by_key(fl, "original_filepath");
+	assert_int_equal(strlen(d->text), 4096 + 2);  /* each byte kept or replaced by one '?' */
+	assert_memory_equal(d->text, "\"caf\xc3\xa9??ddd", 11);
+	assert_int_equal(d->text[strlen(d->text) - 1], '"');
+	assert_int_equal(strlen(d->str), 4096);
+	assert_int_equal(strlen(p->text), 4095 + 2);
+	assert_int_equal(p->text[0], '"');
+	assert_int_equal(strlen(p->str), 4095);
+	img_close(im);
+	pih_synth_free(&s);
+}
+
 /* The info header each filesystem name gets, as imagebackup picks it: its
  * title, how many members the tools' layout shows, the first and last label,
  * and the first member's value (the synthetic block has 2 in its first u32). */
@@ -499,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_single_volume_shapes),
 		cmocka_unit_test(test_info_fields),
 		cmocka_unit_test(test_info_headers_per_fs),
+		cmocka_unit_test(test_info_long_texts),
 		cmocka_unit_test(test_multi_volume_cuts),
 		cmocka_unit_test(test_volume_set_errors),
 		cmocka_unit_test(test_damage),
