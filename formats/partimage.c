@@ -362,7 +362,7 @@ static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_si
 	if (*mbr_count && (*mbr_size < PI_MBR_DATA + 4 || mbr_bytes > PI_MAX_MBR_BYTES))
 		return pi_fail(im, IMG_E_CORRUPT, im->s->offset + 9792,
 			       "%u MBR records of %u bytes are out of range", *mbr_count, *mbr_size);
-	pi_add_main_fields(im, h, st->fs, st->part_size);
+	pi_add_main_fields(im, h, st->part_size);
 	stream_consume(im->s, PI_STRUCT + 4);
 	return IMG_OK;
 }

@@ -132,9 +132,8 @@ void pi_add_volume_fields(img_image *im, const uint8_t *vh)
 
 /* CMainHeader; imagebackup shows the partimage version (at 9728) under the
  * name of the uname version (at 9410), which imgbk shows with -v. */
-void pi_add_main_fields(img_image *im, const uint8_t *h, const char *fs, uint64_t part_size)
+void pi_add_main_fields(img_image *im, const uint8_t *h, uint64_t part_size)
 {
-	(void)fs;
 	fmt_section(im, "Main Header");
 	text_field(im, "filesystem", "filesystem", h, 512);
 	text_field(im, "description", "description", h + 512, 4096);
