@@ -50,7 +50,7 @@ struct harness {
 
 static const struct harness harnesses[] = {
 	{ "fuzz_image", regress_image, 5 },   { "fuzz_codecs", regress_codecs, 19 },
-	{ "fuzz_split", regress_split, 5 },   { "fuzz_index", regress_index, 8 },
+	{ "fuzz_split", regress_split, 5 },   { "fuzz_index", regress_index, 14 },
 	{ "fuzz_random", regress_random, 1 }, { "fuzz_zseek", regress_zseek, 4 },
 };
 
