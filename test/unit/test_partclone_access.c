@@ -457,6 +457,27 @@ static void test_v0001(void **state)
 	}
 }
 
+/* info says what a mounted read checks */
+static void expect_read_check(const char *path, const char *needle)
+{
+	img_err err;
+	img_image *im;
+	if (img_open(path, NULL, &im, &err) != IMG_OK)
+		fail_msg("%s", err.msg);
+	const char *t = img_get_info(im)->read_check;
+	if (!t || !strstr(t, needle))
+		fail_msg("%s: read_check \"%s\" lacks \"%s\"", path, t ? t : "(null)", needle);
+	img_close(im);
+}
+
+static void test_read_check_said(void **state)
+{
+	expect_read_check(make_crc_running("crc_said.pc", 100, 7), "continued from the checksum stored");
+	expect_read_check(copy_sample("v0001_minix2.pc", "said1.pc"), "first byte of each block");
+	expect_read_check(copy_sample(xxh_samples[1], "said2.pc"), "state kept in the index");
+	expect_read_check(copy_sample("xxh64_fat16_k64.pc", "said3.pc"), "checksum of its group");
+}
+
 /* ---- first error wins -------------------------------------------------------- */
 
 static void preset(img_err *e)
@@ -528,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_xxh_running_index_from_before),
 		cmocka_unit_test(test_xxh_running_forged_state),
 		cmocka_unit_test(test_v0001),
+		cmocka_unit_test(test_read_check_said),
 		cmocka_unit_test(test_first_error_wins),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
