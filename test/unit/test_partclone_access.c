@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +458,61 @@ static void test_v0001(void **state)
 	}
 }
 
+/* ---- many threads at once ------------------------------------------------------ */
+
+struct reader {
+	img_image *im;
+	const struct layout *l;
+	uint64_t bad;     /* the damaged group */
+	int later_fail;   /* groups after it fail too (running XXH) */
+	unsigned seed;
+	int errors;       /* reads whose outcome was wrong */
+};
+
+static void *read_random_groups(void *arg)
+{
+	struct reader *r = arg;
+	uint64_t n = groups_of(r->l);
+	for (int i = 0; i < 300; i++) {
+		r->seed = r->seed * 1103515245u + 12345u;
+		uint64_t g = (r->seed >> 8) % n;
+		img_err e;
+		int rc = read_group(r->im, r->l, g, &e);
+		int want = g == r->bad || (r->later_fail && g > r->bad) ? IMG_E_CHECKSUM : IMG_OK;
+		r->errors += rc != want;
+	}
+	return NULL;
+}
+
+/* Four threads read groups at random from one open image (damaged at one
+ * group): each read gives the right bytes or the group's error. */
+static void threaded_case(const char *path, uint64_t bad_rank, int later_fail)
+{
+	struct layout l;
+	walk(path, &l);
+	flip(path, data_at(&l, bad_rank, 0));  /* format 0001 covers the first byte only */
+	img_image *im = open_random(path, NULL, 0, NULL);
+	struct reader r[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct reader){ im, &l, bad_rank / l.bpc, later_fail, 77u * (unsigned)i + 1, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, read_random_groups, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].errors, 0);
+	}
+	img_close(im);
+	layout_free(&l);
+}
+
+static void test_threads(void **state)
+{
+	threaded_case(make_crc_running("crc_threads.pc", 600, 7), 200, 0);
+	threaded_case(copy_sample(xxh_samples[0], "xxh_threads.pc"), 250, 1);
+	threaded_case(copy_sample("v0001_fat16.pc", "v1_threads.pc"), 300, 0);
+}
+
 /* info says what a mounted read checks */
 static void expect_read_check(const char *path, const char *needle)
 {
@@ -549,6 +605,7 @@ int main(void)
 		cmocka_unit_test(test_xxh_running_index_from_before),
 		cmocka_unit_test(test_xxh_running_forged_state),
 		cmocka_unit_test(test_v0001),
+		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_read_check_said),
 		cmocka_unit_test(test_first_error_wins),
 	};
