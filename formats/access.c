@@ -269,7 +269,7 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 int img_read_at(img_image *im, uint64_t offset, void *buf, size_t len, size_t *got, img_err *err)
 {
 	*got = 0;
-	err->code = IMG_OK;
+	err->code = IMG_OK;  /* `err` is this call's slot: cleared once, here; then the first error sticks */
 	if (!im->random_ready)
 		return img_err_set(err, IMG_E_USAGE, 0, 0, 0, "%s: img_random_open was not called",
 				   im->path);

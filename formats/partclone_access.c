@@ -424,8 +424,9 @@ static int states_build(img_image *im, struct pc_state *st, const img_random_opt
 		rc = hash_group(im, st, g, &h, buf, GROUP_CHUNK, &e);
 		if (rc == IMG_E_CHECKSUM && st->first_bad > g)
 			st->first_bad = g;
-		if (o->progress && (g % 256 == 0 || g + 1 == st->ngroups))
-			o->progress(o->progress_ctx, g + 1, st->ngroups);
+		if (o->progress && (g % 256 == 0 || g + 1 == st->ngroups))  /* in data bytes */
+			o->progress(o->progress_ctx, (g * st->bpc + group_blocks(st, g)) * st->bs,
+				    st->used * st->bs);
 		if (rc == IMG_E_CHECKSUM)
 			rc = IMG_OK;
 	}
