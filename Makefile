@@ -9,6 +9,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deps       install the Debian packages that are missing (needs root)
 #   SANITIZE=1      build with ASan + UBSan (make check SANITIZE=1)
+#   make tsan       the random-read unit tests and the fuzz replay under ThreadSanitizer
 
 CC        ?= cc
 PKG_CONFIG ?= pkg-config
@@ -26,6 +27,11 @@ ifeq ($(SANITIZE),1)
 O := build-san
 BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(TSAN),1)
+O := build-tsan
+BASE_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
 endif
 
 # Libraries: pkg-config for each; bzip2 ships no .pc file on Debian 12.
@@ -52,8 +58,8 @@ FUSE_OBJ   := $(FUSE_SRC:%.c=$(O)/%.o)
 HEADERS    := imgbk.h $(wildcard io/*.h formats/*.h applets/*.h fuse/*.h)
 
 LIB        := $(O)/libimgbk.a
-# SANITIZE=1 builds build-san/imgbk (and its links there), never ./imgbk
-BIN        := $(if $(filter 1,$(SANITIZE)),$(O)/imgbk,imgbk)
+# SANITIZE=1 (TSAN=1) builds build-san/imgbk (build-tsan/imgbk), never ./imgbk
+BIN        := $(if $(filter 1,$(SANITIZE) $(TSAN)),$(O)/imgbk,imgbk)
 LINKS      := vpartclone vntfsclone vpartimage
 
 UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
@@ -119,6 +125,18 @@ check: deps
 endif
 SMOKE_SECONDS ?= 30
 
+# ThreadSanitizer (TSAN=1 builds into build-tsan/): the tests that read at
+# random from several threads, and test_regress (the fuzz_random and
+# fuzz_zseek inputs among others). Any report fails the run.
+TSAN_TESTS := test_zseek_gz test_zseek_codecs test_partclone_access test_partimage_access \
+	      test_ntfsclone_access test_regress
+.PHONY: tsan
+tsan:
+	$(MAKE) TSAN=1 $(TSAN_TESTS:%=build-tsan/test/%)
+	@bad=; for t in $(TSAN_TESTS); do echo "== $$t (ThreadSanitizer)"; \
+	  IMGBK_TEST_DATA=test/data TSAN_OPTIONS="exitcode=66" build-tsan/test/$$t || bad="$$bad $$t"; \
+	done; [ -z "$$bad" ] || { echo "tsan: failed:$$bad"; exit 1; }
+
 demo: deps
 	$(MAKE) all
 	sh test/demo.sh
@@ -153,7 +171,7 @@ uninstall:
 	for m in man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done
 
 clean:
-	rm -rf build build-san $(BIN) $(LINKS)
+	rm -rf build build-san build-tsan $(BIN) $(LINKS)
 
 # ---- fuzzing (libFuzzer, clang) ---------------------------------------------
 # make fuzz        build test/fuzz/fuzz_*.c into build-fuzz/ and run each for

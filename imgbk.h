@@ -112,6 +112,8 @@ typedef struct img_info {
 	int checksums_chained;       /* each checksum covers all data before it (partclone -K):
 	                                after a bad group the later ones cannot be checked */
 	uint64_t image_data_size;    /* expected bytes of the uncompressed image, 0 if unknown */
+	const char *read_check;      /* what a random read (the mount) checks before it hands
+	                                out bytes, one sentence (info --json: read_check) */
 } img_info;
 
 /* @return the header facts; valid until img_close. */

@@ -95,7 +95,12 @@ static void print_json(const img_info *in, const img_field_list *fl)
 	       (unsigned long long)in->total_blocks, (unsigned long long)in->used_blocks);
 	printf(",\"checksum\":");
 	json_string(stdout, in->checksum);
-	printf(",\"image_data_size\":%llu,\"header\":{", (unsigned long long)in->image_data_size);
+	printf(",\"image_data_size\":%llu", (unsigned long long)in->image_data_size);
+	if (in->read_check) {
+		printf(",\"read_check\":");
+		json_string(stdout, in->read_check);
+	}
+	printf(",\"header\":{");
 	int first = 1;
 	for (size_t i = 0; i < fl->count; i++) {
 		const img_field *f = &fl->fields[i];

@@ -154,6 +154,20 @@ void hash_update(img_hash *h, const void *p, size_t n);
 size_t hash_digest(const img_hash *h, uint8_t out[16]);
 size_t hash_size(enum img_hash_kind kind);
 void hash_free(img_hash *h);
+/* Make dst (initialised, same kind) a copy of src. @return IMG_OK, or
+ * IMG_E_USAGE when the kinds differ. */
+int hash_copy(img_hash *dst, const img_hash *src);
+
+/* A running state as bytes, to save and take up again in another process:
+ * hash_state_size(kind) bytes, little-endian fields, never the struct.
+ * hash_state_load fills an initialised h of the same kind; `hashed` is the
+ * number of bytes the state must have taken in. @return IMG_OK, or
+ * IMG_E_CORRUPT when the saved length differs or a field is out of range
+ * (such a state is never used). Only the digest tells whether the lanes are
+ * right: compare it with a stored checksum before trusting a loaded state. */
+size_t hash_state_size(enum img_hash_kind kind);
+void hash_state_save(const img_hash *h, uint8_t *out);
+int hash_state_load(img_hash *h, const uint8_t *in, uint64_t hashed);
 
 /* partclone's CRC-32 of a whole buffer: zlib's without the final inversion. */
 static inline uint32_t crc32_partclone(const void *p, size_t n) { return ~crc32_fast(0, p, n); }

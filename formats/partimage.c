@@ -518,6 +518,8 @@ static void set_info(img_image *im)
 	info->total_blocks = st->total;
 	info->used_blocks = st->used;
 	info->checksum = "CRC32";
+	info->read_check = "every byte, against the CRC32 of its 64 KiB chunk's CHK record, except the "
+			   "last partial chunk, which has none (verify checks it through the tail's byte sum)";
 	info->has_checksums = 1;
 	info->checksums_chained = 0;
 	info->image_data_size = st->vol->suffix_at ? 0 : pi_logical_end(st) + PI_VOLUME_HEADER;
