@@ -571,6 +571,8 @@ static int decode_sequences(struct seq_run *r, uint32_t nseq, const uint8_t *p, 
 		r->out += ll;
 		if (off > r->out || off > s->window_size)
 			return corrupt(s, "match offset beyond the decoded data or the window");
+		if (r->out + ml + r->lits_left - s->pos > ZB_BLOCK_MAX)
+			return corrupt(s, "block decodes to more than 128 KiB");
 		if (r->fn)
 			r->fn(r->ctx, r->out, r->out - off, off < ml ? (uint32_t)off : ml);
 		r->out += ml;
@@ -595,8 +597,8 @@ static void keep_tree(struct zb_state *s, const uint8_t *huf, size_t len)
 }
 
 /* Parse the content of a compressed block (n bytes at p) at s->pos. */
-static int parse_compressed(struct zb_state *s, const uint8_t *p, size_t n, struct zb_block_info *info,
-			    zb_match_fn fn, void *ctx)
+static int parse_compressed(struct zb_state *s, const uint8_t *p, size_t n, uint32_t block_max,
+			    struct zb_block_info *info, zb_match_fn fn, void *ctx)
 {
 	size_t used, huf_len;
 	uint32_t regen;
@@ -627,6 +629,8 @@ static int parse_compressed(struct zb_state *s, const uint8_t *p, size_t n, stru
 	n -= used;
 	info->sequences = nseq;
 	if (nseq == 0) {  /* the section stops here (RFC 3.1.1.3.2.1) */
+		if (regen > block_max)
+			return corrupt(s, "block decodes to more than the frame allows");
 		info->usize = regen;
 		keep_tree(s, huf, huf_len);
 		return ZB_OK;
@@ -655,8 +659,8 @@ static int parse_compressed(struct zb_state *s, const uint8_t *p, size_t n, stru
 	if (rc != ZB_OK)
 		return rc;
 	uint64_t total = r.out - s->pos + r.lits_left;
-	if (total > ZB_BLOCK_MAX)
-		return corrupt(s, "block decodes to more than 128 KiB");
+	if (total > block_max)
+		return corrupt(s, "block decodes to more than the frame allows");
 	info->usize = (uint32_t)total;
 	keep_tree(s, huf, huf_len);
 	memcpy(s->rep, r.rep, sizeof r.rep);
@@ -689,7 +693,7 @@ int zb_block(struct zb_state *s, const uint8_t *p, size_t n, size_t *need, struc
 	if (n < info->csize)
 		return ZB_E_SHORT;
 	if (info->type == 2) {
-		int rc = parse_compressed(s, p + 3, size, info, fn, ctx);
+		int rc = parse_compressed(s, p + 3, size, (uint32_t)block_max, info, fn, ctx);
 		if (rc != ZB_OK)
 			return rc;
 	} else {

@@ -99,7 +99,8 @@ struct zb_block_info {
 
 /* Per match: decoded bytes [src, src + len) of the frame (src + len <=
  * dst) are copied to dst. Only the bytes that existed before dst are
- * reported (an overlapping match reports len = its offset). */
+ * reported (an overlapping match reports len = its offset). A block found
+ * damaged may have reported some of its matches before the damage. */
 typedef void (*zb_match_fn)(void *ctx, uint64_t dst, uint64_t src, uint32_t len);
 
 void zb_state_init(struct zb_state *s, const struct zb_frame *f);
