@@ -325,19 +325,19 @@ static void zst_free_cand(struct zst_cand *c)
 
 struct zst_dec;
 static int zst_dec_start(img_rsrc *raw, const char *name, uint64_t cin, const uint8_t *state, size_t state_len,
-			 uint64_t limit, struct zst_dec **out, img_err *err);
+			 uint64_t limit, ZSTD_DStream *borrow, struct zst_dec **out, img_err *err);
 static int zst_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err);
 static void zst_close(void *dp);
 
 /* Resume at checkpoint c and decode its span: 1 when it gives the bytes the
  * main pass saw (same length, same CRC-32), else -1. */
-static int zst_verify(struct zst_scan *z, const struct zst_cand *c, uint8_t *buf, size_t cap)
+static int zst_verify(struct zst_scan *z, const struct zst_cand *c, ZSTD_DStream *ds, uint8_t *buf, size_t cap)
 {
 	img_err err;
 	memset(&err, 0, sizeof err);
 	struct zst_dec *d;
 	uint64_t want = c->end - c->uout, made = 0;
-	if (zst_dec_start(z->sc->raw, z->sc->name, c->cin, c->state, c->state_len, want, &d, &err) != IMG_OK)
+	if (zst_dec_start(z->sc->raw, z->sc->name, c->cin, c->state, c->state_len, want, ds, &d, &err) != IMG_OK)
 		return -1;
 	uint32_t crc = 0;
 	int ok = 1;
@@ -357,6 +357,7 @@ static void *zst_worker(void *arg)
 	struct zst_scan *z = arg;
 	size_t cap = (size_t)1 << 20;
 	uint8_t *buf = malloc(cap);
+	ZSTD_DStream *ds = zst_new_dstream();  /* one for all: its window is allocated once */
 	pthread_mutex_lock(&z->lock);
 	for (;;) {
 		while (z->qn == 0 && !z->done)
@@ -366,11 +367,12 @@ static void *zst_worker(void *arg)
 		struct zst_cand *c = z->queue[z->qhead++];
 		z->qn--;
 		pthread_mutex_unlock(&z->lock);
-		int v = buf ? zst_verify(z, c, buf, cap) : -1;
+		int v = buf && ds ? zst_verify(z, c, ds, buf, cap) : -1;
 		pthread_mutex_lock(&z->lock);
 		c->verified = v;
 	}
 	pthread_mutex_unlock(&z->lock);
+	ZSTD_freeDStream(ds);
 	free(buf);
 	return NULL;
 }
@@ -538,8 +540,22 @@ static int zst_pack_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, co
 	return IMG_OK;
 }
 
-/* Unpack a state into the dictionary it stands for. @return IMG_OK or IMG_E_CORRUPT. */
-static int zst_unpack_state(const uint8_t *state, size_t len, uint8_t **dict, size_t *dict_len, uint8_t *window_byte)
+/* Make *dict (*cap bytes) hold at least n. @return 1, or 0 out of memory. */
+static int zst_dict_room(uint8_t **dict, size_t *cap, size_t n)
+{
+	if (*cap >= n)
+		return 1;
+	uint8_t *nd = realloc(*dict, n);
+	if (!nd)
+		return 0;
+	*dict = nd;
+	*cap = n;
+	return 1;
+}
+
+/* Unpack a state into the dictionary it stands for, in *dict (grown as needed). @return IMG_OK or IMG_E_CORRUPT. */
+static int zst_unpack_state(const uint8_t *state, size_t len, uint8_t **dict, size_t *dict_cap, size_t *dict_len,
+			    uint8_t *window_byte)
 {
 	unsigned long long raw_len = ZSTD_getFrameContentSize(state, len);
 	if (raw_len == ZSTD_CONTENTSIZE_UNKNOWN || raw_len == ZSTD_CONTENTSIZE_ERROR || raw_len < 12 ||
@@ -557,7 +573,9 @@ static int zst_unpack_state(const uint8_t *state, size_t len, uint8_t **dict, si
 		uint32_t content = codec_le32(raw + 4), runs = codec_le32(raw + 8);
 		*window_byte = raw[1];
 		if (head <= ZB_DICT_HEAD_MAX && (size_t)(end - p) >= head && content <= ZS_MAX_STATE &&
-		    (d = calloc(1, head + (size_t)content))) {
+		    zst_dict_room(dict, dict_cap, head + (size_t)content)) {
+			d = *dict;
+			memset(d + head, 0, content);
 			memcpy(d, p, head);
 			p += head;
 			/* the runs' table, then their bytes */
@@ -580,16 +598,13 @@ static int zst_unpack_state(const uint8_t *state, size_t len, uint8_t **dict, si
 					bytes += rl;
 					at += gap + rl;
 				}
-				*dict = d;
 				*dict_len = head + content;
-				d = NULL;
 				rc = IMG_OK;
 			}
 		}
 	} else if (ZSTD_isError(n) && ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) {
 		rc = IMG_E_IO;
 	}
-	free(d);
 	free(raw);
 	return rc;
 }
@@ -973,31 +988,88 @@ static int zst_scan(struct zs_scan *sc)
 
 /* ---- decoder --------------------------------------------------------------------- */
 
+/* Decoder contexts and dictionary buffers of closed decoders, kept for the
+ * next ones: a new context allocates and faults in its window, and a read
+ * at random opens a decoder each time. A process-wide cache (any view may
+ * use any entry); the contexts hold no state of their last frame. */
+#define ZSTD_POOL 4
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct zst_pooled {
+	ZSTD_DStream *ds;
+	uint8_t *dict;
+	size_t cap;
+} pool[ZSTD_POOL];
+static size_t pool_n;
+
+static void pool_take(ZSTD_DStream **ds, uint8_t **dict, size_t *cap)
+{
+	*ds = NULL;
+	*dict = NULL;
+	*cap = 0;
+	pthread_mutex_lock(&pool_lock);
+	if (pool_n > 0) {
+		struct zst_pooled *e = &pool[--pool_n];
+		*ds = e->ds;
+		*dict = e->dict;
+		*cap = e->cap;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	if (*ds) {
+		ZSTD_DCtx_reset(*ds, ZSTD_reset_session_only);
+		ZSTD_DCtx_refDDict(*ds, NULL);
+	}
+}
+
+static void pool_give(ZSTD_DStream *ds, uint8_t *dict, size_t cap)
+{
+	pthread_mutex_lock(&pool_lock);
+	if (pool_n < ZSTD_POOL && ds) {
+		pool[pool_n++] = (struct zst_pooled){ ds, dict, cap };
+		ds = NULL;
+		dict = NULL;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	ZSTD_freeDStream(ds);
+	free(dict);
+}
+
 struct zst_dec {
 	const char *name;
 	struct zs_input in;
 	ZSTD_DStream *ds;
 	uint8_t *dict;         /* checkpoint: the dictionary, loaded by reference */
+	size_t dict_cap;
 	uint8_t head[6];       /* checkpoint: the frame header fed before the blocks */
 	size_t head_left;
 	uint64_t left;         /* bytes until the next point */
 	int ended;             /* the frame ended */
+	int borrowed;          /* ds is the caller's */
 };
 
 static void zst_close(void *dp)
 {
 	struct zst_dec *d = dp;
-	ZSTD_freeDStream(d->ds);
 	zs_input_free(&d->in);
-	free(d->dict);
+	if (d->borrowed)
+		free(d->dict);
+	else
+		pool_give(d->ds, d->dict, d->dict_cap);
 	free(d);
 }
 
 static int zst_dec_start(img_rsrc *raw, const char *name, uint64_t cin, const uint8_t *state, size_t state_len,
-			 uint64_t limit, struct zst_dec **out, img_err *err)
+			 uint64_t limit, ZSTD_DStream *borrow, struct zst_dec **out, img_err *err)
 {
 	struct zst_dec *d = calloc(1, sizeof *d);
-	if (!d || !(d->ds = zst_new_dstream())) {
+	if (d && borrow) {
+		ZSTD_DCtx_reset(borrow, ZSTD_reset_session_only);
+		ZSTD_DCtx_refDDict(borrow, NULL);  /* the last dictionary goes */
+		d->ds = borrow;
+		d->borrowed = 1;
+	} else if (d) {
+		pool_take(&d->ds, &d->dict, &d->dict_cap);
+	}
+	if (!d || !(d->ds || (d->ds = zst_new_dstream()))) {
 		free(d);
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory", name);
 	}
@@ -1007,7 +1079,7 @@ static int zst_dec_start(img_rsrc *raw, const char *name, uint64_t cin, const ui
 	if (state) {
 		size_t dict_len = 0;
 		uint8_t wb = 0;
-		rc = zst_unpack_state(state, state_len, &d->dict, &dict_len, &wb);
+		rc = zst_unpack_state(state, state_len, &d->dict, &d->dict_cap, &dict_len, &wb);
 		if (rc == IMG_E_IO)
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory", name);
 		else if (rc != IMG_OK || ZSTD_isError(ZSTD_DCtx_loadDictionary_byReference(d->ds, d->dict, dict_len)))
@@ -1023,9 +1095,8 @@ static int zst_dec_start(img_rsrc *raw, const char *name, uint64_t cin, const ui
 	if (rc == IMG_OK)
 		rc = zs_input_init(&d->in, raw, cin, (size_t)256 << 10, err);
 	if (rc != IMG_OK) {
-		ZSTD_freeDStream(d->ds);
-		free(d->dict);
-		free(d);
+		zs_input_free(&d->in);
+		zst_close(d);
 		return rc;
 	}
 	*out = d;
@@ -1036,7 +1107,7 @@ static int zst_open(img_rsrc *raw, const char *name, const struct zs_point *p, u
 		    void **out, img_err *err)
 {
 	struct zst_dec *d;
-	int rc = zst_dec_start(raw, name, p->cin, p->state, p->state_len, next_uout - p->uout, &d, err);
+	int rc = zst_dec_start(raw, name, p->cin, p->state, p->state_len, next_uout - p->uout, NULL, &d, err);
 	if (rc == IMG_OK)
 		*out = d;
 	return rc;

@@ -355,6 +355,16 @@ static int back_init(struct back_bits *b, const uint8_t *p, size_t n)
 	return ZB_OK;
 }
 
+static uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t x;
+	memcpy(&x, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	x = __builtin_bswap64(x);
+#endif
+	return x;
+}
+
 static uint32_t back_read(struct back_bits *b, unsigned nb)
 {
 	if (nb == 0)
@@ -367,8 +377,12 @@ static uint32_t back_read(struct back_bits *b, unsigned nb)
 	}
 	size_t byte = (size_t)(b->pos >> 3);
 	uint64_t x = 0;
-	for (unsigned i = 0; i < 8 && byte + i < b->n; i++)
-		x |= (uint64_t)b->p[byte + i] << (8 * i);
+	if (byte + 8 <= b->n) {
+		x = load_le64(b->p + byte);
+	} else {
+		for (unsigned i = 0; byte + i < b->n; i++)
+			x |= (uint64_t)b->p[byte + i] << (8 * i);
+	}
 	return (uint32_t)((x >> (b->pos & 7)) & (((uint64_t)1 << nb) - 1));
 }
 
