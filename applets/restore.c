@@ -237,13 +237,16 @@ static int restore_main(int argc, char **argv)
 		return usage_exit(&applet_restore, 0);
 	}
 	const char *image = argv[optind], *target = argv[optind + 1];
-	opt.raw_size = is_block_device(target);  /* its size is checked before writing */
+	/* a device's size is checked before writing: a compressed raw image is
+	 * decoded once to learn its size (not from stdin, which it would use up) */
+	int to_device = is_block_device(target);
+	opt.raw_size = to_device && strcmp(image, "-") != 0;
 	img_image *im;
 	int rc = open_image(image, &opt, &im);
 	if (rc)
 		return rc;
 	const img_info *in = img_get_info(im);
-	if (opt.raw_size && strcmp(in->format, "raw") == 0 && in->device_size == 0) {
+	if (to_device && strcmp(in->format, "raw") == 0 && in->device_size == 0) {
 		warnx_("%s: the size of a raw image read from standard input is not known before "
 		       "it is written, so %s cannot be checked to be large enough; restore from "
 		       "the image file instead", in->path, target);

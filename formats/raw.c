@@ -91,9 +91,11 @@ static int is_compressed(const img_image *im)
 	return strchr(im->layers, '+') != NULL;
 }
 
-static int from_stdin(const img_image *im)
+/* Can the bytes be read again from the start by name (a file or split set,
+ * not standard input or a caller's stream)? */
+static int from_files(const img_image *im)
 {
-	return strcmp(im->path, "(stdin)") == 0;
+	return strncmp(im->layers, "file", 4) == 0 || strncmp(im->layers, "split", 5) == 0;
 }
 
 /* The size of the file(s) of an uncompressed image (0 when they have none,
@@ -114,7 +116,7 @@ static int file_size(img_image *im, uint64_t *size)
 static int decoded_size(img_image *im, struct raw_state *st, uint64_t *size)
 {
 	uint64_t skipped = 0;
-	if (from_stdin(im)) {
+	if (!from_files(im)) {
 		st->drained = 1;
 		int rc = stream_skip(im->s, UINT64_MAX, &skipped);
 		*size = skipped;
@@ -133,7 +135,7 @@ static int decoded_size(img_image *im, struct raw_state *st, uint64_t *size)
 static int raw_learn_size(img_image *im, struct raw_state *st)
 {
 	int rc = IMG_OK;
-	if (!is_compressed(im) && !from_stdin(im)) {
+	if (!is_compressed(im) && from_files(im)) {
 		rc = file_size(im, &st->size);
 		st->size_known = rc == IMG_OK && st->size > 0;
 	} else if (im->opt.raw_size) {
@@ -156,7 +158,7 @@ static void raw_fields(img_image *im, const struct raw_state *st, const struct f
 		img_field *f = fmt_field_num(im, "size", "size", st->size, "%s bytes (%s)", a, b);
 		if (f)
 			f->comment = is_compressed(im) ? "counted by decoding the whole image"
-				     : from_stdin(im) ? "counted by reading the whole stream" : NULL;
+				     : !from_files(im) ? "counted by reading the whole stream" : NULL;
 	} else {
 		fmt_field(im, "size", "size", "unknown (%s)",
 			  is_compressed(im) ? "known only after decoding the whole image"
