@@ -77,7 +77,10 @@ typedef struct img_options {
 	 * case where the file name decides. A file is read as raw when its
 	 * bytes carry no image magic and its name ends in .dd-img or
 	 * .dd-ptcl-img (then any compressor and split suffixes), or when `raw`
-	 * is set (--raw); `raw` on bytes with an image magic is refused. */
+	 * is set (--raw); `raw` on bytes with an image magic is refused
+	 * (IMG_E_USAGE). Its img_info: format "raw", checksum "NONE", fs a short
+	 * name of what the bytes look like ("EXTFS", "NTFS", ... or "unknown"),
+	 * block_size 1 (blocks and runs count bytes; every byte is a used one). */
 	int raw;
 	/* A raw image under compression learns its size only by being decoded
 	 * to the end. With raw_size set, img_open does that (again from the
