@@ -225,6 +225,15 @@ c_restore() { # VARIANT
 	run 0 "$IMGBK" restore -f $(rawopt "$1") "$i" out.raw && same out.raw "$FIX/fs.raw"
 }
 
+c_restore_stdin() {
+	need "$(img zstd)" "$(img plain)" || return 1
+	run_in "$(img zstd)" 0 "$IMGBK" restore --raw - out.raw && same out.raw "$FIX/fs.raw" || return 1
+	err_has 'restored every byte of the raw image \(stdin\) .*33,554,432 bytes' || return 1
+	"$IMGBK" restore -q --raw - - <"$(img plain)" >out2.raw 2>"$W/err" || { show "$W/err"; return 1; }
+	same out2.raw "$FIX/fs.raw" || return 1
+	run_in "$(img plain)" 1 "$IMGBK" restore - out3.raw && err_has 'pass --raw'
+}
+
 c_restore_device() {
 	local dev small i
 	start_case
@@ -335,6 +344,7 @@ tc "verify of a damaged .dd-img.gz: exit 1, names the file, gzip and the byte" c
 for v in $VARIANTS; do
 	tc "restore $v: new file, stdout == fs (cmp); existing file refused, --force overwrites" c_restore "$v"
 done
+tc "restore --raw - (zstd, plain from stdin) to a file and to stdout == fs; without --raw: exit 1" c_restore_stdin
 tc "restore zstd to a loop device of old bytes == fs, zeros written, rest untouched; too small / stdin / mounted device refused" c_restore_device
 for v in $VARIANTS; do
 	if [ -n "$FUSE_WHY" ]; then
