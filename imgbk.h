@@ -86,7 +86,9 @@ typedef struct img_options {
 	 * to the end. With raw_size set, img_open does that (again from the
 	 * file, so the walk still starts at byte 0; from standard input the
 	 * stream is used up by it and no run can be read afterwards). Without
-	 * it, device_size stays 0 (unknown) until the walk or img_random_open. */
+	 * it, device_size is 0 (unknown) after img_open; the walk raises it (and
+	 * total_blocks, used_blocks) to the bytes handed out so far, so it is
+	 * the size at IMG_EOF; img_random_open sets it from the decoded data. */
 	int raw_size;
 } img_options;
 
