@@ -106,25 +106,37 @@ check-one:
 	$(MAKE) integration
 
 # ---- make check ------------------------------------------------------------
-# 1. Every binary is built once, both builds and the fuzz harnesses at the
-#    same time (-j, one core each): ./imgbk + build/ (what users get),
-#    build-san/ (ASan + UBSan), build-fuzz/.
-# 2. One pool of jobs, CHECK_JOBS at a time (test/jobs.sh: each job's output
-#    whole when it ends, then one line "N passed, M failed" over all of them):
-#    - every integration script of test/integration/all.sh against ./imgbk,
-#      and the man pages;
-#    - the unit tests built with the sanitizers (build-san/test/), and
+# 1. Every binary is built once, the two builds and the fuzz harnesses at the
+#    same time (-j): ./imgbk + build/ (what users get), build-san/ (ASan +
+#    UBSan), build-fuzz/ (clang, libFuzzer, ASan + UBSan).
+# 2. One pool of jobs, CHECK_JOBS at a time (test/jobs.sh prints each job's
+#    output whole when it ends, a table of times, and last the one line
+#    "N passed, M failed" over every case of every job):
+#    - every integration script listed in test/integration/all.sh (a script
+#      added there joins by itself) and the man page check, against ./imgbk;
+#    - every unit test twice: built with the sanitizers (build-san/test/) and
 #      built as users build the library (build/test/);
-#    - the corruption matrix a second time, against build-san/imgbk;
-#    - the fuzz smoke: each harness SMOKE_SECONDS with a fixed seed.
-# The sanitizer build runs the unit tests, the corruption matrix and the
-# fuzz smoke, not the whole integration suite: ... (see below)
-# make check SANITIZE=1: the sanitizer build's suite alone (check-one).
+#    - the corruption matrix and mount.sh again, against build-san/imgbk;
+#    - the fuzz smoke: each harness SMOKE_SECONDS with the fixed seed.
+# Why not the whole integration suite under the sanitizers too: their job is
+# to find memory errors and undefined behaviour, and hostile input is where
+# those live. The unit tests and the fuzz harnesses drive io/ and formats/
+# (every parser and decoder, random access, the index) with the sanitizers;
+# the corruption matrix sends ~900 damaged images through info, verify and
+# restore (the applets and the target code); mount.sh adds the FUSE daemon
+# (fuse/), the mount, index and vpartclone front ends and parallel reads.
+# The other scripts (run.sh, zmount.sh, safety.sh, ntfsclone.sh,
+# partimage.sh, ...) check bytes and messages end to end against real
+# partclone/ntfsclone/partimage and compressors: they prove what users get,
+# so they run with the binary users get, where a second, sanitized run would
+# take longer than the whole budget of 15 minutes and reach the same code.
+# make check SANITIZE=1: the sanitizer build's whole suite, one test at a time.
 CHECK_JOBS    ?= $(shell echo $$(($$(nproc 2>/dev/null || echo 1) + 1)))
 SMOKE_SECONDS ?= 30
 NPROC         := $(shell nproc 2>/dev/null || echo 1)
 SAN_UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=build-san/test/%)
 NORM_UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
+SAN_SCRIPTS   := corrupt.sh mount.sh
 
 .PHONY: check-build check-build-normal check-build-san check-jobs
 ifeq ($(SANITIZE),1)
@@ -145,12 +157,15 @@ check-build-normal:
 check-build-san:
 	$(MAKE) SANITIZE=1 build-san/imgbk build-san/libimgbk.a $(SAN_UNIT_BIN)
 
-# the job lines of make check, longest first (test/jobs.sh starts them in this order)
+# the job lines of make check, about the longest first (test/jobs.sh starts
+# them in this order)
 check-jobs:
+	@for s in $(SAN_SCRIPTS); do printf '%s (sanitizers)\tIMGBK=%s IMGBK_LIB=%s bash test/integration/%s\n' \
+		$$s $(CURDIR)/build-san/imgbk $(CURDIR)/build-san/libimgbk.a $$s; done
 	@sh test/integration/all.sh --list
-	@printf 'corrupt.sh (sanitizers)\tIMGBK=$(CURDIR)/build-san/imgbk IMGBK_LIB=$(CURDIR)/build-san/libimgbk.a bash test/integration/corrupt.sh\n'
+	@for t in $(SAN_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
 	@for b in $(FUZZ_BIN); do printf '%s\tsh test/fuzz/run.sh %s $(SMOKE_SECONDS) $(FUZZ_SEED)\n' $$(basename $$b) $$b; done
-	@for t in $(SAN_UNIT_BIN) $(NORM_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
+	@for t in $(NORM_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
 	@printf 'man pages\tsh test/man-check.sh ./imgbk\n'
 
 demo: deps
