@@ -18,7 +18,7 @@
 # or else one case that passed if the job exited 0. A job that exits non-zero
 # with no failed case counted adds one failed case (a crash, a timeout, a
 # failing fuzz harness). A job running longer than IMGBK_JOB_TIMEOUT seconds
-# (default 1200) is stopped (SIGTERM, so its traps unmount and detach) and
+# (default 3600) is stopped (SIGTERM, so its traps unmount and detach) and
 # fails.
 #
 # Output ends with a table of each job's wall and CPU seconds and result, a
@@ -30,7 +30,7 @@ export LC_ALL=C
 
 JOBFILE=${1:--}
 NJOBS=${IMGBK_JOBS:-$(($(nproc 2>/dev/null || echo 1) + 1))}
-JOB_TIMEOUT=${IMGBK_JOB_TIMEOUT:-1200}
+JOB_TIMEOUT=${IMGBK_JOB_TIMEOUT:-3600}
 # sub-makes started by a job must not talk to our caller's jobserver
 unset MAKEFLAGS MFLAGS MAKELEVEL
 

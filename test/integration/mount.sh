@@ -189,7 +189,7 @@ c_printed_cmds() { # IMAGE FSTYPE FSCK
 		# and stack a tmpfs where the loop mount would be for the unmount line
 		[ "$2" = vfat ] || skip "the kernel has no $2 driver"
 		local src
-		src=$(echo "$cmd" | cut -d' ' -f5)
+		src=$(echo "$cmd" | cut -d' ' -f6)
 		echo "# the kernel has no vfat driver: not run: $cmd; $src read with mcopy instead"
 		run 0 env MTOOLS_SKIP_CHECK=1 mcopy -n -i "$src" ::/random/r1.bin r1.bin &&
 			same r1.bin "$FIX/src/random/r1.bin" || return 1
