@@ -50,6 +50,16 @@ remove_temp() {
 	fi
 }
 
+# detach_ours DEVICE: detach a loop device recorded by this script if it is
+# still attached to a file of ours (under $T). Other scripts and other runs
+# take loop devices at the same time: a number we used and freed may be
+# theirs by now.
+detach_ours() {
+	local back
+	back=$(losetup -n -O BACK-FILE "$1" 2>/dev/null) || return 0
+	case $back in "$T"/* | "$(readlink -f "$T")"/*) losetup -d "$1" 2>/dev/null ;; esac
+}
+
 # tc DESCRIPTION FUNCTION [ARGS...]
 tc() {
 	local desc=$1 rc

@@ -52,7 +52,7 @@ unmount_recorded() {
 	local m l
 	[ -s "$T/mounts" ] && tac "$T/mounts" | while read -r m; do unmount_dir "$m"; done
 	[ -s "$T/loops" ] && while read -r l; do
-		losetup "$l" >/dev/null 2>&1 && losetup -d "$l" 2>/dev/null
+		detach_ours "$l"
 	done <"$T/loops"
 	: >"$T/mounts"
 	: >"$T/loops"

@@ -39,7 +39,7 @@ cleanup() {
 	local l
 	if [ -s "$T/loops" ]; then
 		while read -r l; do
-			losetup "$l" >/dev/null 2>&1 && losetup -d "$l" 2>/dev/null
+			detach_ours "$l"
 		done <"$T/loops"
 	fi
 	remove_temp

@@ -78,7 +78,7 @@ release() {
 	fi
 	if [ -s "$T/loops" ]; then
 		tac "$T/loops" | while read -r x; do
-			losetup "$x" >/dev/null 2>&1 && losetup -d "$x" 2>/dev/null
+			detach_ours "$x"
 		done
 	fi
 	for x in immutable swaps mounts loops; do : >"$T/$x"; done
