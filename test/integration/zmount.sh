@@ -487,9 +487,10 @@ c_gz_damaged_after_index() {
 	cp -p "$FIX/v/gzip9/fs.img.gz" late.img.gz || return 1
 	run 0 $TO "$IMGBK" index late.img.gz && out_has 'saved' || return 1
 	damage_in_place late.img.gz || return 1
-	mnt late.img.gz m -q || return 1
+	mnt "$PWD/late.img.gz" m -q || return 1
 	f=$(vfile m) || return 1
-	pid=$(pgrep -f "mount -q late.img.gz ") || pid=$(pgrep -f "late.img.gz")
+	# by its absolute path: our daemon, never one of another run
+	pid=$(pgrep -f "mount -q $PWD/late.img.gz ") || fail "daemon process not found" || return 1
 	echo "# daemon pid: $pid"
 	# every 1 MiB chunk: EIO or the reference bytes
 	chunks_eio "$f" "$FIX/fs.raw" >scan.out || return 1
