@@ -49,7 +49,7 @@ FUSE_SRC   := $(sort $(wildcard fuse/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(O)/%.o)
 APPLET_OBJ := $(APPLET_SRC:%.c=$(O)/%.o) $(O)/imgbk.o
 FUSE_OBJ   := $(FUSE_SRC:%.c=$(O)/%.o)
-HEADERS    := imgbk.h $(wildcard io/*.h formats/*.h applets/*.h fuse/*.h)
+HEADERS    := $(wildcard *.h io/*.h formats/*.h applets/*.h fuse/*.h)
 
 LIB        := $(O)/libimgbk.a
 # SANITIZE=1 builds build-san/imgbk (and its links there), never ./imgbk

@@ -259,4 +259,7 @@ void img_fmt_thousands(char *out, size_t outsz, uint64_t v);
 /* "640.0 MB" with 1024-based units and one decimal, as the seed prints */
 void img_fmt_human(char *out, size_t outsz, uint64_t bytes);
 
+/* ---- Clonezilla image directories and whole disks ------------------------ */
+#include "imgbk_czdir.h"
+
 #endif
