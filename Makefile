@@ -29,7 +29,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Libraries: pkg-config for each; bzip2 ships no .pc file on Debian 12.
-PKGS      := zlib libzstd liblzma liblz4 libxxhash
+PKGS      := zlib libzstd liblzma liblz4 libxxhash libcrypto
 HAVE_ISAL := $(shell $(PKG_CONFIG) --exists libisal 2>/dev/null && echo 1)
 ifeq ($(HAVE_ISAL),1)
 PKGS      += libisal

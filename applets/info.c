@@ -20,6 +20,7 @@ static const char info_usage[] =
 #include <string.h>
 
 #include "applet.h"
+#include "czdir.h"
 
 static void print_title(const char *title)
 {
@@ -100,6 +101,8 @@ static int info_main(int argc, char **argv)
 		warnx_("info: expected one IMAGE");
 		return usage_exit(&applet_info, 0);
 	}
+	if (cz_arg_is_dir(argv[optind]))
+		return cz_info(argv[optind], json);
 	img_image *im;
 	int rc = open_image(argv[optind], NULL, &im);
 	if (rc)

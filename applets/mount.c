@@ -47,6 +47,7 @@ static const char mount_usage[] =
 #include <unistd.h>
 
 #include "applet.h"
+#include "czdir.h"
 #include "fsnames.h"
 #include "mount.h"
 #include "../fuse/mount.h"
@@ -305,7 +306,9 @@ static int mount_main(int argc, char **argv)
 	rq.image = argv[optind];
 	rq.mountpoint = argv[optind + 1];
 	int rc = check_mountpoint(rq.mountpoint);
-	return rc ? rc : mount_image(&rq);
+	if (rc)
+		return rc;
+	return cz_arg_is_dir(rq.image) ? cz_mount(&rq) : mount_image(&rq);
 }
 
 const struct applet applet_mount = {
