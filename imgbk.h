@@ -73,6 +73,18 @@ typedef struct img_options {
 	int rescue;             /* hand out the blocks of a bad checksum group as `bad`
 	                           runs (data NULL: write zeros) instead of skipping them */
 	size_t buffer_size;     /* read-ahead of the top stream; 0 = default (4 MiB) */
+	/* Raw partition images (partclone.dd, dd: no header, no magic): the one
+	 * case where the file name decides. A file is read as raw when its
+	 * bytes carry no image magic and its name ends in .dd-img or
+	 * .dd-ptcl-img (then any compressor and split suffixes), or when `raw`
+	 * is set (--raw); `raw` on bytes with an image magic is refused. */
+	int raw;
+	/* A raw image under compression learns its size only by being decoded
+	 * to the end. With raw_size set, img_open does that (again from the
+	 * file, so the walk still starts at byte 0; from standard input the
+	 * stream is used up by it and no run can be read afterwards). Without
+	 * it, device_size stays 0 (unknown) until the walk or img_random_open. */
+	int raw_size;
 } img_options;
 
 /* Fill `o` with the defaults. */

@@ -11,6 +11,11 @@ static const char info_usage[] =
 "\n"
 "Options:\n"
 "  -j, --json     print one JSON object instead of the text layout\n"
+"      --raw      IMAGE is a raw partition image (partclone.dd, dd: no header)\n"
+"                 whatever its name; without it, only NAME.dd-img and\n"
+"                 NAME.dd-ptcl-img (then compressor and split suffixes) are\n"
+"                 read as raw. A compressed raw image is decoded to its end\n"
+"                 to learn its size.\n"
 "  -h, --help     show this help\n"
 "\n"
 "Exit codes: 0 ok, 1 not an image or damaged header, 2 usage, 3 I/O error.\n";
@@ -86,13 +91,18 @@ static int info_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int json = 0, c;
+	img_options opt;
+	img_options_init(&opt);
+	opt.raw_size = 1;  /* a demanding user wants a raw image's true size */
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
+		case OPT_RAW: opt.raw = 1; break;
 		case 'h': return usage_exit(&applet_info, 1);
 		default: return usage_exit(&applet_info, 0);
 		}
@@ -104,7 +114,7 @@ static int info_main(int argc, char **argv)
 	if (cz_arg_is_dir(argv[optind]))
 		return cz_info(argv[optind], json);
 	img_image *im;
-	int rc = open_image(argv[optind], NULL, &im);
+	int rc = open_image(argv[optind], &opt, &im);
 	if (rc)
 		return rc;
 	if (json)

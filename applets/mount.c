@@ -28,6 +28,10 @@ static const char mount_usage[] =
 "  -i, --index-interval N  blocks per index entry: at least 8, a multiple of 8\n"
 "                          (default 1024); larger needs less memory\n"
 "  -q, --quiet             no progress bar and no hints\n"
+"      --raw               IMAGE is a raw partition image (partclone.dd, dd: no\n"
+"                          header) whatever its name; NAME.dd-img and\n"
+"                          NAME.dd-ptcl-img are raw anyway. A plain one is\n"
+"                          served straight from its file\n"
 "  -h, --help              show this help\n"
 "\n"
 "Exit codes: 0 mounted (or, in the foreground, served until unmounted),\n"
@@ -108,7 +112,8 @@ static int is_compression_suffix(const char *sfx)
 
 static int is_img_suffix(const char *sfx)
 {
-	return strcasecmp(sfx, "img") == 0;
+	return strcasecmp(sfx, "img") == 0 || strcmp(sfx, "dd-img") == 0 ||
+	       strcmp(sfx, "dd-ptcl-img") == 0;
 }
 
 static int is_000(const char *sfx)
@@ -228,7 +233,10 @@ static int mount_and_serve(img_image *im, const struct mount_request *rq)
 int mount_image(const struct mount_request *rq)
 {
 	img_image *im;
-	int rc = open_image(rq->image, NULL, &im);
+	img_options opt;
+	img_options_init(&opt);
+	opt.raw = rq->raw;
+	int rc = open_image(rq->image, &opt, &im);
 	if (rc)
 		return rc;
 	int state = 0;
@@ -276,6 +284,7 @@ static int mount_main(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, 'n' },
 		{ "index-interval", required_argument, NULL, 'i' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -295,6 +304,7 @@ static int mount_main(int argc, char **argv)
 			}
 			break;
 		case 'q': rq.quiet_progress = rq.quiet_hints = 1; break;
+		case OPT_RAW: rq.raw = 1; break;
 		case 'h': return usage_exit(&applet_mount, 1);
 		default: return usage_exit(&applet_mount, 0);
 		}

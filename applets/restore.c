@@ -25,6 +25,11 @@ static const char restore_usage[] =
 "  -r, --rescue     go on after a bad checksum group: write its blocks as\n"
 "                   zeros, list the bad groups at the end, exit 1\n"
 "  -q, --quiet      no progress bar and no summary line\n"
+"      --raw        IMAGE is a raw partition image (partclone.dd, dd: no\n"
+"                   header) whatever its name; NAME.dd-img and NAME.dd-ptcl-img\n"
+"                   are raw anyway. Every byte is written, zeros too (there is\n"
+"                   no used-block map); for a block device a compressed raw\n"
+"                   image is decoded once first to learn its size\n"
 "  -h, --help       show this help\n"
 "\n"
 "Exit codes: 0 restored, 1 image damaged, 2 usage or target refused,\n"
@@ -34,6 +39,7 @@ static const char restore_usage[] =
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include "applet.h"
@@ -162,6 +168,11 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 	if (rc != IMG_EOF) {
 		report_image_error(im, rc);
 		char a[32], b[32];
+		if (strcmp(in->format, "raw") == 0) {
+			img_fmt_thousands(a, sizeof a, img_blocks_done(im));
+			warnx_("restore stopped: %s bytes were written to %s", a, rs->t.path);
+			return img_exit_code(rc);
+		}
 		img_fmt_thousands(a, sizeof a, img_blocks_done(im));
 		img_fmt_thousands(b, sizeof b, in->used_blocks);
 		warnx_("restore stopped: %s of %s used blocks were written to %s", a, b, rs->t.path);
@@ -176,6 +187,26 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 	return damaged ? IMG_EXIT_DAMAGED : IMG_EXIT_OK;
 }
 
+static int is_block_device(const char *path)
+{
+	struct stat st;
+	return strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+static void print_summary(const img_image *im, const struct restore_state *rs, int verify)
+{
+	const img_info *in = img_get_info(im);
+	char a[32], b[32];
+	img_fmt_thousands(a, sizeof a, img_blocks_done(im));
+	img_fmt_human(b, sizeof b, in->device_size);
+	if (strcmp(in->format, "raw") == 0)
+		fprintf(stderr, "%s: restored every byte of the raw image %s to %s (%s bytes, %s)\n",
+			prog_name, in->path, rs->t.path, a, b);
+	else
+		fprintf(stderr, "%s: restored %s used blocks of %s to %s (%s)%s\n", prog_name, a,
+			in->path, rs->t.path, b, verify && in->has_checksums ? ", checksums OK" : "");
+}
+
 static int restore_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -183,6 +214,7 @@ static int restore_main(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, 'n' },
 		{ "rescue", no_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -195,6 +227,7 @@ static int restore_main(int argc, char **argv)
 		case 'n': opt.verify = 0; break;
 		case 'r': opt.rescue = 1; break;
 		case 'q': quiet = 1; break;
+		case OPT_RAW: opt.raw = 1; break;
 		case 'h': return usage_exit(&applet_restore, 1);
 		default: return usage_exit(&applet_restore, 0);
 		}
@@ -204,11 +237,22 @@ static int restore_main(int argc, char **argv)
 		return usage_exit(&applet_restore, 0);
 	}
 	const char *image = argv[optind], *target = argv[optind + 1];
+	/* a device's size is checked before writing: a compressed raw image is
+	 * decoded once to learn its size (not from stdin, which it would use up) */
+	int to_device = is_block_device(target);
+	opt.raw_size = to_device && strcmp(image, "-") != 0;
 	img_image *im;
 	int rc = open_image(image, &opt, &im);
 	if (rc)
 		return rc;
 	const img_info *in = img_get_info(im);
+	if (to_device && strcmp(in->format, "raw") == 0 && in->device_size == 0) {
+		warnx_("%s: the size of a raw image read from standard input is not known before "
+		       "it is written, so %s cannot be checked to be large enough; restore from "
+		       "the image file instead", in->path, target);
+		img_close(im);
+		return IMG_EXIT_USAGE;
+	}
 	static struct restore_state rs;  /* large: not on the stack */
 	rs.rescue = opt.rescue;
 	int trc = target_open(&rs.t, target, in->device_size, im, force, rs.msg, sizeof rs.msg);
@@ -226,13 +270,8 @@ static int restore_main(int argc, char **argv)
 			code = IMG_EXIT_SYSTEM;
 	}
 	target_abort(&rs.t);
-	if (code == IMG_EXIT_OK && !quiet && rs.t.kind != TARGET_STDOUT) {
-		char a[32], b[32];
-		img_fmt_thousands(a, sizeof a, img_blocks_done(im));
-		img_fmt_human(b, sizeof b, in->device_size);
-		fprintf(stderr, "%s: restored %s used blocks of %s to %s (%s)%s\n", prog_name, a,
-			in->path, rs.t.path, b, opt.verify && in->has_checksums ? ", checksums OK" : "");
-	}
+	if (code == IMG_EXIT_OK && !quiet && rs.t.kind != TARGET_STDOUT)
+		print_summary(im, &rs, opt.verify);
 	img_close(im);
 	return code;
 }

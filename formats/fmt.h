@@ -47,10 +47,25 @@ extern const struct img_format *const img_formats[];  /* NULL-terminated */
 extern const struct img_format fmt_partclone;
 extern const struct img_format fmt_partimage;
 extern const struct img_format fmt_ntfsclone;
+extern const struct img_format fmt_raw;
 
 /* The format whose magic starts p, or NULL (formats/detect.c). */
 const struct img_format *fmt_detect(const uint8_t *p, size_t n);
 int fmt_is_image(const uint8_t *p, size_t n);
+/* fmt_detect, else the raw format when raw_wanted (the name or --raw says
+ * so): a known magic wins over the name. */
+const struct img_format *fmt_choose(const uint8_t *p, size_t n, int raw_wanted);
+/* Does this file name say it is a raw (dd) image? "sda3.dd-ptcl-img.zst.aa",
+ * "sda1.dd-img": .dd-img or .dd-ptcl-img, then any compressor suffixes and
+ * one split suffix (formats/raw.c). @return 1 yes, 0 no. */
+int fmt_raw_name(const char *path);
+/* What the bytes of a raw image look like. */
+struct fmt_content {
+	const char *what;  /* "an ext2/3/4 filesystem" */
+	const char *fs;    /* short filesystem name (mount hints), NULL when none */
+	int compressed;    /* a compressor imgbk does not decode: no partition bytes */
+};
+const struct fmt_content *fmt_content_of(const uint8_t *p, size_t n);
 /* What bytes that are no image look like, as a phrase for an error message. */
 const char *fmt_describe_foreign(const uint8_t *p, size_t n);
 /* Bytes fmt_describe_foreign wants to see (btrfs keeps its magic at 64 KiB). */

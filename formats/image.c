@@ -163,11 +163,26 @@ static int describe_not_image(img_image *im)
 		return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s%s%s", im->path, what,
 				   strcmp(im->layers, "file") ? " after " : "",
 				   strcmp(im->layers, "file") ? im->layers : "");
-	return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s (first bytes %02x %02x %02x %02x%s%s)",
+	/* a filesystem: perhaps a raw image (partclone.dd, dd) with another name */
+	const char *raw_hint = fmt_content_of(p, avail)->fs
+				       ? "; a raw partition image (partclone.dd, dd)? pass --raw" : "";
+	return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s (first bytes %02x %02x %02x %02x%s%s)%s",
 			   im->path, what, avail > 0 ? p[0] : 0, avail > 1 ? p[1] : 0,
 			   avail > 2 ? p[2] : 0, avail > 3 ? p[3] : 0,
 			   strcmp(im->layers, "file") ? ", after " : "",
-			   strcmp(im->layers, "file") ? im->layers : "");
+			   strcmp(im->layers, "file") ? im->layers : "", raw_hint);
+}
+
+/* --raw on bytes that carry an image magic: the magic is the truth, and
+ * writing the image file's own bytes to a partition would destroy it. */
+static int refuse_raw_option(img_image *im)
+{
+	const char *name = im->fmt->name;
+	im->fmt = NULL;  /* nothing of it was opened */
+	return img_err_set(&im->err, IMG_E_USAGE, 0, 1, 0,
+			   "%s: --raw given, but this is a %s image (its magic at byte 0 of the %s "
+			   "data); leave out --raw",
+			   im->path, name, strchr(im->layers, '+') ? "decoded" : "image");
 }
 
 static img_image *image_new(const char *name, const img_options *opt, img_err *err)
@@ -193,8 +208,11 @@ static int image_finish_open(img_image *im, int rc, img_image **out, img_err *er
 		size_t avail;
 		rc = stream_peek(im->s, 64, &p, &avail);
 		if (rc >= 0) {
-			im->fmt = fmt_detect(p, avail);
-			rc = im->fmt ? im->fmt->open(im) : describe_not_image(im);
+			im->fmt = fmt_choose(p, avail, im->opt.raw || fmt_raw_name(im->path));
+			if (im->fmt && im->fmt != &fmt_raw && im->opt.raw)
+				rc = refuse_raw_option(im);
+			else
+				rc = im->fmt ? im->fmt->open(im) : describe_not_image(im);
 		}
 	}
 	if (rc < 0) {
