@@ -188,41 +188,55 @@ static void expect_ebr(const struct cz_ebr *e, uint64_t lba, const char *data, c
 		assert_int_equal(e->sector[i], 0);
 }
 
+struct want_ebr {
+	uint64_t lba;
+	const char *data, *link;
+};
+
+/* Build the chain of p (extended partition p[ext]) and compare every EBR. */
+static void expect_chain(const img_cz_part *p, size_t np, size_t ext, const struct want_ebr *w, size_t nw)
+{
+	struct cz_ebr *e;
+	size_t n;
+	img_err err = { 0 };
+	assert_int_equal(cz_build_ebrs(p, np, 0, &p[ext], "t", &e, &n, &err), IMG_OK);
+	assert_int_equal(n, nw);
+	for (size_t i = 0; i < nw; i++)
+		expect_ebr(&e[i], w[i].lba, w[i].data, w[i].link);
+	free(e);
+}
+
+#define NO_LINK "00000000000000000000000000000000"
+
+/* sectors as sfdisk 2.38.1 wrote them on a loop device */
 static void test_ebr_aligned(void **state)
 {
-	img_cz_part p[] = {
+	const img_cz_part p[] = {
 		mk("sda1", 1, 2048, 40960, "83"), mk("sda2", 2, 43008, 300000, "f"),
 		mk("sda5", 5, 47104, 20480, "83"), mk("sda6", 6, 70000, 30000, "83"),
 		mk("sda7", 7, 104448, 1000, "7"),
 	};
-	struct cz_ebr *e;
-	size_t n;
-	img_err err = { 0 };
-	assert_int_equal(cz_build_ebrs(p, 5, 0, &p[1], "t", &e, &n, &err), IMG_OK);
-	assert_int_equal(n, 3);
-	/* as sfdisk 2.38.1 wrote them */
-	expect_ebr(&e[0], 43008, "00ed2c02833430040010000000500000", "003a27040539130670610000307d0000");
-	expect_ebr(&e[1], 67952, "005b0804833913060008000030750000", "005f1a06058f310600e80000e80b0000");
-	expect_ebr(&e[2], 102400, "007f3a06078f310600080000e8030000", "00000000000000000000000000000000");
-	free(e);
+	const struct want_ebr w[] = {
+		{ 43008, "00ed2c02833430040010000000500000", "003a27040539130670610000307d0000" },
+		{ 67952, "005b0804833913060008000030750000", "005f1a06058f310600e80000e80b0000" },
+		{ 102400, "007f3a06078f310600080000e8030000", NO_LINK },
+	};
+	expect_chain(p, 5, 1, w, 3);
 }
 
 static void test_ebr_63_sector_layout(void **state)
 {
-	img_cz_part p[] = {
+	const img_cz_part p[] = {
 		mk("sda1", 1, 63, 40950, "83"), mk("sda2", 2, 41013, 300000, "5"),
 		mk("sda5", 5, 41076, 20412, "83"), mk("sda6", 6, 61551, 30000, "83"),
 		mk("sda7", 7, 91614, 1000, "7"),
 	};
-	struct cz_ebr *e;
-	size_t n;
-	img_err err = { 0 };
-	assert_int_equal(cz_build_ebrs(p, 5, 0, &p[1], "t", &e, &n, &err), IMG_OK);
-	assert_int_equal(n, 3);
-	expect_ebr(&e[0], 41013, "008e010283d23f033f000000bc4f0000", "00d33f0305b20c053950000031750000");
-	expect_ebr(&e[1], 61550, "00d4010383b20c050100000030750000", "00b30c0505c30405a8c50000e9030000");
-	expect_ebr(&e[2], 91613, "00b30d0507c3040501000000e8030000", "00000000000000000000000000000000");
-	free(e);
+	const struct want_ebr w[] = {
+		{ 41013, "008e010283d23f033f000000bc4f0000", "00d33f0305b20c053950000031750000" },
+		{ 61550, "00d4010383b20c050100000030750000", "00b30c0505c30405a8c50000e9030000" },
+		{ 91613, "00b30d0507c3040501000000e8030000", NO_LINK },
+	};
+	expect_chain(p, 5, 1, w, 3);
 }
 
 static void test_ebr_chs_cap_and_errors(void **state)
@@ -231,15 +245,15 @@ static void test_ebr_chs_cap_and_errors(void **state)
 		mk("sda1", 1, 2048, 40960, "83"), mk("sda2", 2, 43008, 20000000, "5"),
 		mk("sda5", 5, 45056, 20480, "83"), mk("sda6", 6, 17000000, 30000, "83"),
 	};
+	/* past cylinder 1023 libfdisk writes 1023/254/63 */
+	const struct want_ebr w[] = {
+		{ 43008, "00cd0c02831410040008000000500000", "00feffff05feffff40b60201307d0000" },
+		{ 17000000 - 2048, "00feffff83feffff0008000030750000", NO_LINK },
+	};
+	expect_chain(p, 4, 1, w, 2);
 	struct cz_ebr *e;
 	size_t n;
 	img_err err = { 0 };
-	assert_int_equal(cz_build_ebrs(p, 4, 0, &p[1], "t", &e, &n, &err), IMG_OK);
-	assert_int_equal(n, 2);
-	/* past cylinder 1023 libfdisk writes 1023/254/63 */
-	expect_ebr(&e[0], 43008, "00cd0c02831410040008000000500000", "00feffff05feffff40b60201307d0000");
-	expect_ebr(&e[1], 17000000 - 2048, "00feffff83feffff0008000030750000", "00000000000000000000000000000000");
-	free(e);
 	p[3].start = 45056 + 20480 + 100;  /* no room for its EBR 2048 sectors before it */
 	assert_int_equal(cz_build_ebrs(p, 4, 0, &p[1], "sda-pt.sf", &e, &n, &err), IMG_E_CORRUPT);
 	assert_string_equal(err.msg, "sda-pt.sf: logical partition sda6: no room for its EBR where libfdisk puts it");
