@@ -4,6 +4,12 @@
  */
 static const char verify_usage[] =
 "Usage: imgbk verify [OPTIONS] IMAGE\n"
+"       imgbk verify [OPTIONS] DIR        (a Clonezilla image directory)\n"
+"       imgbk verify [OPTIONS] DIR/sda2   (one partition of it)\n"
+"\n"
+"DIR: every partition image, one line each and a total, then MD5SUMS,\n"
+"SHA1SUMS and B2SUMS when the directory has them (B3SUMS through the b3sum\n"
+"tool when installed, else the output says it was not checked).\n"
 "\n"
 "Check a backup image: header CRC, bitmap CRC and count, every data checksum,\n"
 "and that the data ends exactly where it should. On the first bad checksum\n"
