@@ -150,6 +150,23 @@ typedef struct img_cz_vdisk img_cz_vdisk;
 int img_cz_vdisk_open(const img_czdir *cz, size_t disk, img_image *const *images,
 		      const img_err *why, img_cz_vdisk **out, img_err *err);
 
+/*
+ * The same view for a disk of `sectors` (a restore target of another size;
+ * 0 = the saved size): the backup GPT goes to the end of that disk and the
+ * primary GPT and protective MBR say so (last usable LBA sectors-34, as
+ * sfdisk writes a saved table without its last-lba). IMG_E_USAGE when the
+ * partitions (and a GPT's backup) do not fit.
+ */
+int img_cz_vdisk_open_sized(const img_czdir *cz, size_t disk, uint64_t sectors,
+			    img_image *const *images, const img_err *why, img_cz_vdisk **out,
+			    img_err *err);
+
+/* The i-th range of table sectors (saved or rebuilt: MBR, hidden data, EBRs,
+ * GPTs), in disk order, for a restore to write. @return 1 and the range
+ * (valid until img_cz_vdisk_close), 0 after the last. */
+int img_cz_vdisk_table(const img_cz_vdisk *vd, size_t i, uint64_t *offset, const uint8_t **data,
+		       size_t *len);
+
 /* Bytes of the virtual disk. */
 uint64_t img_cz_vdisk_size(const img_cz_vdisk *vd);
 

@@ -156,7 +156,10 @@ static void print_part_text(const img_czdir *cz, const img_cz_part *p, const str
 	}
 	const img_info *in = img_get_info(f->im);
 	img_fmt_human(isize, sizeof isize, p->image_bytes);
-	img_fmt_human(used, sizeof used, in->used_blocks * in->block_size);
+	if (p->raw && in->device_size == 0)
+		snprintf(used, sizeof used, "all (raw)");
+	else
+		img_fmt_human(used, sizeof used, in->used_blocks * in->block_size);
 	printf("%-10s %-12s %-10s %6u %11s  %-8s %11s\n", p->fs[0] ? p->fs : in->fs, p->tool,
 	       compressor_of(p, f->im), p->pieces, isize, in->checksum, used);
 }

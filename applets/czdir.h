@@ -32,4 +32,12 @@ int cz_verify(const char *dir, int quiet);
 /* `imgbk mount DIR MNT`: MNT/sda1, ... and MNT/sda (the whole disk). @return the exit code. */
 int cz_mount(const struct mount_request *rq);
 
+/*
+ * `imgbk restore DIR TARGET` / `DIR/sda TARGET`: the whole disk
+ * (applets/czrestore.c). *handled = 0 when `arg` names no saved disk of a
+ * Clonezilla directory (then nothing was done). @return the exit code.
+ */
+int cz_restore(const char *arg, const char *target, const img_options *opt, int force, int dry_run,
+	       int quiet, int *handled);
+
 #endif

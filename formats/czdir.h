@@ -78,8 +78,11 @@ void cz_chs(uint64_t lba, uint8_t out[3]);
  * Check a saved primary GPT (gpt1: LBA 0..33, len >= 17408) and build the
  * backup for a disk of `sectors`: `entries` (entries_len bytes, placed at
  * LBA *entries_lba) and `header` (512 B at LBA sectors-1). The primary
- * header's alternate LBA is set to sectors-1 (its CRC recomputed) when it
- * says otherwise. @return IMG_OK, or IMG_E_CORRUPT naming `file`.
+ * header's alternate LBA is set to sectors-1 when it says otherwise, and
+ * then, as sfdisk does for a table without last-lba, its last usable LBA to
+ * the last sector before the backup entries and the protective MBR entry's
+ * size to the disk's (CRC recomputed). @return IMG_OK, or IMG_E_CORRUPT
+ * naming `file` (IMG_E_USAGE when the partitions would not fit).
  */
 int cz_gpt_backup(uint8_t *gpt1, size_t len, uint64_t sectors, const char *file,
 		  uint8_t header[512], uint64_t *entries_lba, size_t *entries_len, img_err *err);

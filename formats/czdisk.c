@@ -344,6 +344,13 @@ static int build(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_image *con
 int img_cz_vdisk_open(const img_czdir *cz, size_t disk, img_image *const *images, const img_err *why,
 		      img_cz_vdisk **out, img_err *err)
 {
+	return img_cz_vdisk_open_sized(cz, disk, 0, images, why, out, err);
+}
+
+int img_cz_vdisk_open_sized(const img_czdir *cz, size_t disk, uint64_t sectors,
+			    img_image *const *images, const img_err *why, img_cz_vdisk **out,
+			    img_err *err)
+{
 	*out = NULL;
 	memset(err, 0, sizeof *err);
 	const img_cz_disk *d = img_czdir_disk(cz, disk);
@@ -357,7 +364,7 @@ int img_cz_vdisk_open(const img_czdir *cz, size_t disk, img_image *const *images
 		return oom(err, cz->path);
 	snprintf(vd->name, sizeof vd->name, "%s", d->name);
 	snprintf(vd->dir, sizeof vd->dir, "%s", cz->path);
-	vd->size = d->sectors * SECTOR;
+	vd->size = (sectors ? sectors : d->sectors) * SECTOR;
 	rc = build(vd, cz, (int)disk, images, why, err);
 	if (rc != IMG_OK) {
 		img_cz_vdisk_close(vd);
@@ -424,6 +431,21 @@ int img_cz_vdisk_read_at(img_cz_vdisk *vd, uint64_t offset, void *buf, size_t le
 }
 
 uint64_t img_cz_vdisk_size(const img_cz_vdisk *vd) { return vd->size; }
+
+int img_cz_vdisk_table(const img_cz_vdisk *vd, size_t i, uint64_t *offset, const uint8_t **data,
+		       size_t *len)
+{
+	for (size_t k = 0; k < vd->n; k++) {
+		const struct extent *e = &vd->ext[k];
+		if (e->kind != EXT_MEM || i-- > 0)
+			continue;
+		*offset = e->off;
+		*data = e->mem;
+		*len = (size_t)e->len;
+		return 1;
+	}
+	return 0;
+}
 
 const char *img_cz_vdisk_problem(const img_cz_vdisk *vd, size_t i)
 {

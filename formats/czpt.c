@@ -166,6 +166,28 @@ static uint32_t gpt_header_crc(uint8_t *h, uint32_t size)
 	return crc;
 }
 
+/* The highest last LBA of the used entries. */
+static uint64_t gpt_highest_end(const uint8_t *e, uint32_t count, uint32_t esize)
+{
+	uint64_t end = 0;
+	static const uint8_t unused[16];
+	for (uint32_t i = 0; i < count; i++, e += esize)
+		if (memcmp(e, unused, 16) != 0 && get_le64(e + 40) > end)
+			end = get_le64(e + 40);
+	return end;
+}
+
+/* The primary GPT of a disk of another size, as sfdisk writes a saved table
+ * without its last-lba: alternate LBA, last usable LBA, protective MBR size. */
+static void resize_primary(uint8_t *gpt1, uint8_t *h, uint32_t hsize, uint64_t sectors, uint64_t ent_sectors)
+{
+	store_le64(h + 32, sectors - 1);
+	store_le64(h + 48, sectors - 2 - ent_sectors);
+	if (gpt1[446 + 4] == 0xEE)
+		store_le32(gpt1 + 446 + 12, sectors - 1 > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)(sectors - 1));
+	store_le32(h + 16, gpt_header_crc(h, hsize));
+}
+
 int cz_gpt_backup(uint8_t *gpt1, size_t len, uint64_t sectors, const char *file,
 		  uint8_t header[512], uint64_t *entries_lba, size_t *entries_len, img_err *err)
 {
@@ -185,12 +207,11 @@ int cz_gpt_backup(uint8_t *gpt1, size_t len, uint64_t sectors, const char *file,
 	if (crc32_fast(0, gpt1 + 1024, (size_t)bytes) != get_le32(h + 88))
 		return gpt_fail(err, file, "GPT entries CRC-32 does not match");
 	uint64_t ent_sectors = (bytes + 511) / 512;
-	if (sectors < 2 * ent_sectors + 3 || get_le64(h + 48) >= sectors - 1 - ent_sectors)
-		return gpt_fail(err, file, "GPT last usable LBA beyond the disk's backup table");
-	if (get_le64(h + 32) != sectors - 1) {  /* what sfdisk writes on a disk of this size */
-		store_le64(h + 32, sectors - 1);
-		store_le32(h + 16, gpt_header_crc(h, hsize));
-	}
+	if (sectors < 2 * ent_sectors + 3 || gpt_highest_end(gpt1 + 1024, count, esize) >= sectors - 1 - ent_sectors)
+		return img_err_set(err, IMG_E_USAGE, 0, 0, 0, "%s: the partitions do not fit a disk of %llu sectors",
+				   file, (unsigned long long)sectors);
+	if (get_le64(h + 32) != sectors - 1)
+		resize_primary(gpt1, h, hsize, sectors, ent_sectors);
 	memset(header, 0, 512);
 	memcpy(header, h, hsize);
 	store_le64(header + 24, sectors - 1);
