@@ -455,6 +455,62 @@ case_restore_dd_partition() {
 	run 0 "$IMGBK" restore -q "$CZ/sdb4" - && cmp "$W/out" "$SRC/sdb4" || fail "DIR/sdb4 (partclone.dd) restored differs"
 }
 
+case_restore_disks() {
+	need "$REF/sdb.img" || return 1
+	run 0 "$IMGBK" restore "$CZ/sda" sda.img && err_has 'restored disk sda \(MBR table' \
+		'swap partition sda6 not recreated: mkswap -U 1b2c3d4e-5f60-4718-9a0b-c1d2e3f40516 -L .czswap.' || return 1
+	cmp sda.img "$REF/sda.img" || fail "restore DIR/sda differs from the disk Clonezilla's way restores" || return 1
+	run 0 "$IMGBK" restore -q "$CZ/sdb" sdb.img && cmp sdb.img "$REF/sdb.img" ||
+		fail "restore DIR/sdb differs from the reference" || return 1
+	run 2 "$IMGBK" restore "$CZ" x.img && err_has 'several disks were saved: name one as DIR/sda' || return 1
+	[ ! -e x.img ] || fail "x.img was made"
+}
+
+case_restore_dry_run() {
+	need "$CZ/MD5SUMS" || return 1
+	run 0 "$IMGBK" restore --dry-run "$CZ/sda" plan.img || return 1
+	out_has '^restore disk sda of .* to plan.img \(96\.0 MB, 196608 sectors\)' '^  table +sectors 0-0 ' \
+		'^  table +sectors 1-2047 ' '^  table +sectors 67584-67584 ' '^  sda7 +sectors 122880-188415 from .*sda7\.ext4-ptcl-img\.lz4' \
+		'^  sda6 +swap, not recreated' || return 1
+	[ ! -e plan.img ] || fail "--dry-run wrote plan.img"
+}
+
+# loop DEV FILE SIZE: a loop device over a new zeroed file
+loopdev() {
+	truncate -s "$2" "$1" && losetup -f --show "$1"
+}
+
+case_restore_device() {
+	start_case
+	need "$REF/sdb.img" || return 1
+	local l
+	l=$(loopdev big.img 200M) || skip "no loop device"
+	echo "$l" >>"$T/loops"
+	run 0 "$IMGBK" restore -q "$CZ/sdb" "$l" || return 1
+	sfdisk --verify "$l" >v.out 2>&1 || { cat v.out; fail "sfdisk --verify of the restored GPT (200 MiB) fails"; return 1; }
+	sfdisk -d "$l" | grep -q '^last-lba: 409566$' || fail "the GPT does not end at the target's end" || return 1
+	sfdisk -d "$l" | grep "^/dev" | sed "s#^${l}p#/dev/sdb#" | diff - <(grep '^/dev' "$CZ/sdb-pt.sf") ||
+		fail "partitions of the restored GPT differ" || return 1
+	cmp -n $((SDB4_S * 512 + SDB4_N * 512 - 34 * 512)) -i $((34 * 512)) "$l" "$REF/sdb.img" ||
+		fail "partition data on the device differs from the reference"
+}
+
+case_restore_refusals() {
+	start_case
+	need "$REF/sdb.img" || return 1
+	local l m
+	l=$(loopdev small.img 100M) || skip "no loop device"
+	echo "$l" >>"$T/loops"
+	run 2 "$IMGBK" restore "$CZ/sdb" "$l" && err_has "is too small: 204800 sectors, the partitions of sdb need 223265; nothing written" ||
+		return 1
+	cmp -n 1048576 "$l" /dev/zero || fail "a refused restore wrote to $l" || return 1
+	m=$(loopdev fs.img 200M) || skip "no loop device"
+	echo "$m" >>"$T/loops"
+	mkfs.ext4 -q "$m" && mkdir mp && mount "$m" mp || fail "cannot mount $m" || return 1
+	echo "$PWD/mp" >>"$T/mounts"
+	run 2 "$IMGBK" restore "$CZ/sdb" "$m" && err_has "is mounted on .*mp; refusing to overwrite a mounted device"
+}
+
 tc "setup: two disks saved the way Clonezilla saves them" setup_save
 tc "setup: the reference disks, restored the way Clonezilla restores them" setup_ref
 tc "info DIR: one table of disks and partitions" case_info_text
@@ -464,6 +520,14 @@ tc "verify DIR: MD5SUMS/SHA1SUMS mismatches, B3SUMS not checked" case_verify_sum
 tc "DIR/sdaN names one partition (info, verify, restore)" case_part_naming
 tc "DIR/sdb4 (partclone.dd, raw) restores as the raw partition" case_restore_dd_partition
 tc "a directory that is not Clonezilla's, and an encrypted one, are refused in one line" case_not_clonezilla
+tc "restore DIR/sda, DIR/sdb to files: byte-identical to the disks restored Clonezilla's way" case_restore_disks
+tc "restore --dry-run prints the plan and writes nothing" case_restore_dry_run
+if [ "$(id -u)" = 0 ]; then
+	tc "restore DIR/sdb to a larger device: GPT backup at its end, sfdisk --verify passes" case_restore_device
+	tc "restore refuses a too small device and a mounted one, writing nothing" case_restore_refusals
+else
+	tc_skip "restore to loop devices" "not root"
+fi
 if [ -n "$FUSE_WHY" ]; then
 	for c in "mount DIR: every partition equals the restored one" "mount DIR: MNT/sda and MNT/sdb equal the restored disks" \
 		"losetup -r -P of MNT/sda" "a missing partition image reads as EIO" "the log names a missing image" \
