@@ -315,10 +315,16 @@ static void test_gpt_backup(void **state)
 	for (int i = 92; i < 512; i++)
 		assert_int_equal(hdr[i], 0);
 
-	/* a primary of a disk of another size gets its alternate LBA (and CRC) fixed */
+	/* for a disk of another size the primary says so, as sfdisk writes a
+	 * table without last-lba: alternate and last usable LBA, protective MBR */
 	make_gpt1(g, 327680);
+	g[446 + 4] = 0xEE;
 	assert_int_equal(cz_gpt_backup(g, sizeof g, 400000, "x", hdr, &lba, &len, &err), IMG_OK);
 	assert_int_equal(get_le64(g + 512 + 32), 399999);
+	assert_int_equal(get_le64(g + 512 + 48), 400000 - 34);
+	assert_int_equal(get_le64(hdr + 48), 400000 - 34);
+	assert_int_equal(get_le32(g + 446 + 12), 399999);
+	assert_int_equal(lba, 400000 - 33);
 	stored = get_le32(g + 512 + 16);
 	memset(g + 512 + 16, 0, 4);
 	assert_int_equal(stored, (uint32_t)crc32(0, g + 512, 92));
@@ -342,6 +348,11 @@ static void test_gpt_backup_refuses_damage(void **state)
 	memset(g + 512, 0, 8);
 	memset(&err, 0, sizeof err);
 	assert_int_equal(cz_gpt_backup(g, sizeof g, 327680, "f", hdr, &lba, &len, &err), IMG_E_CORRUPT);
+	/* a disk too small for the partitions and the backup */
+	make_gpt1(g, 327680);
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cz_gpt_backup(g, sizeof g, 6000, "sdb-gpt-1st", hdr, &lba, &len, &err), IMG_E_USAGE);
+	assert_string_equal(err.msg, "sdb-gpt-1st: the partitions do not fit a disk of 6000 sectors");
 }
 
 int main(void)
