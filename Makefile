@@ -35,7 +35,7 @@ LDFLAGS += -fsanitize=thread
 endif
 
 # Libraries: pkg-config for each; bzip2 ships no .pc file on Debian 12.
-PKGS      := zlib libzstd liblzma liblz4 libxxhash
+PKGS      := zlib libzstd liblzma liblz4 libxxhash libcrypto
 HAVE_ISAL := $(shell $(PKG_CONFIG) --exists libisal 2>/dev/null && echo 1)
 ifeq ($(HAVE_ISAL),1)
 PKGS      += libisal
@@ -55,7 +55,7 @@ FUSE_SRC   := $(sort $(wildcard fuse/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(O)/%.o)
 APPLET_OBJ := $(APPLET_SRC:%.c=$(O)/%.o) $(O)/imgbk.o
 FUSE_OBJ   := $(FUSE_SRC:%.c=$(O)/%.o)
-HEADERS    := imgbk.h $(wildcard io/*.h formats/*.h applets/*.h fuse/*.h)
+HEADERS    := $(wildcard *.h io/*.h formats/*.h applets/*.h fuse/*.h)
 
 LIB        := $(O)/libimgbk.a
 # SANITIZE=1 (TSAN=1) builds build-san/imgbk (build-tsan/imgbk), never ./imgbk

@@ -290,4 +290,7 @@ void img_fmt_thousands(char *out, size_t outsz, uint64_t v);
  * as the imagebackup tools print sizes */
 void img_fmt_human(char *out, size_t outsz, uint64_t bytes);
 
+/* ---- Clonezilla image directories and whole disks ------------------------ */
+#include "imgbk_czdir.h"
+
 #endif

@@ -5,6 +5,13 @@
  */
 static const char info_usage[] =
 "Usage: imgbk info [OPTIONS] IMAGE\n"
+"       imgbk info [OPTIONS] DIR        (a Clonezilla image directory)\n"
+"       imgbk info [OPTIONS] DIR/sda2   (one partition of it)\n"
+"\n"
+"DIR: one table of the saved disks (size, MBR or GPT) and partitions (start,\n"
+"size, filesystem, tool, compressor, pieces, image size, checksum mode, used\n"
+"bytes; swap and extended partitions shown as such); --json gives the same.\n"
+"A directory that is not a Clonezilla one, or an encrypted one, is refused.\n"
 "\n"
 "Print the header of a backup image: format, filesystem, sizes, block and\n"
 "checksum settings. IMAGE may be compressed or the first piece of a split\n"
@@ -32,6 +39,7 @@ static const char info_usage[] =
 #include <string.h>
 
 #include "applet.h"
+#include "czdir.h"
 
 static void print_title(const char *title, char underline)
 {
@@ -149,6 +157,8 @@ static int info_main(int argc, char **argv)
 		warnx_("info: expected one IMAGE");
 		return usage_exit(&applet_info, 0);
 	}
+	if (cz_arg_is_dir(argv[optind]))
+		return cz_info(argv[optind], json);
 	img_image *im;
 	int rc = open_image(argv[optind], &opt, &im);
 	if (rc)

@@ -6,6 +6,13 @@
  */
 static const char mount_usage[] =
 "Usage: imgbk mount [OPTIONS] IMAGE MOUNTPOINT\n"
+"       imgbk mount [OPTIONS] DIR MOUNTPOINT   (a Clonezilla image directory)\n"
+"\n"
+"DIR: MOUNTPOINT/sda1, MOUNTPOINT/sda2, ... (every partition image) and\n"
+"MOUNTPOINT/sda (each disk saved whole: the disk as Clonezilla restores it,\n"
+"partition table and boot code included; swap partitions read as zeros; a\n"
+"partition whose image is missing or damaged reads as EIO, and is named).\n"
+"DIR/sda2 names one partition of it.\n"
 "\n"
 "Show the partition inside IMAGE as one read-only file, MOUNTPOINT/NAME,\n"
 "through FUSE; NAME is the image's file name without split, compression and\n"
@@ -52,6 +59,7 @@ static const char mount_usage[] =
 #include <unistd.h>
 
 #include "applet.h"
+#include "czdir.h"
 #include "fsnames.h"
 #include "mount.h"
 #include "../fuse/mount.h"
@@ -316,7 +324,9 @@ static int mount_main(int argc, char **argv)
 	rq.image = argv[optind];
 	rq.mountpoint = argv[optind + 1];
 	int rc = check_mountpoint(rq.mountpoint);
-	return rc ? rc : mount_image(&rq);
+	if (rc)
+		return rc;
+	return cz_arg_is_dir(rq.image) ? cz_mount(&rq) : mount_image(&rq);
 }
 
 const struct applet applet_mount = {

@@ -5,6 +5,17 @@
  */
 static const char restore_usage[] =
 "Usage: imgbk restore [OPTIONS] IMAGE TARGET\n"
+"       imgbk restore [OPTIONS] DIR TARGET       (a whole disk, Clonezilla directory)\n"
+"       imgbk restore [OPTIONS] DIR/sda TARGET   (one disk of several)\n"
+"\n"
+"DIR: the saved disk is written to TARGET (a block device, or a file of the\n"
+"disk's size) as Clonezilla restores it: the partition table (MBR and the\n"
+"EBRs of logical partitions, or GPT with its backup at TARGET's own end), the\n"
+"hidden data after the MBR, then the used blocks of every partition; fsync.\n"
+"Refused before writing: TARGET smaller than the end of the last partition,\n"
+"mounted or busy (or any partition of it mounted), a missing or unreadable\n"
+"partition image, an LVM volume. Swap partitions are not recreated (the\n"
+"mkswap command is printed). DIR/sda2 restores one partition.\n"
 "\n"
 "Restore the partition in IMAGE to TARGET:\n"
 "  a new file       is created with the partition's size; unused blocks stay\n"
@@ -24,6 +35,7 @@ static const char restore_usage[] =
 "  -n, --no-verify  do not check data checksums (faster, no protection)\n"
 "  -r, --rescue     go on after a bad checksum group: write its blocks as\n"
 "                   zeros, list the bad groups at the end, exit 1\n"
+"      --dry-run    DIR: print what would be written, write nothing\n"
 "  -q, --quiet      no progress bar and no summary line\n"
 "      --raw        IMAGE is a raw partition image (partclone.dd, dd: no\n"
 "                   header) whatever its name; NAME.dd-img and NAME.dd-ptcl-img\n"
@@ -45,6 +57,7 @@ static const char restore_usage[] =
 #include <sys/uio.h>
 
 #include "applet.h"
+#include "czdir.h"
 #include "target.h"
 
 /* Runs asked for at once (and the most buffers in one pwritev). */
@@ -268,10 +281,11 @@ static int restore_main(int argc, char **argv)
 		{ "rescue", no_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "raw", no_argument, NULL, OPT_RAW },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int force = 0, quiet = 0, c;
+	int force = 0, quiet = 0, dry_run = 0, c;
 	img_options opt;
 	img_options_init(&opt);
 	while ((c = getopt_long(argc, argv, "fnrqh", opts, NULL)) != -1) {
@@ -281,6 +295,7 @@ static int restore_main(int argc, char **argv)
 		case 'r': opt.rescue = 1; break;
 		case 'q': quiet = 1; break;
 		case OPT_RAW: opt.raw = 1; break;
+		case OPT_DRY_RUN: dry_run = 1; break;
 		case 'h': return usage_exit(&applet_restore, 1);
 		default: return usage_exit(&applet_restore, 0);
 		}
@@ -290,6 +305,13 @@ static int restore_main(int argc, char **argv)
 		return usage_exit(&applet_restore, 0);
 	}
 	const char *image = argv[optind], *target = argv[optind + 1];
+	int handled, whole = cz_restore(image, target, &opt, force, dry_run, quiet, &handled);
+	if (handled)  /* a Clonezilla directory (or DIR/sda): the whole disk */
+		return whole;
+	if (dry_run) {
+		warnx_("restore: --dry-run is for a whole disk (a Clonezilla image directory)");
+		return IMG_EXIT_USAGE;
+	}
 	/* a device's size is checked before writing: a compressed raw image is
 	 * decoded once to learn its size (not from stdin, which it would use up) */
 	int to_device = is_block_device(target);

@@ -4,6 +4,12 @@
  */
 static const char verify_usage[] =
 "Usage: imgbk verify [OPTIONS] IMAGE\n"
+"       imgbk verify [OPTIONS] DIR        (a Clonezilla image directory)\n"
+"       imgbk verify [OPTIONS] DIR/sda2   (one partition of it)\n"
+"\n"
+"DIR: every partition image, one line each and a total, then MD5SUMS,\n"
+"SHA1SUMS and B2SUMS when the directory has them (B3SUMS through the b3sum\n"
+"tool when installed, else the output says it was not checked).\n"
 "\n"
 "Check a backup image: header CRC, bitmap CRC and count, every data checksum,\n"
 "and that the data ends exactly where it should. On the first bad checksum\n"
@@ -25,10 +31,12 @@ static const char verify_usage[] =
 "Exit codes: 0 good, 1 damaged or not an image, 2 usage, 3 I/O error.\n";
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "applet.h"
+#include "czdir.h"
 
 struct verify_result {
 	uint64_t blocks;
@@ -127,6 +135,12 @@ static int verify_main(int argc, char **argv)
 		return usage_exit(&applet_verify, 0);
 	}
 	const char *path = argv[optind];
+	char part[PATH_MAX];
+	if (cz_arg_is_dir(path))
+		return cz_verify(path, quiet);
+	int code = cz_resolve_part(path, part, sizeof part, &path);  /* DIR/sda2 */
+	if (code)
+		return code;
 	struct verify_result r = { 0 };
 	img_image *im = NULL;
 	img_err err;
@@ -164,7 +178,7 @@ static int verify_main(int argc, char **argv)
 	}
 	if (json)
 		print_json(in->path, in, &r);
-	int code = img_exit_code(r.code);
+	code = img_exit_code(r.code);
 	img_close(im);
 	return code;
 }

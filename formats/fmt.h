@@ -151,6 +151,16 @@ static inline uint64_t get_le64(const uint8_t *p)
 {
 	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
+static inline void store_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void store_le64(uint8_t *p, uint64_t v)
+{
+	store_le32(p, (uint32_t)v);
+	store_le32(p + 4, (uint32_t)(v >> 32));
+}
 
 /* ---- checksums (formats/checksum.c) ------------------------------------ */
 enum img_hash_kind { HASH_NONE, HASH_CRC32, HASH_XXH64, HASH_XXH128 };

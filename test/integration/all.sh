@@ -27,6 +27,7 @@ ntfsclone.sh
 partimage.sh
 info.sh
 raw.sh
+czdir.sh
 EOF
 }
 
