@@ -402,7 +402,7 @@ static void *imgbk_open(int readonly)
 	for (size_t i = 0; i < srv.ntargets; i++)
 		if (strcmp(srv.targets[i].name, name) == 0)
 			return &srv.targets[i];
-	nbdkit_error("%s: no export '%s' (nbdinfo --list shows the exports)", srv.dir, name);
+	nbdkit_error("%s: no export '%s' (nbdinfo -L lists the exports)", srv.dir, name);
 	return NULL;
 }
 

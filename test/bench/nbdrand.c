@@ -4,6 +4,7 @@
  *
  *   nbdrand URI READS CONNS SEED [REFERENCE]
  *   nbdrand --write URI
+ *   nbdrand --read URI OFFSET LENGTH
  *
  * The first form opens CONNS connections (1..64) to URI, one thread each,
  * and does READS nbd_pread()s of 4096 bytes at 4 KiB aligned offsets drawn
@@ -18,6 +19,9 @@
  * --write sends one 4 KiB write with libnbd's client-side checks off (a
  * client that ignores the read-only flag) and prints the server's answer:
  * "write refused: <strerror>" (exit 0) or "write accepted" (exit 1).
+ *
+ * --read copies LENGTH bytes at OFFSET of the export to standard output;
+ * on a failed read it prints "read failed: <strerror>" on stderr (exit 1).
  *
  * Build: cc -O2 -pthread -o nbdrand nbdrand.c $(pkg-config --cflags --libs libnbd)
  */
@@ -151,12 +155,31 @@ static int write_test(const char *uri)
 	return 0;
 }
 
+static int read_range(const char *uri, uint64_t off, size_t len)
+{
+	struct nbd_handle *nbd = connect_to(uri);
+	char *buf = malloc(len ? len : 1);
+	if (!nbd || !buf)
+		return 1;
+	int rc = nbd_pread(nbd, buf, len, off, 0);
+	if (rc != 0)
+		fprintf(stderr, "read failed: %s (%s)\n", strerror(nbd_get_errno()), nbd_get_error());
+	else if (fwrite(buf, 1, len, stdout) != len)
+		rc = -1;
+	nbd_close(nbd);
+	free(buf);
+	return rc != 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--write") == 0)
 		return write_test(argv[2]);
+	if (argc == 5 && strcmp(argv[1], "--read") == 0)
+		return read_range(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
 	if (argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: nbdrand URI READS CONNS SEED [REFERENCE] | nbdrand --write URI\n");
+		fprintf(stderr, "usage: nbdrand URI READS CONNS SEED [REFERENCE] | nbdrand --write URI | "
+				"nbdrand --read URI OFFSET LENGTH\n");
 		return 2;
 	}
 	uint64_t reads = strtoull(argv[2], NULL, 10);
