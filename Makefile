@@ -1,12 +1,13 @@
 # Makefile - builds imgbk (one multi-call binary), libimgbk.a, the tests,
 # the demo, the benchmark and a static build. Plain GNU make.
 #
-#   make            build ./imgbk (and libimgbk.a)
+#   make            build ./imgbk (and libimgbk.a), and build/nbdkit-imgbk-plugin.so
+#                   when nbdkit-plugin-dev is installed
 #   make check      install missing Debian packages, build, run unit + integration tests
 #   make demo       install missing packages, make a sample image with partclone, use imgbk on it
 #   make bench      measure imgbk against partclone and the machine's limits
 #   make static     one fully static imgbk for rescue media (build/static/imgbk)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (the plugin: into nbdkit's plugindir)
 #   make deps       install the Debian packages that are missing (needs root)
 #   SANITIZE=1      build with ASan + UBSan (make check SANITIZE=1)
 #   make tsan       the random-read unit tests and the fuzz replay under ThreadSanitizer
@@ -67,8 +68,9 @@ UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(O)/test/%)
 UNIT_HELP  := $(sort $(wildcard test/unit/helper_*.c))
 
 .PHONY: all check check-one unit integration demo bench static static-link install uninstall deps clean
+.PHONY: nbd-plugin
 
-all: $(BIN)
+all: $(BIN) nbd-plugin
 
 $(O)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -81,6 +83,35 @@ $(LIB): $(LIB_OBJ)
 $(BIN): $(APPLET_OBJ) $(FUSE_OBJ) $(LIB)
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $(APPLET_OBJ) $(FUSE_OBJ) $(LIB) $(PKG_LIBS) $(FUSE_LIBS)
 	@for l in $(LINKS); do ln -sf $(notdir $(BIN)) $(dir $(BIN))$$l; done
+
+# ---- the nbdkit plugin (nbd/) ----------------------------------------------
+# nbdkit-imgbk-plugin.so: nbd/plugin.c and a position-independent build of the
+# library in $(O)/pic/, its symbols hidden (only plugin_init is exported).
+# Needs nbdkit-plugin-dev; without it `make` says so and goes on. Not built
+# under SANITIZE=1 (an ASan .so cannot be loaded by a plain nbdkit).
+HAVE_NBDKIT   := $(shell $(PKG_CONFIG) --exists nbdkit 2>/dev/null && echo 1)
+NBDKIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags nbdkit 2>/dev/null)
+NBDKIT_PLUGINDIR := $(shell $(PKG_CONFIG) --variable=plugindir nbdkit 2>/dev/null)
+NBD_PLUGIN    := $(O)/nbdkit-imgbk-plugin.so
+PIC_OBJ       := $(LIB_SRC:%.c=$(O)/pic/%.o)
+PIC_CFLAGS    := -fPIC -fvisibility=hidden
+
+$(O)/pic/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PIC_CFLAGS) -c -o $@ $<
+
+$(NBD_PLUGIN): nbd/plugin.c $(PIC_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $(NBDKIT_CFLAGS) $(PIC_CFLAGS) -shared -Wl,--as-needed -o $@ \
+		nbd/plugin.c $(PIC_OBJ) $(PKG_LIBS) -lpthread
+
+ifeq ($(HAVE_NBDKIT)$(SANITIZE),1)
+nbd-plugin: $(NBD_PLUGIN)
+else ifeq ($(SANITIZE),1)
+nbd-plugin:
+else
+nbd-plugin:
+	@echo "make: nbdkit-plugin-dev is not installed: $(NBD_PLUGIN) is not built (make deps installs it)"
+endif
 
 # ---- tests ---------------------------------------------------------------
 # Unit tests link the library built with STREAM_POISON, so stale pointers
@@ -209,14 +240,21 @@ static-link: $(APPLET_OBJ) $(FUSE_OBJ) $(LIB)
 	@echo "static binary: $(O)/imgbk ($$(du -h $(O)/imgbk | cut -f1))"
 
 # ---- install ---------------------------------------------------------------
-install: $(BIN)
+install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/$(BIN)
 	for l in $(LINKS); do ln -sf $(BIN) $(DESTDIR)$(BINDIR)/$$l; done
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+ifeq ($(HAVE_NBDKIT)$(SANITIZE),1)
+	install -d $(DESTDIR)$(NBDKIT_PLUGINDIR)
+	install -m 755 $(NBD_PLUGIN) $(DESTDIR)$(NBDKIT_PLUGINDIR)/nbdkit-imgbk-plugin.so
+else
+	@echo "make install: nbdkit-plugin-dev is not installed: no nbdkit plugin installed"
+endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/$(BIN) $(addprefix $(DESTDIR)$(BINDIR)/,$(LINKS))
+	$(if $(NBDKIT_PLUGINDIR),rm -f $(DESTDIR)$(NBDKIT_PLUGINDIR)/nbdkit-imgbk-plugin.so)
 	for m in man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done
 
 clean:

@@ -55,7 +55,7 @@ void progress_end(progress *pg);
 void json_string(FILE *f, const char *s);
 
 extern const struct applet applet_info, applet_verify, applet_restore;
-extern const struct applet applet_index, applet_mount;
+extern const struct applet applet_index, applet_mount, applet_serve;
 extern const struct applet applet_vntfsclone, applet_vpartclone, applet_vpartimage;
 
 #endif
