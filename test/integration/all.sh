@@ -28,6 +28,7 @@ partimage.sh
 info.sh
 raw.sh
 czdir.sh
+nbd.sh
 EOF
 }
 
