@@ -23,6 +23,10 @@ static const char serve_usage[] =
 "background once the image is open; NBDKIT-OPTIONS after -- change that,\n"
 "e.g. -- -p 10810, -- -i 127.0.0.1, -- -U /run/imgbk.sock, -- -f (stay in\n"
 "the foreground), -- -P PIDFILE. Stop it with kill (its pid: -P PIDFILE).\n"
+"nbdkit runs one thread per connection (-t 1; -- -t N overrides): nbdkit\n"
+"1.32 (Debian 12) aborts when a client hangs up with several requests of a\n"
+"connection in flight, as nbdcopy does after an EIO. Clients that open\n"
+"several connections (nbdcopy, qemu-img) still read in parallel.\n"
 "\n"
 "Options:\n"
 "      --disk NAME         with DIR: serve the saved disk NAME (sda)\n"
@@ -203,7 +207,12 @@ static char *param(const char *key, const char *value)
 	return s;
 }
 
-/* argv for execv: nbdkit -r [user options] PLUGIN key=value... @return NULL on no memory. */
+/* argv for execv: nbdkit -r [-t 1] [user options] PLUGIN key=value...
+ * One thread per connection unless the user says otherwise: nbdkit 1.32
+ * asserts (raw_send_socket: sock >= 0) and aborts when a client sends
+ * NBD_CMD_DISC while other requests of that connection are still being
+ * answered, which nbdcopy does when a read fails with EIO.
+ * @return NULL on no memory. */
 static char **nbdkit_argv(const struct serve_request *rq, char *nbdkit, char *plugin)
 {
 	char **av = calloc((size_t)rq->n_nbdkit_opts + MAX_OWN_ARGS, sizeof *av);
@@ -212,6 +221,8 @@ static char **nbdkit_argv(const struct serve_request *rq, char *nbdkit, char *pl
 	int n = 0;
 	av[n++] = nbdkit;
 	av[n++] = "-r";
+	if (!user_option(rq, "-t", "--threads"))
+		av[n++] = "--threads=1";
 	for (int i = 0; i < rq->n_nbdkit_opts; i++)
 		av[n++] = rq->nbdkit_opts[i];
 	av[n++] = plugin;

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${IMGBK:=$here/../../imgbk}"
 export IMGBK
 pass=0 fail=0 skip=0 broken=""
-for t in run.sh ntfsclone.sh partimage.sh mount.sh zmount.sh safety.sh corrupt.sh raw.sh czdir.sh; do
+for t in run.sh ntfsclone.sh partimage.sh mount.sh zmount.sh safety.sh corrupt.sh raw.sh czdir.sh nbd.sh; do
 	[ -f "$here/$t" ] || continue
 	echo "=== $t"
 	out=$(mktemp)
