@@ -210,7 +210,8 @@ static int open_file(void)
 	opt.raw = srv.raw;
 	img_err err;
 	if (img_open(srv.file, &opt, &srv.im, &err) != IMG_OK) {
-		nbdkit_error("%s", err.msg);
+		/* the library names the applets' option */
+		nbdkit_error("%s%s", err.msg, strstr(err.msg, "--raw") ? " (here: raw=true)" : "");
 		return -1;
 	}
 	img_random_options ro;

@@ -10,7 +10,7 @@
 # afresh (PRE hook: nbdkit returns once serving) and stops it after (POST
 # hook), so no checked-group bit or decoded block survives between runs.
 # Rows:
-#   nbdcopy URI /dev/null                    sequential, nbdcopy's defaults
+#   nbdcopy --no-extents URI /dev/null       sequential, every byte read
 #                                            (4 connections when the server
 #                                            offers multi-conn, 64 requests)
 #   nbdrand URI $NBD_RR_READS 1|4 SEED       random 4 KiB reads over 1 or 4
@@ -22,6 +22,12 @@
 # sequential and 4 connections); and the same sequential read through the
 # FUSE mount (imgbk mount, dd bs=1M, cold mount as in the mount section).
 # Goal: the plugin at >= 0.8x nbdkit file, sequential and random.
+# --no-extents: nbdkit file answers block-status queries from the sparse
+# file's holes, and nbdcopy then skips them (the zeros of the unused blocks
+# are never sent); the plugin does not report extents (the library has no
+# call that tells used from unused ranges), so by default nbdcopy reads
+# every byte from it. The rows compare the servers on the same work; one
+# more row shows nbdkit file with nbdcopy's defaults (holes skipped).
 #
 # Environment: BENCH_NBD_RR_READS=20000 reads per nbdrand run.
 
@@ -93,10 +99,13 @@ bench_nbd() {
 
 	SECTION_BYTES=$(stat -c %s "$NBD_RAW")
 	RRB=$((NBD_RR_READS * 4096))
-	tdef nseq_file "nbdkit file: nbdcopy URI /dev/null" "nbdcopy '$NBD_URI' /dev/null"
-	tdef nseq_im "nbdkit imgbk: nbdcopy URI /dev/null" "nbdcopy '$NBD_URI' /dev/null"
-	tdef nseq_imn "nbdkit imgbk verify=false: nbdcopy URI /dev/null" "nbdcopy '$NBD_URI' /dev/null"
-	tdef nseq_im1 "nbdkit -t 1 imgbk (imgbk serve): nbdcopy URI /dev/null" "nbdcopy '$NBD_URI' /dev/null"
+	NC="nbdcopy --no-extents"
+	tdef nseq_file "nbdkit file: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	tdef nseq_filex "nbdkit file: nbdcopy (holes skipped)" "nbdcopy '$NBD_URI' /dev/null"
+	PRE_nseq_filex='nbd_up file' POST_nseq_filex='nbd_down'
+	tdef nseq_im "nbdkit imgbk: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	tdef nseq_imn "nbdkit imgbk verify=false: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	tdef nseq_im1 "nbdkit -t 1 imgbk (imgbk serve): nbdcopy" "$NC '$NBD_URI' /dev/null"
 	PRE_nseq_im1='nbd_up imgbk-t1' POST_nseq_im1='nbd_down'
 	tdef nseq_fuse "imgbk mount (FUSE): dd bs=1M" "dd if='$MA/image.pc' of=/dev/null bs=1M"
 	PRE_nseq_file='nbd_up file' PRE_nseq_im='nbd_up imgbk' PRE_nseq_imn='nbd_up imgbk-n'
@@ -116,7 +125,7 @@ bench_nbd() {
 			eval "PRE_nrr${c}_$s='nbd_up $up' POST_nrr${c}_$s='nbd_down'"
 		done
 	done
-	NNAMES="nseq_file nseq_im nseq_imn nseq_im1 $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_im1"
+	NNAMES="nseq_file nseq_filex nseq_im nseq_imn nseq_im1 $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_im1"
 	trounds "$NNAMES"
 
 	# the same bytes from both servers: nbdrand's sums (every run)
@@ -140,7 +149,7 @@ bench_nbd() {
 	done
 	echo
 	echo "ratios: time of nbdkit file / time of the plugin (= the plugin's speed / the ceiling), median over the rounds"
-	ratio "nbd: sequential read (nbdcopy) vs nbdkit file" nseq_file nseq_im ">=" 0.8
+	ratio "nbd: sequential read (nbdcopy --no-extents) vs nbdkit file" nseq_file nseq_im ">=" 0.8
 	ratio "nbd: $NBD_RR_READS random 4 KiB reads, 1 conn, vs nbdkit file" nrr1_file nrr1_im ">=" 0.8
 	ratio "nbd: $NBD_RR_READS random 4 KiB reads, 4 conns, vs nbdkit file" nrr4_file nrr4_im ">=" 0.8
 	echo "for information:"
@@ -148,6 +157,7 @@ bench_nbd() {
 	ratio "nbd verify=false: random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_imn "" 0
 	ratio "nbd -t 1 (imgbk serve): sequential vs nbdkit file" nseq_file nseq_im1 "" 0
 	ratio "nbd -t 1 (imgbk serve): random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_im1 "" 0
+	ratio "nbd: sequential, nbdcopy defaults (file skips holes) vs plugin" nseq_filex nseq_im "" 0
 	[ -n "$FUSE_ROW" ] && ratio "nbd plugin vs FUSE mount: sequential (time fuse / time nbd)" nseq_fuse nseq_im "" 0
 	rm -f "$NBD_RAW"
 	rmdir "$MA" 2>/dev/null

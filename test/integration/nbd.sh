@@ -302,6 +302,14 @@ c_notimage() {
 	run 1 $TO nbdkit -U "$W/m.sock" "$PLUGIN" file="$W/junk.bin" && err_has "junk.bin"
 }
 
+c_raw() {
+	start_case
+	need "$FIX/fs.raw" || return 1
+	run 1 $TO nbdkit -U "$W/m.sock" "$PLUGIN" file="$FIX/fs.raw" && err_has "fs.raw" "raw=true" || return 1
+	serve s file="$FIX/fs.raw" raw=true || return 1
+	copy_same "$(uri s)" "$FIX/fs.raw"
+}
+
 c_qemu_img() {
 	start_case
 	need "$FIX/split/sda1.ext4-ptcl-img.gz.aa" "$FIX/ref.raw" || return 1
@@ -369,7 +377,7 @@ c_dir_part() {
 
 if [ -n "$WHY" ]; then
 	for c in "setup" "plain image" "pzstd image" "split gzip set" "4 connections" "EIO" "verify=false" \
-		"missing image" "not an image" "qemu-img convert" "writes refused" "imgbk serve" "serve refusals" \
+		"missing image" "not an image" "raw=true" "qemu-img convert" "writes refused" "imgbk serve" "serve refusals" \
 		"Clonezilla disk" "Clonezilla partition"; do
 		tc_skip "$c" "$WHY"
 	done
@@ -387,6 +395,7 @@ else
 	tc "verify=false: the damaged block reads, with its one damaged byte" c_noverify
 	tc "missing image / no parameter / unknown parameter: nbdkit exits 1 with a clear error" c_missing
 	tc "random bytes as file=: nbdkit exits 1 naming the file" c_notimage
+	tc "raw=true: a raw partition file is served as is; without it, refused naming the file" c_raw
 	tc "qemu-img convert -f raw nbd+unix:// of the split gzip set == reference" c_qemu_img
 	tc "a write (client checks off) is refused: EPERM on the wire (nbdkit's EROFS), logged; bytes unchanged" c_write_refused
 	tc "imgbk serve IMAGE.zst -- -i 127.0.0.1 -p PORT: hints, --threads=1, nbdcopy nbd://127.0.0.1:PORT == reference" c_serve_tcp
