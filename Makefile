@@ -10,6 +10,7 @@
 #   make install    PREFIX=/usr/local DESTDIR= (the plugin: into nbdkit's plugindir)
 #   make deps       install the Debian packages that are missing (needs root)
 #   SANITIZE=1      build with ASan + UBSan (make check SANITIZE=1)
+#   make tsan       the random-read unit tests and the fuzz replay under ThreadSanitizer
 
 CC        ?= cc
 PKG_CONFIG ?= pkg-config
@@ -27,6 +28,11 @@ ifeq ($(SANITIZE),1)
 O := build-san
 BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(TSAN),1)
+O := build-tsan
+BASE_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
 endif
 
 # Libraries: pkg-config for each; bzip2 ships no .pc file on Debian 12.
@@ -53,8 +59,8 @@ FUSE_OBJ   := $(FUSE_SRC:%.c=$(O)/%.o)
 HEADERS    := $(wildcard *.h io/*.h formats/*.h applets/*.h fuse/*.h)
 
 LIB        := $(O)/libimgbk.a
-# SANITIZE=1 builds build-san/imgbk (and its links there), never ./imgbk
-BIN        := $(if $(filter 1,$(SANITIZE)),$(O)/imgbk,imgbk)
+# SANITIZE=1 (TSAN=1) builds build-san/imgbk (build-tsan/imgbk), never ./imgbk
+BIN        := $(if $(filter 1,$(SANITIZE) $(TSAN)),$(O)/imgbk,imgbk)
 LINKS      := vpartclone vntfsclone vpartimage
 
 UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
@@ -129,26 +135,87 @@ unit: $(UNIT_BIN)
 integration: $(BIN)
 	@IMGBK=$(CURDIR)/$(BIN) IMGBK_LIB=$(CURDIR)/$(LIB) sh test/integration/all.sh
 
-# One pass of the suite: build, unit tests, man pages, every integration
-# script (the corruption matrix included).
+# One pass of the suite with this build alone, one test at a time: unit
+# tests, man pages, every integration script (the corruption matrix included).
 check-one:
 	$(MAKE) all unit
 	sh test/man-check.sh ./$(BIN)
 	$(MAKE) integration
 
-# make check: the suite under ASan + UBSan, a fuzz smoke run, then the normal
-# build's suite (its summary line closes the output).
-# make check SANITIZE=1: the sanitizer pass alone.
+# ---- make check ------------------------------------------------------------
+# 1. Every binary is built once, the two builds and the fuzz harnesses at the
+#    same time (-j): ./imgbk + build/ (what users get), build-san/ (ASan +
+#    UBSan), build-fuzz/ (clang, libFuzzer, ASan + UBSan).
+# 2. One pool of jobs, CHECK_JOBS at a time (test/jobs.sh prints each job's
+#    output whole when it ends, a table of times, and last the one line
+#    "N passed, M failed" over every case of every job):
+#    - every integration script listed in test/integration/all.sh (a script
+#      added there joins by itself) and the man page check, against ./imgbk;
+#    - every unit test twice: built with the sanitizers (build-san/test/) and
+#      built as users build the library (build/test/);
+#    - the corruption matrix and mount.sh again, against build-san/imgbk;
+#    - the fuzz smoke: each harness SMOKE_SECONDS with the fixed seed.
+# Why not the whole integration suite under the sanitizers too: their job is
+# to find memory errors and undefined behaviour, and hostile input is where
+# those live. The unit tests and the fuzz harnesses drive io/ and formats/
+# (every parser and decoder, random access, the index) with the sanitizers;
+# the corruption matrix sends ~900 damaged images through info, verify and
+# restore (the applets and the target code); mount.sh adds the FUSE daemon
+# (fuse/), the mount, index and vpartclone front ends and parallel reads.
+# The other scripts (run.sh, zmount.sh, safety.sh, ntfsclone.sh,
+# partimage.sh, ...) check bytes and messages end to end against real
+# partclone/ntfsclone/partimage and compressors: they prove what users get,
+# so they run with the binary users get, where a second, sanitized run would
+# take longer than the whole budget of 15 minutes and reach the same code.
+# make check SANITIZE=1: the sanitizer build's whole suite, one test at a time.
+CHECK_JOBS    ?= $(shell echo $$(($$(nproc 2>/dev/null || echo 1) + 1)))
+SMOKE_SECONDS ?= 30
+NPROC         := $(shell nproc 2>/dev/null || echo 1)
+SAN_UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=build-san/test/%)
+NORM_UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
+SAN_SCRIPTS   := corrupt.sh mount.sh
+
+.PHONY: check-build check-build-normal check-build-san check-jobs
 ifeq ($(SANITIZE),1)
 check: deps
 	$(MAKE) check-one
 else
 check: deps
-	$(MAKE) SANITIZE=1 check-one
-	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(SMOKE_SECONDS)
-	$(MAKE) check-one
+	$(MAKE) -j$(NPROC) check-build
+	@$(MAKE) -s check-jobs >build/check.jobs
+	@IMGBK=$(CURDIR)/imgbk IMGBK_LIB=$(CURDIR)/build/libimgbk.a IMGBK_JOBS=$(CHECK_JOBS) \
+		bash test/jobs.sh build/check.jobs
 endif
-SMOKE_SECONDS ?= 30
+
+check-build: check-build-normal check-build-san fuzz-build
+	@sh test/fuzz/mkcorpus.sh $(FUZZ_O)
+check-build-normal:
+	$(MAKE) all build/libimgbk.a $(NORM_UNIT_BIN)
+check-build-san:
+	$(MAKE) SANITIZE=1 build-san/imgbk build-san/libimgbk.a $(SAN_UNIT_BIN)
+
+# the job lines of make check, about the longest first (test/jobs.sh starts
+# them in this order)
+check-jobs:
+	@for s in $(SAN_SCRIPTS); do printf '%s (sanitizers)\tIMGBK=%s IMGBK_LIB=%s bash test/integration/%s\n' \
+		$$s $(CURDIR)/build-san/imgbk $(CURDIR)/build-san/libimgbk.a $$s; done
+	@sh test/integration/all.sh --list
+	@for t in $(SAN_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
+	@for b in $(FUZZ_BIN); do printf '%s\tsh test/fuzz/run.sh %s $(SMOKE_SECONDS) $(FUZZ_SEED)\n' $$(basename $$b) $$b; done
+	@for t in $(NORM_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
+	@printf 'man pages\tsh test/man-check.sh ./imgbk\n'
+
+# ThreadSanitizer (TSAN=1 builds into build-tsan/): the tests that read at
+# random from several threads, and test_regress (the fuzz_random and
+# fuzz_zseek inputs among others). Any report fails the run.
+TSAN_TESTS := test_zseek_gz test_zseek_codecs test_partclone_access test_partimage_access \
+	      test_ntfsclone_access test_regress
+.PHONY: tsan
+tsan:
+	$(MAKE) TSAN=1 $(TSAN_TESTS:%=build-tsan/test/%)
+	@bad=; for t in $(TSAN_TESTS); do echo "== $$t (ThreadSanitizer)"; \
+	  IMGBK_TEST_DATA=test/data TSAN_OPTIONS="exitcode=66" build-tsan/test/$$t || bad="$$bad $$t"; \
+	done; [ -z "$$bad" ] || { echo "tsan: failed:$$bad"; exit 1; }
 
 demo: deps
 	$(MAKE) all
@@ -191,7 +258,7 @@ uninstall:
 	for m in man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done
 
 clean:
-	rm -rf build build-san $(BIN) $(LINKS)
+	rm -rf build build-san build-tsan $(BIN) $(LINKS)
 
 # ---- fuzzing (libFuzzer, clang) ---------------------------------------------
 # make fuzz        build test/fuzz/fuzz_*.c into build-fuzz/ and run each for
@@ -225,20 +292,7 @@ fuzz-build: $(FUZZ_BIN)
 
 fuzz: fuzz-build
 	@sh test/fuzz/mkcorpus.sh $(FUZZ_O)
-	@set -e; for b in $(FUZZ_BIN); do h=$$(basename $$b); \
-	  mkdir -p $(FUZZ_O)/corpus/$$h $(FUZZ_O)/artifacts/$$h $(FUZZ_O)/log; \
-	  case $$h in fuzz_image|fuzz_random|fuzz_codecs|fuzz_zseek) ml=1048576;; *) ml=65536;; esac; \
-	  echo "== $$h: $(FUZZ_SECONDS) s, -seed=$(FUZZ_SEED), -max_len=$$ml"; \
-	  IMGBK_TEST_DATA=test/data $$b -seed=$(FUZZ_SEED) -max_total_time=$(FUZZ_SECONDS) \
-	    -max_len=$$ml -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_O)/artifacts/$$h/ $(FUZZ_O)/corpus/$$h \
-	    $$(for d in test/fuzz/seeds/$$h test/fuzz/regress/$$h; do [ -d $$d ] && echo $$d; done) \
-	    >$(FUZZ_O)/log/$$h.log 2>&1 && st=0 || st=$$?; \
-	  grep -E '^INFO: Seed:|^#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb' \
-	    $(FUZZ_O)/log/$$h.log; \
-	  if [ $$st -ne 0 ]; then echo "$$h FAILED (exit $$st); last lines of $(FUZZ_O)/log/$$h.log:"; \
-	    tail -n 60 $(FUZZ_O)/log/$$h.log; ls -l $(FUZZ_O)/artifacts/$$h/; exit 1; fi; \
-	done
+	@set -e; for b in $(FUZZ_BIN); do sh test/fuzz/run.sh $$b $(FUZZ_SECONDS) $(FUZZ_SEED); done
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=30

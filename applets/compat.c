@@ -162,9 +162,7 @@ static int compat_run(const struct compat_opts *o)
 	if (o->verbose) {
 		char *argv[] = { "info", o->raw ? "--raw" : (char *)o->image, (char *)o->image, NULL };
 		if ((rc = run_applet(&applet_info, o->raw ? 3 : 2, argv)) != 0)
-			return rc;
-		putchar('\n');
-		fflush(stdout);
+			return rc;  /* info ends with the blank line the tools print */
 	}
 	if (o->crc) {
 		char *argv[5] = { "verify" };

@@ -15,7 +15,10 @@
 #include "../imgbk.h"
 #include "../io/io.h"
 
-#define IMG_MAX_FIELDS 96
+#define IMG_MAX_FIELDS 128
+/* Bytes for the text of all fields of an image (partimage's description and
+ * first path are up to 4 KiB each); a text that does not fit is cut. */
+#define IMG_FIELD_TEXT_BYTES 32768
 
 /* One entry per image format (formats/detect.c is the one place to add one). */
 struct img_format {
@@ -80,6 +83,8 @@ struct img_image {
 	img_info info;
 	img_field_list field_list;
 	img_field fields[IMG_MAX_FIELDS];
+	char field_text[IMG_FIELD_TEXT_BYTES];  /* the fields' texts, one after another */
+	size_t field_text_used;
 	char path[1024];
 	char layers[96];
 	uint64_t blocks_done;
@@ -118,6 +123,9 @@ img_field *fmt_field(img_image *im, const char *label, const char *key, const ch
 img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
 			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* A string printed in double quotes ("ext2fs"); --json gets it without them. */
+img_field *fmt_field_quoted(img_image *im, const char *label, const char *key, const char *s);
+
 /* A count with its size: "110,829 (432.9 MB)"; the raw count goes to --json. */
 img_field *fmt_field_amount(img_image *im, const char *label, const char *key, uint64_t n,
 			     uint64_t bytes);
@@ -126,8 +134,12 @@ img_field *fmt_field_amount(img_image *im, const char *label, const char *key, u
  * the image should have ended after. */
 int fmt_expect_end(img_image *im, const char *what);
 
-/* Start a new titled section of the header print (after the first title). */
+/* Start a new titled section of the header print. */
 img_field *fmt_section(img_image *im, const char *title);
+
+/* Set the level (IMG_FIELD_*) of a field or section; f may be NULL (the list
+ * was full). @return f. */
+img_field *fmt_level(img_field *f, int level);
 
 /* ---- little-endian reads from a byte buffer ---------------------------- */
 static inline uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -167,6 +179,20 @@ void hash_update(img_hash *h, const void *p, size_t n);
 size_t hash_digest(const img_hash *h, uint8_t out[16]);
 size_t hash_size(enum img_hash_kind kind);
 void hash_free(img_hash *h);
+/* Make dst (initialised, same kind) a copy of src. @return IMG_OK, or
+ * IMG_E_USAGE when the kinds differ. */
+int hash_copy(img_hash *dst, const img_hash *src);
+
+/* A running state as bytes, to save and take up again in another process:
+ * hash_state_size(kind) bytes, little-endian fields, never the struct.
+ * hash_state_load fills an initialised h of the same kind; `hashed` is the
+ * number of bytes the state must have taken in. @return IMG_OK, or
+ * IMG_E_CORRUPT when the saved length differs or a field is out of range
+ * (such a state is never used). Only the digest tells whether the lanes are
+ * right: compare it with a stored checksum before trusting a loaded state. */
+size_t hash_state_size(enum img_hash_kind kind);
+void hash_state_save(const img_hash *h, uint8_t *out);
+int hash_state_load(img_hash *h, const uint8_t *in, uint64_t hashed);
 
 /* partclone's CRC-32 of a whole buffer: zlib's without the final inversion. */
 static inline uint32_t crc32_partclone(const void *p, size_t n) { return ~crc32_fast(0, p, n); }

@@ -58,7 +58,23 @@ static img_field *field_add(img_image *im, const char *label, const char *key)
 	memset(f, 0, sizeof *f);
 	f->label = label;
 	f->key = key;
+	f->text = "";
 	return f;
+}
+
+/* Format the text of f into the image's text store (cut when it is full). */
+static void field_vtext(img_image *im, img_field *f, const char *fmt, va_list ap)
+{
+	size_t room = sizeof im->field_text - im->field_text_used;
+	if (room == 0)
+		return;
+	char *dst = im->field_text + im->field_text_used;
+	int n = vsnprintf(dst, room, fmt, ap);
+	if (n < 0)
+		n = 0;
+	size_t len = (size_t)n < room ? (size_t)n : room - 1;
+	im->field_text_used += len + 1;
+	f->text = dst;
 }
 
 img_field *fmt_section(img_image *im, const char *title)
@@ -69,6 +85,13 @@ img_field *fmt_section(img_image *im, const char *title)
 	return f;
 }
 
+img_field *fmt_level(img_field *f, int level)
+{
+	if (f)
+		f->level = level;
+	return f;
+}
+
 img_field *fmt_field(img_image *im, const char *label, const char *key, const char *fmt, ...)
 {
 	img_field *f = field_add(im, label, key);
@@ -76,7 +99,7 @@ img_field *fmt_field(img_image *im, const char *label, const char *key, const ch
 		return NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	field_vtext(im, f, fmt, ap);
 	va_end(ap);
 	f->str = f->text;
 	return f;
@@ -90,10 +113,28 @@ img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint
 		return NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	field_vtext(im, f, fmt, ap);
 	va_end(ap);
 	f->is_number = 1;
 	f->number = number;
+	return f;
+}
+
+img_field *fmt_field_quoted(img_image *im, const char *label, const char *key, const char *s)
+{
+	img_field *f = fmt_field(im, label, key, "\"%s\"", s);
+	if (!f)
+		return NULL;
+	f->str = "";
+	size_t room = sizeof im->field_text - im->field_text_used;
+	if (room > 0) {
+		char *dst = im->field_text + im->field_text_used;
+		size_t len = strlen(s) < room ? strlen(s) : room - 1;
+		memcpy(dst, s, len);
+		dst[len] = 0;
+		im->field_text_used += len + 1;
+		f->str = dst;
+	}
 	return f;
 }
 
@@ -139,7 +180,7 @@ void img_fmt_human(char *out, size_t outsz, uint64_t bytes)
 {
 	static const char *const units[] = { "KB", "MB", "GB", "TB", "PB", "EB" };
 	if (bytes < 1024) {
-		snprintf(out, outsz, "%llu bytes", (unsigned long long)bytes);
+		snprintf(out, outsz, "%llu B", (unsigned long long)bytes);
 		return;
 	}
 	double v = (double)bytes / 1024;

@@ -210,7 +210,7 @@ static int raw_end(img_image *im, struct raw_state *st)
 	if (!st->size_known) {
 		st->size = st->done;
 		st->size_known = 1;
-		im->info.device_size = im->info.total_blocks = im->info.used_blocks = st->done;
+		im->info.image_data_size = st->done;
 		return IMG_EOF;
 	}
 	if (st->done < st->size)
@@ -252,6 +252,8 @@ static int raw_next_run(img_image *im, img_run *run)
 	st->pending = len;
 	st->done += len;
 	im->blocks_done += len;
+	if (!st->size_known)  /* the partition is at least this large */
+		im->info.device_size = im->info.total_blocks = im->info.used_blocks = st->done;
 	return IMG_OK;
 }
 

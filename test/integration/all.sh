@@ -1,34 +1,44 @@
 #!/bin/sh
-# test/integration/all.sh - runs every integration script (run.sh: partclone
-# and the stream layer; then one script per format or front end) and ends
-# with one summary line over all of them: "N passed, M failed[, K skipped]".
-# Usage: IMGBK=/abs/path/imgbk sh test/integration/all.sh
+# test/integration/all.sh - every integration script, listed below one a
+# line, run several at a time by test/jobs.sh: each script's output is
+# printed whole when it ends, and the last line "N passed, M failed" counts
+# the cases of all of them.
+#
+#   IMGBK=/abs/path/imgbk IMGBK_LIB=/abs/path/libimgbk.a sh test/integration/all.sh
+#   sh test/integration/all.sh --list     the job lines only (make check adds them to its own)
+#
+# A new script is one more line in the list (longest first: jobs start in
+# this order). The scripts run at the same time, so each keeps everything in
+# its own mktemp -d folder (mount points included), takes loop devices with
+# `losetup -f --show` and finds its daemons by their unique paths.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 : "${IMGBK:=$here/../../imgbk}"
 export IMGBK
-pass=0 fail=0 skip=0 broken=""
-for t in run.sh ntfsclone.sh partimage.sh mount.sh zmount.sh safety.sh corrupt.sh raw.sh czdir.sh nbd.sh; do
-	[ -f "$here/$t" ] || continue
-	echo "=== $t"
-	out=$(mktemp)
-	bash "$here/$t" 2>&1 | tee "$out"
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
-	rm -f "$out"
-	if [ -z "$line" ]; then
-		broken="$broken $t"
-		fail=$((fail + 1))
-		continue
-	fi
-	p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
-	f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-	s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped.*/\1/p')
-	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + ${s:-0}))
-done
-[ -n "$broken" ] && echo "scripts that ended without a summary line (counted as failed):$broken"
-if [ "$skip" -gt 0 ]; then
-	echo "$pass passed, $fail failed, $skip skipped"
-else
-	echo "$pass passed, $fail failed"
+
+list() {
+	grep -vE '^[[:space:]]*(#|$)' <<'EOF'
+safety.sh
+run.sh
+zmount.sh
+corrupt.sh
+mount.sh
+ntfsclone.sh
+partimage.sh
+info.sh
+raw.sh
+czdir.sh
+nbd.sh
+EOF
+}
+
+# job_lines: "NAME<TAB>COMMAND" for test/jobs.sh, one per listed script
+job_lines() {
+	list | while read -r t; do printf '%s\tbash "%s/%s"\n' "$t" "$here" "$t"; done
+}
+
+if [ "${1:-}" = --list ]; then
+	job_lines
+	exit 0
 fi
-[ "$fail" -eq 0 ]
+job_lines | bash "$here/../jobs.sh" -

@@ -1,13 +1,44 @@
-# test/integration/lib.sh - case runner and assertions for run.sh (bash).
+# test/integration/lib.sh - case runner and assertions for the integration scripts (bash).
 #
 # Every case is a shell function run by `tc` in a subshell, inside a fresh
 # scratch directory $W, with stdin from /dev/null and all its output captured.
 # The output is shown (indented) only when the case fails. A case exits 77
-# (via `skip REASON`) to be reported as skipped.
+# (via `skip REASON`) to be reported as skipped; `tc_skip` reports a case
+# that was not even started.
+#
+# A machine that can run everything must run everything: as root with
+# /dev/fuse, fusermount3 and loop devices (CI, the development machine) a
+# skip is a failure ("not ok ... skipped, but this machine must run it").
+# IMGBK_STRICT=0 turns that off, IMGBK_STRICT=1 forces it.
 #
 # Needs: $T (temp dir), $W (scratch dir, wiped before every case).
 
 N=0 PASS=0 FAIL=0 SKIP=0
+
+# machine_runs_all: root, FUSE and loop devices are all there (or IMGBK_STRICT=1)
+machine_runs_all() {
+	case ${IMGBK_STRICT:-auto} in
+	0) return 1 ;;
+	1) return 0 ;;
+	esac
+	[ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ -c /dev/loop-control ] &&
+		PATH="$PATH:/usr/sbin:/sbin" command -v losetup >/dev/null &&
+		command -v fusermount3 >/dev/null
+}
+STRICT=""
+machine_runs_all && STRICT=1
+
+# skipped DESCRIPTION REASON: count a case that did not run, as a skip or,
+# on a machine that must run it, as a failure
+skipped() {
+	if [ -n "$STRICT" ]; then
+		FAIL=$((FAIL + 1))
+		echo "not ok $N - $1: skipped ($2), but this machine (root, /dev/fuse, loop devices) must run it"
+	else
+		SKIP=$((SKIP + 1))
+		echo "ok $N - # SKIP $1: $2"
+	fi
+}
 
 # remove_temp: at exit, remove the script's temp dir $T, or keep it (and
 # say where) when IMGBK_KEEP=1.
@@ -17,6 +48,16 @@ remove_temp() {
 	else
 		rm -rf "$T"
 	fi
+}
+
+# detach_ours DEVICE: detach a loop device recorded by this script if it is
+# still attached to a file of ours (under $T). Other scripts and other runs
+# take loop devices at the same time: a number we used and freed may be
+# theirs by now.
+detach_ours() {
+	local back
+	back=$(losetup -n -O BACK-FILE "$1" 2>/dev/null) || return 0
+	case $back in "$T"/* | "$(readlink -f "$T")"/*) losetup -d "$1" 2>/dev/null ;; esac
 }
 
 # tc DESCRIPTION FUNCTION [ARGS...]
@@ -34,8 +75,8 @@ tc() {
 		echo "ok $N - $desc"
 		;;
 	77)
-		SKIP=$((SKIP + 1))
-		echo "ok $N - # SKIP $desc: $(tail -n 1 "$T/case.log")"
+		skipped "$desc" "$(tail -n 1 "$T/case.log")"
+		[ -z "$STRICT" ] || head -n 60 "$T/case.log" | sed 's/^/    /'
 		;;
 	*)
 		FAIL=$((FAIL + 1))
@@ -48,9 +89,9 @@ tc() {
 # tc_skip DESCRIPTION REASON: a case that cannot run here.
 tc_skip() {
 	N=$((N + 1))
-	SKIP=$((SKIP + 1))
-	echo "ok $N - # SKIP $1: $2"
+	skipped "$1" "$2"
 }
+
 
 # inside a case
 skip() {
@@ -171,4 +212,21 @@ need() {
 fail() {
 	echo "FAIL: $*"
 	return 1
+}
+
+# loop_attach FILE: attach FILE to a free loop device, print the device and
+# record it in $T/loops; loop_detach_all (in the EXIT trap) detaches them.
+loop_attach() {
+	local l
+	l=$(losetup -f --show "$1") || return 1
+	echo "$l" >>"$T/loops"
+	echo "$l"
+}
+
+loop_detach_all() {
+	local l
+	[ -s "$T/loops" ] || return 0
+	while read -r l; do
+		losetup "$l" >/dev/null 2>&1 && losetup -d "$l" 2>/dev/null
+	done <"$T/loops"
 }

@@ -12,8 +12,9 @@
 # neutral name (read only with --raw). Then: info (text and --json) says
 # raw, its size, layers and content; verify exits 0 saying a raw image has
 # no checksums; truncated compressed raw images fail verify naming the file
-# and the byte; restore to a new file, to stdout and to a loop device equals
-# the filesystem byte for byte (cmp), and the safety rules hold (existing
+# and the byte; restore to a new file (sparse: all-zero blocks are holes), to
+# stdout and to a loop device equals the filesystem byte for byte (cmp), and
+# the safety rules hold (existing
 # file without --force, too small device, stdin to a device); mount equals
 # the filesystem, and a loop mount of the virtual file holds the source
 # files; index; vpartclone --raw; a partclone image with a dd name is read
@@ -213,8 +214,8 @@ c_restore() { # VARIANT
 	i=$(img "$1")
 	need "$i" || return 1
 	run 0 "$IMGBK" restore $(rawopt "$1") "$i" out.raw || return 1
-	err_has 'restored every byte of the raw image' || return 1
-	same out.raw "$FIX/fs.raw" || return 1
+	err_has 'restored every byte of the raw image .* \(33,554,432 bytes, 32\.0 MB\)' || return 1
+	same out.raw "$FIX/fs.raw" && sparse out.raw || return 1
 	"$IMGBK" restore -q $(rawopt "$1") "$i" - >stdout.raw 2>"$W/err" || { show "$W/err"; return 1; }
 	same stdout.raw "$FIX/fs.raw" || return 1
 	# an existing file: refused without --force, overwritten with it
@@ -224,15 +225,26 @@ c_restore() { # VARIANT
 	run 0 "$IMGBK" restore -f $(rawopt "$1") "$i" out.raw && same out.raw "$FIX/fs.raw"
 }
 
+c_restore_stdin() {
+	need "$(img zstd)" "$(img plain)" || return 1
+	run_in "$(img zstd)" 0 "$IMGBK" restore --raw - out.raw && same out.raw "$FIX/fs.raw" || return 1
+	err_has 'restored every byte of the raw image \(stdin\) .*33,554,432 bytes' || return 1
+	"$IMGBK" restore -q --raw - - <"$(img plain)" >out2.raw 2>"$W/err" || { show "$W/err"; return 1; }
+	same out2.raw "$FIX/fs.raw" || return 1
+	run_in "$(img plain)" 1 "$IMGBK" restore - out3.raw && err_has 'pass --raw'
+}
+
 c_restore_device() {
 	local dev small i
 	start_case
 	[ -n "$ROOT_WHY" ] && skip "$ROOT_WHY"
 	i=$(img zstd)
 	need "$i" || return 1
-	truncate -s 40M disk.img && dev=$(loopdev disk.img) || return 1
+	# the device holds old non-zero bytes: the zeros of the image must be written too
+	yes imgbk | head -c 40M >disk.img && dev=$(loopdev disk.img) || return 1
 	run 0 "$IMGBK" restore "$i" "$dev" || return 1
 	cmp -n $SIZE "$dev" "$FIX/fs.raw" || fail "the device differs from the filesystem" || return 1
+	cmp -s -i $SIZE:$SIZE -n 1M "$dev" <(yes imgbk | head -c 40M) || fail "bytes after the image changed" || return 1
 	# too small: refused before any write
 	truncate -s 16M small.img && small=$(loopdev small.img) || return 1
 	run 2 "$IMGBK" restore "$(img gzsplit)" "$small" || return 1
@@ -332,7 +344,8 @@ tc "verify of a damaged .dd-img.gz: exit 1, names the file, gzip and the byte" c
 for v in $VARIANTS; do
 	tc "restore $v: new file, stdout == fs (cmp); existing file refused, --force overwrites" c_restore "$v"
 done
-tc "restore zstd to a loop device == fs; too small / stdin / mounted device refused" c_restore_device
+tc "restore --raw - (zstd, plain from stdin) to a file and to stdout == fs; without --raw: exit 1" c_restore_stdin
+tc "restore zstd to a loop device of old bytes == fs, zeros written, rest untouched; too small / stdin / mounted device refused" c_restore_device
 for v in $VARIANTS; do
 	if [ -n "$FUSE_WHY" ]; then
 		tc_skip "mount $v" "$FUSE_WHY"

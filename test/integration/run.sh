@@ -54,7 +54,7 @@ cleanup() {
 	fi
 	if [ -s "$T/loops" ]; then
 		while read -r l; do
-			losetup "$l" >/dev/null 2>&1 && losetup -d "$l" 2>/dev/null
+			detach_ours "$l"
 		done <"$T/loops"
 	fi
 	remove_temp

@@ -125,6 +125,8 @@ static void walk_equals(size_t n, size_t chunk, const char *name, int raw)
 		assert_true(run.len > 0 && next + run.len <= n);
 		memcpy(back + next, run.data, run.len);
 		next += run.len;
+		assert_int_equal(in->device_size, next);  /* at least what was handed out */
+		assert_int_equal(in->total_blocks, next);
 	}
 	if (rc != IMG_EOF)
 		fail_msg("walk: %s", img_error(im)->msg);
