@@ -23,6 +23,10 @@ static const char serve_usage[] =
 "background once the image is open; NBDKIT-OPTIONS after -- change that,\n"
 "e.g. -- -p 10810, -- -i 127.0.0.1, -- -U /run/imgbk.sock, -- -f (stay in\n"
 "the foreground), -- -P PIDFILE. Stop it with kill (its pid: -P PIDFILE).\n"
+"nbdkit runs one thread per connection (-t 1; -- -t N overrides): nbdkit\n"
+"1.32 (Debian 12) aborts when a client hangs up with several requests of a\n"
+"connection in flight, as nbdcopy does after an EIO. Clients that open\n"
+"several connections (nbdcopy, qemu-img) still read in parallel.\n"
 "\n"
 "Options:\n"
 "      --disk NAME         with DIR: serve the saved disk NAME (sda)\n"
@@ -203,23 +207,32 @@ static char *param(const char *key, const char *value)
 	return s;
 }
 
-/* argv for execv: nbdkit -r [user options] PLUGIN key=value... @return NULL on no memory. */
-static char **nbdkit_argv(const struct serve_request *rq, char *nbdkit, char *plugin)
+/* argv for execv: nbdkit -r [--threads=1] [user options] PLUGIN key=value...
+ * One thread per connection unless the user says otherwise: nbdkit 1.32
+ * asserts (raw_send_socket: sock >= 0) and aborts when a client sends
+ * NBD_CMD_DISC while other requests of that connection are still being
+ * answered, which nbdcopy does when a read fails with EIO.
+ * The key=value strings made here are also put in owned[] (MAX_PARAMS, to
+ * free). @return NULL on no memory. */
+#define MAX_PARAMS 3
+static char **nbdkit_argv(const struct serve_request *rq, char *nbdkit, char *plugin, char **owned)
 {
 	char **av = calloc((size_t)rq->n_nbdkit_opts + MAX_OWN_ARGS, sizeof *av);
 	if (!av)
 		return NULL;
-	int n = 0;
+	int n = 0, k = 0;
 	av[n++] = nbdkit;
 	av[n++] = "-r";
+	if (!user_option(rq, "-t", "--threads"))
+		av[n++] = "--threads=1";
 	for (int i = 0; i < rq->n_nbdkit_opts; i++)
 		av[n++] = rq->nbdkit_opts[i];
 	av[n++] = plugin;
-	av[n++] = param(rq->is_dir ? "dir" : "file", rq->image);
+	av[n++] = owned[k++] = param(rq->is_dir ? "dir" : "file", rq->image);
 	if (rq->disk)
-		av[n++] = param("disk", rq->disk);
+		av[n++] = owned[k++] = param("disk", rq->disk);
 	if (rq->part)
-		av[n++] = param("part", rq->part);
+		av[n++] = owned[k++] = param("part", rq->part);
 	if (rq->raw)
 		av[n++] = "raw=true";
 	if (!rq->verify)
@@ -316,16 +329,13 @@ static int serve(struct serve_request *rq)
 		return IMG_EXIT_USAGE;
 	}
 	find_plugin(plugin, sizeof plugin);
-	char **av = nbdkit_argv(rq, nbdkit, plugin);
-	if (!av) {
+	char *owned[MAX_PARAMS] = { NULL };
+	char **av = nbdkit_argv(rq, nbdkit, plugin, owned);
+	int code = av ? run_nbdkit(rq, av) : IMG_EXIT_SYSTEM;
+	if (!av)
 		warnx_("serve: out of memory");
-		return IMG_EXIT_SYSTEM;
-	}
-	int code = run_nbdkit(rq, av);
-	for (int i = 0; av[i]; i++)
-		if (!strncmp(av[i], "file=", 5) || !strncmp(av[i], "dir=", 4) || !strncmp(av[i], "disk=", 5) ||
-		    !strncmp(av[i], "part=", 5))
-			free(av[i]);
+	for (int i = 0; i < MAX_PARAMS; i++)
+		free(owned[i]);
 	free(av);
 	return code;
 }

@@ -210,7 +210,8 @@ static int open_file(void)
 	opt.raw = srv.raw;
 	img_err err;
 	if (img_open(srv.file, &opt, &srv.im, &err) != IMG_OK) {
-		nbdkit_error("%s", err.msg);
+		/* the library names the applets' option */
+		nbdkit_error("%s%s", err.msg, strstr(err.msg, "--raw") ? " (here: raw=true)" : "");
 		return -1;
 	}
 	img_random_options ro;
@@ -284,9 +285,12 @@ static int open_disk_view(size_t d)
 	const img_cz_disk *disk = img_czdir_disk(srv.cz, d);
 	img_cz_vdisk *vd;
 	img_err err;
-	if (srv.nvd >= MAX_DISKS || img_cz_vdisk_open(srv.cz, d, srv.ims, srv.why, &vd, &err) != IMG_OK) {
-		if (srv.nvd < MAX_DISKS)
-			nbdkit_error("%s", err.msg);
+	if (srv.nvd >= MAX_DISKS) {
+		nbdkit_error("%s: %s: more than %d disks: not served", srv.dir, disk->name, MAX_DISKS);
+		return -1;
+	}
+	if (img_cz_vdisk_open(srv.cz, d, srv.ims, srv.why, &vd, &err) != IMG_OK) {
+		nbdkit_error("%s", err.msg);
 		return -1;
 	}
 	srv.vd[srv.nvd++] = vd;
