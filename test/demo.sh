@@ -4,7 +4,9 @@
 # In a temporary directory: build a small ext4 filesystem with deterministic
 # files, back it up with Debian's partclone.ext4, then use imgbk on the image:
 # info, verify, restore (compared with the original), a zstd-compressed split
-# copy (verify + restore from stdin), and a damaged copy that verify rejects.
+# copy (verify + restore from stdin), a damaged copy that verify rejects,
+# and a whole Clonezilla backup folder of a GPT disk (info, verify, mount of
+# the whole disk and its partitions, restore of one partition).
 # Each command is echoed the way a user would type it. Exits non-zero if a
 # step that should succeed fails (or if the damaged copy is not rejected).
 #
@@ -19,7 +21,7 @@ CC=${CC:-cc}
 
 die() { echo "demo: FAILED: $*" >&2; exit 1; }
 [ -x "$IMGBK" ] || die "$IMGBK not found or not executable (run make first)"
-for t in mkfs.ext4 debugfs partclone.ext4 zstd split cmp od "$CC"; do
+for t in mkfs.ext4 debugfs partclone.ext4 partclone.vfat mkfs.vfat mcopy sfdisk parted zstd split cmp od "$CC"; do
 	command -v "$t" >/dev/null 2>&1 || die "$t is missing (run make deps)"
 done
 
@@ -114,5 +116,42 @@ rc=$?
 echo "\$ echo \$?"
 echo "$rc"
 [ "$rc" -eq 1 ] || die "verify of the damaged copy should exit 1, got $rc"
+echo
+
+echo "-- 7. a whole Clonezilla backup: a GPT disk with that ext4 and a FAT32 partition"
+# The disk: a file partitioned by sfdisk, the partitions copied in. The
+# backup folder: what Clonezilla's savedisk writes (disk, parts, the
+# partition table three ways, one zstd partclone image per partition).
+truncate -s 160M disk.raw || die "truncate"
+printf 'label: gpt\nlabel-id: 0D15C0DE-1234-4A5B-8C9D-0123456789AB\n\nstart=2048, size=131072, type=L, uuid=0D15C0DE-0000-4000-8000-000000000001, name="root"\nstart=133120, size=131072, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, uuid=0D15C0DE-0000-4000-8000-000000000002, name="data"\n' >table.sf
+sfdisk -q disk.raw <table.sf >/dev/null 2>&1 || die "sfdisk"
+truncate -s 64M fat.raw && mkfs.vfat -F 32 -i 0d15c0de -n DEMO fat.raw >/dev/null || die "mkfs.vfat"
+mcopy -i fat.raw src/README src/logs/auth.log :: || die "mcopy"
+dd if=fs.raw of=disk.raw bs=512 seek=2048 conv=notrunc status=none &&
+	dd if=fat.raw of=disk.raw bs=512 seek=133120 conv=notrunc status=none || die "dd"
+mkdir 2026-12-04-09-img && cd 2026-12-04-09-img || die "mkdir"
+echo sda >disk && echo "sda1 sda2" >parts
+sfdisk -d ../disk.raw | sed 's#^\.\./disk\.raw#/dev/sda#; s#^device: .*#device: /dev/sda#' >sda-pt.sf
+parted -s ../disk.raw unit s print 2>/dev/null | sed 's#^Disk .*disk\.raw:#Disk /dev/sda:#' >sda-pt.parted
+dd if=../disk.raw of=sda-mbr bs=512 count=1 status=none && dd if=../disk.raw of=sda-gpt-1st bs=512 count=34 status=none
+partclone.extfs -c -s ../fs.raw -o - -L ../l1 2>/dev/null | zstd -q -T0 -3 >sda1.ext4-ptcl-img.zst &&
+	partclone.vfat -c -s ../fat.raw -o - -L ../l2 2>/dev/null | zstd -q -T0 -3 >sda2.vfat-ptcl-img.zst || die "partclone"
+cd .. || die "cd"
+show "ls 2026-12-04-09-img"
+show "imgbk info 2026-12-04-09-img"
+show "imgbk verify 2026-12-04-09-img"
+if [ -c /dev/fuse ] && command -v fusermount3 >/dev/null 2>&1; then
+	mkdir mnt
+	show "imgbk mount 2026-12-04-09-img mnt"
+	show "ls -l mnt"
+	show "sfdisk -d mnt/sda | grep start="
+	show "cmp mnt/sda disk.raw && echo 'the whole disk: identical'"
+	show "cmp mnt/sda1 fs.raw && echo 'partition 1: identical'"
+	show "fusermount3 -u mnt"
+else
+	echo "(no /dev/fuse here: the mount of the whole disk is skipped)"
+fi
+show "imgbk restore 2026-12-04-09-img/sda2 sda2.raw"
+show "cmp sda2.raw fat.raw && echo identical"
 echo
 echo "== demo OK"
