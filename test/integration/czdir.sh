@@ -25,6 +25,9 @@
 # Clonezilla's restoredisk does. Swap stays zeros (imgbk does not write a
 # swap signature into the whole-disk view).
 #
+# Also: whole-disk restore (files, a larger loop device, refusals), an lzip
+# partition, partclone's XXH128 samples (test/data) in a saveparts directory.
+#
 # Output: "ok N - ..." per case and one line "N passed, M failed[, K skipped]".
 
 if [ -z "${BASH_VERSION:-}" ]; then
@@ -530,6 +533,28 @@ case_lzip() {
 	run 1 "$IMGBK" verify bad.lzip && err_has 'bad\.lzip: lzip: invalid compressed data at byte [0-9]+ of the compressed stream \(lzlib'
 }
 
+# partclone's XXH128 samples (test/data, made by upstream partclone -a3) as the
+# partitions of a saveparts directory: a `parts` file and no `disk` file
+DATA=${IMGBK_TEST_DATA:-$HERE/../data}
+case_xxh128_saveparts() {
+	start_case
+	[ -f "$DATA/xxh128_ext2_1k_k1.pc" ] || { echo "$DATA/xxh128_ext2_1k_k1.pc missing"; return 1; }
+	mkdir sp && echo "sdc1 sdc2" >sp/parts || return 1
+	printf 'label: dos\nlabel-id: 0x0c0ffee0\ndevice: /dev/sdc\nunit: sectors\n\n' >sp/sdc-pt.sf
+	printf '/dev/sdc1 : start=2048, size=16384, type=83\n/dev/sdc2 : start=18432, size=16384, type=83\n' >>sp/sdc-pt.sf
+	zstd -q -3 <"$DATA/xxh128_ext2_1k_k1.pc" >sp/sdc1.ext2-ptcl-img.zst &&
+		cp "$DATA/xxh128_ext2_1k_k100.pc" sp/sdc2.ext2-ptcl-img.uncomp || return 1
+	run 0 "$IMGBK" info sp && out_has '^sdc +17\.0 MB +34816 +MBR +0x0c0ffee0 +\(partitions saved, not the disk\)' \
+		'^sdc1 +2048 +8\.0 MB +ext2 +partclone +zst +1 .* XXH128 ' '^sdc2 +18432 +8\.0 MB +ext2 +partclone +uncomp ' || return 1
+	run 0 "$IMGBK" verify -q sp && out_has '^sdc1: OK: ' '^sdc2: OK: ' '2 partition images: 2 OK' || return 1
+	mnt sp "$MNT" -q || return 1
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "sdc1 sdc2 " ] || fail "files: $(ls "$MNT" | tr '\n' ' ') (no whole disk without a disk file)" || return 1
+	local want
+	want=$(grep ' xxh128_ext2_1k_k1.pc$' "$DATA/RESTORE.sha256" | cut -d' ' -f1)
+	[ "$(sha "$MNT/sdc1")" = "$want" ] && [ "$(sha "$MNT/sdc2")" = "$want" ] ||
+		fail "the XXH128 partitions do not read as partclone restores them"
+}
+
 tc "setup: two disks saved the way Clonezilla saves them" setup_save
 tc "setup: the reference disks, restored the way Clonezilla restores them" setup_ref
 tc "info DIR: one table of disks and partitions" case_info_text
@@ -561,6 +586,7 @@ else
 	tc "a missing partition image: no MNT/sda7, its range of MNT/sda reads as EIO" case_missing_image
 	tc "a missing partition image is named in the log" case_missing_image_log
 	tc "a damaged image: verify says so, its range of MNT/sda reads as EIO, other disks read" case_damaged_image
+	tc "XXH128 samples as partitions of a saveparts directory: info, verify, mount (no whole disk)" case_xxh128_saveparts
 fi
 
 echo "$PASS passed, $FAIL failed$([ "$SKIP" -gt 0 ] && echo ", $SKIP skipped")"
