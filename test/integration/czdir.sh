@@ -555,6 +555,32 @@ case_xxh128_saveparts() {
 		fail "the XXH128 partitions do not read as partclone restores them"
 }
 
+# LVM: the PV partition is not saved, its LVs are (vg-lv names, lvm_logv.list)
+case_lvm() {
+	start_case
+	[ -f "$DATA/xxh128_ext2_1k_k1.pc" ] || { echo "$DATA/xxh128_ext2_1k_k1.pc missing"; return 1; }
+	mkdir lv && echo "sdd" >lv/disk && echo "sdd1 " >lv/parts || return 1
+	printf 'label: dos\nlabel-id: 0x1e1e1e1e\ndevice: /dev/sdd\nunit: sectors\n\n/dev/sdd1 : start=2048, size=40960, type=8e\n' >lv/sdd-pt.sf
+	head -c 512 /dev/zero >lv/sdd-mbr
+	echo "vg0 /dev/sdd1 aBcDeF-1234" >lv/lvm_vg_dev.list
+	echo "/dev/vg0/root Linux rev 1.0 ext2 filesystem data" >lv/lvm_logv.list
+	cp "$DATA/xxh128_ext2_1k_k1.pc" lv/vg0-root.ext2-ptcl-img.uncomp || return 1
+	run 0 "$IMGBK" info lv && out_has '^sdd1 +2048 +20\.0 MB +lvm-pv: LVM physical volume' \
+		'^vg0-root +0 +- +ext2 +partclone +uncomp +1 ' || return 1
+	run 0 "$IMGBK" info --json lv && out_has '"name":"vg0-root","disk":"","number":0,.*"kind":"lvm-lv"' || return 1
+	mnt lv "$MNT" || return 1
+	err_has 'sdd: bytes 1048576-22020095 \(partition sdd1\) cannot be read: an LVM physical volume' || return 1
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "sdd vg0-root " ] || fail "files: $(ls "$MNT" | tr '\n' ' ')" || return 1
+	local want
+	want=$(grep ' xxh128_ext2_1k_k1.pc$' "$DATA/RESTORE.sha256" | cut -d' ' -f1)
+	[ "$(sha "$MNT/vg0-root")" = "$want" ] || fail "$MNT/vg0-root does not read as partclone restores it" || return 1
+	if dd if="$MNT/sdd" of=/dev/null bs=512 skip=4096 count=1 2>/dev/null; then
+		fail "the PV range of $MNT/sdd read without an error"
+		return 1
+	fi
+	run 2 "$IMGBK" restore lv lv.img && err_has 'sdd1 is an LVM physical volume.*vgcfgrestore.*nothing written'
+}
+
 tc "setup: two disks saved the way Clonezilla saves them" setup_save
 tc "setup: the reference disks, restored the way Clonezilla restores them" setup_ref
 tc "info DIR: one table of disks and partitions" case_info_text
@@ -587,6 +613,7 @@ else
 	tc "a missing partition image is named in the log" case_missing_image_log
 	tc "a damaged image: verify says so, its range of MNT/sda reads as EIO, other disks read" case_damaged_image
 	tc "XXH128 samples as partitions of a saveparts directory: info, verify, mount (no whole disk)" case_xxh128_saveparts
+	tc "LVM: the LV image mounts as MNT/vg-lv, the PV range of MNT/sdd reads as EIO, restore refuses" case_lvm
 fi
 
 echo "$PASS passed, $FAIL failed$([ "$SKIP" -gt 0 ] && echo ", $SKIP skipped")"
