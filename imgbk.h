@@ -77,13 +77,18 @@ typedef struct img_options {
 	 * case where the file name decides. A file is read as raw when its
 	 * bytes carry no image magic and its name ends in .dd-img or
 	 * .dd-ptcl-img (then any compressor and split suffixes), or when `raw`
-	 * is set (--raw); `raw` on bytes with an image magic is refused. */
+	 * is set (--raw); `raw` on bytes with an image magic is refused
+	 * (IMG_E_USAGE). Its img_info: format "raw", checksum "NONE", fs a short
+	 * name of what the bytes look like ("EXTFS", "NTFS", ... or "unknown"),
+	 * block_size 1 (blocks and runs count bytes; every byte is a used one). */
 	int raw;
 	/* A raw image under compression learns its size only by being decoded
 	 * to the end. With raw_size set, img_open does that (again from the
 	 * file, so the walk still starts at byte 0; from standard input the
 	 * stream is used up by it and no run can be read afterwards). Without
-	 * it, device_size stays 0 (unknown) until the walk or img_random_open. */
+	 * it, device_size is 0 (unknown) after img_open; the walk raises it (and
+	 * total_blocks, used_blocks) to the bytes handed out so far, so it is
+	 * the size at IMG_EOF; img_random_open sets it from the decoded data. */
 	int raw_size;
 } img_options;
 

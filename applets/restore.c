@@ -39,9 +39,11 @@ static const char restore_usage[] =
 "  -q, --quiet      no progress bar and no summary line\n"
 "      --raw        IMAGE is a raw partition image (partclone.dd, dd: no\n"
 "                   header) whatever its name; NAME.dd-img and NAME.dd-ptcl-img\n"
-"                   are raw anyway. Every byte is written, zeros too (there is\n"
-"                   no used-block map); for a block device a compressed raw\n"
-"                   image is decoded once first to learn its size\n"
+"                   are raw anyway. There is no used-block map: every byte is\n"
+"                   written, to a device zeros too, to a file all-zero 4 KiB\n"
+"                   blocks as holes (they read as zeros); for a block device\n"
+"                   a compressed raw image is decoded once first to learn its\n"
+"                   size\n"
 "  -h, --help       show this help\n"
 "\n"
 "Exit codes: 0 restored, 1 image damaged, 2 usage or target refused,\n"
@@ -80,7 +82,9 @@ static int write_zeros(struct target *t, uint64_t from, uint64_t to, char *msg, 
 
 struct restore_state {
 	struct target t;
-	uint64_t written_to;  /* partition offset written up to (stdout) */
+	uint64_t written_to;  /* partition offset written up to (stdout; raw to a file) */
+	int raw_holes;        /* a raw image to a file: all-zero blocks stay holes */
+	uint64_t raw_end;     /* raw: partition offset handed out up to */
 	char msg[600];
 	int rescue;
 	size_t bad_listed;
@@ -108,9 +112,52 @@ static void list_bad_groups(struct restore_state *rs, uint64_t count)
 		fprintf(stderr, "  ... and %llu more\n", (unsigned long long)(count - rs->bad_listed));
 }
 
+/* Bytes a hole must span in a raw restore to a file. */
+#define HOLE_BLOCK 4096
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Bytes of the block at i of a run: HOLE_BLOCK, or fewer at its end. */
+static size_t block_at(const img_run *run, size_t i)
+{
+	return run->len - i < HOLE_BLOCK ? run->len - i : HOLE_BLOCK;
+}
+
+/* A raw run to a file that was made empty to its size (or grows): every
+ * byte, as data where it is not zero, as a hole (reads as zeros) where a
+ * whole block is. */
+static int put_raw_run(struct restore_state *rs, const img_run *run)
+{
+	size_t i = 0;
+	while (i < run->len) {
+		size_t start = i;
+		while (i < run->len && !all_zero(run->data + i, block_at(run, i)))
+			i += block_at(run, i);
+		if (i > start) {
+			if (target_write_at(&rs->t, run->data + start, i - start, run->offset + start,
+					    rs->msg, sizeof rs->msg) != TARGET_OK)
+				return TARGET_SYSERR;
+			rs->written_to = run->offset + i;
+		}
+		while (i < run->len && all_zero(run->data + i, block_at(run, i)))
+			i += block_at(run, i);
+	}
+	rs->raw_end = run->offset + run->len;
+	return TARGET_OK;
+}
+
 /* Write a batch of runs: adjacent ones with one pwritev (no copy). */
 static int put_runs(struct restore_state *rs, const img_run *runs, size_t n)
 {
+	if (rs->raw_holes) {
+		for (size_t i = 0; i < n; i++)
+			if (put_raw_run(rs, &runs[i]) != TARGET_OK)
+				return TARGET_SYSERR;
+		return TARGET_OK;
+	}
 	struct iovec iov[RESTORE_BATCH];
 	size_t i = 0;
 	while (i < n) {
@@ -190,6 +237,12 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 		img_fmt_thousands(b, sizeof b, in->used_blocks);
 		warnx_("restore stopped: %s of %s used blocks were written to %s", a, b, rs->t.path);
 		return img_exit_code(rc);
+	}
+	/* a raw image that ends in holes: its last byte makes the file whole */
+	if (rs->raw_holes && rs->raw_end > rs->written_to &&
+	    write_zeros(&rs->t, rs->raw_end - 1, rs->raw_end, rs->msg, sizeof rs->msg) != TARGET_OK) {
+		warnx_("%s", rs->msg);
+		return IMG_EXIT_SYSTEM;
 	}
 	if (rs->t.kind == TARGET_STDOUT &&
 	    write_zeros(&rs->t, rs->written_to, in->device_size, rs->msg, sizeof rs->msg) != TARGET_OK) {
@@ -284,6 +337,7 @@ static int restore_main(int argc, char **argv)
 		img_close(im);
 		return trc == TARGET_REFUSED ? IMG_EXIT_USAGE : IMG_EXIT_SYSTEM;
 	}
+	rs.raw_holes = rs.t.kind == TARGET_FILE && strcmp(in->format, "raw") == 0;
 	int code = copy_runs(im, &rs, quiet);
 	/* flushed also after a failure: what was written should reach the disk */
 	if (target_finish(&rs.t, rs.msg, sizeof rs.msg) != TARGET_OK) {

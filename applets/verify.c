@@ -64,9 +64,20 @@ static void print_json(const char *path, const img_info *in, const struct verify
 	printf("}\n");
 }
 
-/* A raw image has no checksums: say what was checked instead. */
-static void print_raw_ok(const img_info *in, uint64_t bytes)
+/* A header field's number, 0 when the image has no such field. */
+static uint64_t field_number(const img_image *im, const char *key)
 {
+	const img_field_list *fl = img_get_fields(im);
+	for (size_t i = 0; i < fl->count; i++)
+		if (fl->fields[i].key && strcmp(fl->fields[i].key, key) == 0 && fl->fields[i].is_number)
+			return fl->fields[i].number;
+	return 0;
+}
+
+/* A raw image has no checksums: say what was checked instead. */
+static void print_raw_ok(const img_image *im, uint64_t bytes)
+{
+	const img_info *in = img_get_info(im);
 	char a[40], b[32];
 	img_fmt_thousands(a, sizeof a, bytes);
 	img_fmt_human(b, sizeof b, bytes);
@@ -76,6 +87,8 @@ static void print_raw_ok(const img_info *in, uint64_t bytes)
 		printf(", its lzma data decoded without error (lzma keeps no checksum)");
 	else if (codec)
 		printf(", its compressed data (%s) passed the compressor's own checks", codec + 1);
+	if (field_number(im, "fs_size"))
+		printf(", it holds the whole filesystem its header describes");
 	printf("; a raw image carries no checksums, so its bytes themselves cannot be checked\n");
 }
 
@@ -165,7 +178,7 @@ static int verify_main(int argc, char **argv)
 			       in->checksums_chained ? "; the groups after the first bad one could not be "
 						       "checked (each checksum covers all data before it)" : "");
 	} else if (!quiet && !json && strcmp(in->format, "raw") == 0) {
-		print_raw_ok(in, r.blocks);
+		print_raw_ok(im, r.blocks);
 	} else if (!quiet && !json) {
 		char size[32];
 		img_fmt_human(size, sizeof size, r.blocks * in->block_size);

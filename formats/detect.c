@@ -75,6 +75,69 @@ static int is_lzop(const uint8_t *p, size_t n) { return at(p, n, 0, "\x89LZO\0\r
 static int is_zero(const uint8_t *p, size_t n) { return all_zero(p, n < 4096 ? n : 4096); }
 static int is_text(const uint8_t *p, size_t n) { return mostly_text(p, n < 512 ? n : 512); }
 
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* blocks * block size, 0 when the product overflows or a factor is 0 */
+static uint64_t times(uint64_t blocks, uint64_t bs)
+{
+	uint64_t r;
+	return __builtin_mul_overflow(blocks, bs, &r) ? 0 : r;
+}
+
+/* ext2/3/4: s_blocks_count (hi half with INCOMPAT_64BIT) << (10 + s_log_block_size) */
+static uint64_t ext_size(const uint8_t *p, size_t n)
+{
+	const uint8_t *sb = p + 1024;
+	if (n < 1024 + 0x154 || get_le32(sb + 24) > 6)
+		return 0;
+	uint32_t log = get_le32(sb + 24);
+	uint64_t blocks = get_le32(sb + 4);
+	if (get_le32(sb + 0x60) & 0x80)
+		blocks |= (uint64_t)get_le32(sb + 0x150) << 32;
+	return times(blocks, (uint64_t)1024 << log);
+}
+
+/* NTFS: total sectors (the backup boot sector follows them) * bytes per sector */
+static uint64_t ntfs_size(const uint8_t *p, size_t n)
+{
+	return n < 0x30 ? 0 : times(get_le64(p + 0x28), get_le16(p + 0x0B));
+}
+
+/* FAT: the 16-bit total sectors, or the 32-bit one when that is 0 */
+static uint64_t fat_size(const uint8_t *p, size_t n)
+{
+	if (n < 0x24)
+		return 0;
+	uint32_t sectors = get_le16(p + 0x13);
+	return times(sectors ? sectors : get_le32(p + 0x20), get_le16(p + 0x0B));
+}
+
+/* XFS: sb_dblocks * sb_blocksize (big-endian) */
+static uint64_t xfs_size(const uint8_t *p, size_t n)
+{
+	return n < 16 ? 0 : times(get_be64(p + 8), get_be32(p + 4));
+}
+
+/* btrfs: total_bytes of the superblock at 64 KiB */
+static uint64_t btrfs_size(const uint8_t *p, size_t n)
+{
+	return n < 0x10078 ? 0 : get_le64(p + 0x10070);
+}
+
+/* exFAT: VolumeLength sectors << BytesPerSectorShift */
+static uint64_t exfat_size(const uint8_t *p, size_t n)
+{
+	return n < 0x70 || p[0x6C] > 12 ? 0 : times(get_le64(p + 0x48), (uint64_t)1 << p[0x6C]);
+}
+
 struct content_kind {
 	int (*match)(const uint8_t *p, size_t n);
 	struct fmt_content c;
@@ -85,24 +148,24 @@ struct content_kind {
 /* Filesystems and containers people mistake for backup images, in the
  * order they are tested (ext before the boot-sector test, ...). */
 static const struct content_kind kinds[] = {
-	{ is_empty, { "an empty file", NULL, 0 }, "an empty file" },
-	{ is_ext, { "an ext2/3/4 filesystem", "EXTFS", 0 },
+	{ is_empty, { "an empty file", NULL, 0, NULL }, "an empty file" },
+	{ is_ext, { "an ext2/3/4 filesystem", "EXTFS", 0, ext_size },
 	  "an ext2/3/4 filesystem" NOT_IMAGE " (use it directly, or image it with partclone.extfs)" },
-	{ is_btrfs, { "a btrfs filesystem", "BTRFS", 0 }, "a btrfs filesystem" NOT_IMAGE },
-	{ is_xfs, { "an XFS filesystem", "XFS", 0 }, "an XFS filesystem" NOT_IMAGE },
-	{ is_ntfs, { "an NTFS filesystem", "NTFS", 0 }, "an NTFS filesystem" NOT_IMAGE },
-	{ is_exfat, { "an exFAT filesystem", "EXFAT", 0 }, "an exFAT filesystem" NOT_IMAGE },
-	{ is_fat32, { "a FAT32 filesystem", "FAT32", 0 }, "a FAT32 filesystem" NOT_IMAGE },
-	{ is_fat16, { "a FAT12/16 filesystem", "FAT16", 0 }, "a FAT12/16 filesystem" NOT_IMAGE },
-	{ is_luks, { "a LUKS encrypted volume", NULL, 0 }, "a LUKS encrypted volume" NOT_IMAGE },
-	{ is_boot, { "a disk or partition with a boot sector", NULL, 0 },
+	{ is_btrfs, { "a btrfs filesystem", "BTRFS", 0, btrfs_size }, "a btrfs filesystem" NOT_IMAGE },
+	{ is_xfs, { "an XFS filesystem", "XFS", 0, xfs_size }, "an XFS filesystem" NOT_IMAGE },
+	{ is_ntfs, { "an NTFS filesystem", "NTFS", 0, ntfs_size }, "an NTFS filesystem" NOT_IMAGE },
+	{ is_exfat, { "an exFAT filesystem", "EXFAT", 0, exfat_size }, "an exFAT filesystem" NOT_IMAGE },
+	{ is_fat32, { "a FAT32 filesystem", "FAT32", 0, fat_size }, "a FAT32 filesystem" NOT_IMAGE },
+	{ is_fat16, { "a FAT12/16 filesystem", "FAT16", 0, fat_size }, "a FAT12/16 filesystem" NOT_IMAGE },
+	{ is_luks, { "a LUKS encrypted volume", NULL, 0, NULL }, "a LUKS encrypted volume" NOT_IMAGE },
+	{ is_boot, { "a disk or partition with a boot sector", NULL, 0, NULL },
 	  "a disk or partition with a boot sector" NOT_IMAGE },
-	{ is_lzip, { "an lzip stream", NULL, 1 },
+	{ is_lzip, { "an lzip stream", NULL, 1, NULL },
 	  "an lzip stream with a header imgbk does not decode (not lzip version 1; try lzip -dc IMAGE | imgbk ... -)" },
-	{ is_lzop, { "an lzop stream", NULL, 1 },
+	{ is_lzop, { "an lzop stream", NULL, 1, NULL },
 	  "an lzop stream, which imgbk does not decompress (use lzop -dc IMAGE | imgbk ... -)" },
-	{ is_zero, { "all zero bytes at the start", NULL, 0 }, "all zero bytes at the start" NOT_IMAGE },
-	{ is_text, { "text", NULL, 0 }, "text" NOT_IMAGE },
+	{ is_zero, { "all zero bytes at the start", NULL, 0, NULL }, "all zero bytes at the start" NOT_IMAGE },
+	{ is_text, { "text", NULL, 0, NULL }, "text" NOT_IMAGE },
 };
 
 static const struct content_kind *kind_of(const uint8_t *p, size_t n)
@@ -116,7 +179,7 @@ static const struct content_kind *kind_of(const uint8_t *p, size_t n)
 const struct fmt_content *fmt_content_of(const uint8_t *p, size_t n)
 {
 	static const struct fmt_content unknown = { "no filesystem or container imgbk recognises",
-						    NULL, 0 };
+						    NULL, 0, NULL };
 	const struct content_kind *k = kind_of(p, n);
 	return k ? &k->c : &unknown;
 }

@@ -64,12 +64,16 @@ struct fmt_content {
 	const char *what;  /* "an ext2/3/4 filesystem" */
 	const char *fs;    /* short filesystem name (mount hints), NULL when none */
 	int compressed;    /* a compressor imgbk does not decode: no partition bytes */
+	/* The filesystem's own size in bytes from its superblock or boot
+	 * sector (its partition is at least this large), 0 when unknown. */
+	uint64_t (*fs_size)(const uint8_t *p, size_t n);
 };
 const struct fmt_content *fmt_content_of(const uint8_t *p, size_t n);
 /* What bytes that are no image look like, as a phrase for an error message. */
 const char *fmt_describe_foreign(const uint8_t *p, size_t n);
-/* Bytes fmt_describe_foreign wants to see (btrfs keeps its magic at 64 KiB). */
-#define FMT_SNIFF_FOREIGN 0x10048
+/* Bytes fmt_describe_foreign and fmt_content_of want to see (btrfs keeps its
+ * magic and its size at 64 KiB). */
+#define FMT_SNIFF_FOREIGN 0x10080
 
 /* The handle behind img_image. */
 struct img_image {

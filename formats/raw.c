@@ -27,6 +27,8 @@ struct raw_state {
 	uint64_t size;       /* bytes of the partition, when size_known */
 	int size_known;
 	uint64_t done;       /* bytes handed out */
+	uint64_t fs_size;    /* the filesystem's own size by its superblock, 0 if unknown */
+	const char *what;    /* what the bytes look like */
 	size_t pending;      /* bytes of the last run, consumed at the next call */
 	int finished;
 	int drained;         /* raw_size used the only stream up (stdin) */
@@ -145,27 +147,39 @@ static int raw_learn_size(img_image *im, struct raw_state *st)
 	return rc;
 }
 
+/* A byte count as "33,554,432 bytes (32.0 MB)", with a comment (may be NULL). */
+static void bytes_field(img_image *im, const char *label, const char *key, uint64_t n,
+			const char *comment)
+{
+	char a[40], b[40];
+	img_fmt_thousands(a, sizeof a, n);
+	img_fmt_human(b, sizeof b, n);
+	img_field *f = fmt_field_num(im, label, key, n, "%s bytes (%s)", a, b);
+	if (f)
+		f->comment = comment;
+}
+
 static void raw_fields(img_image *im, const struct raw_state *st, const struct fmt_content *c)
 {
 	im->field_list.title = "Raw Partition Image";
 	im->field_list.label_width = 11;
 	im->field_list.separator = "";
 	fmt_field(im, "image type", "image_type", "raw partition bytes, no header (partclone.dd, dd)");
-	if (st->size_known) {
-		char a[40], b[40];
-		img_fmt_thousands(a, sizeof a, st->size);
-		img_fmt_human(b, sizeof b, st->size);
-		img_field *f = fmt_field_num(im, "size", "size", st->size, "%s bytes (%s)", a, b);
-		if (f)
-			f->comment = is_compressed(im) ? "counted by decoding the whole image"
-				     : !from_files(im) ? "counted by reading the whole stream" : NULL;
-	} else {
+	if (st->size_known)
+		bytes_field(im, "size", "size", st->size,
+			    is_compressed(im) ? "counted by decoding the whole image"
+			    : !from_files(im) ? "counted by reading the whole stream" : NULL);
+	else
 		fmt_field(im, "size", "size", "unknown (%s)",
 			  is_compressed(im) ? "known only after decoding the whole image"
 					    : "read from a stream");
-	}
 	fmt_field(im, "layers", "layers", "%s", im->layers);
 	fmt_field(im, "content", "content", "%s", c->what);
+	if (st->fs_size)
+		bytes_field(im, "fs size", "fs_size", st->fs_size,
+			    st->size_known && st->size < st->fs_size
+				    ? "MORE than the image holds: truncated, or a split piece missing"
+				    : "by the filesystem's own header");
 	fmt_field(im, "checksums", "checksums", "none (a raw image carries no checksums)");
 }
 
@@ -187,6 +201,8 @@ static int raw_open(img_image *im)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
 	im->priv = st;
 	snprintf(st->fs, sizeof st->fs, "%s", c->fs ? c->fs : "unknown");
+	st->fs_size = c->fs_size ? c->fs_size(p, avail) : 0;
+	st->what = c->what;
 	rc = raw_learn_size(im, st);  /* p is not used after this: decoding may move it */
 	if (rc < 0)
 		return rc;
@@ -207,10 +223,15 @@ static int raw_open(img_image *im)
 static int raw_end(img_image *im, struct raw_state *st)
 {
 	st->finished = 1;
+	if (st->done < st->fs_size)
+		return fmt_fail(im, IMG_E_TRUNCATED, st->done,
+				"the data ends before the end of %s in it (%llu bytes by its own "
+				"header; truncated, or the last piece of a split set missing?)",
+				st->what, (unsigned long long)st->fs_size);
 	if (!st->size_known) {
 		st->size = st->done;
 		st->size_known = 1;
-		im->info.device_size = im->info.total_blocks = im->info.used_blocks = st->done;
+		im->info.image_data_size = st->done;
 		return IMG_EOF;
 	}
 	if (st->done < st->size)
@@ -252,6 +273,8 @@ static int raw_next_run(img_image *im, img_run *run)
 	st->pending = len;
 	st->done += len;
 	im->blocks_done += len;
+	if (!st->size_known)  /* the partition is at least this large */
+		im->info.device_size = im->info.total_blocks = im->info.used_blocks = st->done;
 	return IMG_OK;
 }
 

@@ -10,13 +10,16 @@
 # (NAME.dd-img), partclone.dd | zstd, partclone.dd | gzip | split -b 1M -a 2
 # (Clonezilla's sdX1.dd-ptcl-img.gz.aa, .ab, ...), and a copy with a
 # neutral name (read only with --raw). Then: info (text and --json) says
-# raw, its size, layers and content; verify exits 0 saying a raw image has
-# no checksums; truncated compressed raw images fail verify naming the file
-# and the byte; restore to a new file, to stdout and to a loop device equals
-# the filesystem byte for byte (cmp), and the safety rules hold (existing
-# file without --force, too small device, stdin to a device); mount equals
-# the filesystem, and a loop mount of the virtual file holds the source
-# files; index; vpartclone --raw; a partclone image with a dd name is read
+# raw, its size, layers, content and the filesystem's own size (ext, NTFS,
+# FAT32 headers); verify exits 0 saying a raw image has no checksums;
+# truncated compressed raw images, and images shorter than their filesystem
+# (cut, or a split set without its last piece), fail verify naming the file
+# and the byte; restore to a new file (sparse: all-zero blocks are holes), to
+# stdout and to a loop device equals the filesystem byte for byte (cmp), and
+# the safety rules hold (existing file without --force, too small device,
+# stdin to a device, mounted device); mount equals the filesystem, and a loop
+# mount of the virtual file holds the source files; index; vpartclone --raw;
+# a partclone image with a dd name is read
 # as partclone (the magic wins over the name) and --raw on it is refused.
 #
 # Output: "ok N - ..." / "not ok N - ..." per case, then one line
@@ -149,7 +152,7 @@ c_info() { # VARIANT LAYERS
 	need "$i" || return 1
 	run 0 "$IMGBK" info $(rawopt "$1") "$i" || return 1
 	out_has '^Raw Partition Image$' '^size +33,554,432 bytes \(32\.0 MB\)' "^layers +$layers\$" \
-		'^content +an ext2/3/4 filesystem$' '^checksums +none \(a raw image carries no checksums\)$' || return 1
+		'^content +an ext2/3/4 filesystem$' '^fs size +33,554,432 bytes \(32\.0 MB\)' '^checksums +none \(a raw image carries no checksums\)$' || return 1
 	case $2 in *+*) out_has 'counted by decoding the whole image' || return 1 ;; esac
 	run 0 "$IMGBK" info --json $(rawopt "$1") "$i" || return 1
 	out_has '"format":"raw"' '"device_size":33554432' '"fs":"EXTFS"' "\"layers\":\"$layers\"" \
@@ -213,8 +216,8 @@ c_restore() { # VARIANT
 	i=$(img "$1")
 	need "$i" || return 1
 	run 0 "$IMGBK" restore $(rawopt "$1") "$i" out.raw || return 1
-	err_has 'restored every byte of the raw image' || return 1
-	same out.raw "$FIX/fs.raw" || return 1
+	err_has 'restored every byte of the raw image .* \(33,554,432 bytes, 32\.0 MB\)' || return 1
+	same out.raw "$FIX/fs.raw" && sparse out.raw || return 1
 	"$IMGBK" restore -q $(rawopt "$1") "$i" - >stdout.raw 2>"$W/err" || { show "$W/err"; return 1; }
 	same stdout.raw "$FIX/fs.raw" || return 1
 	# an existing file: refused without --force, overwritten with it
@@ -224,15 +227,26 @@ c_restore() { # VARIANT
 	run 0 "$IMGBK" restore -f $(rawopt "$1") "$i" out.raw && same out.raw "$FIX/fs.raw"
 }
 
+c_restore_stdin() {
+	need "$(img zstd)" "$(img plain)" || return 1
+	run_in "$(img zstd)" 0 "$IMGBK" restore --raw - out.raw && same out.raw "$FIX/fs.raw" || return 1
+	err_has 'restored every byte of the raw image \(stdin\) .*33,554,432 bytes' || return 1
+	"$IMGBK" restore -q --raw - - <"$(img plain)" >out2.raw 2>"$W/err" || { show "$W/err"; return 1; }
+	same out2.raw "$FIX/fs.raw" || return 1
+	run_in "$(img plain)" 1 "$IMGBK" restore - out3.raw && err_has 'pass --raw'
+}
+
 c_restore_device() {
 	local dev small i
 	start_case
 	[ -n "$ROOT_WHY" ] && skip "$ROOT_WHY"
 	i=$(img zstd)
 	need "$i" || return 1
-	truncate -s 40M disk.img && dev=$(loopdev disk.img) || return 1
+	# the device holds old non-zero bytes: the zeros of the image must be written too
+	yes imgbk | head -c 40M >disk.img && dev=$(loopdev disk.img) || return 1
 	run 0 "$IMGBK" restore "$i" "$dev" || return 1
 	cmp -n $SIZE "$dev" "$FIX/fs.raw" || fail "the device differs from the filesystem" || return 1
+	cmp -s -i $SIZE:$SIZE -n 1M "$dev" <(yes imgbk | head -c 40M) || fail "bytes after the image changed" || return 1
 	# too small: refused before any write
 	truncate -s 16M small.img && small=$(loopdev small.img) || return 1
 	run 2 "$IMGBK" restore "$(img gzsplit)" "$small" || return 1
@@ -296,6 +310,39 @@ c_vpartclone() {
 
 # ---- the magic wins over the name -------------------------------------------------
 
+# fs size: from the filesystem's own header; an image shorter than it fails
+c_fs_size() { # ntfs | fat32 | ext-split
+	local f=sdX4.dd-img what size
+	case $1 in
+	ntfs)
+		command -v mkntfs >/dev/null || skip "mkntfs not installed"
+		truncate -s 64M $f && run 0 mkntfs -q -F -Q -s 512 $f || return 1
+		what='an NTFS filesystem' size='67,108,352'  # the backup boot sector is outside it
+		;;
+	fat32)
+		command -v mkfs.fat >/dev/null || skip "mkfs.fat not installed"
+		truncate -s 64M $f && run 0 mkfs.fat -F 32 $f || return 1
+		what='a FAT32 filesystem' size='67,108,864'
+		;;
+	esac
+	run 0 "$IMGBK" info $f || return 1
+	out_has "^content +$what\$" "^fs size +$size bytes" 'by the filesystem.s own header' || return 1
+	run 0 "$IMGBK" verify $f && out_has 'holds the whole filesystem its header describes' || return 1
+	truncate -s 60M $f || return 1
+	run 0 "$IMGBK" info $f && out_has 'MORE than the image holds' || return 1
+	run 1 "$IMGBK" verify $f || return 1
+	err_names $f && err_has "ends before the end of $what" 'at byte 62914560'
+}
+
+c_split_last_piece_missing() {
+	need "$FIX/fs.raw" || return 1
+	split -b 4M -a 2 "$FIX/fs.raw" sdX3.dd-img. && rm sdX3.dd-img.ah || return 1
+	run 1 "$IMGBK" verify sdX3.dd-img.aa || return 1
+	err_names sdX3.dd-img.aa && err_has 'an ext2/3/4 filesystem' 'last piece of a split set' 'at byte 29360128' ||
+		return 1
+	run 1 "$IMGBK" restore sdX3.dd-img.aa out.raw && err_has 'restore stopped'
+}
+
 c_partclone_named_dd() {
 	command -v partclone.extfs >/dev/null || skip "partclone.extfs not installed"
 	need "$FIX/fs.raw" || return 1
@@ -332,7 +379,8 @@ tc "verify of a damaged .dd-img.gz: exit 1, names the file, gzip and the byte" c
 for v in $VARIANTS; do
 	tc "restore $v: new file, stdout == fs (cmp); existing file refused, --force overwrites" c_restore "$v"
 done
-tc "restore zstd to a loop device == fs; too small / stdin / mounted device refused" c_restore_device
+tc "restore --raw - (zstd, plain from stdin) to a file and to stdout == fs; without --raw: exit 1" c_restore_stdin
+tc "restore zstd to a loop device of old bytes == fs, zeros written, rest untouched; too small / stdin / mounted device refused" c_restore_device
 for v in $VARIANTS; do
 	if [ -n "$FUSE_WHY" ]; then
 		tc_skip "mount $v" "$FUSE_WHY"
@@ -342,6 +390,9 @@ for v in $VARIANTS; do
 done
 tc "index: plain needs none, zstd saved then up to date, --raw neutral needs none" c_index
 tc "vpartclone --raw -v, -c on a dd name, -v without --raw refused" c_vpartclone
+tc "NTFS (mkntfs) raw: info fs size from the boot sector; verify 0; cut to 60 MiB: info says so, verify 1 naming the byte" c_fs_size ntfs
+tc "FAT32 (mkfs.fat) raw: same" c_fs_size fat32
+tc "split set (split -b 4M) without its last piece: verify and restore exit 1, 'last piece of a split set'" c_split_last_piece_missing
 tc "a partclone image named sdX9.dd-ptcl-img is read as partclone (magic wins); --raw on it: exit 2" c_partclone_named_dd
 tc "lzop data named .dd-ptcl-img.lzo: refused naming lzop -dc, not taken for partition bytes" c_lzop_named_dd
 

@@ -56,18 +56,32 @@ static void t_name_not_raw(void **state)
 
 /* ---- format choice and content ---------------------------------------------- */
 
-/* A fake ext2/3/4 partition: random bytes, zeros before the superblock, magic. */
-static uint8_t *fake_ext(size_t n, unsigned seed)
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A fake ext2/3/4 partition of n bytes (n >= 2048) whose superblock says it
+ * holds a filesystem of fs_blocks 1 KiB blocks: random bytes, zeros before
+ * and in the superblock, its magic, block count and block size. */
+static uint8_t *fake_ext_fs(size_t n, unsigned seed, uint32_t fs_blocks)
 {
 	uint8_t *p = malloc(n);
 	assert_non_null(p);
 	srand(seed);
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint8_t)rand();
-	memset(p, 0, 1024);
+	memset(p, 0, 2048);
+	put_le32(p + 1024 + 4, fs_blocks);  /* s_blocks_count; s_log_block_size 0: 1 KiB */
 	p[1080] = 0x53;
 	p[1081] = 0xEF;
 	return p;
+}
+
+static uint8_t *fake_ext(size_t n, unsigned seed)
+{
+	return fake_ext_fs(n, seed, (uint32_t)(n / 1024));
 }
 
 static void t_choose(void **state)
@@ -84,6 +98,7 @@ static void t_choose(void **state)
 	assert_string_equal(c->what, "an ext2/3/4 filesystem");
 	assert_string_equal(c->fs, "EXTFS");
 	assert_int_equal(c->compressed, 0);
+	assert_int_equal(c->fs_size(ext, 4096), 4096);
 	assert_int_equal(fmt_content_of((const uint8_t *)"\x89LZO\0\r\n\x1a\nxx", 11)->compressed, 1);
 	assert_null(fmt_content_of((const uint8_t *)"\x01\x02\x03\xfe", 4)->fs);
 	free(ext);
@@ -125,6 +140,8 @@ static void walk_equals(size_t n, size_t chunk, const char *name, int raw)
 		assert_true(run.len > 0 && next + run.len <= n);
 		memcpy(back + next, run.data, run.len);
 		next += run.len;
+		assert_int_equal(in->device_size, next);  /* at least what was handed out */
+		assert_int_equal(in->total_blocks, next);
 	}
 	if (rc != IMG_EOF)
 		fail_msg("walk: %s", img_error(im)->msg);
@@ -143,6 +160,26 @@ static void t_walk_by_name(void **state)
 	walk_equals(70000, 7, "sdb1.dd-ptcl-img", 0);
 	walk_equals((3 << 20) + 123, 4093, "sdb1.dd-img.aa", 0);
 	walk_equals(2048, 0, "anything", 1);
+}
+
+/* A walk that ends before the end of the filesystem the superblock describes. */
+static void t_shorter_than_fs(void **state)
+{
+	(void)state;
+	uint8_t *data = fake_ext_fs(70000, 3, 100);  /* 100 KiB filesystem, 70000 bytes */
+	img_image *im;
+	img_err err;
+	assert_int_equal(open_mem(data, 70000, 4093, "x.dd-img", 0, &im, &err), IMG_OK);
+	img_run run;
+	int rc;
+	while ((rc = img_next_run(im, &run)) == IMG_OK)
+		;
+	assert_int_equal(rc, IMG_E_TRUNCATED);
+	assert_non_null(strstr(img_error(im)->msg, "ends before the end of an ext2/3/4 filesystem"));
+	assert_non_null(strstr(img_error(im)->msg, "102400 bytes"));
+	assert_non_null(strstr(img_error(im)->msg, "at byte 70000"));
+	img_close(im);
+	free(data);
 }
 
 static void t_refusals(void **state)
@@ -178,6 +215,7 @@ int main(void)
 		cmocka_unit_test(t_name_not_raw),
 		cmocka_unit_test(t_choose),
 		cmocka_unit_test(t_walk_by_name),
+		cmocka_unit_test(t_shorter_than_fs),
 		cmocka_unit_test(t_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
