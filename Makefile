@@ -35,7 +35,7 @@ BASE_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=thread
 endif
 
-# Libraries: pkg-config for each; bzip2 ships no .pc file on Debian 12.
+# Libraries: pkg-config for each; bzip2 and lzlib ship no .pc file on Debian 12.
 PKGS      := zlib libzstd liblzma liblz4 libxxhash libcrypto
 HAVE_ISAL := $(shell $(PKG_CONFIG) --exists libisal 2>/dev/null && echo 1)
 ifeq ($(HAVE_ISAL),1)
@@ -43,7 +43,7 @@ PKGS      += libisal
 CPPFLAGS  += -DHAVE_ISAL
 endif
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lbz2
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lbz2 -llz
 FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
 FUSE_LIBS   := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
 
@@ -232,7 +232,7 @@ deps:
 # ---- static build for rescue media ----------------------------------------
 # Debian ships the .a of every library used except ISA-L, so the static build
 # computes CRC-32 with zlib instead.
-STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs $(PKGS) fuse3 2>/dev/null) -lbz2
+STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs $(PKGS) fuse3 2>/dev/null) -lbz2 -llz
 static:
 	$(MAKE) O=build/static HAVE_ISAL= static-link
 

@@ -56,7 +56,7 @@ static int top_help(FILE *f)
 		"\n"
 		"Inspect, verify, restore and mount partition backup images (partclone,\n"
 		"ntfsclone, partimage; the files of a Clonezilla backup), plain, compressed\n"
-		"(gzip, bzip2, zstd, xz, lzma, lz4) or split (NAME.aa, NAME.ab, ...).\n"
+		"(gzip, bzip2, zstd, xz, lzma, lz4, lzip) or split (NAME.aa, NAME.ab, ...).\n"
 		"\n"
 		"Applets:\n");
 	list_applets(f);

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,22 @@ static int open_dir(const char *dir, img_czdir **cz)
 		return 0;
 	warnx_("%s", err.msg);
 	return img_exit_code(rc);
+}
+
+/* Open DIR and a zeroed array of one `elem`-sized entry per partition.
+ * @return 0 with *cz, *arr and *n, or the exit code after saying why. */
+static int open_dir_array(const char *dir, size_t elem, img_czdir **cz, void **arr, size_t *n)
+{
+	int code = open_dir(dir, cz);
+	if (code)
+		return code;
+	*n = img_czdir_part_count(*cz);
+	*arr = calloc(*n ? *n : 1, elem);
+	if (*arr)
+		return 0;
+	img_czdir_close(*cz);
+	warnx_("%s: out of memory", dir);
+	return IMG_EXIT_SYSTEM;
 }
 
 int cz_resolve_part(const char *arg, char *buf, size_t bufsz, const char **out)
@@ -255,16 +273,11 @@ static void print_json(const img_czdir *cz, const struct part_facts *facts)
 int cz_info(const char *dir, int json)
 {
 	img_czdir *cz;
-	int code = open_dir(dir, &cz);
+	struct part_facts *facts;
+	size_t n;
+	int code = open_dir_array(dir, sizeof *facts, &cz, (void **)&facts, &n);
 	if (code)
 		return code;
-	size_t n = img_czdir_part_count(cz);
-	struct part_facts *facts = calloc(n ? n : 1, sizeof *facts);
-	if (!facts) {
-		img_czdir_close(cz);
-		warnx_("info: out of memory");
-		return IMG_EXIT_SYSTEM;
-	}
 	for (size_t i = 0; i < n; i++)
 		gather(cz, i, &facts[i]);
 	if (json)
@@ -316,7 +329,16 @@ static void note_code(struct verify_totals *t, int code)
 		t->worst = code;
 }
 
-static void verify_one(const img_czdir *cz, size_t i, int quiet, struct verify_totals *t)
+enum { VERIFY_SKIPPED = 0, VERIFY_OK, VERIFY_BAD, VERIFY_MISSING };
+
+/* What one partition's check found: its line of output and exit code. */
+struct part_result {
+	int state;
+	int code;
+	char line[800];
+};
+
+static void verify_one(const img_czdir *cz, size_t i, int quiet, struct part_result *r)
 {
 	const img_cz_part *p = img_czdir_part(cz, i);
 	if (p->kind == IMG_CZ_SWAP || p->kind == IMG_CZ_EXTENDED || (p->kind == IMG_CZ_LVM_PV && !p->image[0]))
@@ -326,25 +348,66 @@ static void verify_one(const img_czdir *cz, size_t i, int quiet, struct verify_t
 	char msg[600];
 	int rc = img_czdir_open_image(cz, i, NULL, NULL, &im, &err);
 	if (rc != IMG_OK) {
-		printf("%s: %s: %s\n", p->name, rc == IMG_E_MISSING ? "MISSING" : "BAD", err.msg);
-		rc == IMG_E_MISSING ? t->missing++ : t->bad++;
-		note_code(t, img_exit_code(rc));
+		r->state = rc == IMG_E_MISSING ? VERIFY_MISSING : VERIFY_BAD;
+		r->code = img_exit_code(rc);
+		snprintf(r->line, sizeof r->line, "%s: %s: %s", p->name, rc == IMG_E_MISSING ? "MISSING" : "BAD",
+			 err.msg);
 		return;
 	}
 	rc = check_image(im, quiet, p->name, msg, sizeof msg);
 	const img_info *in = img_get_info(im);
 	char used[32];
 	img_fmt_human(used, sizeof used, img_blocks_done(im) * in->block_size);
-	if (rc == IMG_OK) {
-		t->ok++;
-		printf("%s: OK: %s %s, %s in use, %s\n", p->name, in->format, in->fs, used,
-		       in->has_checksums ? "every checksum matches" : "no checksums (structure checked)");
-	} else {
-		t->bad++;
-		note_code(t, img_exit_code(rc));
-		printf("%s: BAD: %s\n", p->name, msg);
-	}
+	r->state = rc == IMG_OK ? VERIFY_OK : VERIFY_BAD;
+	r->code = img_exit_code(rc);
+	if (rc == IMG_OK)
+		snprintf(r->line, sizeof r->line, "%s: OK: %s %s, %s in use, %s", p->name, in->format, in->fs,
+			 used, in->has_checksums ? "every checksum matches" : "no checksums (structure checked)");
+	else
+		snprintf(r->line, sizeof r->line, "%s: BAD: %s", p->name, msg);
 	img_close(im);
+}
+
+/* Partitions checked at once: the machine's cores, at most this many. */
+#define VERIFY_MAX_THREADS 4
+
+struct verify_pool {
+	const img_czdir *cz;
+	struct part_result *res;
+	size_t n;
+	int quiet;
+	atomic_size_t next;
+};
+
+static void *verify_worker(void *arg)
+{
+	struct verify_pool *vp = arg;
+	size_t i;
+	while ((i = atomic_fetch_add(&vp->next, 1)) < vp->n)
+		verify_one(vp->cz, i, vp->quiet, &vp->res[i]);
+	return NULL;
+}
+
+/* Check every partition, several at once when the machine has the cores
+ * (each with its own handle; no progress bars then). */
+static void verify_all(const img_czdir *cz, struct part_result *res, size_t n, int quiet)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t threads = cores > 1 ? (size_t)cores : 1;
+	if (threads > VERIFY_MAX_THREADS)
+		threads = VERIFY_MAX_THREADS;
+	if (threads > n)
+		threads = n;
+	struct verify_pool vp = { .cz = cz, .res = res, .n = n, .quiet = quiet || threads > 1 };
+	atomic_init(&vp.next, 0);
+	pthread_t tid[VERIFY_MAX_THREADS];
+	size_t started = 0;
+	for (size_t k = 1; k < threads; k++)
+		if (pthread_create(&tid[started], NULL, verify_worker, &vp) == 0)
+			started++;
+	verify_worker(&vp);
+	for (size_t k = 0; k < started; k++)
+		pthread_join(tid[k], NULL);
 }
 
 /* Hash DIR/FILE with `md` into hex. @return 0, or -1 (errno set). */
@@ -450,14 +513,23 @@ static int verify_sums(const char *dir)
 int cz_verify(const char *dir, int quiet)
 {
 	img_czdir *cz;
-	int code = open_dir(dir, &cz);
+	struct part_result *res;
+	size_t n;
+	int code = open_dir_array(dir, sizeof *res, &cz, (void **)&res, &n);
 	if (code)
 		return code;
+	verify_all(cz, res, n, quiet);
 	struct verify_totals t = { 0 };
-	for (size_t i = 0; i < img_czdir_part_count(cz); i++)
-		verify_one(cz, i, quiet, &t);
-	int sums = verify_sums(img_czdir_path(cz));
-	note_code(&t, sums);
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].state == VERIFY_SKIPPED)
+			continue;
+		printf("%s\n", res[i].line);
+		res[i].state == VERIFY_OK ? t.ok++ : res[i].state == VERIFY_MISSING ? t.missing++ : t.bad++;
+		note_code(&t, res[i].code);
+	}
+	free(res);
+	fflush(stdout);
+	note_code(&t, verify_sums(img_czdir_path(cz)));
 	printf("%s: %u partition image%s: %u OK, %u damaged, %u missing\n", img_czdir_path(cz),
 	       t.ok + t.bad + t.missing, t.ok + t.bad + t.missing == 1 ? "" : "s", t.ok, t.bad, t.missing);
 	img_czdir_close(cz);

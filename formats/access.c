@@ -51,7 +51,7 @@ static const char *decoder_tool(const char *codec, size_t len)
 {
 	static const char *const tools[][2] = {
 		{ "gzip", "gzip -dc" }, { "bzip2", "bzip2 -dc" }, { "zstd", "zstd -dc" },
-		{ "xz", "xz -dc" }, { "lzma", "xz -dc" }, { "lz4", "lz4 -dc" },
+		{ "xz", "xz -dc" }, { "lzma", "xz -dc" }, { "lz4", "lz4 -dc" }, { "lzip", "lzip -dc" },
 	};
 	for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
 		if (strlen(tools[i][0]) == len && strncmp(tools[i][0], codec, len) == 0)

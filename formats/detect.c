@@ -161,7 +161,7 @@ static const struct content_kind kinds[] = {
 	{ is_boot, { "a disk or partition with a boot sector", NULL, 0, NULL },
 	  "a disk or partition with a boot sector" NOT_IMAGE },
 	{ is_lzip, { "an lzip stream", NULL, 1, NULL },
-	  "an lzip stream, which imgbk does not decompress (use lzip -dc IMAGE | imgbk ... -)" },
+	  "an lzip stream with a header imgbk does not decode (not lzip version 1; try lzip -dc IMAGE | imgbk ... -)" },
 	{ is_lzop, { "an lzop stream", NULL, 1, NULL },
 	  "an lzop stream, which imgbk does not decompress (use lzop -dc IMAGE | imgbk ... -)" },
 	{ is_zero, { "all zero bytes at the start", NULL, 0, NULL }, "all zero bytes at the start" NOT_IMAGE },

@@ -3,7 +3,7 @@
  * (magic bytes, FORMATS.md section 4), and the helpers every decoding layer
  * shares (codec_util.h: error wording, deferral, trailing-byte policy).
  *
- * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c) and
+ * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c, lzip.c) and
  * the sniffing loop that asks the bids and stacks layers (open.c).
  *
  * Bid rules:
@@ -196,6 +196,12 @@ static int lz4_bid(const uint8_t *p, size_t n)
 	return after_skippable(p, n, &next) > 0 && (next == LZ4_FRAME_MAGIC || next == LZ4_LEGACY_MAGIC);
 }
 
+/* lzip member header: "LZIP", version 1, a dictionary size code of 4 KiB .. 512 MiB. */
+static int lzip_bid(const uint8_t *p, size_t n)
+{
+	return n >= 6 && memcmp(p, "LZIP", 4) == 0 && p[4] == 1 && (p[5] & 0x1F) >= 12 && (p[5] & 0x1F) <= 29;
+}
+
 static int is_pow2(uint32_t v)
 {
 	return v != 0 && (v & (v - 1)) == 0;
@@ -231,10 +237,11 @@ static const struct img_codec bzip2_codec = { "bzip2", 10, bzip2_bid, codec_bzip
 static const struct img_codec zstd_codec = { "zstd", 4, zstd_bid, codec_zstd_open, &zs_zstd_ops };
 static const struct img_codec xz_codec = { "xz", 6, xz_bid, codec_xz_open, &zs_xz_ops };
 static const struct img_codec lz4_codec = { "lz4", 4, lz4_bid, codec_lz4_open, &zs_lz4_ops };
+static const struct img_codec lzip_codec = { "lzip", 6, lzip_bid, codec_lzip_open, NULL };
 static const struct img_codec lzma_codec = { "lzma", 14, lzma_bid, codec_lzma_open, NULL };
 
 const struct img_codec *const img_codecs[] = {
-	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec,
+	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec, &lzip_codec,
 	&lzma_codec, /* heuristic: last */
 	NULL,
 };

@@ -20,11 +20,13 @@
 # the saving machine: /dev/sda...).
 # The references: zeroed disks of the same size, sfdisk < NAME-pt.sf, the
 # hidden data, every partition through partclone.restore / ntfsclone -r /
-# dd (the decompressed image read from a file, not a pipe: building the GPT
-# reference failed in 2 of about 8 runs while it read pipes, cause not
-# pinned down; ref_sdb now says which step fails), then the saved 446 bytes of boot code (MBR and first EBR), as
+# dd (partclone.restore -O into a file made beforehand: into a new file it
+# failed now and then here with "open_target ... error(2)"), then the saved 446 bytes of boot code (MBR and first EBR), as
 # Clonezilla's restoredisk does. Swap stays zeros (imgbk does not write a
 # swap signature into the whole-disk view).
+#
+# Also: whole-disk restore (files, a larger loop device, refusals), an lzip
+# partition, partclone's XXH128 samples (test/data) in a saveparts directory.
 #
 # Output: "ok N - ..." per case and one line "N passed, M failed[, K skipped]".
 
@@ -217,14 +219,15 @@ restore_into() { # DISK START: stdin = the partition's bytes as a restore tool w
 
 ref_sda() {
 	local d=$REF/sda.img
-	truncate -s $((SDA_SECTORS * 512)) "$d" && sfdisk -q --force "$d" <"$CZ/sda-pt.sf" >/dev/null 2>&1 || return 1
+	truncate -s $((SDA_SECTORS * 512)) "$d" && sfdisk -q --force "$d" <"$CZ/sda-pt.sf" >"$W/sfdisk.log" 2>&1 ||
+		{ cat "$W/sfdisk.log"; fail "sfdisk (MBR) of the reference"; return 1; }
 	put "$CZ/sda-hidden-data-after-mbr" "$d" 1 || return 1
-	zstd -dc "$CZ/sda1.ext4-ptcl-img.zst" >"$W/img" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
-		put "$W/p" "$d" $SDA1_S && rm -f "$W/p" || return 1
-	cat "$CZ"/sda5.vfat-ptcl-img.gz.* | gzip -dc >"$W/img" && partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
-		put "$W/p" "$d" $SDA5_S && rm -f "$W/p" || return 1
-	lz4 -dc "$CZ/sda7.ext4-ptcl-img.lz4" >"$W/img" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
-		put "$W/p" "$d" $SDA7_S && rm -f "$W/p" || return 1
+	zstd -dc "$CZ/sda1.ext4-ptcl-img.zst" >"$W/img" && : >"$W/p" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+		put "$W/p" "$d" $SDA1_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sda1"; return 1; }
+	cat "$CZ"/sda5.vfat-ptcl-img.gz.* | gzip -dc >"$W/img" && : >"$W/p" && partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+		put "$W/p" "$d" $SDA5_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sda5"; return 1; }
+	lz4 -dc "$CZ/sda7.ext4-ptcl-img.lz4" >"$W/img" && : >"$W/p" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+		put "$W/p" "$d" $SDA7_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sda7"; return 1; }
 	dd if="$CZ/sda-mbr" of="$d" bs=446 count=1 conv=notrunc status=none &&
 		dd if="$CZ/sda2-ebr" of="$d" bs=1 count=446 seek=$((SDA2_S * 512)) conv=notrunc status=none
 }
@@ -234,9 +237,9 @@ ref_sdb() {
 	truncate -s $((SDB_SECTORS * 512)) "$d" || return 1
 	grep -v last-lba "$CZ/sdb-pt.sf" | sfdisk -q --wipe always "$d" >"$W/sfdisk.log" 2>&1 ||
 		{ cat "$W/sfdisk.log"; fail "sfdisk (GPT) of the reference"; return 1; }
-	zstd -dc "$CZ/sdb1.ext4-ptcl-img.zst" >"$W/img" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+	zstd -dc "$CZ/sdb1.ext4-ptcl-img.zst" >"$W/img" && : >"$W/p" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
 		put "$W/p" "$d" $SDB1_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sdb1"; return 1; }
-	gzip -dc "$CZ/sdb2.vfat-ptcl-img.gz" >"$W/img" && partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+	gzip -dc "$CZ/sdb2.vfat-ptcl-img.gz" >"$W/img" && : >"$W/p" && partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
 		put "$W/p" "$d" $SDB2_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sdb2"; return 1; }
 	cat "$CZ"/sdb3.ntfs-img.* | gzip -dc | ntfsclone -r -O "$W/p" - >"$W/n.log" 2>&1 &&
 		put "$W/p" "$d" $SDB3_S && rm -f "$W/p" || { tail -5 "$W/n.log"; fail "restore of sdb3"; return 1; }
@@ -514,6 +517,70 @@ case_restore_refusals() {
 	run 2 "$IMGBK" restore "$CZ/sdb" "$m" && err_has "is mounted on .*mp; refusing to overwrite a mounted device"
 }
 
+# lzip (Clonezilla -z6, lzip -3; -z6p plzip: several members, as lzip -b makes)
+case_lzip() {
+	need "$REF/sda.img" || return 1
+	command -v lzip >/dev/null || { echo "lzip is not installed (test/deps.sh)"; return 1; }
+	mkdir d && ln "$CZ"/* d/ && rm d/sda7.ext4-ptcl-img.lz4 || return 1
+	lz4 -dc "$CZ/sda7.ext4-ptcl-img.lz4" | lzip -3 -b 1MiB >d/sda7.ext4-ptcl-img.lzip || return 1
+	run 0 "$IMGBK" info d && out_has '^sda7 +122880 +32\.0 MB +ext4 +partclone +lzip +1 ' || return 1
+	run 0 "$IMGBK" verify d/sda7 && out_has 'every CRC32 checksum matches' || return 1
+	run 0 "$IMGBK" restore -q d/sda7 - || return 1
+	part "$REF/sda.img" $SDA7_S $SDA7_N | cmp - "$W/out" || fail "lzip sda7 restored differs" || return 1
+	head -c 3000000 d/sda7.ext4-ptcl-img.lzip >cut.lzip
+	run 1 "$IMGBK" verify cut.lzip && err_has 'cut\.lzip: lzip: the compressed stream ends inside an? lzip member' || return 1
+	cp d/sda7.ext4-ptcl-img.lzip bad.lzip && printf '\377\377\377' | dd of=bad.lzip bs=1 seek=400000 conv=notrunc status=none
+	run 1 "$IMGBK" verify bad.lzip && err_has 'bad\.lzip: lzip: invalid compressed data at byte [0-9]+ of the compressed stream \(lzlib'
+}
+
+# partclone's XXH128 samples (test/data, made by upstream partclone -a3) as the
+# partitions of a saveparts directory: a `parts` file and no `disk` file
+DATA=${IMGBK_TEST_DATA:-$HERE/../data}
+case_xxh128_saveparts() {
+	start_case
+	[ -f "$DATA/xxh128_ext2_1k_k1.pc" ] || { echo "$DATA/xxh128_ext2_1k_k1.pc missing"; return 1; }
+	mkdir sp && echo "sdc1 sdc2" >sp/parts || return 1
+	printf 'label: dos\nlabel-id: 0x0c0ffee0\ndevice: /dev/sdc\nunit: sectors\n\n' >sp/sdc-pt.sf
+	printf '/dev/sdc1 : start=2048, size=16384, type=83\n/dev/sdc2 : start=18432, size=16384, type=83\n' >>sp/sdc-pt.sf
+	zstd -q -3 <"$DATA/xxh128_ext2_1k_k1.pc" >sp/sdc1.ext2-ptcl-img.zst &&
+		cp "$DATA/xxh128_ext2_1k_k100.pc" sp/sdc2.ext2-ptcl-img.uncomp || return 1
+	run 0 "$IMGBK" info sp && out_has '^sdc +17\.0 MB +34816 +MBR +0x0c0ffee0 +\(partitions saved, not the disk\)' \
+		'^sdc1 +2048 +8\.0 MB +ext2 +partclone +zst +1 .* XXH128 ' '^sdc2 +18432 +8\.0 MB +ext2 +partclone +uncomp ' || return 1
+	run 0 "$IMGBK" verify -q sp && out_has '^sdc1: OK: ' '^sdc2: OK: ' '2 partition images: 2 OK' || return 1
+	mnt sp "$MNT" -q || return 1
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "sdc1 sdc2 " ] || fail "files: $(ls "$MNT" | tr '\n' ' ') (no whole disk without a disk file)" || return 1
+	local want
+	want=$(grep ' xxh128_ext2_1k_k1.pc$' "$DATA/RESTORE.sha256" | cut -d' ' -f1)
+	[ "$(sha "$MNT/sdc1")" = "$want" ] && [ "$(sha "$MNT/sdc2")" = "$want" ] ||
+		fail "the XXH128 partitions do not read as partclone restores them"
+}
+
+# LVM: the PV partition is not saved, its LVs are (vg-lv names, lvm_logv.list)
+case_lvm() {
+	start_case
+	[ -f "$DATA/xxh128_ext2_1k_k1.pc" ] || { echo "$DATA/xxh128_ext2_1k_k1.pc missing"; return 1; }
+	mkdir lv && echo "sdd" >lv/disk && echo "sdd1 " >lv/parts || return 1
+	printf 'label: dos\nlabel-id: 0x1e1e1e1e\ndevice: /dev/sdd\nunit: sectors\n\n/dev/sdd1 : start=2048, size=40960, type=8e\n' >lv/sdd-pt.sf
+	head -c 512 /dev/zero >lv/sdd-mbr
+	echo "vg0 /dev/sdd1 aBcDeF-1234" >lv/lvm_vg_dev.list
+	echo "/dev/vg0/root Linux rev 1.0 ext2 filesystem data" >lv/lvm_logv.list
+	cp "$DATA/xxh128_ext2_1k_k1.pc" lv/vg0-root.ext2-ptcl-img.uncomp || return 1
+	run 0 "$IMGBK" info lv && out_has '^sdd1 +2048 +20\.0 MB +lvm-pv: LVM physical volume' \
+		'^vg0-root +0 +- +ext2 +partclone +uncomp +1 ' || return 1
+	run 0 "$IMGBK" info --json lv && out_has '"name":"vg0-root","disk":"","number":0,.*"kind":"lvm-lv"' || return 1
+	mnt lv "$MNT" || return 1
+	err_has 'sdd: bytes 1048576-22020095 \(partition sdd1\) cannot be read: an LVM physical volume' || return 1
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "sdd vg0-root " ] || fail "files: $(ls "$MNT" | tr '\n' ' ')" || return 1
+	local want
+	want=$(grep ' xxh128_ext2_1k_k1.pc$' "$DATA/RESTORE.sha256" | cut -d' ' -f1)
+	[ "$(sha "$MNT/vg0-root")" = "$want" ] || fail "$MNT/vg0-root does not read as partclone restores it" || return 1
+	if dd if="$MNT/sdd" of=/dev/null bs=512 skip=4096 count=1 2>/dev/null; then
+		fail "the PV range of $MNT/sdd read without an error"
+		return 1
+	fi
+	run 2 "$IMGBK" restore lv lv.img && err_has 'sdd1 is an LVM physical volume.*vgcfgrestore.*nothing written'
+}
+
 tc "setup: two disks saved the way Clonezilla saves them" setup_save
 tc "setup: the reference disks, restored the way Clonezilla restores them" setup_ref
 tc "info DIR: one table of disks and partitions" case_info_text
@@ -525,6 +592,7 @@ tc "DIR/sdb4 (partclone.dd, raw) restores as the raw partition" case_restore_dd_
 tc "a directory that is not Clonezilla's, and an encrypted one, are refused in one line" case_not_clonezilla
 tc "restore DIR/sda, DIR/sdb to files: byte-identical to the disks restored Clonezilla's way" case_restore_disks
 tc "restore --dry-run prints the plan and writes nothing" case_restore_dry_run
+tc "lzip (-z6, several members): info, verify, restore; truncated and damaged data named" case_lzip
 if [ "$(id -u)" = 0 ]; then
 	tc "restore DIR/sdb to a larger device: GPT backup at its end, sfdisk --verify passes" case_restore_device
 	tc "restore refuses a too small device and a mounted one, writing nothing" case_restore_refusals
@@ -544,6 +612,8 @@ else
 	tc "a missing partition image: no MNT/sda7, its range of MNT/sda reads as EIO" case_missing_image
 	tc "a missing partition image is named in the log" case_missing_image_log
 	tc "a damaged image: verify says so, its range of MNT/sda reads as EIO, other disks read" case_damaged_image
+	tc "XXH128 samples as partitions of a saveparts directory: info, verify, mount (no whole disk)" case_xxh128_saveparts
+	tc "LVM: the LV image mounts as MNT/vg-lv, the PV range of MNT/sdd reads as EIO, restore refuses" case_lvm
 fi
 
 echo "$PASS passed, $FAIL failed$([ "$SKIP" -gt 0 ] && echo ", $SKIP skipped")"
