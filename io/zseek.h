@@ -11,9 +11,10 @@
  * image's index, so the pass runs once.
  *
  * A codec offers random access through one struct zs_ops in its img_codec
- * entry (io/codecs.c); a codec whose data has no restart points (one zstd
- * frame, one xz block) reports that from its scan with IMG_E_FORMAT and a
- * message saying how to make the image mountable.
+ * entry (io/codecs.c); a codec whose data has no restart points (one xz
+ * block) reports that from its scan with IMG_E_FORMAT and a message saying
+ * how to make the image mountable. (One zstd frame gets checkpoints inside
+ * it: zseek_zstd.c.)
  *
  * The core (io/zseek.c) owns the points, their thinning, their saved form,
  * a few decoders ("cursors") positioned at the places last read so that
