@@ -509,9 +509,10 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 		return cursor_confirm_end(v, c, err);
 	if (cap > v->usize - c->pos)
 		cap = (size_t)(v->usize - c->pos);
+	int rc = IMG_OK;
 	for (int tries = 0; tries < 3; tries++) {
 		size_t n = 0;
-		int rc = v->ops->read(c->dec, dst, cap, &n, err);
+		rc = v->ops->read(c->dec, dst, cap, &n, err);
 		if (rc != IMG_OK) {
 			cursor_reset(v, c);
 			return rc;
@@ -532,10 +533,10 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 		if (v->core.pts[i].p.uout != c->pos || (rc = cursor_open(v, c, i, err)) != IMG_OK)
 			break;
 	}
-	int had = err->code != IMG_OK;
+	/* this call's own outcome, never an older error left on the slot */
 	cursor_reset(v, c);
-	if (had)
-		return err->code;
+	if (rc != IMG_OK)
+		return rc;
 	return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0,
 			   "%s: the compressed data ends at decoded byte %llu, before the %llu bytes "
 			   "its index promises (the image changed, or the index is damaged)",
