@@ -1,14 +1,16 @@
 # Makefile - builds imgbk (one multi-call binary), libimgbk.a, the tests,
 # the demo, the benchmark and a static build. Plain GNU make.
 #
-#   make            build ./imgbk (and libimgbk.a)
+#   make            build ./imgbk (and libimgbk.a), and build/nbdkit-imgbk-plugin.so
+#                   when nbdkit-plugin-dev is installed
 #   make check      install missing Debian packages, build, run unit + integration tests
 #   make demo       install missing packages, make a sample image with partclone, use imgbk on it
 #   make bench      measure imgbk against partclone and the machine's limits
 #   make static     one fully static imgbk for rescue media (build/static/imgbk)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (the plugin: into nbdkit's plugindir)
 #   make deps       install the Debian packages that are missing (needs root)
 #   SANITIZE=1      build with ASan + UBSan (make check SANITIZE=1)
+#   make tsan       the random-read unit tests and the fuzz replay under ThreadSanitizer
 
 CC        ?= cc
 PKG_CONFIG ?= pkg-config
@@ -27,9 +29,14 @@ O := build-san
 BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(TSAN),1)
+O := build-tsan
+BASE_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
 
 # Libraries: pkg-config for each; bzip2 ships no .pc file on Debian 12.
-PKGS      := zlib libzstd liblzma liblz4 libxxhash
+PKGS      := zlib libzstd liblzma liblz4 libxxhash libcrypto
 HAVE_ISAL := $(shell $(PKG_CONFIG) --exists libisal 2>/dev/null && echo 1)
 ifeq ($(HAVE_ISAL),1)
 PKGS      += libisal
@@ -49,11 +56,11 @@ FUSE_SRC   := $(sort $(wildcard fuse/*.c))
 LIB_OBJ    := $(LIB_SRC:%.c=$(O)/%.o)
 APPLET_OBJ := $(APPLET_SRC:%.c=$(O)/%.o) $(O)/imgbk.o
 FUSE_OBJ   := $(FUSE_SRC:%.c=$(O)/%.o)
-HEADERS    := imgbk.h $(wildcard io/*.h formats/*.h applets/*.h fuse/*.h)
+HEADERS    := $(wildcard *.h io/*.h formats/*.h applets/*.h fuse/*.h)
 
 LIB        := $(O)/libimgbk.a
-# SANITIZE=1 builds build-san/imgbk (and its links there), never ./imgbk
-BIN        := $(if $(filter 1,$(SANITIZE)),$(O)/imgbk,imgbk)
+# SANITIZE=1 (TSAN=1) builds build-san/imgbk (build-tsan/imgbk), never ./imgbk
+BIN        := $(if $(filter 1,$(SANITIZE) $(TSAN)),$(O)/imgbk,imgbk)
 LINKS      := vpartclone vntfsclone vpartimage
 
 UNIT_SRC   := $(sort $(wildcard test/unit/test_*.c))
@@ -61,8 +68,9 @@ UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(O)/test/%)
 UNIT_HELP  := $(sort $(wildcard test/unit/helper_*.c))
 
 .PHONY: all check check-one unit integration demo bench static static-link install uninstall deps clean
+.PHONY: nbd-plugin
 
-all: $(BIN)
+all: $(BIN) nbd-plugin
 
 $(O)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -75,6 +83,35 @@ $(LIB): $(LIB_OBJ)
 $(BIN): $(APPLET_OBJ) $(FUSE_OBJ) $(LIB)
 	$(CC) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $(APPLET_OBJ) $(FUSE_OBJ) $(LIB) $(PKG_LIBS) $(FUSE_LIBS)
 	@for l in $(LINKS); do ln -sf $(notdir $(BIN)) $(dir $(BIN))$$l; done
+
+# ---- the nbdkit plugin (nbd/) ----------------------------------------------
+# nbdkit-imgbk-plugin.so: nbd/plugin.c and a position-independent build of the
+# library in $(O)/pic/, its symbols hidden (only plugin_init is exported).
+# Needs nbdkit-plugin-dev; without it `make` says so and goes on. Not built
+# under SANITIZE=1 (an ASan .so cannot be loaded by a plain nbdkit).
+HAVE_NBDKIT   := $(shell $(PKG_CONFIG) --exists nbdkit 2>/dev/null && echo 1)
+NBDKIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags nbdkit 2>/dev/null)
+NBDKIT_PLUGINDIR := $(shell $(PKG_CONFIG) --variable=plugindir nbdkit 2>/dev/null)
+NBD_PLUGIN    := $(O)/nbdkit-imgbk-plugin.so
+PIC_OBJ       := $(LIB_SRC:%.c=$(O)/pic/%.o)
+PIC_CFLAGS    := -fPIC -fvisibility=hidden
+
+$(O)/pic/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PIC_CFLAGS) -c -o $@ $<
+
+$(NBD_PLUGIN): nbd/plugin.c $(PIC_OBJ) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $(NBDKIT_CFLAGS) $(PIC_CFLAGS) -shared -Wl,--as-needed -o $@ \
+		nbd/plugin.c $(PIC_OBJ) $(PKG_LIBS) -lpthread
+
+ifeq ($(HAVE_NBDKIT)$(SANITIZE),1)
+nbd-plugin: $(NBD_PLUGIN)
+else ifeq ($(SANITIZE),1)
+nbd-plugin:
+else
+nbd-plugin:
+	@echo "make: nbdkit-plugin-dev is not installed: $(NBD_PLUGIN) is not built (make deps installs it)"
+endif
 
 # ---- tests ---------------------------------------------------------------
 # Unit tests link the library built with STREAM_POISON, so stale pointers
@@ -169,6 +206,18 @@ check-jobs:
 	@for t in $(NORM_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
 	@printf 'man pages\tsh test/man-check.sh ./imgbk\n'
 
+# ThreadSanitizer (TSAN=1 builds into build-tsan/): the tests that read at
+# random from several threads, and test_regress (the fuzz_random and
+# fuzz_zseek inputs among others). Any report fails the run.
+TSAN_TESTS := test_zseek_gz test_zseek_codecs test_partclone_access test_partimage_access \
+	      test_ntfsclone_access test_regress
+.PHONY: tsan
+tsan:
+	$(MAKE) TSAN=1 $(TSAN_TESTS:%=build-tsan/test/%)
+	@bad=; for t in $(TSAN_TESTS); do echo "== $$t (ThreadSanitizer)"; \
+	  IMGBK_TEST_DATA=test/data TSAN_OPTIONS="exitcode=66" build-tsan/test/$$t || bad="$$bad $$t"; \
+	done; [ -z "$$bad" ] || { echo "tsan: failed:$$bad"; exit 1; }
+
 demo: deps
 	$(MAKE) all
 	sh test/demo.sh
@@ -192,18 +241,25 @@ static-link: $(APPLET_OBJ) $(FUSE_OBJ) $(LIB)
 	@echo "static binary: $(O)/imgbk ($$(du -h $(O)/imgbk | cut -f1))"
 
 # ---- install ---------------------------------------------------------------
-install: $(BIN)
+install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/$(BIN)
 	for l in $(LINKS); do ln -sf $(BIN) $(DESTDIR)$(BINDIR)/$$l; done
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+ifeq ($(HAVE_NBDKIT)$(SANITIZE),1)
+	install -d $(DESTDIR)$(NBDKIT_PLUGINDIR)
+	install -m 755 $(NBD_PLUGIN) $(DESTDIR)$(NBDKIT_PLUGINDIR)/nbdkit-imgbk-plugin.so
+else
+	@echo "make install: nbdkit-plugin-dev is not installed: no nbdkit plugin installed"
+endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/$(BIN) $(addprefix $(DESTDIR)$(BINDIR)/,$(LINKS))
+	$(if $(NBDKIT_PLUGINDIR),rm -f $(DESTDIR)$(NBDKIT_PLUGINDIR)/nbdkit-imgbk-plugin.so)
 	for m in man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done
 
 clean:
-	rm -rf build build-san $(BIN) $(LINKS)
+	rm -rf build build-san build-tsan $(BIN) $(LINKS)
 
 # ---- fuzzing (libFuzzer, clang) ---------------------------------------------
 # make fuzz        build test/fuzz/fuzz_*.c into build-fuzz/ and run each for

@@ -17,6 +17,7 @@ static const struct applet *const applets[] = {
 	&applet_info,
 	&applet_mount,
 	&applet_restore,
+	&applet_serve,
 	&applet_verify,
 	&applet_vntfsclone,
 	&applet_vpartclone,

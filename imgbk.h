@@ -73,6 +73,23 @@ typedef struct img_options {
 	int rescue;             /* hand out the blocks of a bad checksum group as `bad`
 	                           runs (data NULL: write zeros) instead of skipping them */
 	size_t buffer_size;     /* read-ahead of the top stream; 0 = default (4 MiB) */
+	/* Raw partition images (partclone.dd, dd: no header, no magic): the one
+	 * case where the file name decides. A file is read as raw when its
+	 * bytes carry no image magic and its name ends in .dd-img or
+	 * .dd-ptcl-img (then any compressor and split suffixes), or when `raw`
+	 * is set (--raw); `raw` on bytes with an image magic is refused
+	 * (IMG_E_USAGE). Its img_info: format "raw", checksum "NONE", fs a short
+	 * name of what the bytes look like ("EXTFS", "NTFS", ... or "unknown"),
+	 * block_size 1 (blocks and runs count bytes; every byte is a used one). */
+	int raw;
+	/* A raw image under compression learns its size only by being decoded
+	 * to the end. With raw_size set, img_open does that (again from the
+	 * file, so the walk still starts at byte 0; from standard input the
+	 * stream is used up by it and no run can be read afterwards). Without
+	 * it, device_size is 0 (unknown) after img_open; the walk raises it (and
+	 * total_blocks, used_blocks) to the bytes handed out so far, so it is
+	 * the size at IMG_EOF; img_random_open sets it from the decoded data. */
+	int raw_size;
 } img_options;
 
 /* Fill `o` with the defaults. */
@@ -112,24 +129,36 @@ typedef struct img_info {
 	int checksums_chained;       /* each checksum covers all data before it (partclone -K):
 	                                after a bad group the later ones cannot be checked */
 	uint64_t image_data_size;    /* expected bytes of the uncompressed image, 0 if unknown */
+	const char *read_check;      /* what a random read (the mount) checks before it hands
+	                                out bytes, one sentence (info --json: read_check) */
 } img_info;
 
 /* @return the header facts; valid until img_close. */
 const img_info *img_get_info(const img_image *im);
 
 /*
- * The header as the seed tool printed it, one field per entry, in order.
- * label: the text label; key: a JSON-friendly name; text: the value as the
- * seed printed it (thousands separators, "(432.9 MB)"); comment: text after
- * a TAB or NULL; is_number/number: the raw value for --json, else str.
+ * The header as the imagebackup tools print it, one field per entry, in
+ * order, plus facts of imgbk's own (`info -v`, `--json`).
+ * label: the text label; key: a JSON-friendly name, unique in the list;
+ * text: the value as printed (thousands separators, "(432.9 MB)", quoted
+ * strings), of any length, owned by the image; comment: text after a TAB or
+ * NULL; is_number/number: the raw value for --json, else str.
+ * level says where a field (or section) shows: IMG_FIELD_TOOL in the tools'
+ * layout (plain `info`), IMG_FIELD_VERBOSE with `info -v` too, IMG_FIELD_JSON
+ * in --json only. Every field is in --json.
  * A format with several header parts (partimage) puts a `section` entry
- * before each part after the first; its label is the part's title.
+ * before each part; its label is the part's title (printed underlined with
+ * '-'), and the labels of the fields up to the next section are padded to the
+ * longest label shown in it, unless the list has a fixed label_width.
  */
+enum { IMG_FIELD_TOOL = 0, IMG_FIELD_VERBOSE = 1, IMG_FIELD_JSON = 2 };
+
 typedef struct img_field {
 	int section;            /* nonzero: starts a new titled section; label is the title */
+	int level;              /* IMG_FIELD_TOOL, _VERBOSE or _JSON */
 	const char *label;
 	const char *key;
-	char text[96];
+	const char *text;
 	const char *comment;
 	int is_number;
 	uint64_t number;
@@ -137,8 +166,9 @@ typedef struct img_field {
 } img_field;
 
 typedef struct img_field_list {
-	const char *title;     /* "Partclone Header" */
-	int label_width;       /* column where values start (labels are padded) */
+	const char *title;     /* "Partclone Header", printed underlined with '=' */
+	int label_width;       /* column where values start (labels are padded);
+	                          0: padded per section to its longest label */
 	const char *separator; /* between padded label and value: "" or ": " */
 	size_t count;
 	const img_field *fields;
@@ -256,7 +286,11 @@ const char *img_index_path(const img_image *im);
 /* ---- small shared helpers (used by applets and tests) ------------------ */
 /* "671,088,640" */
 void img_fmt_thousands(char *out, size_t outsz, uint64_t v);
-/* "640.0 MB" with 1024-based units and one decimal, as the seed prints */
+/* "640.0 MB" with 1024-based units and one decimal, "512 B" under 1 KiB,
+ * as the imagebackup tools print sizes */
 void img_fmt_human(char *out, size_t outsz, uint64_t bytes);
+
+/* ---- Clonezilla image directories and whole disks ------------------------ */
+#include "imgbk_czdir.h"
 
 #endif

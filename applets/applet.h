@@ -27,6 +27,10 @@ void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the usage text to stdout (exit 0) or a hint to stderr (exit 2). */
 int usage_exit(const struct applet *a, int ok);
 
+/* getopt_long value of --raw, taken by every applet that opens an image
+ * (long only: -r is restore's --rescue). It sets img_options.raw. */
+enum { OPT_RAW = 0x100, OPT_DRY_RUN };
+
 /* Open an image; on failure print its one-line error.
  * @return 0 and *out, or the exit code to return. */
 int open_image(const char *path, const img_options *opt, img_image **out);
@@ -51,7 +55,7 @@ void progress_end(progress *pg);
 void json_string(FILE *f, const char *s);
 
 extern const struct applet applet_info, applet_verify, applet_restore;
-extern const struct applet applet_index, applet_mount;
+extern const struct applet applet_index, applet_mount, applet_serve;
 extern const struct applet applet_vntfsclone, applet_vpartclone, applet_vpartimage;
 
 #endif

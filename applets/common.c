@@ -2,6 +2,7 @@
  * applets/common.c - helpers shared by the applets: messages, opening an
  * image with its error reported, the progress bar and JSON strings.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "applet.h"
+#include "czdir.h"
 
 const char *prog_name = "imgbk";
 
@@ -38,6 +40,10 @@ int usage_exit(const struct applet *a, int ok)
 int open_image(const char *path, const img_options *opt, img_image **out)
 {
 	img_err err;
+	char part[PATH_MAX];
+	int code = cz_resolve_part(path, part, sizeof part, &path);  /* DIR/sda2 */
+	if (code)
+		return code;
 	int rc = img_open(path, opt, out, &err);
 	if (rc == IMG_OK)
 		return 0;

@@ -26,6 +26,9 @@
 "                         of 8 (default 1024); larger needs less memory\n"                 \
 "  -d, --debug_fuse       print FUSE debug messages; stays in the foreground\n"            \
 "  -q, --quiet            no progress bars\n"                                               \
+"      --raw              IMAGE is a raw partition image (partclone.dd, dd: no\n"          \
+"                         header) whatever its name (an imgbk extension;\n"              \
+"                         NAME.dd-img and NAME.dd-ptcl-img are raw anyway)\n"            \
 "  -h, --help             show this help\n"                                                 \
 "\n"                                                                                        \
 "Exit codes: 0 ok, 1 image damaged, not an image or not readable at random,\n"           \
@@ -48,7 +51,7 @@
 
 struct compat_opts {
 	const char *image, *mountpoint;
-	int verbose, crc, debug, quiet;
+	int verbose, crc, debug, quiet, raw;
 	uint32_t index_size;
 };
 
@@ -98,6 +101,7 @@ static int parse(const struct applet *a, int argc, char **argv, struct compat_op
 		{ "index_size", required_argument, NULL, 'i' },
 		{ "debug_fuse", no_argument, NULL, 'd' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -119,6 +123,7 @@ static int parse(const struct applet *a, int argc, char **argv, struct compat_op
 			break;
 		case 'd': o->debug = 1; break;
 		case 'q': o->quiet = 1; break;
+		case OPT_RAW: o->raw = 1; break;
 		case 'h': *done = 1; return usage_exit(a, 1);
 		default: return usage_exit(a, 0);
 		}
@@ -139,10 +144,13 @@ static int run_applet(const struct applet *a, int argc, char **argv)
 	return a->main(argc, argv);
 }
 
-static int open_only(const char *image)
+static int open_only(const char *image, int raw)
 {
 	img_image *im = NULL;
-	int rc = open_image(image, NULL, &im);
+	img_options opt;
+	img_options_init(&opt);
+	opt.raw = raw;
+	int rc = open_image(image, &opt, &im);
 	if (rc == 0)
 		img_close(im);
 	return rc;
@@ -152,30 +160,30 @@ static int compat_run(const struct compat_opts *o)
 {
 	int rc;
 	if (o->verbose) {
-		char *argv[] = { "info", (char *)o->image, NULL };
-		if ((rc = run_applet(&applet_info, 2, argv)) != 0)
-			return rc;
-		putchar('\n');
-		fflush(stdout);
+		char *argv[] = { "info", o->raw ? "--raw" : (char *)o->image, (char *)o->image, NULL };
+		if ((rc = run_applet(&applet_info, o->raw ? 3 : 2, argv)) != 0)
+			return rc;  /* info ends with the blank line the tools print */
 	}
 	if (o->crc) {
-		char *argv[] = { "verify", (char *)o->image, NULL, NULL };
-		if (o->quiet) {
-			argv[1] = "-q";
-			argv[2] = (char *)o->image;
-		}
-		if ((rc = run_applet(&applet_verify, o->quiet ? 3 : 2, argv)) != 0)
+		char *argv[5] = { "verify" };
+		int argc = 1;
+		if (o->quiet)
+			argv[argc++] = "-q";
+		if (o->raw)
+			argv[argc++] = "--raw";
+		argv[argc++] = (char *)o->image;
+		if ((rc = run_applet(&applet_verify, argc, argv)) != 0)
 			return rc;
 	}
 	if (o->mountpoint) {
 		struct mount_request rq = {
 			.image = o->image, .mountpoint = o->mountpoint, .index_interval = o->index_size,
 			.verify = 1, .debug = o->debug, .foreground = o->debug,
-			.quiet_progress = o->quiet,
+			.quiet_progress = o->quiet, .raw = o->raw,
 		};
 		return mount_image(&rq);
 	}
-	return o->verbose || o->crc ? 0 : open_only(o->image);
+	return o->verbose || o->crc ? 0 : open_only(o->image, o->raw);
 }
 
 static int compat_main(const struct applet *a, int argc, char **argv)

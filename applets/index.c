@@ -21,6 +21,10 @@ static const char index_usage[] =
 "                          (default 1024); the mount must use the same N\n"
 "  -j, --json              print the result as one JSON object\n"
 "  -q, --quiet             no progress bar and no output on success\n"
+"      --raw               IMAGE is a raw partition image (partclone.dd, dd: no\n"
+"                          header) whatever its name (NAME.dd-img and\n"
+"                          NAME.dd-ptcl-img are raw anyway); a plain one needs\n"
+"                          no index, a compressed one gets its access points\n"
 "  -h, --help              show this help\n"
 "\n"
 "Exit codes: 0 index saved or up to date, 1 image damaged, not an image or not\n"
@@ -66,10 +70,10 @@ static void print_result(const img_image *im, int state, int json)
 	}
 }
 
-static int build(const char *image, uint32_t interval, int json, int quiet)
+static int build(const char *image, const img_options *opt, uint32_t interval, int json, int quiet)
 {
 	img_image *im;
-	int rc = open_image(image, NULL, &im);
+	int rc = open_image(image, opt, &im);
 	if (rc)
 		return rc;
 	int state = 0;
@@ -101,11 +105,14 @@ static int index_main(int argc, char **argv)
 		{ "index-interval", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint32_t interval = 0;
 	int json = 0, quiet = 0, c;
+	img_options opt;
+	img_options_init(&opt);
 	while ((c = getopt_long(argc, argv, "i:jqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
@@ -117,6 +124,7 @@ static int index_main(int argc, char **argv)
 			break;
 		case 'j': json = 1; break;
 		case 'q': quiet = 1; break;
+		case OPT_RAW: opt.raw = 1; break;
 		case 'h': return usage_exit(&applet_index, 1);
 		default: return usage_exit(&applet_index, 0);
 		}
@@ -125,7 +133,7 @@ static int index_main(int argc, char **argv)
 		warnx_("index: expected one IMAGE");
 		return usage_exit(&applet_index, 0);
 	}
-	return build(argv[optind], interval, json, quiet);
+	return build(argv[optind], &opt, interval, json, quiet);
 }
 
 const struct applet applet_index = {

@@ -6,6 +6,13 @@
  */
 static const char mount_usage[] =
 "Usage: imgbk mount [OPTIONS] IMAGE MOUNTPOINT\n"
+"       imgbk mount [OPTIONS] DIR MOUNTPOINT   (a Clonezilla image directory)\n"
+"\n"
+"DIR: MOUNTPOINT/sda1, MOUNTPOINT/sda2, ... (every partition image) and\n"
+"MOUNTPOINT/sda (each disk saved whole: the disk as Clonezilla restores it,\n"
+"partition table and boot code included; swap partitions read as zeros; a\n"
+"partition whose image is missing or damaged reads as EIO, and is named).\n"
+"DIR/sda2 names one partition of it.\n"
 "\n"
 "Show the partition inside IMAGE as one read-only file, MOUNTPOINT/NAME,\n"
 "through FUSE; NAME is the image's file name without split, compression and\n"
@@ -13,8 +20,9 @@ static const char mount_usage[] =
 "read-only (mount -o loop,ro) are printed. MOUNTPOINT must be an existing\n"
 "empty directory. IMAGE is a plain file or the first piece of a split set\n"
 "(NAME.aa), plain or compressed with gzip, bzip2, xz (several blocks), zstd\n"
-"(several frames, as pzstd writes) or lz4; one xz block or one zstd frame\n"
-"cannot be read at random (the message says what to do), nor can lzma.\n"
+"(one frame as zstd -T0 and Clonezilla write, or several as pzstd writes:\n"
+"a faster first index) or lz4; one xz block cannot be read at random (the\n"
+"message says what to do), nor can lzma.\n"
 "The block index (and for a compressed image its access points, found by\n"
 "decoding it once) is built on the first mount and saved (IMAGE.ibkx, see\n"
 "imgbk index).\n"
@@ -28,6 +36,10 @@ static const char mount_usage[] =
 "  -i, --index-interval N  blocks per index entry: at least 8, a multiple of 8\n"
 "                          (default 1024); larger needs less memory\n"
 "  -q, --quiet             no progress bar and no hints\n"
+"      --raw               IMAGE is a raw partition image (partclone.dd, dd: no\n"
+"                          header) whatever its name; NAME.dd-img and\n"
+"                          NAME.dd-ptcl-img are raw anyway. A plain one is\n"
+"                          served straight from its file\n"
 "  -h, --help              show this help\n"
 "\n"
 "Exit codes: 0 mounted (or, in the foreground, served until unmounted),\n"
@@ -47,6 +59,7 @@ static const char mount_usage[] =
 #include <unistd.h>
 
 #include "applet.h"
+#include "czdir.h"
 #include "fsnames.h"
 #include "mount.h"
 #include "../fuse/mount.h"
@@ -107,7 +120,8 @@ static int is_compression_suffix(const char *sfx)
 
 static int is_img_suffix(const char *sfx)
 {
-	return strcasecmp(sfx, "img") == 0;
+	return strcasecmp(sfx, "img") == 0 || strcmp(sfx, "dd-img") == 0 ||
+	       strcmp(sfx, "dd-ptcl-img") == 0;
 }
 
 static int is_000(const char *sfx)
@@ -227,7 +241,10 @@ static int mount_and_serve(img_image *im, const struct mount_request *rq)
 int mount_image(const struct mount_request *rq)
 {
 	img_image *im;
-	int rc = open_image(rq->image, NULL, &im);
+	img_options opt;
+	img_options_init(&opt);
+	opt.raw = rq->raw;
+	int rc = open_image(rq->image, &opt, &im);
 	if (rc)
 		return rc;
 	int state = 0;
@@ -275,6 +292,7 @@ static int mount_main(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, 'n' },
 		{ "index-interval", required_argument, NULL, 'i' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -294,6 +312,7 @@ static int mount_main(int argc, char **argv)
 			}
 			break;
 		case 'q': rq.quiet_progress = rq.quiet_hints = 1; break;
+		case OPT_RAW: rq.raw = 1; break;
 		case 'h': return usage_exit(&applet_mount, 1);
 		default: return usage_exit(&applet_mount, 0);
 		}
@@ -305,7 +324,9 @@ static int mount_main(int argc, char **argv)
 	rq.image = argv[optind];
 	rq.mountpoint = argv[optind + 1];
 	int rc = check_mountpoint(rq.mountpoint);
-	return rc ? rc : mount_image(&rq);
+	if (rc)
+		return rc;
+	return cz_arg_is_dir(rq.image) ? cz_mount(&rq) : mount_image(&rq);
 }
 
 const struct applet applet_mount = {

@@ -21,8 +21,9 @@ enum { MOUNTDIR_EMPTY = 0, MOUNTDIR_MISSING, MOUNTDIR_NOT_DIR, MOUNTDIR_NOT_EMPT
 int mount_dir_state(const char *dir);
 
 /* The virtual file's name: the image's file name without its split suffix
- * (only for a split set), compression suffix and .img:
- * "sda1.ext4-ptcl-img.gz.aa" -> "sda1.ext4-ptcl-img". */
+ * (only for a split set), compression suffix and .img, .dd-img or
+ * .dd-ptcl-img: "sda1.ext4-ptcl-img.gz.aa" -> "sda1.ext4-ptcl-img",
+ * "sda3.dd-ptcl-img.zst.aa" -> "sda3". */
 void mount_file_name(const char *path, const char *layers, char *out, size_t outsz);
 
 /* Parse an index interval ("1024"). @return 0 and *out, -1 when not a number. */
@@ -43,6 +44,7 @@ struct mount_request {
 	int debug;                /* libfuse debug output; implies foreground */
 	int quiet_progress;       /* no progress bar */
 	int quiet_hints;          /* no hints on stdout */
+	int raw;                  /* --raw: a raw partition image whatever its name */
 };
 
 /* Open, index, mount, print hints, daemonise. @return the exit code. */

@@ -5,6 +5,17 @@
  */
 static const char restore_usage[] =
 "Usage: imgbk restore [OPTIONS] IMAGE TARGET\n"
+"       imgbk restore [OPTIONS] DIR TARGET       (a whole disk, Clonezilla directory)\n"
+"       imgbk restore [OPTIONS] DIR/sda TARGET   (one disk of several)\n"
+"\n"
+"DIR: the saved disk is written to TARGET (a block device, or a file of the\n"
+"disk's size) as Clonezilla restores it: the partition table (MBR and the\n"
+"EBRs of logical partitions, or GPT with its backup at TARGET's own end), the\n"
+"hidden data after the MBR, then the used blocks of every partition; fsync.\n"
+"Refused before writing: TARGET smaller than the end of the last partition,\n"
+"mounted or busy (or any partition of it mounted), a missing or unreadable\n"
+"partition image, an LVM volume. Swap partitions are not recreated (the\n"
+"mkswap command is printed). DIR/sda2 restores one partition.\n"
 "\n"
 "Restore the partition in IMAGE to TARGET:\n"
 "  a new file       is created with the partition's size; unused blocks stay\n"
@@ -24,7 +35,15 @@ static const char restore_usage[] =
 "  -n, --no-verify  do not check data checksums (faster, no protection)\n"
 "  -r, --rescue     go on after a bad checksum group: write its blocks as\n"
 "                   zeros, list the bad groups at the end, exit 1\n"
+"      --dry-run    DIR: print what would be written, write nothing\n"
 "  -q, --quiet      no progress bar and no summary line\n"
+"      --raw        IMAGE is a raw partition image (partclone.dd, dd: no\n"
+"                   header) whatever its name; NAME.dd-img and NAME.dd-ptcl-img\n"
+"                   are raw anyway. There is no used-block map: every byte is\n"
+"                   written, to a device zeros too, to a file all-zero 4 KiB\n"
+"                   blocks as holes (they read as zeros); for a block device\n"
+"                   a compressed raw image is decoded once first to learn its\n"
+"                   size\n"
 "  -h, --help       show this help\n"
 "\n"
 "Exit codes: 0 restored, 1 image damaged, 2 usage or target refused,\n"
@@ -34,9 +53,11 @@ static const char restore_usage[] =
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include "applet.h"
+#include "czdir.h"
 #include "target.h"
 
 /* Runs asked for at once (and the most buffers in one pwritev). */
@@ -61,7 +82,9 @@ static int write_zeros(struct target *t, uint64_t from, uint64_t to, char *msg, 
 
 struct restore_state {
 	struct target t;
-	uint64_t written_to;  /* partition offset written up to (stdout) */
+	uint64_t written_to;  /* partition offset written up to (stdout; raw to a file) */
+	int raw_holes;        /* a raw image to a file: all-zero blocks stay holes */
+	uint64_t raw_end;     /* raw: partition offset handed out up to */
 	char msg[600];
 	int rescue;
 	size_t bad_listed;
@@ -89,9 +112,52 @@ static void list_bad_groups(struct restore_state *rs, uint64_t count)
 		fprintf(stderr, "  ... and %llu more\n", (unsigned long long)(count - rs->bad_listed));
 }
 
+/* Bytes a hole must span in a raw restore to a file. */
+#define HOLE_BLOCK 4096
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Bytes of the block at i of a run: HOLE_BLOCK, or fewer at its end. */
+static size_t block_at(const img_run *run, size_t i)
+{
+	return run->len - i < HOLE_BLOCK ? run->len - i : HOLE_BLOCK;
+}
+
+/* A raw run to a file that was made empty to its size (or grows): every
+ * byte, as data where it is not zero, as a hole (reads as zeros) where a
+ * whole block is. */
+static int put_raw_run(struct restore_state *rs, const img_run *run)
+{
+	size_t i = 0;
+	while (i < run->len) {
+		size_t start = i;
+		while (i < run->len && !all_zero(run->data + i, block_at(run, i)))
+			i += block_at(run, i);
+		if (i > start) {
+			if (target_write_at(&rs->t, run->data + start, i - start, run->offset + start,
+					    rs->msg, sizeof rs->msg) != TARGET_OK)
+				return TARGET_SYSERR;
+			rs->written_to = run->offset + i;
+		}
+		while (i < run->len && all_zero(run->data + i, block_at(run, i)))
+			i += block_at(run, i);
+	}
+	rs->raw_end = run->offset + run->len;
+	return TARGET_OK;
+}
+
 /* Write a batch of runs: adjacent ones with one pwritev (no copy). */
 static int put_runs(struct restore_state *rs, const img_run *runs, size_t n)
 {
+	if (rs->raw_holes) {
+		for (size_t i = 0; i < n; i++)
+			if (put_raw_run(rs, &runs[i]) != TARGET_OK)
+				return TARGET_SYSERR;
+		return TARGET_OK;
+	}
 	struct iovec iov[RESTORE_BATCH];
 	size_t i = 0;
 	while (i < n) {
@@ -162,10 +228,21 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 	if (rc != IMG_EOF) {
 		report_image_error(im, rc);
 		char a[32], b[32];
+		if (strcmp(in->format, "raw") == 0) {
+			img_fmt_thousands(a, sizeof a, img_blocks_done(im));
+			warnx_("restore stopped: %s bytes were written to %s", a, rs->t.path);
+			return img_exit_code(rc);
+		}
 		img_fmt_thousands(a, sizeof a, img_blocks_done(im));
 		img_fmt_thousands(b, sizeof b, in->used_blocks);
 		warnx_("restore stopped: %s of %s used blocks were written to %s", a, b, rs->t.path);
 		return img_exit_code(rc);
+	}
+	/* a raw image that ends in holes: its last byte makes the file whole */
+	if (rs->raw_holes && rs->raw_end > rs->written_to &&
+	    write_zeros(&rs->t, rs->raw_end - 1, rs->raw_end, rs->msg, sizeof rs->msg) != TARGET_OK) {
+		warnx_("%s", rs->msg);
+		return IMG_EXIT_SYSTEM;
 	}
 	if (rs->t.kind == TARGET_STDOUT &&
 	    write_zeros(&rs->t, rs->written_to, in->device_size, rs->msg, sizeof rs->msg) != TARGET_OK) {
@@ -176,6 +253,26 @@ static int copy_runs(img_image *im, struct restore_state *rs, int quiet)
 	return damaged ? IMG_EXIT_DAMAGED : IMG_EXIT_OK;
 }
 
+static int is_block_device(const char *path)
+{
+	struct stat st;
+	return strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+static void print_summary(const img_image *im, const struct restore_state *rs, int verify)
+{
+	const img_info *in = img_get_info(im);
+	char a[32], b[32];
+	img_fmt_thousands(a, sizeof a, img_blocks_done(im));
+	img_fmt_human(b, sizeof b, in->device_size);
+	if (strcmp(in->format, "raw") == 0)
+		fprintf(stderr, "%s: restored every byte of the raw image %s to %s (%s bytes, %s)\n",
+			prog_name, in->path, rs->t.path, a, b);
+	else
+		fprintf(stderr, "%s: restored %s used blocks of %s to %s (%s)%s\n", prog_name, a,
+			in->path, rs->t.path, b, verify && in->has_checksums ? ", checksums OK" : "");
+}
+
 static int restore_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -183,10 +280,12 @@ static int restore_main(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, 'n' },
 		{ "rescue", no_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, OPT_RAW },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int force = 0, quiet = 0, c;
+	int force = 0, quiet = 0, dry_run = 0, c;
 	img_options opt;
 	img_options_init(&opt);
 	while ((c = getopt_long(argc, argv, "fnrqh", opts, NULL)) != -1) {
@@ -195,6 +294,8 @@ static int restore_main(int argc, char **argv)
 		case 'n': opt.verify = 0; break;
 		case 'r': opt.rescue = 1; break;
 		case 'q': quiet = 1; break;
+		case OPT_RAW: opt.raw = 1; break;
+		case OPT_DRY_RUN: dry_run = 1; break;
 		case 'h': return usage_exit(&applet_restore, 1);
 		default: return usage_exit(&applet_restore, 0);
 		}
@@ -204,11 +305,29 @@ static int restore_main(int argc, char **argv)
 		return usage_exit(&applet_restore, 0);
 	}
 	const char *image = argv[optind], *target = argv[optind + 1];
+	int handled, whole = cz_restore(image, target, &opt, force, dry_run, quiet, &handled);
+	if (handled)  /* a Clonezilla directory (or DIR/sda): the whole disk */
+		return whole;
+	if (dry_run) {
+		warnx_("restore: --dry-run is for a whole disk (a Clonezilla image directory)");
+		return IMG_EXIT_USAGE;
+	}
+	/* a device's size is checked before writing: a compressed raw image is
+	 * decoded once to learn its size (not from stdin, which it would use up) */
+	int to_device = is_block_device(target);
+	opt.raw_size = to_device && strcmp(image, "-") != 0;
 	img_image *im;
 	int rc = open_image(image, &opt, &im);
 	if (rc)
 		return rc;
 	const img_info *in = img_get_info(im);
+	if (to_device && strcmp(in->format, "raw") == 0 && in->device_size == 0) {
+		warnx_("%s: the size of a raw image read from standard input is not known before "
+		       "it is written, so %s cannot be checked to be large enough; restore from "
+		       "the image file instead", in->path, target);
+		img_close(im);
+		return IMG_EXIT_USAGE;
+	}
 	static struct restore_state rs;  /* large: not on the stack */
 	rs.rescue = opt.rescue;
 	int trc = target_open(&rs.t, target, in->device_size, im, force, rs.msg, sizeof rs.msg);
@@ -218,6 +337,7 @@ static int restore_main(int argc, char **argv)
 		img_close(im);
 		return trc == TARGET_REFUSED ? IMG_EXIT_USAGE : IMG_EXIT_SYSTEM;
 	}
+	rs.raw_holes = rs.t.kind == TARGET_FILE && strcmp(in->format, "raw") == 0;
 	int code = copy_runs(im, &rs, quiet);
 	/* flushed also after a failure: what was written should reach the disk */
 	if (target_finish(&rs.t, rs.msg, sizeof rs.msg) != TARGET_OK) {
@@ -226,13 +346,8 @@ static int restore_main(int argc, char **argv)
 			code = IMG_EXIT_SYSTEM;
 	}
 	target_abort(&rs.t);
-	if (code == IMG_EXIT_OK && !quiet && rs.t.kind != TARGET_STDOUT) {
-		char a[32], b[32];
-		img_fmt_thousands(a, sizeof a, img_blocks_done(im));
-		img_fmt_human(b, sizeof b, in->device_size);
-		fprintf(stderr, "%s: restored %s used blocks of %s to %s (%s)%s\n", prog_name, a,
-			in->path, rs.t.path, b, opt.verify && in->has_checksums ? ", checksums OK" : "");
-	}
+	if (code == IMG_EXIT_OK && !quiet && rs.t.kind != TARGET_STDOUT)
+		print_summary(im, &rs, opt.verify);
 	img_close(im);
 	return code;
 }

@@ -30,7 +30,6 @@ int fmt_fail_to(img_image *im, img_err *err, int code, uint64_t offset, const ch
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	err->code = IMG_OK;
 	return img_err_set(err, code, 0, 1, offset, "%s: %s: %s at byte %llu", im->path,
 			   im->fmt->name, what, (unsigned long long)offset);
 }
@@ -38,7 +37,6 @@ int fmt_fail_to(img_image *im, img_err *err, int code, uint64_t offset, const ch
 int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *what, img_err *err)
 {
 	size_t got = 0;
-	err->code = IMG_OK;
 	int rc = rsrc_pread(im->rs, buf, len, off, &got, err);
 	if (rc != IMG_OK)
 		return rc;
@@ -271,7 +269,7 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 int img_read_at(img_image *im, uint64_t offset, void *buf, size_t len, size_t *got, img_err *err)
 {
 	*got = 0;
-	err->code = IMG_OK;
+	err->code = IMG_OK;  /* `err` is this call's slot: cleared once, here; then the first error sticks */
 	if (!im->random_ready)
 		return img_err_set(err, IMG_E_USAGE, 0, 0, 0, "%s: img_random_open was not called",
 				   im->path);

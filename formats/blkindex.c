@@ -59,6 +59,32 @@ static int dir_writable(const char *file)
 	return access(dir, W_OK) == 0;
 }
 
+/* read() or write() until all len bytes moved: a call may move fewer (at
+ * most about 2 GiB on Linux, less on a pipe) or be interrupted. */
+static int move_full(int fd, uint8_t *p, size_t len, int writing)
+{
+	while (len > 0) {
+		ssize_t n = writing ? write(fd, p, len) : read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int blkindex_read_full(int fd, void *buf, size_t len)
+{
+	return move_full(fd, buf, len, 0);
+}
+
+int blkindex_write_full(int fd, const void *buf, size_t len)
+{
+	return move_full(fd, (uint8_t *)buf, len, 1);
+}
+
 static void cache_path(const char *image, char *out, size_t outsz)
 {
 	const char *base = getenv("XDG_CACHE_HOME");
@@ -104,7 +130,7 @@ void blkindex_load(const char *path, const struct blkindex_id *id, uint32_t inte
 		goto out;
 	size_t total = (size_t)st.st_size;
 	b = malloc(total);
-	if (!b || read(fd, b, total) != (ssize_t)total)
+	if (!b || blkindex_read_full(fd, b, total) != 0)
 		goto out;
 	uint64_t plen = get_le64(b + 64);
 	if (memcmp(b, BLKINDEX_MAGIC, 8) != 0 || get_le32(b + 8) != BLKINDEX_VERSION ||
@@ -131,8 +157,8 @@ static int write_file(const char *path, const uint8_t *hdr, const uint8_t *paylo
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	int ok = write(fd, hdr, BLKINDEX_HEADER) == BLKINDEX_HEADER &&
-		 (len == 0 || write(fd, payload, len) == (ssize_t)len) && write(fd, tail, 8) == 8 &&
+	int ok = blkindex_write_full(fd, hdr, BLKINDEX_HEADER) == 0 &&
+		 blkindex_write_full(fd, payload, len) == 0 && blkindex_write_full(fd, tail, 8) == 0 &&
 		 fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (!ok || rename(tmp, path) != 0) {

@@ -36,4 +36,10 @@ void blkindex_load(const char *path, const struct blkindex_id *id, uint32_t inte
 int blkindex_save(img_image *im, const char *given, const struct blkindex_id *id,
 		  uint32_t interval, const uint8_t *payload, size_t len, char *used, size_t usedsz);
 
+/* Read or write all len bytes, going on after short counts (a single call
+ * moves at most about 2 GiB on Linux) and EINTR. @return 0, or -1 (errno
+ * set; a read that meets the end of the file first sets nothing). */
+int blkindex_read_full(int fd, void *buf, size_t len);
+int blkindex_write_full(int fd, const void *buf, size_t len);
+
 #endif

@@ -15,7 +15,10 @@
 #include "../imgbk.h"
 #include "../io/io.h"
 
-#define IMG_MAX_FIELDS 96
+#define IMG_MAX_FIELDS 128
+/* Bytes for the text of all fields of an image (partimage's description and
+ * first path are up to 4 KiB each); a text that does not fit is cut. */
+#define IMG_FIELD_TEXT_BYTES 32768
 
 /* One entry per image format (formats/detect.c is the one place to add one). */
 struct img_format {
@@ -47,14 +50,33 @@ extern const struct img_format *const img_formats[];  /* NULL-terminated */
 extern const struct img_format fmt_partclone;
 extern const struct img_format fmt_partimage;
 extern const struct img_format fmt_ntfsclone;
+extern const struct img_format fmt_raw;
 
 /* The format whose magic starts p, or NULL (formats/detect.c). */
 const struct img_format *fmt_detect(const uint8_t *p, size_t n);
 int fmt_is_image(const uint8_t *p, size_t n);
+/* fmt_detect, else the raw format when raw_wanted (the name or --raw says
+ * so): a known magic wins over the name. */
+const struct img_format *fmt_choose(const uint8_t *p, size_t n, int raw_wanted);
+/* Does this file name say it is a raw (dd) image? "sda3.dd-ptcl-img.zst.aa",
+ * "sda1.dd-img": .dd-img or .dd-ptcl-img, then any compressor suffixes and
+ * one split suffix (formats/raw.c). @return 1 yes, 0 no. */
+int fmt_raw_name(const char *path);
+/* What the bytes of a raw image look like. */
+struct fmt_content {
+	const char *what;  /* "an ext2/3/4 filesystem" */
+	const char *fs;    /* short filesystem name (mount hints), NULL when none */
+	int compressed;    /* a compressor imgbk does not decode: no partition bytes */
+	/* The filesystem's own size in bytes from its superblock or boot
+	 * sector (its partition is at least this large), 0 when unknown. */
+	uint64_t (*fs_size)(const uint8_t *p, size_t n);
+};
+const struct fmt_content *fmt_content_of(const uint8_t *p, size_t n);
 /* What bytes that are no image look like, as a phrase for an error message. */
 const char *fmt_describe_foreign(const uint8_t *p, size_t n);
-/* Bytes fmt_describe_foreign wants to see (btrfs keeps its magic at 64 KiB). */
-#define FMT_SNIFF_FOREIGN 0x10048
+/* Bytes fmt_describe_foreign and fmt_content_of want to see (btrfs keeps its
+ * magic and its size at 64 KiB). */
+#define FMT_SNIFF_FOREIGN 0x10080
 
 /* The handle behind img_image. */
 struct img_image {
@@ -65,6 +87,8 @@ struct img_image {
 	img_info info;
 	img_field_list field_list;
 	img_field fields[IMG_MAX_FIELDS];
+	char field_text[IMG_FIELD_TEXT_BYTES];  /* the fields' texts, one after another */
+	size_t field_text_used;
 	char path[1024];
 	char layers[96];
 	uint64_t blocks_done;
@@ -103,6 +127,9 @@ img_field *fmt_field(img_image *im, const char *label, const char *key, const ch
 img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
 			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* A string printed in double quotes ("ext2fs"); --json gets it without them. */
+img_field *fmt_field_quoted(img_image *im, const char *label, const char *key, const char *s);
+
 /* A count with its size: "110,829 (432.9 MB)"; the raw count goes to --json. */
 img_field *fmt_field_amount(img_image *im, const char *label, const char *key, uint64_t n,
 			     uint64_t bytes);
@@ -111,8 +138,12 @@ img_field *fmt_field_amount(img_image *im, const char *label, const char *key, u
  * the image should have ended after. */
 int fmt_expect_end(img_image *im, const char *what);
 
-/* Start a new titled section of the header print (after the first title). */
+/* Start a new titled section of the header print. */
 img_field *fmt_section(img_image *im, const char *title);
+
+/* Set the level (IMG_FIELD_*) of a field or section; f may be NULL (the list
+ * was full). @return f. */
+img_field *fmt_level(img_field *f, int level);
 
 /* ---- little-endian reads from a byte buffer ---------------------------- */
 static inline uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -123,6 +154,16 @@ static inline uint32_t get_le32(const uint8_t *p)
 static inline uint64_t get_le64(const uint8_t *p)
 {
 	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+static inline void store_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void store_le64(uint8_t *p, uint64_t v)
+{
+	store_le32(p, (uint32_t)v);
+	store_le32(p + 4, (uint32_t)(v >> 32));
 }
 
 /* ---- checksums (formats/checksum.c) ------------------------------------ */
@@ -142,6 +183,20 @@ void hash_update(img_hash *h, const void *p, size_t n);
 size_t hash_digest(const img_hash *h, uint8_t out[16]);
 size_t hash_size(enum img_hash_kind kind);
 void hash_free(img_hash *h);
+/* Make dst (initialised, same kind) a copy of src. @return IMG_OK, or
+ * IMG_E_USAGE when the kinds differ. */
+int hash_copy(img_hash *dst, const img_hash *src);
+
+/* A running state as bytes, to save and take up again in another process:
+ * hash_state_size(kind) bytes, little-endian fields, never the struct.
+ * hash_state_load fills an initialised h of the same kind; `hashed` is the
+ * number of bytes the state must have taken in. @return IMG_OK, or
+ * IMG_E_CORRUPT when the saved length differs or a field is out of range
+ * (such a state is never used). Only the digest tells whether the lanes are
+ * right: compare it with a stored checksum before trusting a loaded state. */
+size_t hash_state_size(enum img_hash_kind kind);
+void hash_state_save(const img_hash *h, uint8_t *out);
+int hash_state_load(img_hash *h, const uint8_t *in, uint64_t hashed);
 
 /* partclone's CRC-32 of a whole buffer: zlib's without the final inversion. */
 static inline uint32_t crc32_partclone(const void *p, size_t n) { return ~crc32_fast(0, p, n); }

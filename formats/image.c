@@ -58,7 +58,23 @@ static img_field *field_add(img_image *im, const char *label, const char *key)
 	memset(f, 0, sizeof *f);
 	f->label = label;
 	f->key = key;
+	f->text = "";
 	return f;
+}
+
+/* Format the text of f into the image's text store (cut when it is full). */
+static void field_vtext(img_image *im, img_field *f, const char *fmt, va_list ap)
+{
+	size_t room = sizeof im->field_text - im->field_text_used;
+	if (room == 0)
+		return;
+	char *dst = im->field_text + im->field_text_used;
+	int n = vsnprintf(dst, room, fmt, ap);
+	if (n < 0)
+		n = 0;
+	size_t len = (size_t)n < room ? (size_t)n : room - 1;
+	im->field_text_used += len + 1;
+	f->text = dst;
 }
 
 img_field *fmt_section(img_image *im, const char *title)
@@ -69,6 +85,13 @@ img_field *fmt_section(img_image *im, const char *title)
 	return f;
 }
 
+img_field *fmt_level(img_field *f, int level)
+{
+	if (f)
+		f->level = level;
+	return f;
+}
+
 img_field *fmt_field(img_image *im, const char *label, const char *key, const char *fmt, ...)
 {
 	img_field *f = field_add(im, label, key);
@@ -76,7 +99,7 @@ img_field *fmt_field(img_image *im, const char *label, const char *key, const ch
 		return NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	field_vtext(im, f, fmt, ap);
 	va_end(ap);
 	f->str = f->text;
 	return f;
@@ -90,10 +113,28 @@ img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint
 		return NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(f->text, sizeof f->text, fmt, ap);
+	field_vtext(im, f, fmt, ap);
 	va_end(ap);
 	f->is_number = 1;
 	f->number = number;
+	return f;
+}
+
+img_field *fmt_field_quoted(img_image *im, const char *label, const char *key, const char *s)
+{
+	img_field *f = fmt_field(im, label, key, "\"%s\"", s);
+	if (!f)
+		return NULL;
+	f->str = "";
+	size_t room = sizeof im->field_text - im->field_text_used;
+	if (room > 0) {
+		char *dst = im->field_text + im->field_text_used;
+		size_t len = strlen(s) < room ? strlen(s) : room - 1;
+		memcpy(dst, s, len);
+		dst[len] = 0;
+		im->field_text_used += len + 1;
+		f->str = dst;
+	}
 	return f;
 }
 
@@ -139,7 +180,7 @@ void img_fmt_human(char *out, size_t outsz, uint64_t bytes)
 {
 	static const char *const units[] = { "KB", "MB", "GB", "TB", "PB", "EB" };
 	if (bytes < 1024) {
-		snprintf(out, outsz, "%llu bytes", (unsigned long long)bytes);
+		snprintf(out, outsz, "%llu B", (unsigned long long)bytes);
 		return;
 	}
 	double v = (double)bytes / 1024;
@@ -163,11 +204,26 @@ static int describe_not_image(img_image *im)
 		return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s%s%s", im->path, what,
 				   strcmp(im->layers, "file") ? " after " : "",
 				   strcmp(im->layers, "file") ? im->layers : "");
-	return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s (first bytes %02x %02x %02x %02x%s%s)",
+	/* a filesystem: perhaps a raw image (partclone.dd, dd) with another name */
+	const char *raw_hint = fmt_content_of(p, avail)->fs
+				       ? "; a raw partition image (partclone.dd, dd)? pass --raw" : "";
+	return img_err_set(&im->err, IMG_E_FORMAT, 0, 1, 0, "%s: %s (first bytes %02x %02x %02x %02x%s%s)%s",
 			   im->path, what, avail > 0 ? p[0] : 0, avail > 1 ? p[1] : 0,
 			   avail > 2 ? p[2] : 0, avail > 3 ? p[3] : 0,
 			   strcmp(im->layers, "file") ? ", after " : "",
-			   strcmp(im->layers, "file") ? im->layers : "");
+			   strcmp(im->layers, "file") ? im->layers : "", raw_hint);
+}
+
+/* --raw on bytes that carry an image magic: the magic is the truth, and
+ * writing the image file's own bytes to a partition would destroy it. */
+static int refuse_raw_option(img_image *im)
+{
+	const char *name = im->fmt->name;
+	im->fmt = NULL;  /* nothing of it was opened */
+	return img_err_set(&im->err, IMG_E_USAGE, 0, 1, 0,
+			   "%s: --raw given, but this is a %s image (its magic at byte 0 of the %s "
+			   "data); leave out --raw",
+			   im->path, name, strchr(im->layers, '+') ? "decoded" : "image");
 }
 
 static img_image *image_new(const char *name, const img_options *opt, img_err *err)
@@ -193,8 +249,11 @@ static int image_finish_open(img_image *im, int rc, img_image **out, img_err *er
 		size_t avail;
 		rc = stream_peek(im->s, 64, &p, &avail);
 		if (rc >= 0) {
-			im->fmt = fmt_detect(p, avail);
-			rc = im->fmt ? im->fmt->open(im) : describe_not_image(im);
+			im->fmt = fmt_choose(p, avail, im->opt.raw || fmt_raw_name(im->path));
+			if (im->fmt && im->fmt != &fmt_raw && im->opt.raw)
+				rc = refuse_raw_option(im);
+			else
+				rc = im->fmt ? im->fmt->open(im) : describe_not_image(im);
 		}
 	}
 	if (rc < 0) {

@@ -121,6 +121,7 @@ static int check_header(img_image *im, struct nc_state *st, const uint8_t *h)
 	info->total_blocks = st->end_pos;  /* 10.1: the backup boot sector cluster too */
 	info->used_blocks = st->inuse;
 	info->checksum = "NONE";
+	info->read_check = "nothing: ntfsclone images carry no data checksums";
 	info->has_checksums = 0;
 	info->checksums_chained = 0;
 	info->image_data_size = 0;  /* depends on the number of GAP records */

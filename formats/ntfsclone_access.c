@@ -220,12 +220,9 @@ static int scan_view(struct scan *sc, uint64_t at, size_t need, const uint8_t **
 	if (at > sc->size || sc->size - at < need)
 		return IMG_EOF;
 	size_t n = sc->size - at < SCAN_CHUNK ? (size_t)(sc->size - at) : SCAN_CHUNK;
-	img_err err;
-	int rc = fmt_pread(sc->im, sc->buf, n, at, "the command stream", &err);
-	if (rc != IMG_OK) {
-		sc->im->err = err;
+	int rc = fmt_pread(sc->im, sc->buf, n, at, "the command stream", &sc->im->err);
+	if (rc != IMG_OK)
 		return rc;
-	}
 	sc->bstart = at;
 	sc->bend = at + n;
 	if (sc->o->progress)

@@ -69,6 +69,23 @@ static const char *checksum_name(unsigned mode)
 	}
 }
 
+/* What a random read (partclone_access.c) checks, for info. */
+static const char *read_check_text(const struct pc_state *st)
+{
+	if (st->v1)
+		return "the first byte of each block, against the running CRC32_0001 checksum (it covers "
+		       "nothing else: the other bytes of a block are not checked)";
+	if (!st->cs)
+		return "nothing: the image has no data checksums";
+	if (st->reseed)
+		return "every byte, against the checksum of its group";
+	if (st->hash.kind == HASH_CRC32)
+		return "every byte, against the running CRC32 of its group, continued from the checksum "
+		       "stored before the group";
+	return "every byte, against the running checksum of its group, hashed on from a state kept in "
+	       "the index; after a bad group the later groups cannot be checked and do not read";
+}
+
 static void copy_name(char *out, size_t outsz, const uint8_t *p, size_t n)
 {
 	size_t len = 0;
@@ -301,6 +318,7 @@ static int parse_v2(img_image *im, struct pc_state *st)
 	info->checksum = checksum_name(mode);
 	info->has_checksums = st->cs != 0;
 	info->checksums_chained = st->cs != 0 && !st->reseed;
+	info->read_check = read_check_text(st);
 	info->image_data_size = st->data_start + st->used * st->bs +
 				(st->cs ? st->cs * ((st->used + st->bpc - 1) / st->bpc) : 0);
 	add_fields(im, st, h, used_fs, used_hdr, bitmap_bytes, bitmap_crc);
@@ -661,6 +679,7 @@ static int parse_v1(img_image *im, struct pc_state *st)
 	info->checksum = "CRC32_0001";
 	info->has_checksums = 1;
 	info->checksums_chained = 1;
+	info->read_check = read_check_text(st);
 	info->image_data_size = st->data_start + st->used * st->v1_stride;
 	add_v1_fields(im, st, used_hdr);
 	return IMG_OK;

@@ -59,6 +59,13 @@ struct pc_state {
 	uint8_t *group_bad;     /* bit per checksum group: found bad */
 	int read_verify;        /* random reads check their group */
 	uint64_t access_id;     /* names this open image in the per-thread group cache */
+	/* running XXH checksums: the hash state before every ckpt_every-th group */
+	uint64_t ckpt_every;    /* 0: no states kept (reseeded or CRC32 checksums) */
+	uint64_t nckpt;
+	size_t ckpt_size;       /* bytes of one saved state (hash_state_size) */
+	uint8_t *ckpt;          /* nckpt saved states, state k before group k * ckpt_every */
+	uint8_t *ckpt_bad;      /* bit per state: its digest is not the stored checksum before it */
+	uint64_t first_bad;     /* first group found bad by the state pass (UINT64_MAX: none) */
 };
 
 

@@ -3,12 +3,31 @@
  * index over the bitmap (used blocks before every K-th block) maps block b
  * to its place in the data section, data_start + rank*bs + (rank/bpc)*cs
  * (format 0001: data_start + rank*(bs+crc)); runs of used blocks inside one
- * checksum group are read with one pread. With reseeded checksums every
- * group is checked the first time a read touches it; the result is kept in
- * a bit per group (set atomically: reads come from many threads).
+ * checksum group are read with one pread.
  *
- * The saved index (its payload) is the rank table and the bitmap: together
- * they map every block; on load both are compared with what open() read.
+ * With verify on, every byte a read hands out was checked against the
+ * image's checksums, the first time a read touches its group (the result
+ * is kept in a bit per group, set atomically: reads come from many threads):
+ *  - reseeded checksums (the default): the group's bytes alone;
+ *  - a running CRC32 (-K) and format 0001: the stored checksum of the group
+ *    before is the CRC register the group's CRC goes on from (it is stored
+ *    without the final inversion, FORMATS.md 1.3), so group g is checked from
+ *    those 4 bytes and its own. Format 0001's CRC covers only the first byte
+ *    of each block (repeated block-size times, FORMATS.md 1.9): only that
+ *    byte of a block is checked, the others are covered by nothing;
+ *  - a running XXH64/XXH128 (-K): the hash state before every ckpt_every-th
+ *    group is kept (one pass over the data when the index is built, then
+ *    saved in it); a read starts from the nearest state, or from this
+ *    thread's last group, and hashes forward, checking every group on the
+ *    way. A kept state is trusted only when its digest equals the stored
+ *    checksum of the group before it: a damaged or stale state fails the
+ *    read, it never passes one. A bad group leaves the groups after it
+ *    uncheckable (their checksums cover it too): reads there fail.
+ *
+ * The saved index (its payload) is the rank table and the bitmap (together
+ * they map every block; on load both are compared with what open() read),
+ * then, for a running XXH checksum, the kept states: "PCXS", u32 bytes per
+ * state, u64 groups per state, u64 states, the states (hash_state_save).
  *
  * Not here: the sequential walk (partclone.c), the index file (blkindex.c).
  */
@@ -25,13 +44,22 @@
  * the reads that follow in the same group copy from memory: every byte of a
  * sequential read through the mount is read from the image once. */
 #define GROUP_CACHE_MAX ((uint64_t)4 << 20)
+/* Data between two kept states of a running XXH checksum: a read hashes at
+ * most this much before its own group; a smaller image keeps STATES_MIN
+ * states at least. */
+#define STATE_SPAN ((uint64_t)8 << 20)
+#define STATES_MIN 16
+#define STATES_MAGIC "PCXS"
+#define STATES_HEAD 24
 
-/* The last group this thread checked: data and checksum of group g of the
- * open image named id. */
+/* What this thread checked last: the data of group g of the open image
+ * named id, and (running XXH) the hash state after group end_g of end_id. */
 struct group_cache {
 	uint64_t id, g;
 	size_t len, cap;
 	uint8_t *data;
+	uint64_t end_id, end_g;
+	img_hash end;
 };
 
 static pthread_key_t cache_key;
@@ -41,6 +69,7 @@ static uint64_t next_access_id = 1;
 static void cache_free(void *p)
 {
 	struct group_cache *c = p;
+	hash_free(&c->end);
 	free(c->data);
 	free(c);
 }
@@ -61,54 +90,19 @@ static struct group_cache *thread_cache(void)
 	return c;
 }
 
+static int no_memory(img_image *im, img_err *err)
+{
+	return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+}
+
+static int running_xxh(const struct pc_state *st)
+{
+	return !st->reseed && (st->hash.kind == HASH_XXH64 || st->hash.kind == HASH_XXH128);
+}
+
 static uint32_t interval_of(const img_random_options *o)
 {
 	return o->index_interval ? o->index_interval : 1024;
-}
-
-int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *saved,
-		   size_t saved_len, uint8_t **payload, size_t *payload_len)
-{
-	struct pc_state *st = im->priv;
-	if (st->bitmap) {
-		if (rank_index_build(&st->ranks, st->bitmap, st->total, interval_of(o)) != IMG_OK)
-			return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
-					   "%s: out of memory for the rank index", im->path);
-		/* The payload: the rank table, then the bitmap it counts (together
-		 * they map every block to its place in the image). */
-		uint64_t table = st->ranks.entries * 8, bm_bytes = (st->total + 7) / 8;
-		int same = saved && saved_len == table + bm_bytes &&
-			   rank_index_matches(&st->ranks, saved, table) &&
-			   memcmp(saved + table, st->bitmap, bm_bytes) == 0;
-		if (!same) {
-			*payload = malloc(table + bm_bytes);
-			if (!*payload)
-				return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
-						   "%s: out of memory for the rank index", im->path);
-			rank_index_store(&st->ranks, *payload);
-			memcpy(*payload + table, st->bitmap, bm_bytes);
-			*payload_len = table + bm_bytes;
-		}
-	}
-	st->access_id = __atomic_fetch_add(&next_access_id, 1, __ATOMIC_RELAXED);
-	st->read_verify = o->verify && st->cs && st->reseed && !st->v1;
-	im->read_verify = st->read_verify;
-	if (st->cs && !st->v1) {
-		st->ngroups = (st->used + st->bpc - 1) / st->bpc;
-		st->group_ok = calloc(st->ngroups / 8 + 1, 1);
-		st->group_bad = calloc(st->ngroups / 8 + 1, 1);
-		if (!st->group_ok || !st->group_bad)
-			return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
-					   "%s: out of memory for the group table", im->path);
-	}
-	return IMG_OK;
-}
-
-void pc_random_free(struct pc_state *st)
-{
-	rank_index_free(&st->ranks);
-	free(st->group_ok);
-	free(st->group_bad);
 }
 
 static int is_used(const struct pc_state *st, uint64_t b)
@@ -144,94 +138,383 @@ static void bit_set(uint8_t *bm, uint64_t i)
 	__atomic_fetch_or(&bm[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELEASE);
 }
 
+/* ---- one checksum group -------------------------------------------------- */
+
+static uint64_t group_blocks(const struct pc_state *st, uint64_t g)
+{
+	uint64_t left = st->used - g * st->bpc;
+	return left < st->bpc ? left : st->bpc;
+}
+
+/* Bytes after a group's data up to the next group (its checksum; format
+ * 0001: 4 or 8 bytes), and where in them the checksum sits. */
+static size_t group_tail(const struct pc_state *st)
+{
+	return st->v1 ? st->v1_stride - st->bs : st->cs;
+}
+
+static size_t checksum_in_tail(const struct pc_state *st)
+{
+	return st->v1 ? st->v1_crc_at : 0;
+}
+
 static int group_error(img_image *im, struct pc_state *st, uint64_t g, img_err *err)
 {
-	uint64_t first = block_of_rank(st, g * st->bpc);
-	uint64_t n = st->used - g * st->bpc < st->bpc ? st->used - g * st->bpc : st->bpc;
-	uint64_t last = block_of_rank(st, g * st->bpc + n - 1);
+	uint64_t n = group_blocks(st, g);
+	uint64_t first = block_of_rank(st, g * st->bpc), last = block_of_rank(st, g * st->bpc + n - 1);
+	if (running_xxh(st) && st->first_bad < g)
+		return fmt_fail_to(im, err, IMG_E_CHECKSUM, image_offset(st, g * st->bpc),
+				   "%s running checksum of blocks %llu-%llu (checksum group %llu) cannot be "
+				   "checked: checksum group %llu before it is bad", im->info.checksum,
+				   (unsigned long long)first, (unsigned long long)last, (unsigned long long)g,
+				   (unsigned long long)st->first_bad);
 	return fmt_fail_to(im, err, IMG_E_CHECKSUM, image_offset(st, g * st->bpc),
 			   "%s checksum mismatch in blocks %llu-%llu (checksum group %llu)",
 			   im->info.checksum, (unsigned long long)first, (unsigned long long)last,
 			   (unsigned long long)g);
 }
 
-/* Read small group g whole into this thread's cache and check it there. */
-static int check_group_cached(img_image *im, struct pc_state *st, uint64_t g, uint64_t n,
-			      struct group_cache *c, img_err *err)
+/* The stored checksum of group g, in our digest's (little-endian) form. */
+static int read_stored(img_image *im, const struct pc_state *st, uint64_t g, uint8_t *d,
+		       img_err *err)
 {
-	size_t len = (size_t)(n * st->bs + st->cs);
-	if (c->cap < len) {
-		uint8_t *grown = realloc(c->data, len);
-		if (!grown)
-			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
-		c->data = grown;
-		c->cap = len;
+	uint64_t at = image_offset(st, g * st->bpc) + group_blocks(st, g) * st->bs +
+		      checksum_in_tail(st);
+	int rc = fmt_pread(im, d, st->cs, at, "a checksum", err);
+	if (rc == IMG_OK)
+		pc_digest_as_stored(st, d);  /* the byte swap undoes itself */
+	return rc;
+}
+
+/* Feed bytes [pos, pos + len) of a group's data to h. A format 0001 CRC
+ * covers only the first byte of its (one-block) group, repeated block-size
+ * times (FORMATS.md 1.9). */
+static void group_update(const struct pc_state *st, img_hash *h, const uint8_t *p, uint64_t pos,
+			 size_t len)
+{
+	if (!st->v1) {
+		hash_update(h, p, len);
+		return;
 	}
-	c->id = 0;  /* invalid until checked */
-	int rc = fmt_pread(im, c->data, len, image_offset(st, g * st->bpc), "a checksum group", err);
-	if (rc != IMG_OK)
-		return rc;
-	img_hash h;
-	if (hash_init(&h, st->hash.kind) != IMG_OK)
-		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
-	hash_update(&h, c->data, len - st->cs);
-	uint8_t d[16];
-	hash_digest(&h, d);
-	hash_free(&h);
-	pc_digest_as_stored(st, d);
-	if (memcmp(d, c->data + len - st->cs, st->cs) != 0) {
+	if (pos != 0 || len == 0)
+		return;
+	uint8_t fill[4096];
+	memset(fill, p[0], sizeof fill);
+	for (uint64_t left = st->bs; left > 0;) {
+		size_t step = left < sizeof fill ? (size_t)left : sizeof fill;
+		hash_update(h, fill, step);
+		left -= step;
+	}
+}
+
+/* Hash group g's data onto h and compare with its stored checksum; mark the
+ * group good or bad. buf (cap bytes) takes the whole group with what
+ * follows it when it fits, else the data goes through it in pieces. */
+static int hash_group(img_image *im, struct pc_state *st, uint64_t g, img_hash *h, uint8_t *buf,
+		      size_t cap, img_err *err)
+{
+	uint64_t at = image_offset(st, g * st->bpc), len = group_blocks(st, g) * st->bs;
+	size_t whole = (size_t)len + group_tail(st);
+	uint8_t stored[16], d[16];
+	int rc = IMG_OK;
+	if (whole <= cap) {
+		rc = fmt_pread(im, buf, whole, at, "a checksum group", err);
+		if (rc != IMG_OK)
+			return rc;
+		group_update(st, h, buf, 0, (size_t)len);
+		memcpy(stored, buf + len + checksum_in_tail(st), st->cs);
+		pc_digest_as_stored(st, stored);
+	} else {
+		for (uint64_t pos = 0; pos < len && rc == IMG_OK;) {
+			size_t step = len - pos < cap ? (size_t)(len - pos) : cap;
+			rc = fmt_pread(im, buf, step, at + pos, "a checksum group", err);
+			if (rc == IMG_OK)
+				group_update(st, h, buf, pos, step);
+			pos += step;
+		}
+		if (rc == IMG_OK)
+			rc = read_stored(im, st, g, stored, err);
+		if (rc != IMG_OK)
+			return rc;
+	}
+	hash_digest(h, d);
+	if (memcmp(d, stored, st->cs) != 0) {
 		bit_set(st->group_bad, g);
 		return group_error(im, st, g, err);
 	}
 	bit_set(st->group_ok, g);
-	c->id = st->access_id;
-	c->g = g;
-	c->len = len - st->cs;
 	return IMG_OK;
 }
 
-/* Check group g once: read it in chunks, hash, compare with its checksum. */
+/* ---- where a group's checksum starts ------------------------------------- */
+
+/* Kept state k (before group k * ckpt_every) into h, when its fields are in
+ * range and its digest is the checksum stored before that group. */
+static int kept_state(img_image *im, struct pc_state *st, uint64_t k, img_hash *h, img_err *err)
+{
+	hash_reset(h);
+	if (k == 0)
+		return IMG_OK;
+	uint64_t g = k * st->ckpt_every;
+	if (!bit_get(st->ckpt_bad, k) &&
+	    hash_state_load(h, st->ckpt + k * st->ckpt_size, g * st->bpc * st->bs) == IMG_OK) {
+		uint8_t d[16], stored[16];
+		int rc = read_stored(im, st, g - 1, stored, err);
+		if (rc != IMG_OK)
+			return rc;
+		hash_digest(h, d);
+		if (memcmp(d, stored, st->cs) == 0)
+			return IMG_OK;
+	}
+	bit_set(st->ckpt_bad, k);
+	return fmt_fail_to(im, err, IMG_E_CHECKSUM, image_offset(st, g * st->bpc),
+			   "%s running checksum from block %llu on cannot be checked: the index's "
+			   "hash state before checksum group %llu does not give the checksum stored "
+			   "before it (a bad group before it, or a damaged or stale index: imgbk "
+			   "index rebuilds it)", im->info.checksum,
+			   (unsigned long long)block_of_rank(st, g * st->bpc), (unsigned long long)g);
+}
+
+/* Running XXH: h = the state after group g - 1, from this thread's last
+ * group or the nearest kept state, hashing forward (each group checked). */
+static int xxh_state_before(img_image *im, struct pc_state *st, uint64_t g, img_hash *h,
+			    const struct group_cache *c, img_err *err)
+{
+	uint64_t from = g / st->ckpt_every * st->ckpt_every;
+	int rc;
+	if (c && c->end_id == st->access_id && c->end_g < g && c->end_g + 1 >= from) {
+		rc = hash_copy(h, &c->end);
+		from = c->end_g + 1;
+	} else {
+		rc = kept_state(im, st, g / st->ckpt_every, h, err);
+	}
+	if (rc != IMG_OK || from == g)
+		return rc;
+	uint8_t *buf = malloc(GROUP_CHUNK);
+	if (!buf)
+		return no_memory(im, err);
+	for (uint64_t x = from; x < g && rc == IMG_OK; x++)
+		rc = hash_group(im, st, x, h, buf, GROUP_CHUNK, err);
+	free(buf);
+	return rc;
+}
+
+/* h = the state group g's checksum starts from. */
+static int group_start(img_image *im, struct pc_state *st, uint64_t g, img_hash *h,
+		       const struct group_cache *c, img_err *err)
+{
+	hash_reset(h);
+	if (st->reseed || g == 0)
+		return IMG_OK;
+	if (running_xxh(st))
+		return xxh_state_before(im, st, g, h, c, err);
+	/* running CRC32: the register is the checksum stored before, uninverted */
+	uint8_t prev[16];
+	int rc = read_stored(im, st, g - 1, prev, err);
+	if (rc == IMG_OK)
+		h->crc = ~get_le32(prev);
+	return rc;
+}
+
+/* Keep h, the state after group g, as this thread's last one. */
+static void remember_end(const struct pc_state *st, struct group_cache *c, uint64_t g,
+			 const img_hash *h)
+{
+	if (c->end.kind != h->kind) {
+		hash_free(&c->end);
+		c->end_id = 0;
+		if (hash_init(&c->end, h->kind) != IMG_OK)
+			return;
+	}
+	hash_copy(&c->end, h);
+	c->end_id = st->access_id;
+	c->end_g = g;
+}
+
+/* Check group g once. A small one is read whole into this thread's cache,
+ * so the reads that follow in it copy from there. */
 static int check_group(img_image *im, struct pc_state *st, uint64_t g, img_err *err)
 {
 	if (bit_get(st->group_ok, g))
 		return IMG_OK;
 	if (bit_get(st->group_bad, g))
 		return group_error(im, st, g, err);
-	uint64_t n = st->used - g * st->bpc < st->bpc ? st->used - g * st->bpc : st->bpc;
-	struct group_cache *c = n * st->bs + st->cs <= GROUP_CACHE_MAX ? thread_cache() : NULL;
-	if (c)
-		return check_group_cached(im, st, g, n, c, err);
-	uint64_t at = image_offset(st, g * st->bpc), left = n * st->bs;
-	uint8_t *chunk = malloc(GROUP_CHUNK);
+	struct group_cache *c = thread_cache();
+	size_t whole = (size_t)(group_blocks(st, g) * st->bs) + group_tail(st);
 	img_hash h;
-	if (!chunk || hash_init(&h, st->hash.kind) != IMG_OK) {
-		free(chunk);
-		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	if (hash_init(&h, st->hash.kind) != IMG_OK)
+		return no_memory(im, err);
+	int rc = group_start(im, st, g, &h, c, err);
+	if (rc == IMG_OK && c && whole <= GROUP_CACHE_MAX) {
+		if (c->cap < whole) {
+			uint8_t *grown = realloc(c->data, whole);
+			if (grown) {
+				c->data = grown;
+				c->cap = whole;
+			}
+		}
+		c->id = 0;  /* invalid until checked */
+		rc = c->cap >= whole ? hash_group(im, st, g, &h, c->data, whole, err) : no_memory(im, err);
+		if (rc == IMG_OK) {
+			c->id = st->access_id;
+			c->g = g;
+			c->len = whole - group_tail(st);
+		}
+	} else if (rc == IMG_OK) {
+		uint8_t *buf = malloc(GROUP_CHUNK);
+		rc = buf ? hash_group(im, st, g, &h, buf, GROUP_CHUNK, err) : no_memory(im, err);
+		free(buf);
+	}
+	if (rc == IMG_OK && c && running_xxh(st))
+		remember_end(st, c, g, &h);
+	hash_free(&h);
+	return rc;
+}
+
+/* ---- kept states of a running XXH checksum --------------------------------- */
+
+static size_t states_len(const struct pc_state *st)
+{
+	return st->ckpt_every ? STATES_HEAD + st->nckpt * st->ckpt_size : 0;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void states_store(const struct pc_state *st, uint8_t *out)
+{
+	memcpy(out, STATES_MAGIC, 4);
+	put_le(out + 4, st->ckpt_size, 4);
+	put_le(out + 8, st->ckpt_every, 8);
+	put_le(out + 16, st->nckpt, 8);
+	memcpy(out + STATES_HEAD, st->ckpt, st->nckpt * st->ckpt_size);
+}
+
+/* Take saved states whose layout fits this image. @return 1 taken, 0 not. */
+static int states_take(struct pc_state *st, const uint8_t *p, size_t len)
+{
+	if (len != states_len(st) || memcmp(p, STATES_MAGIC, 4) != 0 ||
+	    get_le32(p + 4) != st->ckpt_size || get_le64(p + 8) != st->ckpt_every ||
+	    get_le64(p + 16) != st->nckpt)
+		return 0;
+	memcpy(st->ckpt, p + STATES_HEAD, st->nckpt * st->ckpt_size);
+	return 1;
+}
+
+/* One pass over the data: every group hashed and checked in turn, the state
+ * kept before every ckpt_every-th group. A read error ends the pass: the
+ * states after it stay empty (reads there fail) and *whole is 0. */
+static int states_build(img_image *im, struct pc_state *st, const img_random_options *o,
+			int *whole)
+{
+	img_hash h;
+	uint8_t *buf = malloc(GROUP_CHUNK);
+	if (!buf || hash_init(&h, st->hash.kind) != IMG_OK) {
+		free(buf);
+		return no_memory(im, &im->err);
 	}
 	int rc = IMG_OK;
-	while (left > 0 && rc == IMG_OK) {
-		size_t step = left < GROUP_CHUNK ? (size_t)left : GROUP_CHUNK;
-		rc = fmt_pread(im, chunk, step, at, "a checksum group", err);
-		hash_update(&h, chunk, step);
-		at += step;
-		left -= step;
-	}
-	uint8_t stored[16], d[16];
-	if (rc == IMG_OK)
-		rc = fmt_pread(im, stored, st->cs, at, "a checksum", err);
-	if (rc == IMG_OK) {
-		hash_digest(&h, d);
-		pc_digest_as_stored(st, d);
-		if (memcmp(d, stored, st->cs) == 0) {
-			bit_set(st->group_ok, g);
-		} else {
-			bit_set(st->group_bad, g);
-			rc = group_error(im, st, g, err);
-		}
+	for (uint64_t g = 0; g < st->ngroups && rc == IMG_OK; g++) {
+		if (g % st->ckpt_every == 0)
+			hash_state_save(&h, st->ckpt + g / st->ckpt_every * st->ckpt_size);
+		img_err e = { .code = IMG_OK };
+		rc = hash_group(im, st, g, &h, buf, GROUP_CHUNK, &e);
+		if (rc == IMG_E_CHECKSUM && st->first_bad > g)
+			st->first_bad = g;
+		if (o->progress && (g % 256 == 0 || g + 1 == st->ngroups))  /* in data bytes */
+			o->progress(o->progress_ctx, (g * st->bpc + group_blocks(st, g)) * st->bs,
+				    st->used * st->bs);
+		if (rc == IMG_E_CHECKSUM)
+			rc = IMG_OK;
 	}
 	hash_free(&h);
-	free(chunk);
-	return rc;
+	free(buf);
+	*whole = rc == IMG_OK;
+	return IMG_OK;
+}
+
+/* The group tables and, for a running XXH checksum, room for its states. */
+static int groups_open(img_image *im, struct pc_state *st, const img_random_options *o)
+{
+	st->access_id = __atomic_fetch_add(&next_access_id, 1, __ATOMIC_RELAXED);
+	st->read_verify = o->verify && st->cs;
+	im->read_verify = st->read_verify;
+	st->first_bad = UINT64_MAX;
+	if (!st->cs)
+		return IMG_OK;
+	st->ngroups = (st->used + st->bpc - 1) / st->bpc;
+	st->group_ok = calloc(st->ngroups / 8 + 1, 1);
+	st->group_bad = calloc(st->ngroups / 8 + 1, 1);
+	if (!st->group_ok || !st->group_bad)
+		return no_memory(im, &im->err);
+	if (!st->read_verify || !running_xxh(st))
+		return IMG_OK;
+	uint64_t group_bytes = st->bpc * st->bs;
+	st->ckpt_every = group_bytes >= STATE_SPAN ? 1 : STATE_SPAN / group_bytes;
+	if (st->ckpt_every > st->ngroups / STATES_MIN)
+		st->ckpt_every = st->ngroups / STATES_MIN ? st->ngroups / STATES_MIN : 1;
+	st->nckpt = st->ngroups / st->ckpt_every + 1;
+	st->ckpt_size = hash_state_size(st->hash.kind);
+	st->ckpt = calloc(st->nckpt, st->ckpt_size);
+	st->ckpt_bad = calloc(st->nckpt / 8 + 1, 1);
+	return st->ckpt && st->ckpt_bad ? IMG_OK : no_memory(im, &im->err);
+}
+
+int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *saved,
+		   size_t saved_len, uint8_t **payload, size_t *payload_len)
+{
+	struct pc_state *st = im->priv;
+	pc_random_free(st);  /* a second try after a failed one starts afresh */
+	uint64_t table = 0, bm_bytes = 0;
+	if (st->bitmap) {
+		if (rank_index_build(&st->ranks, st->bitmap, st->total, interval_of(o)) != IMG_OK)
+			return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
+					   "%s: out of memory for the rank index", im->path);
+		table = st->ranks.entries * 8;
+		bm_bytes = (st->total + 7) / 8;
+	}
+	int rc = groups_open(im, st, o);
+	if (rc != IMG_OK)
+		return rc;
+	/* The payload: the rank table, then the bitmap it counts (together they
+	 * map every block to its place in the image), then the kept states. */
+	size_t map = (size_t)(table + bm_bytes), states = states_len(st);
+	int map_same = !st->bitmap || (saved && saved_len >= map &&
+				       rank_index_matches(&st->ranks, saved, table) &&
+				       memcmp(saved + table, st->bitmap, bm_bytes) == 0);
+	int from_saved = saved && map_same &&
+			 (states ? states_take(st, saved + map, saved_len - map) : saved_len >= map);
+	int whole = 1;
+	if (states && !from_saved && (rc = states_build(im, st, o, &whole)) != IMG_OK)
+		return rc;
+	if (from_saved || map + states == 0 || !whole)
+		return IMG_OK;  /* nothing new, or states not worth saving */
+	*payload = malloc(map + states);
+	if (!*payload)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
+				   "%s: out of memory for the rank index", im->path);
+	if (st->bitmap) {
+		rank_index_store(&st->ranks, *payload);
+		memcpy(*payload + table, st->bitmap, bm_bytes);
+	}
+	if (states)
+		states_store(st, *payload + map);
+	*payload_len = map + states;
+	return IMG_OK;
+}
+
+void pc_random_free(struct pc_state *st)
+{
+	rank_index_free(&st->ranks);
+	free(st->group_ok);
+	free(st->group_bad);
+	free(st->ckpt);
+	free(st->ckpt_bad);
+	st->group_ok = st->group_bad = st->ckpt = st->ckpt_bad = NULL;
+	st->ckpt_every = st->nckpt = 0;
 }
 
 int pc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)

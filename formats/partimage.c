@@ -362,7 +362,7 @@ static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_si
 	if (*mbr_count && (*mbr_size < PI_MBR_DATA + 4 || mbr_bytes > PI_MAX_MBR_BYTES))
 		return pi_fail(im, IMG_E_CORRUPT, im->s->offset + 9792,
 			       "%u MBR records of %u bytes are out of range", *mbr_count, *mbr_size);
-	pi_add_main_fields(im, h, st->fs, st->part_size);
+	pi_add_main_fields(im, h, st->part_size);
 	stream_consume(im->s, PI_STRUCT + 4);
 	return IMG_OK;
 }
@@ -518,6 +518,8 @@ static void set_info(img_image *im)
 	info->total_blocks = st->total;
 	info->used_blocks = st->used;
 	info->checksum = "CRC32";
+	info->read_check = "every byte, against the CRC32 of its 64 KiB chunk's CHK record, except the "
+			   "last partial chunk, which has none (verify checks it through the tail's byte sum)";
 	info->has_checksums = 1;
 	info->checksums_chained = 0;
 	info->image_data_size = st->vol->suffix_at ? 0 : pi_logical_end(st) + PI_VOLUME_HEADER;
@@ -596,7 +598,9 @@ static int pi_open(img_image *im)
 	if (rc < 0)
 		return rc;
 	if (st->unsigned_sums)
-		fmt_field(im, "header sums", "header_sums", "unsigned (image made where char is unsigned)");
+		fmt_level(fmt_field(im, "header sums", "header_sums",
+				    "unsigned (image made where char is unsigned)"),
+			  IMG_FIELD_VERBOSE);
 	st->data_start = im->s->offset;
 	st->data_len = st->used * st->bs;
 	st->hashing = im->opt.verify;

@@ -97,7 +97,7 @@ int pi_check_volume_header(img_err *err, const char *name, const uint8_t *h, uin
 /* partimage_info.c: the header print of `info` */
 void pi_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n);
 void pi_add_volume_fields(img_image *im, const uint8_t *vh);
-void pi_add_main_fields(img_image *im, const uint8_t *h, const char *fs, uint64_t part_size);
+void pi_add_main_fields(img_image *im, const uint8_t *h, uint64_t part_size);
 void pi_add_mbr_fields(img_image *im, uint32_t index, const uint8_t *rec, uint32_t size);
 void pi_add_local_fields(img_image *im, const uint8_t *h);
 void pi_add_info_fields(img_image *im, const char *fs, const uint8_t *info, uint32_t stored_sum);

@@ -66,7 +66,6 @@ static int ra_fail(img_err *err, int code, const char *path, uint64_t at, const 
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	img_fmt_thousands(b, sizeof b, at);
-	err->code = IMG_OK;
 	return img_err_set(err, code, 0, 1, at, "%s: partimage: %s at byte %s of this volume file",
 			   path, what, b);
 }
@@ -92,10 +91,8 @@ static uint32_t rvol_of(const struct pi_state *st, uint64_t L)
 static int vol_pread(img_image *im, struct pi_state *st, uint32_t i, uint8_t *buf, size_t len,
 		     uint64_t at, size_t *got, img_err *err)
 {
-	if (i == 0) {
-		err->code = IMG_OK;
+	if (i == 0)
 		return rsrc_pread(im->rs, buf, len, at, got, err);
-	}
 	struct pi_rvol *r = &st->rvols[i];
 	int fd = r->fd >= 0 ? r->fd : open(r->path, O_RDONLY | O_CLOEXEC);
 	*got = 0;
@@ -108,7 +105,6 @@ static int vol_pread(img_image *im, struct pi_state *st, uint32_t i, uint8_t *bu
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			err->code = IMG_OK;
 			rc = img_err_set(err, IMG_E_IO, errno, 1, at + *got, "%s: read error at byte %llu: %s",
 					 r->path, (unsigned long long)(at + *got), strerror(errno));
 			break;

@@ -38,16 +38,22 @@
 #define ATTR_TIMEOUT 86400.0
 
 #define ROOT_INO 1
-#define FILE_INO 2
+#define FIRST_FILE_INO 2
+
+struct served_file {
+	char name[256];             /* without '/' */
+	uint64_t size;
+	uint32_t block_size;
+	struct timespec mtime;
+	int (*read)(void *ctx, uint64_t off, void *buf, size_t len, size_t *got, img_err *err);
+	void *ctx;
+};
 
 struct fuse_image {
-	img_image *im;
 	struct fuse *fuse;
-	char name[256];             /* the file's name, without '/' */
+	struct served_file *files;
+	size_t nfiles;
 	char mountpoint[PATH_MAX];
-	uint64_t size;              /* the partition's bytes */
-	uint32_t block_size;
-	struct timespec mtime;      /* of the image file */
 	uid_t uid;
 	gid_t gid;
 	int single_thread;
@@ -60,9 +66,18 @@ static struct fuse_image *self(void)
 	return fuse_get_context()->private_data;
 }
 
-static int is_file(const struct fuse_image *fi, const char *path)
+/* The served file named by `path` ("/NAME"), or NULL. */
+static const struct served_file *file_at(const struct fuse_image *fi, const char *path, size_t *index)
 {
-	return path && path[0] == '/' && strcmp(path + 1, fi->name) == 0;
+	if (!path || path[0] != '/')
+		return NULL;
+	for (size_t i = 0; i < fi->nfiles; i++)
+		if (strcmp(path + 1, fi->files[i].name) == 0) {
+			if (index)
+				*index = i;
+			return &fi->files[i];
+		}
+	return NULL;
 }
 
 /* ---- logging ------------------------------------------------------------ */
@@ -75,14 +90,15 @@ static void log_line(struct fuse_image *fi, const char *line)
 		fprintf(stderr, "imgbk: %s\n", line);
 }
 
-static void log_read_error(struct fuse_image *fi, uint64_t off, size_t len, const img_err *e)
+static void log_read_error(struct fuse_image *fi, const struct served_file *f, uint64_t off, size_t len,
+			   const img_err *e)
 {
 	unsigned n = atomic_fetch_add(&fi->errors, 1) + 1;
 	if (n > MAX_LOGGED_ERRORS)
 		return;
 	char line[PATH_MAX + 1024];
 	snprintf(line, sizeof line, "%s/%s: read of %zu bytes at byte %llu failed (EIO): %s",
-		 fi->mountpoint, fi->name, len, (unsigned long long)off,
+		 fi->mountpoint, f->name, len, (unsigned long long)off,
 		 e->code != IMG_OK ? e->msg : "unknown error");
 	log_line(fi, line);
 	if (n == MAX_LOGGED_ERRORS)
@@ -91,9 +107,9 @@ static void log_read_error(struct fuse_image *fi, uint64_t off, size_t len, cons
 
 /* ---- operations ----------------------------------------------------------- */
 
-static void fill_times(const struct fuse_image *fi, struct stat *st)
+static void fill_owner(const struct fuse_image *fi, struct stat *st, const struct timespec *t)
 {
-	st->st_atim = st->st_mtim = st->st_ctim = fi->mtime;
+	st->st_atim = st->st_mtim = st->st_ctim = *t;
 	st->st_uid = fi->uid;
 	st->st_gid = fi->gid;
 }
@@ -102,21 +118,24 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 {
 	struct fuse_image *fi = self();
 	memset(st, 0, sizeof *st);
-	fill_times(fi, st);
 	if (strcmp(path, "/") == 0) {
+		fill_owner(fi, st, &fi->files[0].mtime);
 		st->st_ino = ROOT_INO;
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
 		return 0;
 	}
-	if (!is_file(fi, path))
+	size_t i;
+	const struct served_file *f = file_at(fi, path, &i);
+	if (!f)
 		return -ENOENT;
-	st->st_ino = FILE_INO;
+	fill_owner(fi, st, &f->mtime);
+	st->st_ino = (ino_t)(FIRST_FILE_INO + i);
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
-	st->st_size = (off_t)fi->size;
+	st->st_size = (off_t)f->size;
 	st->st_blksize = MAX_READ_BYTES;
-	st->st_blocks = (blkcnt_t)((fi->size + 511) / 512);
+	st->st_blocks = (blkcnt_t)((f->size + 511) / 512);
 	return 0;
 }
 
@@ -128,14 +147,15 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		return -ENOTDIR;
 	fill(buf, ".", NULL, 0, 0);
 	fill(buf, "..", NULL, 0, 0);
-	fill(buf, fi->name, NULL, 0, 0);
+	for (size_t i = 0; i < fi->nfiles; i++)
+		fill(buf, fi->files[i].name, NULL, 0, 0);
 	return 0;
 }
 
 static int op_open(const char *path, struct fuse_file_info *ffi)
 {
 	struct fuse_image *fi = self();
-	if (!is_file(fi, path))
+	if (!file_at(fi, path, NULL))
 		return strcmp(path, "/") == 0 ? -EISDIR : -ENOENT;
 	if ((ffi->flags & O_ACCMODE) != O_RDONLY || (ffi->flags & O_TRUNC))
 		return -EROFS;
@@ -146,6 +166,9 @@ static int op_open(const char *path, struct fuse_file_info *ffi)
 static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *ffi)
 {
 	struct fuse_image *fi = self();
+	const struct served_file *f = file_at(fi, path, NULL);
+	if (!f)
+		return -ENOENT;
 	if (off < 0)
 		return -EINVAL;
 	if (size > INT_MAX)
@@ -153,9 +176,9 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 	size_t got = 0;
 	img_err e;
 	memset(&e, 0, sizeof e);
-	int rc = img_read_at(fi->im, (uint64_t)off, buf, size, &got, &e);
+	int rc = f->read(f->ctx, (uint64_t)off, buf, size, &got, &e);
 	if (rc != IMG_OK) {
-		log_read_error(fi, (uint64_t)off, size, &e);
+		log_read_error(fi, f, (uint64_t)off, size, &e);
 		return -EIO;
 	}
 	return (int)got;
@@ -171,9 +194,10 @@ static int op_statfs(const char *path, struct statvfs *sv)
 {
 	struct fuse_image *fi = self();
 	memset(sv, 0, sizeof *sv);
-	sv->f_bsize = sv->f_frsize = fi->block_size ? fi->block_size : 4096;
-	sv->f_blocks = (fsblkcnt_t)((fi->size + sv->f_frsize - 1) / sv->f_frsize);
-	sv->f_files = 2;
+	sv->f_bsize = sv->f_frsize = fi->files[0].block_size ? fi->files[0].block_size : 4096;
+	for (size_t i = 0; i < fi->nfiles; i++)
+		sv->f_blocks += (fsblkcnt_t)((fi->files[i].size + sv->f_frsize - 1) / sv->f_frsize);
+	sv->f_files = 1 + fi->nfiles;
 	sv->f_namemax = 255;
 	sv->f_flag = ST_RDONLY;
 	return 0;
@@ -226,8 +250,9 @@ static void mount_options(const struct fuse_image *fi, char *out, size_t outsz)
 {
 	char fsname[200];
 	size_t j = 0;
-	for (size_t i = 0; fi->name[i] && j + 1 < sizeof fsname; i++) {
-		char c = fi->name[i];
+	const char *name = fi->files[0].name;
+	for (size_t i = 0; name[i] && j + 1 < sizeof fsname; i++) {
+		char c = name[i];
 		fsname[j++] = (c == ',' || c == '\\' || c == ' ' || c == '\t') ? '_' : c;
 	}
 	fsname[j] = 0;
@@ -235,41 +260,53 @@ static void mount_options(const struct fuse_image *fi, char *out, size_t outsz)
 		 may_allow_other() ? ",allow_other" : "");
 }
 
-static void image_mtime(const img_image *im, struct timespec *ts)
+static void source_mtime(const char *path, struct timespec *ts)
 {
 	struct stat st;
-	const char *path = img_get_info(im)->path;
 	if (path && stat(path, &st) == 0)
 		*ts = st.st_mtim;
 	else
 		clock_gettime(CLOCK_REALTIME, ts);
 }
 
-static struct fuse_image *image_new(img_image *im, const struct fuse_image_config *cfg)
+static struct fuse_image *image_new(const struct fuse_file *files, size_t n,
+				    const struct fuse_image_config *cfg)
 {
 	struct fuse_image *fi = calloc(1, sizeof *fi);
-	if (!fi)
+	if (!fi || !(fi->files = calloc(n, sizeof *fi->files))) {
+		free(fi);
 		return NULL;
-	const img_info *in = img_get_info(im);
-	fi->im = im;
-	snprintf(fi->name, sizeof fi->name, "%s", cfg->name);
+	}
+	fi->nfiles = n;
+	for (size_t i = 0; i < n; i++) {
+		struct served_file *f = &fi->files[i];
+		snprintf(f->name, sizeof f->name, "%s", files[i].name);
+		f->size = files[i].size;
+		f->block_size = files[i].block_size;
+		f->read = files[i].read;
+		f->ctx = files[i].ctx;
+		source_mtime(files[i].source, &f->mtime);
+	}
 	if (!realpath(cfg->mountpoint, fi->mountpoint))
 		snprintf(fi->mountpoint, sizeof fi->mountpoint, "%s", cfg->mountpoint);
-	fi->size = in->device_size;
-	fi->block_size = in->block_size;
 	fi->uid = getuid();
 	fi->gid = getgid();
 	fi->single_thread = cfg->single_thread;
-	image_mtime(im, &fi->mtime);
 	atomic_init(&fi->errors, 0);
 	return fi;
 }
 
-/* fuse_new + fuse_mount. @return the handle, or NULL with err set. */
-static struct fuse_image *mount_here(img_image *im, const struct fuse_image_config *cfg, char *err,
-				     size_t errsz)
+static void image_free(struct fuse_image *fi)
 {
-	struct fuse_image *fi = image_new(im, cfg);
+	free(fi->files);
+	free(fi);
+}
+
+/* fuse_new + fuse_mount. @return the handle, or NULL with err set. */
+static struct fuse_image *mount_here(const struct fuse_file *files, size_t n,
+				     const struct fuse_image_config *cfg, char *err, size_t errsz)
+{
+	struct fuse_image *fi = image_new(files, n, cfg);
 	if (!fi) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
@@ -282,14 +319,14 @@ static struct fuse_image *mount_here(img_image *im, const struct fuse_image_conf
 	fuse_opt_free_args(&args);
 	if (!fi->fuse) {
 		snprintf(err, errsz, "%s: cannot set up the FUSE file system", fi->mountpoint);
-		free(fi);
+		image_free(fi);
 		return NULL;
 	}
 	if (fuse_mount(fi->fuse, fi->mountpoint) != 0) {
 		snprintf(err, errsz, "%s: the FUSE mount failed (is /dev/fuse there and fusermount3 installed?)",
 			 fi->mountpoint);
 		fuse_destroy(fi->fuse);
-		free(fi);
+		image_free(fi);
 		return NULL;
 	}
 	return fi;
@@ -299,7 +336,7 @@ static void unmount_free(struct fuse_image *fi)
 {
 	fuse_unmount(fi->fuse);
 	fuse_destroy(fi->fuse);
-	free(fi);
+	image_free(fi);
 }
 
 static void call_ready(const struct fuse_image_config *cfg, const char *dir, const char *name)
@@ -339,9 +376,10 @@ static int serve(struct fuse_image *fi, char *err, size_t errsz)
 	return rc < 0 ? -1 : 0;
 }
 
-static int run_foreground(img_image *im, const struct fuse_image_config *cfg, char *err, size_t errsz)
+static int run_foreground(const struct fuse_file *files, size_t n, const struct fuse_image_config *cfg,
+			  char *err, size_t errsz)
 {
-	struct fuse_image *fi = mount_here(im, cfg, err, errsz);
+	struct fuse_image *fi = mount_here(files, n, cfg, err, errsz);
 	if (!fi)
 		return -1;
 	if (fuse_set_signal_handlers(fuse_get_session(fi->fuse)) != 0) {
@@ -349,7 +387,7 @@ static int run_foreground(img_image *im, const struct fuse_image_config *cfg, ch
 		unmount_free(fi);
 		return -1;
 	}
-	call_ready(cfg, fi->mountpoint, fi->name);
+	call_ready(cfg, fi->mountpoint, fi->files[0].name);
 	return serve(fi, err, errsz);
 }
 
@@ -379,10 +417,11 @@ static void report_failure(int wfd, const char *msg)
 
 /* The child: mount, detach, report, serve. Failures before serving end the
  * child here (the parent prints the message). */
-static int daemon_child(img_image *im, const struct fuse_image_config *cfg, int wfd)
+static int daemon_child(const struct fuse_file *files, size_t n, const struct fuse_image_config *cfg,
+			int wfd)
 {
 	char msg[600];
-	struct fuse_image *fi = mount_here(im, cfg, msg, sizeof msg);
+	struct fuse_image *fi = mount_here(files, n, cfg, msg, sizeof msg);
 	if (!fi) {
 		report_failure(wfd, msg);
 		_exit(IMG_EXIT_SYSTEM);
@@ -407,8 +446,8 @@ static int daemon_child(img_image *im, const struct fuse_image_config *cfg, int 
 }
 
 /* The parent: wait for the child's status, then stat the file through the mount. */
-static int daemon_parent(const struct fuse_image_config *cfg, pid_t pid, int rfd, char *err,
-			 size_t errsz)
+static int daemon_parent(const struct fuse_image_config *cfg, const char *first, pid_t pid, int rfd,
+			 char *err, size_t errsz)
 {
 	char buf[601];
 	size_t got = 0;
@@ -430,18 +469,19 @@ static int daemon_parent(const struct fuse_image_config *cfg, pid_t pid, int rfd
 	char dir[PATH_MAX], file[PATH_MAX + 260];
 	if (!realpath(cfg->mountpoint, dir))
 		snprintf(dir, sizeof dir, "%s", cfg->mountpoint);
-	snprintf(file, sizeof file, "%s/%s", dir, cfg->name);
+	snprintf(file, sizeof file, "%s/%s", dir, first);
 	struct stat st;
 	if (stat(file, &st) != 0) {
 		snprintf(err, errsz, "%s: the mount does not answer: %s", file, strerror(errno));
 		kill(pid, SIGTERM);
 		return -1;
 	}
-	call_ready(cfg, dir, cfg->name);
+	call_ready(cfg, dir, first);
 	return 0;
 }
 
-static int run_daemon(img_image *im, const struct fuse_image_config *cfg, char *err, size_t errsz)
+static int run_daemon(const struct fuse_file *files, size_t n, const struct fuse_image_config *cfg,
+		      char *err, size_t errsz)
 {
 	int p[2];
 	if (pipe(p) != 0) {
@@ -458,10 +498,10 @@ static int run_daemon(img_image *im, const struct fuse_image_config *cfg, char *
 	}
 	if (pid == 0) {
 		close(p[0]);
-		return daemon_child(im, cfg, p[1]);
+		return daemon_child(files, n, cfg, p[1]);
 	}
 	close(p[1]);
-	return daemon_parent(cfg, pid, p[0], err, errsz);
+	return daemon_parent(cfg, files[0].name, pid, p[0], err, errsz);
 }
 
 static int check_name(const char *name, char *err, size_t errsz)
@@ -474,13 +514,34 @@ static int check_name(const char *name, char *err, size_t errsz)
 	return 0;
 }
 
+int fuse_files_run(const struct fuse_file *files, size_t n, const struct fuse_image_config *cfg,
+		   int foreground, char *err, size_t errsz)
+{
+	err[0] = 0;
+	if (n == 0) {
+		snprintf(err, errsz, "%s: nothing to serve", cfg->mountpoint);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (check_name(files[i].name, err, errsz))
+			return -1;
+	if (foreground || cfg->debug)
+		return run_foreground(files, n, cfg, err, errsz);
+	return run_daemon(files, n, cfg, err, errsz);
+}
+
+static int read_image(void *ctx, uint64_t off, void *buf, size_t len, size_t *got, img_err *err)
+{
+	return img_read_at(ctx, off, buf, len, got, err);
+}
+
 int fuse_image_run(img_image *im, const struct fuse_image_config *cfg, int foreground, char *err,
 		   size_t errsz)
 {
-	err[0] = 0;
-	if (check_name(cfg->name, err, errsz))
-		return -1;
-	if (foreground || cfg->debug)
-		return run_foreground(im, cfg, err, errsz);
-	return run_daemon(im, cfg, err, errsz);
+	const img_info *in = img_get_info(im);
+	struct fuse_file f = {
+		.name = cfg->name, .size = in->device_size, .block_size = in->block_size,
+		.read = read_image, .ctx = im, .source = in->path,
+	};
+	return fuse_files_run(&f, 1, cfg, foreground, err, errsz);
 }

@@ -1,6 +1,7 @@
 /*
  * fuse/mount.h - the FUSE front end: serve the partition inside an opened
- * backup image as one read-only regular file in a FUSE3 mount.
+ * backup image as one read-only regular file in a FUSE3 mount, or several
+ * files (the partitions and disks of a Clonezilla directory) in one mount.
  *
  * HowTo:
  *
@@ -46,5 +47,26 @@ struct fuse_image_config {
  */
 int fuse_image_run(img_image *im, const struct fuse_image_config *cfg, int foreground, char *err,
 		   size_t errsz);
+
+/* One file of a mount with several (a Clonezilla directory: sda1, sda2, ..., sda). */
+struct fuse_file {
+	const char *name;        /* the file's name inside the mount (copied) */
+	uint64_t size;
+	uint32_t block_size;     /* the statfs block size hint; 0 = 4096 */
+	/* thread-safe read of [off, off+len): IMG_OK with *got (< len only at
+	 * the end), or a status with err filled (the request fails with EIO
+	 * and err->msg is logged) */
+	int (*read)(void *ctx, uint64_t off, void *buf, size_t len, size_t *got, img_err *err);
+	void *ctx;
+	const char *source;      /* a file whose mtime the file shows, NULL = now */
+};
+
+/*
+ * Serve n files in one mount, as fuse_image_run serves one. cfg->name is
+ * not used; ready() gets the path of files[0]. The readers must stay valid
+ * until this returns. @return 0, or -1 with a one-line message in err.
+ */
+int fuse_files_run(const struct fuse_file *files, size_t n, const struct fuse_image_config *cfg,
+		   int foreground, char *err, size_t errsz);
 
 #endif

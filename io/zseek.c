@@ -38,7 +38,10 @@
 
 #define ZS_INPUT_DEFAULT ((size_t)1 << 20)
 #define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
-#define ZS_MAX_STATEFUL 4096                  /* then the span doubles, every other point goes */
+/* Stateful points and the bytes their (packed) states take, at most; past
+ * either the span doubles and every other point goes. */
+#define ZS_MAX_STATEFUL ((size_t)1 << 20)
+#define ZS_STATE_BUDGET ((uint64_t)4 << 30)
 #define ZS_CURSORS 3
 #define ZS_SCRATCH ((size_t)256 << 10)
 /* Segments up to this size are decoded whole into a cursor's buffer, checked,
@@ -132,9 +135,11 @@ struct zs_core {
 	struct kept_point *pts;
 	size_t n, cap;
 	size_t stateful;
+	uint64_t state_bytes;  /* stored bytes of all states */
 	uint64_t last_state;
 	uint64_t raw_size;
 	uint32_t run_crc;      /* scan: CRC-32 of the open segment so far */
+	int preset;            /* scan: the last point's segment CRC came from the codec */
 	int fed;               /* scan: zs_scan_output was called */
 };
 
@@ -155,6 +160,7 @@ static int core_push(struct zs_core *c, const struct kept_point *k)
 		c->cap = ncap;
 	}
 	c->pts[c->n++] = *k;
+	c->state_bytes += k->p.state_len;
 	if (k->raw_len) {
 		c->stateful++;
 		c->last_state = k->p.uout;
@@ -174,6 +180,7 @@ static void core_thin(struct zs_core *c, uint64_t *span)
 			uint64_t len = c->pts[i + 1].p.uout - k->p.uout;
 			prev->has_crc = prev->has_crc && k->has_crc;
 			prev->crc = (uint32_t)crc32_combine(prev->crc, k->crc, (z_off_t)len);
+			c->state_bytes -= k->p.state_len;
 			kept_free(k);
 			continue;
 		}
@@ -189,8 +196,18 @@ static void core_thin(struct zs_core *c, uint64_t *span)
 	*span *= 2;
 }
 
-static int pack_state(const uint8_t *state, uint32_t len, struct kept_point *k)
+static int pack_state(const uint8_t *state, uint32_t len, int packed_already, struct kept_point *k)
 {
+	if (packed_already) {
+		k->p.state = malloc(len);
+		if (!k->p.state)
+			return IMG_E_IO;
+		memcpy(k->p.state, state, len);
+		k->p.state_len = len;
+		k->raw_len = len;
+		k->packed = 0;
+		return IMG_OK;
+	}
 	uLongf room = compressBound(len);
 	uint8_t *buf = malloc(room);
 	if (!buf)
@@ -209,10 +226,11 @@ static int pack_state(const uint8_t *state, uint32_t len, struct kept_point *k)
 	return IMG_OK;
 }
 
-/* Close the open segment (the last point's) with the CRC fed so far. */
+/* Close the open segment (the last point's) with the CRC fed so far
+ * (unless the codec gave it with zs_add_point_crc). */
 static void close_segment(struct zs_core *c)
 {
-	if (c->n > 0) {
+	if (c->n > 0 && !c->preset) {
 		c->pts[c->n - 1].has_crc = c->fed;
 		c->pts[c->n - 1].crc = c->run_crc;
 	}
@@ -238,7 +256,7 @@ int zs_add_point(struct zs_scan *sc, const struct zs_point *p)
 	k.p.state_len = 0;
 	if (p->state_len > ZS_MAX_STATE)
 		return img_err_set(sc->err, IMG_E_IO, 0, 0, 0, "%s: access point state too large", sc->name);
-	if (p->state_len && pack_state(p->state, p->state_len, &k) != IMG_OK)
+	if (p->state_len && pack_state(p->state, p->state_len, sc->states_packed, &k) != IMG_OK)
 		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
 				   sc->name);
 	close_segment(c);
@@ -247,9 +265,26 @@ int zs_add_point(struct zs_scan *sc, const struct zs_point *p)
 		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
 				   sc->name);
 	}
-	if (c->stateful > ZS_MAX_STATEFUL)
+	c->preset = 0;
+	if (c->stateful > ZS_MAX_STATEFUL || c->state_bytes > ZS_STATE_BUDGET)
 		core_thin(c, &sc->span);
 	return IMG_OK;
+}
+
+int zs_add_point_crc(struct zs_scan *sc, const struct zs_point *p, uint32_t crc)
+{
+	struct zs_core *c = sc->core;
+	int rc = zs_add_point(sc, p);
+	if (rc == IMG_OK) {
+		/* thinning may have merged the point away: its CRC then joins the last one's */
+		struct kept_point *last = &c->pts[c->n - 1];
+		if (last->p.uout == p->uout) {
+			last->has_crc = 1;
+			last->crc = crc;
+			c->preset = 1;
+		}
+	}
+	return rc;
 }
 
 uint64_t zs_last_state_point(const struct zs_scan *sc)
@@ -286,7 +321,8 @@ struct cursor {
 	int busy;
 	uint64_t last_use;
 	uint8_t *scratch;
-	size_t held;       /* the segment whose bytes are in segbuf, checked; NO_SEG when none */
+	size_t held;       /* the segment whose bytes are in segbuf, checked (being decoded while
+			    * busy); NO_SEG when none. Read and written under the view lock */
 	uint8_t *segbuf;
 	size_t segcap;
 };
@@ -525,9 +561,11 @@ static struct cursor *cursor_pick(zs_view *v, uint64_t off, int *reuse)
 	return best ? best : lru;
 }
 
-static void cursor_release(zs_view *v, struct cursor *c)
+/* Make c idle again, holding segment `held` (NO_SEG: none). */
+static void cursor_release(zs_view *v, struct cursor *c, size_t held)
 {
 	pthread_mutex_lock(&v->lock);
+	c->held = held;
 	c->busy = 0;
 	pthread_cond_broadcast(&v->idle);  /* waiters wait for different things */
 	pthread_mutex_unlock(&v->lock);
@@ -564,10 +602,7 @@ static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
 	if (rc == IMG_OK && needs_check(v, i) && !seg_checked(v, i))
 		rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: decoded bytes %llu-%llu could not be "
 				 "checked", v->name, (unsigned long long)s0, (unsigned long long)(s0 + n - 1));
-	if (rc != IMG_OK)
-		return rc;
-	c->held = i;
-	return IMG_OK;
+	return rc;
 }
 
 /* Read from segment i (small enough to hold): from a cursor that holds it,
@@ -594,21 +629,23 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 			break;
 		pthread_cond_wait(&v->idle, &v->lock);  /* all busy, or the holder is */
 	}
+	/* c claims segment i before it decodes it: another reader of i waits
+	 * for c (holder busy) instead of decoding i again */
+	int have = c->held == i;
 	c->busy = 1;
+	c->held = i;
 	c->last_use = ++v->clock;
 	pthread_mutex_unlock(&v->lock);
 	int rc = IMG_OK;
-	if (c->held != i) {
-		c->held = NO_SEG;
+	if (!have)
 		rc = hold_segment(v, c, i, err);
-	}
 	if (rc == IMG_OK) {
 		uint64_t s0 = v->core.pts[i].p.uout, end = seg_end(v, i);
 		size_t n = end - off < len ? (size_t)(end - off) : len;
 		memcpy(out, c->segbuf + (off - s0), n);
 		*got = n;
 	}
-	cursor_release(v, c);
+	cursor_release(v, c, rc == IMG_OK ? i : NO_SEG);
 	return rc;
 }
 
@@ -658,7 +695,7 @@ static int read_streamed(zs_view *v, void *buf, size_t len, uint64_t off, size_t
 	}
 	if (rc != IMG_OK)
 		*got = 0;
-	cursor_release(v, c);
+	cursor_release(v, c, NO_SEG);
 	return rc;
 }
 

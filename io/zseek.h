@@ -39,7 +39,7 @@ struct zs_point {
 	uint8_t *state;      /* codec state needed here (a window); NULL when none */
 };
 
-#define ZS_MAX_STATE ((uint32_t)1 << 17)
+#define ZS_MAX_STATE ((uint32_t)1 << 28)  /* 256 MiB: a sparse window of up to 128 MiB and its runs */
 
 /* Sequential reading of the compressed bytes, for scans and decoders. */
 struct zs_input {
@@ -69,12 +69,17 @@ struct zs_scan {
 	/* Progress, may be NULL: compressed bytes read so far of total. */
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
+	int states_packed;     /* set by the codec: its states are compressed already (stored as given) */
 	struct zs_core *core;  /* the core's private side */
 };
 
 /* Hand a point to the core (it copies p->state). Points must come in
  * increasing uout order, the first at uout 0. @return IMG_OK or IMG_E_IO. */
 int zs_add_point(struct zs_scan *sc, const struct zs_point *p);
+/* Like zs_add_point, with the CRC-32 of p's segment (the decoded bytes
+ * from p to the next point added, or to the end) given by the codec, for
+ * codecs that add points after their bytes went by. */
+int zs_add_point_crc(struct zs_scan *sc, const struct zs_point *p, uint32_t crc);
 /* Optional: every decoded byte, in order, as the scan makes it. The core
  * then keeps a CRC-32 of each segment (the bytes from one point to the
  * next), and the view checks a segment's bytes against it the first time

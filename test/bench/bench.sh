@@ -9,12 +9,16 @@
 #   ntfsclone  imgbk restore/verify against ntfsclone, cp and cat (ntfsclone.sh)
 #   partimage  imgbk restore/verify against partimage, cp and cat, -z0 and
 #              -z1 images (partimage.sh; needs root for loop devices)
+#   nbd        nbdkit with imgbk's plugin against `nbdkit file` serving the
+#              restored partition, the NBD ceiling: nbdcopy, random 4 KiB
+#              reads over 1 and 4 connections (median, p99), and the FUSE
+#              mount's sequential read (nbd.sh)
 # About 6 minutes on 2 cores with the images built (building them all: ~3 more).
 #
 #   IMGBK=/abs/imgbk sh test/bench/bench.sh      (make bench sets IMGBK)
 #
 # Environment:
-#   BENCH_ONLY=partclone,mount,ntfsclone,partimage   the sections to run
+#   BENCH_ONLY=partclone,mount,ntfsclone,partimage,nbd   the sections to run
 #   BENCH_SKIP=            sections not to run (e.g. BENCH_SKIP=partimage)
 #   (each section's own settings are described in its file)
 #   BENCH_RUNS=5           timed runs per command (median reported)
@@ -61,7 +65,7 @@ RAND_MIB=${BENCH_RAND_MIB:-600}
 TEXT_MIB=${BENCH_TEXT_MIB:-420}
 SMALL_FILES=${BENCH_SMALL_FILES:-400}
 CC=${CC:-cc}
-ONLY=${BENCH_ONLY:-partclone,mount,ntfsclone,partimage}
+ONLY=${BENCH_ONLY:-partclone,mount,ntfsclone,partimage,nbd}
 SKIP=${BENCH_SKIP:-}
 FAILED=""
 REFNOTE=""
@@ -72,7 +76,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 for t in cmp od "$CC"; do
 	command -v "$t" >/dev/null 2>&1 || die "$t is missing (run make deps)"
 done
-if want partclone || want mount; then
+if want partclone || want mount || want nbd; then
 	for t in mkfs.ext4 debugfs partclone.ext4 partclone.restore partclone.chkimg zstd; do
 		command -v "$t" >/dev/null 2>&1 || die "$t is missing (run make deps)"
 	done
@@ -149,7 +153,7 @@ build_image() {
 	echo "bench: image built in $(( $(date +%s) - t0 )) s"
 }
 
-if ! want partclone && ! want mount; then
+if ! want partclone && ! want mount && ! want nbd; then
 	:
 elif [ "${BENCH_REBUILD:-0}" = 1 ] || [ ! -f "$IMG" ] || [ ! -f "$ZST" ] || [ ! -f params ] ||
 	[ "$(cat params)" != "$params" ]; then
@@ -377,6 +381,8 @@ want mount && bench_mount
 want ntfsclone && bench_ntfsclone
 . "$HERE/partimage.sh"
 want partimage && bench_partimage
+. "$HERE/nbd.sh"
+want nbd && bench_nbd
 
 echo
 echo "bench: done in $(( $(date +%s) - T_START )) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"

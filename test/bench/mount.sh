@@ -36,7 +36,11 @@
 # decompression limit with the usual tools), $RRZ_READS random 4 KiB reads,
 # and the index build itself (one decoding pass). The same sequential read of
 # the image under pzstd (independent frames, $DIR/image.pc.pzst, made once)
-# against `zstd -dc`.
+# against `zstd -dc`. The bench's image.pc.zst (zstd -T2 -3: one frame, as
+# Clonezilla's zstd -T0 -3 writes) read through checkpoints inside the frame:
+# the index build against `zstd -dc`, the index size against the compressed
+# size (goal <= 2%), a whole sequential read, $RR_READS random 4 KiB reads
+# (per-read median and p99 of the last run), the daemon's VmHWM.
 #
 # Environment: BENCH_RR_READS=20000 reads per randread run, BENCH_BIG_GIB=1024,
 # BENCH_RRZ_READS=400 random reads through the compressed mount.
@@ -139,6 +143,7 @@ $(mke2fs -V 2>&1 | head -1)"
 	else
 		PZNAMES=
 	fi
+	"$IMGBK" index -q "$ZST" || { tfail mount "imgbk index image.pc.zst (one frame) failed"; return 1; }
 	mnt_up imgbk "$GZ" || { tfail mount "imgbk mount image.pc.gz failed"; return 1; }
 	if cmp -s "$MA/$MNAME" "$RAW"; then same_gz=yes; else same_gz=no; FAILED="$FAILED mount-gz-mismatch"; fi
 	mnt_down check "$MA"
@@ -192,9 +197,18 @@ $(mke2fs -V 2>&1 | head -1)"
 	tdef pz_dc "zstd -dc IMAGE.pzst > /dev/null" "zstd -qdc '$PZ' > /dev/null"
 	tdef pz_seq "imgbk mount IMAGE.pzst: dd bs=1M" "dd if='$MA/image.pc.pzst' of=/dev/null bs=1M"
 	PRE_pz_seq='mnt_up imgbk "$PZ"' POST_pz_seq='mnt_down pz_seq "$MA"'
+	# one zstd frame
+	tdef z1_dc "zstd -dc IMAGE.zst (one frame) > /dev/null" "zstd -qdc '$ZST' > /dev/null"
+	tdef z1_seq "imgbk mount IMAGE.zst (one frame): dd bs=1M" "dd if='$MA/$MNAME' of=/dev/null bs=1M"
+	PRE_z1_seq='mnt_up imgbk "$ZST"' POST_z1_seq='mnt_down z1_seq "$MA"'
+	tdef z1_rr "imgbk mount IMAGE.zst (one frame): $RR_READS x 4 KiB O_DIRECT" \
+		"bin/randread '$MA/$MNAME' $RR_READS 1 $RR_SEED" "" $RRB
+	PRE_z1_rr='mnt_up imgbk "$ZST"' POST_z1_rr='mnt_down z1_rr "$MA"'
+	tdef z1_index "imgbk index IMAGE.zst (one frame, no saved index)" "'$IMGBK' index -q '$ZST'"
+	PRE_z1_index='rm -f "$ZST.ibkx"'
 
 	MNAMES="seq_fp seq_im seq_imn rr1_fp rr1_im rr1_imn rr4_fp rr4_im rr4_imn rr1_im2 rdy_idx rdy_cold rdy_noidx big_rr
-$GZNAMES gz_seq gz_rr gz_index $PZNAMES"
+$GZNAMES gz_seq gz_rr gz_index $PZNAMES z1_dc z1_seq z1_rr z1_index"
 	trounds "$MNAMES"
 	"$IMGBK" index -q "$BIG"
 
@@ -238,6 +252,15 @@ $GZNAMES gz_seq gz_rr gz_index $PZNAMES"
 	ratio "imgbk index of .gz (scan) vs gzip -dc > /dev/null" gz_dc gz_index "" 0
 	tabs "mount of .gz: $RRZ_READS random 4 KiB O_DIRECT reads" gz_rr "" ""
 	[ -n "$PZNAMES" ] && ratio "mount of pzstd .zst: sequential read vs zstd -dc > /dev/null" pz_dc pz_seq "" 0
+	ratio "mount of one-frame .zst: sequential read vs zstd -dc" z1_dc z1_seq ">=" 0.8
+	ratio "imgbk index of one-frame .zst vs zstd -dc > /dev/null" z1_dc z1_index ">=" 0.5
+	awk -v i="$(stat -c %s "$ZST.ibkx")" -v z="$(stat -c %s "$ZST")" 'BEGIN {
+		printf "%-58s %6.2f %%  goal <= 2 %% %s\n", "index of one-frame .zst vs its compressed size",
+			100 * i / z, (i <= 0.02 * z ? "PASS" : "FAIL") }'
+	grep '^reads ' logs/z1_rr.out | awk '{ m = $10; p = $12 } END { printf "%-58s median %.3f ms goal <= 3 %s, p99 %.3f ms goal <= 15 %s\n",
+		"one-frame .zst: random 4 KiB read (last run)", m, (m <= 3 ? "PASS" : "FAIL"), p,
+		(p <= 15 ? "PASS" : "FAIL") }'
+	hwm_goal "imgbk daemon VmHWM, one-frame .zst (whole read, random reads)" "z1_seq z1_rr" "$ZST.ibkx"
 	rm -f "$RAW"
 	rmdir "$MA" "$MB" 2>/dev/null
 	return 0

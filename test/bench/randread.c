@@ -8,9 +8,11 @@
  * generator (xorshift64*): the same arguments read the same offsets on any
  * file of the same size. THREADS threads (1..64) each do their share with
  * their own stream, derived from SEED and the thread number. Prints one line
- *   "reads N threads T seconds S iops I sum HEX"
- * where sum is the (order-independent) sum of a hash of every block read, so
- * two files with the same bytes give the same sum. Exit 1 on any error or
+ *   "reads N threads T seconds S iops I median_ms M p99_ms P sum HEX"
+ * where M and P are the median and 99th percentile of the time of one
+ * pread (all threads' reads together), and sum is the (order-independent)
+ * sum of a hash of every block read, so two files with the same bytes give
+ * the same sum. Exit 1 on any error or
  * short read. Build: cc -O2 -pthread -o randread randread.c
  */
 #define _GNU_SOURCE
@@ -34,8 +36,22 @@ struct job {
 	uint64_t reads;
 	uint64_t seed;
 	uint64_t sum;
+	double *ms;       /* time of each read, in milliseconds */
 	int failed;
 };
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
 
 static uint64_t next(uint64_t *s)
 {
@@ -71,9 +87,11 @@ static void *worker(void *arg)
 	for (uint64_t i = 0; i < j->reads; i++) {
 		off_t off = (off_t)((next(&s) % j->blocks) * BLK);
 		ssize_t n;
+		double t = now_ms();
 		do
 			n = pread(j->fd, buf, BLK, off);
 		while (n < 0 && errno == EINTR);
+		j->ms[i] = now_ms() - t;
 		if (n != BLK) {
 			fprintf(stderr, "randread: pread at %lld: %s\n", (long long)off,
 				n < 0 ? strerror(errno) : "short read");
@@ -117,22 +135,34 @@ int main(int argc, char **argv)
 		jobs[t] = (struct job){ .fd = fd, .blocks = (uint64_t)st.st_size / BLK,
 					.reads = reads / (uint64_t)threads + ((uint64_t)t < reads % (uint64_t)threads),
 					.seed = (seed + 1) * 0x9E3779B97F4A7C15ULL + (uint64_t)t * 0xBF58476D1CE4E5B9ULL + 1 };
-		if (pthread_create(&tid[t], NULL, worker, &jobs[t]) != 0) {
+		jobs[t].ms = calloc(jobs[t].reads + 1, sizeof(double));
+		if (!jobs[t].ms || pthread_create(&tid[t], NULL, worker, &jobs[t]) != 0) {
 			fprintf(stderr, "randread: pthread_create failed\n");
 			return 1;
 		}
 	}
-	uint64_t sum = 0;
+	uint64_t sum = 0, k = 0;
 	int failed = 0;
+	double *all = malloc(reads * sizeof(double));
 	for (int t = 0; t < threads; t++) {
 		pthread_join(tid[t], NULL);
 		sum += jobs[t].sum;
 		failed |= jobs[t].failed;
+		for (uint64_t i = 0; all && i < jobs[t].reads; i++)
+			all[k++] = jobs[t].ms[i];
+		free(jobs[t].ms);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!all) {
+		fprintf(stderr, "randread: out of memory\n");
+		return 1;
+	}
+	qsort(all, k, sizeof *all, by_value);
+	double median = all[(k - 1) / 2], p99 = all[(k * 99 + 99) / 100 - 1];
+	free(all);
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	printf("reads %" PRIu64 " threads %d seconds %.3f iops %.0f sum %016" PRIx64 "\n", reads, threads, s,
-	       s > 0 ? (double)reads / s : 0.0, sum);
+	printf("reads %" PRIu64 " threads %d seconds %.3f iops %.0f median_ms %.3f p99_ms %.3f sum %016" PRIx64 "\n",
+	       reads, threads, s, s > 0 ? (double)reads / s : 0.0, median, p99, sum);
 	close(fd);
 	return failed;
 }

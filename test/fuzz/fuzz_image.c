@@ -9,6 +9,7 @@
  *   bits 1-2  memory source chunk: 0 none, 1 one byte, 2 7 bytes, 3 4093 bytes
  *   bit 3     stop the walk early (close a handle in mid-walk)
  *   bits 4-5  runs per img_next_runs call: 1, 2, 8, 64
+ *   bit 6     --raw: bytes without an image magic are a raw partition image
  *
  * Invariants: an error has a one-line message naming "fuzz"; runs come in
  * ascending, non-overlapping block order (except ntfsclone, whose metadata
@@ -49,7 +50,7 @@ static void image_touch_info(const img_image *im)
 		sink += strlen(fl->separator);
 	for (size_t i = 0; i < fl->count; i++) {
 		const img_field *f = &fl->fields[i];
-		FUZZ_CHECK(memchr(f->text, 0, sizeof f->text) != NULL, "field %zu text unterminated", i);
+		FUZZ_CHECK(f->text && strlen(f->text) < IMG_FIELD_TEXT_BYTES, "field %zu text", i);
 		sink += f->label ? strlen(f->label) : 0;
 		sink += f->key ? strlen(f->key) : 0;
 		sink += strlen(f->text);
@@ -139,6 +140,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	img_options opt;
 	img_options_init(&opt);
 	opt.verify = flags & 1;
+	opt.raw = (flags >> 6) & 1;
 	img_image *im = NULL;
 	int rc = img_open_source(src, "fuzz", &opt, &im, &err);
 	if (rc != IMG_OK) {

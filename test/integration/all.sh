@@ -25,6 +25,10 @@ corrupt.sh
 ntfsclone.sh
 partimage.sh
 mount.sh
+info.sh
+raw.sh
+czdir.sh
+nbd.sh
 EOF
 }
 

@@ -213,3 +213,20 @@ fail() {
 	echo "FAIL: $*"
 	return 1
 }
+
+# loop_attach FILE: attach FILE to a free loop device, print the device and
+# record it in $T/loops; loop_detach_all (in the EXIT trap) detaches them.
+loop_attach() {
+	local l
+	l=$(losetup -f --show "$1") || return 1
+	echo "$l" >>"$T/loops"
+	echo "$l"
+}
+
+loop_detach_all() {
+	local l
+	[ -s "$T/loops" ] || return 0
+	while read -r l; do
+		detach_ours "$l"
+	done <"$T/loops"
+}

@@ -88,7 +88,7 @@ def thousands(v):
 
 def human(b):
     if b < 1024:
-        return '%d bytes' % b
+        return '%d B' % b
     v, u = b / 1024, 0
     while v >= 1024 and u < 5:
         v /= 1024
@@ -125,6 +125,7 @@ elif cmd == 'info':
     print('NtfsClone Header\n================')
     for k, v in rows:
         print('%-20s: %s' % (k, v))
+    print()  # the blank line the imagebackup tools print after the header
 elif cmd == 'stats':
     rs = records(sys.argv[2])
     neg = 0

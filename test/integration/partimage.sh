@@ -212,11 +212,11 @@ tc "verify and restore NAME where only NAME.000 exists (the set)" case_name_with
 case_info() { # IMAGE SECTION
 	need "$F/$1" || return 1
 	run 0 $IM info "$F/$1" &&
-		out_has "^Volume Header" "^Main Header" "^Local Header" "^$2" "partimage|0\.6\.1" &&
+		out_has "^PartImage$" "^Volume Header$" "^Main Header$" "^Local Header$" "^$2$" '"0\.6\.1"' &&
 		run 0 $IM info --json "$F/$1" &&
 		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"]=="partimage", d' "$W/out"
 }
-tc "info ext2: sections and JSON" case_info e1k_z0.000 "Ext2 Info Header"
+tc "info ext2: sections and JSON" case_info e1k_z0.000 "Ext2/3 Info Header"
 tc "info FAT32: sections and JSON" case_info fat_z0.000 "FAT Info Header"
 
 case_info_facts() {

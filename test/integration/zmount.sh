@@ -10,13 +10,18 @@
 # many ways: gzip -1, gzip -9, pigz, multi-member gzip (split pieces gzipped
 # and concatenated), a Clonezilla-style split set of one gzip stream
 # (sda1.ext4-ptcl-img.gz.aa, .ab, ...), and bzip2, pbzip2, xz (multi-block),
-# pzstd, lz4 and lz4 -BD. For each: imgbk index saves, a second run is up to
+# pzstd, lz4 and lz4 -BD, and one zstd frame (read through checkpoints inside
+# it) made by zstd -1, -3, -T0 -3 (Clonezilla's command), -19, --long=27 and
+# -T0 -3 split into .aa pieces. For each: imgbk index saves, a second run is up to
 # date; the mounted file equals the source fs; a loop mount of it (ro) holds
 # the source files (diff -r); ~200 random preads of random sizes equal the
 # reference; the unmount is clean. A codec this imgbk cannot read at random
 # ("cannot be read at random (no access points ...)") makes its cases SKIP.
-# Then refusals and damage: one big zstd frame (exit 1, names pzstd), a
-# damaged .gz (index exit 1, 'byte N'), a .gz damaged in place after its
+# Then a 256 MiB ext4 holding ~190 MiB of mixed files (a partclone image of
+# 200+ MiB) as one zstd -T0 -3 frame: mount == partclone.restore, 1,000
+# random reads, loop mount; a byte flipped after indexing reads EIO in its
+# span only; a damaged copy fails its index build naming 'byte N'. Then
+# damage: a damaged .gz (index exit 1, 'byte N'), a .gz damaged in place after its
 # index was built (EIO there, other reads work, the daemon lives on), a
 # truncated .gz (exit 1, 'truncated'); an ntfsclone image piped through
 # gzip mounts and equals ntfsclone --restore-image; vpartclone -m mounts a
@@ -220,6 +225,14 @@ mkvar() {
 	pzstd) pzstd -q -p 2 -c "$FIX/fs.img" >"$d/fs.img.zst" ;;
 	lz4) lz4 -q -c "$FIX/fs.img" >"$d/fs.img.lz4" ;;
 	lz4BD) lz4 -q -BD -c "$FIX/fs.img" >"$d/fs.img.lz4" ;;
+	zstd1) zstd -q -1 -c "$FIX/fs.img" >"$d/fs.img.zst" ;;
+	zstd3) zstd -q -3 -c "$FIX/fs.img" >"$d/fs.img.zst" ;;
+	zstdT0) zstd -q -T0 -3 -c "$FIX/fs.img" >"$d/fs.img.zst" ;;
+	zstd19) zstd -q -19 -c "$FIX/fs.img" >"$d/fs.img.zst" ;;
+	zstdlong) zstd -q -3 --long=27 -c "$FIX/fs.img" >"$d/fs.img.zst" ;;
+	zstdsplit)
+		(cd "$d" && zstd -q -T0 -3 -c "$FIX/fs.img" | split -b 7M - sda1.ext4-ptcl-img.zst.) || return 1
+		;;
 	*) fail "unknown variant $name" ;;
 	esac || { rm -rf "$d"; return 1; }
 	ls -l "$d" | sed 's/^/# /'
@@ -230,6 +243,7 @@ varimg() {
 	local f
 	case $1 in
 	clonezilla) echo "$FIX/v/$1/sda1.ext4-ptcl-img.gz.aa" ;;
+	zstdsplit) echo "$FIX/v/$1/sda1.ext4-ptcl-img.zst.aa" ;;
 	*) for f in "$FIX/v/$1"/fs.img.*; do
 		case $f in *.ibkx) ;; *) [ -e "$f" ] && echo "$f" && break ;; esac
 	done ;;
@@ -239,6 +253,51 @@ varimg() {
 # The refusal of a codec with no access points in this build (formats/access.c,
 # io/rsrc.c). Not a codec's own refusal of one data layout (one zstd frame).
 NO_RA='cannot be read at random \(no access points|: [a-z0-9]+ data cannot be read at random'
+
+# has_checkpoints INDEX N: the index holds at least N zstd checkpoint states
+# (each packed as a zstd frame of its own, stored as is)
+has_checkpoints() {
+	local n
+	n=$(python3 -c "import sys; print(open(sys.argv[1], 'rb').read().count(bytes.fromhex('28b52ffd')))" "$1")
+	echo "# $1: $n checkpoints"
+	[ "$n" -ge "$2" ] || fail "$1 holds $n zstd checkpoints, expected at least $2"
+}
+
+# chunks_eio FILE REF: read FILE in 1 MiB chunks; print "eio N wrong N ok N first OFF"
+# (chunks that fail with EIO, differ from REF, equal REF; the first EIO offset)
+chunks_eio() {
+	python3 - "$1" "$2" <<'EOF'
+import errno, os, sys
+a, b = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
+size = os.path.getsize(sys.argv[2])
+eio = wrong = ok = 0
+first = -1
+for off in range(0, size, 1 << 20):
+    try:
+        x = os.pread(a, 1 << 20, off)
+    except OSError as e:
+        if e.errno != errno.EIO:
+            raise
+        eio += 1
+        first = off if first < 0 else first
+        continue
+    if x != os.pread(b, 1 << 20, off):
+        wrong += 1
+    else:
+        ok += 1
+print('eio %d wrong %d ok %d first %d' % (eio, wrong, ok, first))
+EOF
+}
+
+# damage_in_place FILE: flip FILE's middle byte, keeping its size and time:
+# its saved index still counts as up to date
+damage_in_place() {
+	local size
+	size=$(stat -c %s "$1")
+	touch -r "$1" stamp
+	flip "$1" $((size / 2)) && touch -r stamp "$1" || return 1
+	run 0 $TO "$IMGBK" index "$1" && out_has 'up to date'
+}
 
 # flip BYTE of FILE at OFFSET (xor 0x55)
 flip() {
@@ -271,6 +330,7 @@ c_index() { # NAME CODEC
 	out_has "saved to .*\.ibkx" || return 1
 	ls "$FIX/v/$1"/*.ibkx >/dev/null 2>&1 || fail "no .ibkx next to $img" || return 1
 	run 0 $TO "$IMGBK" index "$img" && out_has 'up to date' || return 1
+	case $1 in zstd?*) has_checkpoints "$(ls "$FIX/v/$1"/*.ibkx | head -n 1)" 5 || return 1 ;; esac
 	# a damaged index (one byte in its access points) is rebuilt, not used
 	local ix
 	ix=$(ls "$FIX/v/$1"/*.ibkx | head -n 1)
@@ -306,23 +366,95 @@ c_mount() { # NAME CODEC
 
 # ---- cases: refusals and damage -------------------------------------------------
 
-# one zstd frame of more than 64 MiB decoded: refused, naming pzstd
-c_zstd_one_frame() {
+# the big fixture: a 256 MiB ext4 holding ~190 MiB of mixed files (random,
+# text, zeros, repeated records), partclone.extfs (an image of 200+ MiB),
+# zstd -T0 -3 (one frame)
+setup_big() {
 	local d=$FIX/big
-	command -v zstd >/dev/null || skip "zstd not installed"
-	mkdir -p "$d/src" && yes 'imgbk: one zstd frame of more than 64 MiB' | head -c 72M >"$d/src/fill.txt" &&
-		truncate -s 96M "$d/big.raw" &&
+	mkdir -p "$d/src" || return 1
+	python3 - "$d/src" <<'EOF' || return 1
+import os, random, sys
+root, r = sys.argv[1], random.Random(20261204)
+words = [b'partclone', b'ext4', b'inode', b'journal', b'clonezilla', b'zstd', b'frame', b'block']
+for i in range(6):
+    with open(os.path.join(root, 'rand%d.bin' % i), 'wb') as f:
+        f.write(r.randbytes(10 << 20))
+    with open(os.path.join(root, 'text%d.log' % i), 'wb') as f:
+        n = k = 0
+        while n < (15 << 20):
+            line = b'%08d %s\n' % (k, b' '.join(r.choice(words) for _ in range(10)))
+            f.write(line)
+            n += len(line)
+            k += 1
+    with open(os.path.join(root, 'rec%d.db' % i), 'wb') as f:
+        rec = r.randbytes(4096)
+        for k in range(1024):
+            f.write(rec[:64] + (b'%016d' % (k * 7 + i)) + rec[80:])
+with open(os.path.join(root, 'zeros.bin'), 'wb') as f:
+    f.write(bytes(16 << 20))
+for x in os.listdir(root):
+    os.utime(os.path.join(root, x), (1700000000, 1700000000))
+EOF
+	truncate -s 256M "$d/big.raw" &&
 		run 0 env E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -b 4096 -d "$d/src" "$d/big.raw" &&
 		run 0 partclone.extfs -c -s "$d/big.raw" -O "$d/big.img" -L "$W/log" || return 1
-	rm -f "$d/src/fill.txt" "$d/big.raw"
-	zstd -q -T2 -1 -c "$d/big.img" >one.img.zst || return 1
-	echo "# big.img $(stat -c %s "$d/big.img") bytes -> one.img.zst $(stat -c %s one.img.zst) bytes"
-	rm -f "$d/big.img"
-	run 1 $TO "$IMGBK" index one.img.zst || return 1
-	grep -qE "$NO_RA" "$W/err" && { show "$W/err"; skip "no random access for zstd in this build"; }
+	truncate -s 256M "$d/ref.raw" &&
+		run 0 partclone.restore -s "$d/big.img" -O "$d/ref.raw" -L "$W/log2" || { cat "$W/log2"; return 1; }
+	same "$d/ref.raw" "$d/big.raw" || return 1
+	[ "$(stat -c %s "$d/big.img")" -ge $((200 << 20)) ] || fail "the partclone image is under 200 MiB" || return 1
+	zstd -q -T0 -3 -c "$d/big.img" >"$d/big.img.zst" || return 1
+	echo "# big.img $(stat -c %s "$d/big.img") bytes -> big.img.zst $(stat -c %s "$d/big.img.zst") bytes"
+	rm -f "$d/big.img" "$d/big.raw"
+}
+
+# one zstd -T0 -3 frame of 200+ MiB: index with checkpoints, mount == restore,
+# 1000 random reads, loop mount and read the files
+c_zstd_big() {
+	local d=$FIX/big f
+	start_case
+	need "$d/big.img.zst" "$d/ref.raw" || return 1
+	run 0 $TO "$IMGBK" index "$d/big.img.zst" && out_has 'saved' || return 1
+	has_checkpoints "$d/big.img.zst.ibkx" 40 || return 1
+	echo "# index $(stat -c %s "$d/big.img.zst.ibkx") bytes for $(stat -c %s "$d/big.img.zst") compressed"
+	mnt "$d/big.img.zst" m -q || return 1
+	f=$(vfile m) || return 1
+	same "$f" "$d/ref.raw" || return 1
+	randreads "$f" "$d/ref.raw" 4242 1000 || fail "random reads differ" || return 1
+	if [ -z "$ROOT_WHY" ]; then
+		mkdir m2 && track "$PWD/m2"
+		run 0 mount -o loop,ro "$f" m2 || return 1
+		diff -r -x lost+found m2/ "$d/src/" || fail "files in the loop mount differ from the source" || return 1
+		umount m2 || fail "umount m2 failed" || return 1
+	fi
+	unmount_clean m
+}
+
+# the big frame damaged in place after indexing (same size and time): EIO in
+# the damaged span only, the rest reads right; a damaged copy (no index)
+# fails its index build naming the compressed offset
+c_zstd_big_damaged() {
+	local d=$FIX/big f size eio wrong ok
+	start_case
+	need "$d/big.img.zst" "$d/ref.raw" "$d/big.img.zst.ibkx" || return 1
+	cp -p "$d/big.img.zst" late.img.zst && cp "$d/big.img.zst.ibkx" late.img.zst.ibkx || return 1
+	damage_in_place late.img.zst || return 1
+	size=$(stat -c %s late.img.zst)
+	mnt late.img.zst m -q || return 1
+	f=$(vfile m) || return 1
+	chunks_eio "$f" "$d/ref.raw" >scan.out || return 1
+	cat scan.out
+	read -r _ eio _ wrong _ ok _ <scan.out
+	[ "${wrong:-1}" = 0 ] || fail "$wrong MiB chunks read with wrong bytes (no error)" || return 1
+	[ "${eio:-0}" -ge 1 ] || fail "no read failed: the damage went unnoticed" || return 1
+	# one span (4 MiB; 8 when a checkpoint next to it was dropped) and the
+	# chunks across its ends
+	[ "${eio:-99}" -le 10 ] || fail "$eio MiB chunks fail: the damage spoils more than its span" || return 1
+	unmount_clean m || return 1
+	cp "$d/big.img.zst" bad.img.zst && flip bad.img.zst $((size / 3)) || return 1
+	run 1 $TO "$IMGBK" index bad.img.zst || return 1
 	[ "$(wc -l <"$W/err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$W/err")" || return 1
-	err_names one.img.zst && err_has 'pzstd' || return 1
-	[ ! -e one.img.zst.ibkx ] || fail "an index was saved for a refused image"
+	err_names bad.img.zst && err_has 'byte [0-9]+' || return 1
+	[ ! -e bad.img.zst.ibkx ] || fail "an index was saved for a damaged image"
 }
 
 c_gz_damaged() {
@@ -354,37 +486,14 @@ c_gz_damaged_after_index() {
 	need "$FIX/v/gzip9/fs.img.gz" "$FIX/fs.raw" || return 1
 	cp -p "$FIX/v/gzip9/fs.img.gz" late.img.gz || return 1
 	run 0 $TO "$IMGBK" index late.img.gz && out_has 'saved' || return 1
-	size=$(stat -c %s late.img.gz)
-	touch -r late.img.gz stamp
-	flip late.img.gz $((size / 2)) && touch -r stamp late.img.gz || return 1
-	run 0 $TO "$IMGBK" index late.img.gz && out_has 'up to date' || return 1
+	damage_in_place late.img.gz || return 1
 	mnt "$PWD/late.img.gz" m -q || return 1
 	f=$(vfile m) || return 1
 	# by its absolute path: our daemon, never one of another run
 	pid=$(pgrep -f "mount -q $PWD/late.img.gz ") || fail "daemon process not found" || return 1
 	echo "# daemon pid: $pid"
 	# every 1 MiB chunk: EIO or the reference bytes
-	python3 - "$f" "$FIX/fs.raw" >scan.out <<'EOF'
-import errno, os, sys
-a, b = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
-size = os.path.getsize(sys.argv[2])
-eio = wrong = ok = 0
-first = -1
-for off in range(0, size, 1 << 20):
-    try:
-        x = os.pread(a, 1 << 20, off)
-    except OSError as e:
-        if e.errno != errno.EIO:
-            raise
-        eio += 1
-        first = off if first < 0 else first
-        continue
-    if x != os.pread(b, 1 << 20, off):
-        wrong += 1
-    else:
-        ok += 1
-print('eio %d wrong %d ok %d first %d' % (eio, wrong, ok, first))
-EOF
+	chunks_eio "$f" "$FIX/fs.raw" >scan.out || return 1
 	cat scan.out
 	read -r _ eio _ wrong _ ok _ first <scan.out
 	[ "${wrong:-1}" = 0 ] || fail "$wrong MiB chunks read with wrong bytes (no error)" || return 1
@@ -446,7 +555,9 @@ c_vpc_gz() {
 VARIANTS="gzip1:gzip:gzip:gzip_-1 gzip9:gzip:gzip:gzip_-9 pigz:pigz:gzip:pigz members:gzip:gzip:multi-member_gzip
 clonezilla:gzip:gzip:gzip|split_-b_8M_(sda1.ext4-ptcl-img.gz.aa) bzip2:bzip2:bzip2:bzip2
 pbzip2:pbzip2:bzip2:pbzip2 xz:xz:xz:xz_-T2_--block-size=4MiB pzstd:pzstd:zstd:pzstd_-p2
-lz4:lz4:lz4:lz4 lz4BD:lz4:lz4:lz4_-BD"
+lz4:lz4:lz4:lz4 lz4BD:lz4:lz4:lz4_-BD zstd1:zstd:zstd:zstd_-1_(one_frame) zstd3:zstd:zstd:zstd_-3_(one_frame)
+zstdT0:zstd:zstd:zstd_-T0_-3_(one_frame) zstd19:zstd:zstd:zstd_-19_(one_frame)
+zstdlong:zstd:zstd:zstd_--long=27_(one_frame) zstdsplit:zstd:zstd:zstd_-T0_-3|split_-b_7M_(.zst.aa)"
 
 tc "setup: ext4 64 MiB (mkfs.ext4 -d, ~40 MiB of files), partclone.extfs -c; partclone.restore == source fs" setup_fs
 for v in $VARIANTS; do
@@ -466,7 +577,16 @@ for v in $VARIANTS; do
 	fi
 done
 
-tc "zstd -T2, one frame of 72+ MiB: imgbk index exit 1, one line naming the file and pzstd" c_zstd_one_frame
+tc "setup: ext4 256 MiB, ~190 MiB of mixed files, partclone.extfs (200+ MiB image), zstd -T0 -3 (one frame)" setup_big
+if [ -n "$FUSE_WHY" ]; then
+	tc_skip "zstd -T0 -3, one frame of 200+ MiB: mount" "$FUSE_WHY"
+	tc_skip "zstd -T0 -3 frame damaged after indexing" "$FUSE_WHY"
+else
+	tc "zstd -T0 -3, one frame of 200+ MiB: index with checkpoints, mount == partclone.restore, 1000 random reads, loop mount + diff -r" \
+		c_zstd_big
+	tc "zstd -T0 -3 frame damaged in place after indexing: EIO in its span only, the rest right; a damaged copy: index exit 1 naming 'byte N'" \
+		c_zstd_big_damaged
+fi
 tc "gzip damaged in the middle: imgbk index exit 1, one line naming the file and 'byte N'" c_gz_damaged
 tc "gzip truncated: imgbk index exit 1, one line naming the file and 'truncated'" c_gz_truncated
 if [ -n "$FUSE_WHY" ]; then

@@ -186,6 +186,12 @@ static void test_number_format(void **state)
 	assert_string_equal(b, "432.9 MB");
 	img_fmt_human(b, sizeof b, 20480);
 	assert_string_equal(b, "20.0 KB");
+	img_fmt_human(b, sizeof b, 512);  /* under 1 KiB: unit B, as imagebackup */
+	assert_string_equal(b, "512 B");
+	img_fmt_human(b, sizeof b, 1023);
+	assert_string_equal(b, "1023 B");
+	img_fmt_human(b, sizeof b, 1024);
+	assert_string_equal(b, "1.0 KB");
 	assert_int_equal(img_exit_code(IMG_E_CHECKSUM), 1);
 	assert_int_equal(img_exit_code(IMG_E_IO), 3);
 	assert_int_equal(img_exit_code(IMG_EOF), 0);

@@ -99,7 +99,9 @@ static void test_v101_partial_last(void **state)
 	free(b.p);
 }
 
-/* The device ends with the volume: the backup boot sector record is empty. */
+/* The device ends with the volume: the backup boot sector record is empty.
+ * Its one cluster of 512 bytes in use is a size under 1 KiB: printed with
+ * the unit B, as imagebackup's reportSize does ("1 (512 B)"). */
 static void test_v101_empty_backup_record(void **state)
 {
 	(void)state;
@@ -111,6 +113,10 @@ static void test_v101_empty_backup_record(void **state)
 	nch_put(&b, "\x01", 1);  /* NEXT of cluster 4: 0 bytes left on the device */
 	img_image *im;
 	assert_int_equal(nch_open_mem(&b, 0, &im), IMG_OK);
+	const img_field_list *fl = img_get_fields(im);
+	assert_string_equal(fl->fields[5].label, "inuse");
+	assert_string_equal(fl->fields[5].text, "1 (512 B)");
+	assert_string_equal(fl->fields[3].text, "2,048 (2.0 KB)");
 	struct nch_walk w;
 	nch_walk_image(im, 8, &w);
 	assert_int_equal(w.rc, IMG_EOF);

@@ -71,19 +71,19 @@ static void test_info_fields(void **state)
 	assert_int_equal(in->used_blocks, s.used);
 	assert_int_equal(in->device_size, 2000 * 1024);
 	const img_field_list *fl = img_get_fields(im);
-	assert_string_equal(fl->title, "Volume Header");
+	assert_string_equal(fl->title, "PartImage");
 	int sections = 0, saw_ext2 = 0, saw_mbr = 0, saw_local = 0;
 	for (size_t i = 0; i < fl->count; i++) {
 		const img_field *f = &fl->fields[i];
 		if (f->section) {
 			sections++;
-			saw_ext2 |= strcmp(f->label, "Ext2 Info Header") == 0;
+			saw_ext2 |= strcmp(f->label, "Ext2/3 Info Header") == 0;
 			saw_mbr |= strcmp(f->label, "MBR Record 1") == 0;
 			saw_local |= strcmp(f->label, "Local Header") == 0;
 			continue;
 		}
 		if (strcmp(f->key, "ext2_uuid") == 0)
-			assert_string_equal(f->text, "a8a9aaab-acad-aeaf-b0b1-b2b3b4b5b6b7");
+			assert_string_equal(f->text, "A8A9AAAB-ACAD-AEAF-B0B1-B2B3B4B5B6B7");
 		if (strcmp(f->key, "used_blocks") == 0)
 			assert_int_equal(f->number, s.used);
 		/* keys are unique (JSON) */
@@ -92,9 +92,107 @@ static void test_info_fields(void **state)
 				assert_string_not_equal(fl->fields[j].key, f->key);
 	}
 	assert_true(saw_ext2 && saw_mbr && saw_local);
-	assert_int_equal(sections, 4);
+	assert_int_equal(sections, 5);  /* Volume, Main, MBR Record 1, Local, Ext2/3 Info */
 	img_close(im);
 	pih_synth_free(&s);
+}
+
+/* Text fields longer than any fixed buffer: a description of 4096 bytes and a
+ * first path of 4095 (their whole fields, no NUL) print whole, in quotes;
+ * UTF-8 stays, a control character and a stray byte show '?'. */
+static const img_field *field_by_key(const img_field_list *fl, const char *key)
+{
+	for (size_t i = 0; i < fl->count; i++)
+		if (!fl->fields[i].section && strcmp(fl->fields[i].key, key) == 0)
+			return &fl->fields[i];
+	fail_msg("no field %s", key);
+	return NULL;
+}
+
+static void test_info_long_texts(void **state)
+{
+	(void)state;
+	struct pih_synth s = { .bs = 1024, .total = 200, .density = 50, .fs = "ext2fs" };
+	pih_synth_build(&s);
+	uint8_t *h = s.img.p;  /* the main header */
+	memset(h + 512, 'd', 4096);
+	memcpy(h + 512, "caf\xc3\xa9\x01\xff", 7);
+	memset(h + 5120, 'p', 4095);
+	pih_set_le32(h + HS, pih_ssum(h, HS));
+	pih_write_volumes(&s, "long", NULL, 0, 0, 0);
+	img_image *im;
+	img_err err;
+	assert_int_equal(img_open(pih_tpath("long.000"), NULL, &im, &err), IMG_OK);
+	const img_field_list *fl = img_get_fields(im);
+	const img_field *d = field_by_key(fl, "description");
+	const img_field *p = field_by_key(fl, "original_filepath");
+	assert_int_equal(strlen(d->text), 4096 + 2);  /* each byte kept or replaced by one '?' */
+	assert_memory_equal(d->text, "\"caf\xc3\xa9??ddd", 11);
+	assert_int_equal(d->text[strlen(d->text) - 1], '"');
+	assert_int_equal(strlen(d->str), 4096);
+	assert_int_equal(strlen(p->text), 4095 + 2);
+	assert_int_equal(p->text[0], '"');
+	assert_int_equal(strlen(p->str), 4095);
+	img_close(im);
+	pih_synth_free(&s);
+}
+
+/* The info header each filesystem name gets, as imagebackup picks it: its
+ * title, how many members the tools' layout shows, the first and last label,
+ * and the first member's value (the synthetic block has 2 in its first u32). */
+static void test_info_headers_per_fs(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *fs, *title;
+		size_t members;
+		const char *first, *last, *first_text;
+	} t[] = {
+		{ "ext3fs", "Ext2/3 Info Header", 13, "groupsCount", "descPerBlock", "2" },
+		{ "fat32", "FAT Info Header", 17, "totalSectorsCount", "fsInfoSector", "2" },
+		{ "ntfs", "NTFS Info Header", 7, "totalSectorsCount", "sectorsPerCluster", "2" },
+		{ "reiserfs-3.6", "ReiserFS Info Header", 2, "version", "bitmapBlocksCount", "2" },
+		{ "hpfs", "HPFS Info Header", 3, "bitmapPointer", "hpfsVersion", "2" },
+		{ "jfs", "JFS Info Header", 3, "officialBlocksCount", "allocTreeMaxLevel", "2" },
+		{ "xfs", "XFS Info Header", 2, "AgCount", "AgBlocksCount", "2" },
+		{ "hfs", "HFS Info Header", 6, "allocCount", "blocksPerAlloc", "2" },
+		{ "afs", "AFS Info Header", 8, "byteOrder", "bitmapStart", "2" },
+		{ "befs", "BEFS Info Header", 8, "byteOrder", "bitmapStart", "2" },
+		{ "ufs", "UFS Info Header", 9, "cylinderGroupsCount", "dataFrags", "2" },
+		{ "btrfs", "Info Header", 0, NULL, NULL, NULL },
+	};
+	for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+		struct pih_synth s = { .bs = 1024, .total = 200, .density = 50, .fs = t[k].fs };
+		pih_synth_build(&s);
+		pih_write_volumes(&s, "fsinfo", NULL, 0, 0, 0);
+		img_image *im;
+		img_err err;
+		assert_int_equal(img_open(pih_tpath("fsinfo.000"), NULL, &im, &err), IMG_OK);
+		const img_field_list *fl = img_get_fields(im);
+		size_t i = fl->count;
+		while (i > 0 && !fl->fields[i - 1].section)
+			i--;
+		assert_true(i > 0);
+		assert_string_equal(fl->fields[i - 1].label, t[k].title);
+		const img_field *first = NULL, *last = NULL;
+		size_t shown = 0;
+		for (; i < fl->count; i++) {
+			if (fl->fields[i].level != IMG_FIELD_TOOL)
+				continue;
+			shown++;
+			last = &fl->fields[i];
+			if (!first)
+				first = last;
+		}
+		assert_int_equal(shown, t[k].members);
+		if (t[k].members) {
+			assert_string_equal(first->label, t[k].first);
+			assert_string_equal(first->text, t[k].first_text);
+			assert_string_equal(last->label, t[k].last);
+		}
+		img_close(im);
+		pih_synth_free(&s);
+	}
 }
 
 static void test_multi_volume_cuts(void **state)
@@ -312,7 +410,8 @@ static void test_unsigned_sums(void **state)
 	const img_field_list *fl = img_get_fields(im);
 	int seen = 0, fat = 0;
 	for (size_t i = 0; i < fl->count; i++) {
-		seen |= !fl->fields[i].section && strcmp(fl->fields[i].key, "header_sums") == 0;
+		seen |= !fl->fields[i].section && strcmp(fl->fields[i].key, "header_sums") == 0 &&
+			fl->fields[i].level == IMG_FIELD_VERBOSE;  /* not in the tools' layout */
 		fat |= fl->fields[i].section && strcmp(fl->fields[i].label, "FAT Info Header") == 0;
 	}
 	assert_true(seen && fat);
@@ -439,6 +538,8 @@ int main(void)
 		cmocka_unit_test(test_real_samples),
 		cmocka_unit_test(test_single_volume_shapes),
 		cmocka_unit_test(test_info_fields),
+		cmocka_unit_test(test_info_headers_per_fs),
+		cmocka_unit_test(test_info_long_texts),
 		cmocka_unit_test(test_multi_volume_cuts),
 		cmocka_unit_test(test_volume_set_errors),
 		cmocka_unit_test(test_damage),

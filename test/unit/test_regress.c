@@ -5,7 +5,8 @@
  * libFuzzer harnesses, which are compiled in here under other names. A
  * harness aborts on a broken invariant and ASan/UBSan (make unit
  * SANITIZE=1) on memory errors, so a clean run means: every input ends in a
- * clean negative status or success, never a crash.
+ * clean negative status or success, never a crash. Each harness must replay
+ * at least the inputs committed for it, so a run that finds none fails.
  *
  * Environment: IMGBK_FUZZ_DIR (default test/fuzz), IMGBK_TEST_DATA (the
  * fixtures fuzz_index uses; default test/data).
@@ -44,12 +45,13 @@
 struct harness {
 	const char *name;
 	int (*entry)(const uint8_t *data, size_t size);
+	size_t committed;  /* inputs in regress/ + seeds/ in git: a run replays at least these */
 };
 
 static const struct harness harnesses[] = {
-	{ "fuzz_image", regress_image },   { "fuzz_codecs", regress_codecs },
-	{ "fuzz_split", regress_split },   { "fuzz_index", regress_index },
-	{ "fuzz_random", regress_random }, { "fuzz_zseek", regress_zseek },
+	{ "fuzz_image", regress_image, 5 },   { "fuzz_codecs", regress_codecs, 19 },
+	{ "fuzz_split", regress_split, 5 },   { "fuzz_index", regress_index, 14 },
+	{ "fuzz_random", regress_random, 1 }, { "fuzz_zseek", regress_zseek, 4 },
 };
 
 static int by_name(const void *a, const void *b)
@@ -104,6 +106,10 @@ static void test_replay(void **state)
 	const struct harness *h = *state;
 	size_t n = replay_dir(h, "regress") + replay_dir(h, "seeds");
 	printf("# %s: %zu inputs replayed\n", h->name, n);
+	/* no inputs found (a wrong IMGBK_FUZZ_DIR, a folder gone) is a failure */
+	if (n < h->committed)
+		fail_msg("%s: %zu inputs replayed, but %zu are committed (IMGBK_FUZZ_DIR?)", h->name, n,
+			 h->committed);
 }
 
 int main(void)

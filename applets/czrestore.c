@@ -1,0 +1,351 @@
+/*
+ * applets/czrestore.c - `imgbk restore DIR TARGET`: restore a whole disk
+ * saved in a Clonezilla image directory to a block device or a file, the
+ * way Clonezilla's restoredisk leaves it: the partition table (MBR and its
+ * EBR chain, or GPT with its backup at the target's own end), the hidden
+ * data after the MBR, then every partition's used blocks; fsync. Swap
+ * partitions are not recreated (the summary gives the mkswap command). With
+ * --dry-run it prints the plan and writes nothing.
+ *
+ * Refuses, before writing anything: a target smaller than the end of the
+ * last partition (and a GPT's backup), a mounted or busy device or one with
+ * a mounted partition (target.c), one of the directory's own files, a
+ * partition whose image is missing or cannot be opened, an LVM volume.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "applet.h"
+#include "czdir.h"
+#include "target.h"
+
+#define BATCH 256
+#define GPT_BACKUP_SECTORS 33
+
+struct disk_restore {
+	img_czdir *cz;
+	size_t disk;
+	const img_cz_disk *d;
+	img_image **ims;          /* per partition index; the disk's data partitions */
+	uint64_t sectors;         /* of the target */
+	uint64_t used;            /* bytes of used blocks to write */
+	struct target t;
+	char msg[700];
+};
+
+/* DIR (one saved disk) or DIR/sda. @return 0 with r->cz and r->disk, 1 when
+ * `arg` names no disk of a Clonezilla directory, or an exit code + 1. */
+static int pick_disk(const char *arg, struct disk_restore *r)
+{
+	char dir[4096];
+	const char *name = NULL;
+	snprintf(dir, sizeof dir, "%s", arg);
+	if (!cz_arg_is_dir(arg)) {
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			return 1;
+		*slash = 0;
+		name = slash + 1;
+		if (!img_czdir_probe(dir))
+			return 1;
+	}
+	img_err err;
+	int rc = img_czdir_open(dir, &r->cz, &err);
+	if (rc != IMG_OK) {
+		warnx_("%s", err.msg);
+		return img_exit_code(rc) + 1;
+	}
+	size_t whole = 0;
+	for (size_t i = 0; i < img_czdir_disk_count(r->cz); i++) {
+		const img_cz_disk *d = img_czdir_disk(r->cz, i);
+		if (name ? !strcmp(d->name, name) : d->whole_disk) {
+			r->disk = i;
+			whole++;
+		}
+	}
+	if (name && whole == 0) {
+		img_czdir_close(r->cz);
+		return 1;  /* DIR/sda2: a partition, restored the single-image way */
+	}
+	if (whole != 1) {
+		warnx_("restore: %s: %s", dir, whole ? "several disks were saved: name one as DIR/sda"
+						   : "no disk was saved whole (no 'disk' file): restore partitions as DIR/sda1");
+		img_czdir_close(r->cz);
+		return IMG_EXIT_USAGE + 1;
+	}
+	r->d = img_czdir_disk(r->cz, r->disk);
+	return 0;
+}
+
+/* Bytes a restore writes: the used blocks, or every byte of a raw image
+ * (whose size a compressed one learns only at its end). */
+static uint64_t used_bytes(const img_cz_part *p, const img_image *im)
+{
+	const img_info *in = img_get_info(im);
+	if (p->raw && in->device_size == 0)
+		return p->size * 512;
+	return in->used_blocks * in->block_size;
+}
+
+/* Open every image of the disk's data partitions; refuse what cannot be restored. */
+static int open_images(struct disk_restore *r, const img_options *opt)
+{
+	size_t n = img_czdir_part_count(r->cz);
+	r->ims = calloc(n ? n : 1, sizeof *r->ims);
+	if (!r->ims)
+		return IMG_EXIT_SYSTEM;
+	for (size_t i = 0; i < n; i++) {
+		const img_cz_part *p = img_czdir_part(r->cz, i);
+		if (p->disk != (int)r->disk || p->kind == IMG_CZ_SWAP || p->kind == IMG_CZ_EXTENDED)
+			continue;
+		if (p->kind == IMG_CZ_LVM_PV) {
+			warnx_("restore: %s is an LVM physical volume: restore its volumes one by one (DIR/vg-lv) "
+			       "after pvcreate --restorefile and vgcfgrestore with the saved lvm_*.conf; nothing written", p->name);
+			return IMG_EXIT_USAGE;
+		}
+		img_err err;
+		int rc = img_czdir_open_image(r->cz, i, opt, NULL, &r->ims[i], &err);
+		if (rc != IMG_OK) {
+			warnx_("%s; nothing written", err.msg);
+			return img_exit_code(rc);
+		}
+		r->used += used_bytes(p, r->ims[i]);
+	}
+	return 0;
+}
+
+static uint64_t needed_sectors(const struct disk_restore *r)
+{
+	uint64_t end = 0;
+	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++) {
+		const img_cz_part *p = img_czdir_part(r->cz, i);
+		if (p->disk == (int)r->disk && p->start + p->size > end)
+			end = p->start + p->size;
+	}
+	return end + (r->d->label == IMG_CZ_LABEL_GPT ? GPT_BACKUP_SECTORS : 0);
+}
+
+/* The target's size in sectors: a device's own, else the saved disk's. */
+static int target_sectors(const char *path, const struct disk_restore *r, uint64_t *sectors)
+{
+	struct stat st;
+	*sectors = r->d->sectors;
+	if (stat(path, &st) != 0 || !S_ISBLK(st.st_mode))
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t bytes = 0;
+	if (fd < 0 || ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
+		warnx_("restore: %s: cannot read the device size: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return IMG_EXIT_SYSTEM;
+	}
+	close(fd);
+	*sectors = bytes / 512;
+	return 0;
+}
+
+static void print_plan(const struct disk_restore *r, const img_cz_vdisk *vd, const char *target)
+{
+	char a[32], b[32];
+	img_fmt_human(a, sizeof a, r->sectors * 512);
+	img_fmt_human(b, sizeof b, r->used);
+	printf("restore disk %s of %s to %s (%s, %llu sectors): %s of used blocks\n", r->d->name,
+	       img_czdir_path(r->cz), target, a, (unsigned long long)r->sectors, b);
+	uint64_t off;
+	const uint8_t *data;
+	size_t len;
+	for (size_t i = 0; img_cz_vdisk_table(vd, i, &off, &data, &len); i++)
+		printf("  table     sectors %llu-%llu (%zu bytes)\n", (unsigned long long)(off / 512),
+		       (unsigned long long)((off + len - 1) / 512), len);
+	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++) {
+		const img_cz_part *p = img_czdir_part(r->cz, i);
+		if (p->disk != (int)r->disk)
+			continue;
+		if (r->ims[i]) {
+			img_fmt_human(b, sizeof b, used_bytes(p, r->ims[i]));
+			printf("  %-9s sectors %llu-%llu from %s (%s used)\n", p->name, (unsigned long long)p->start,
+			       (unsigned long long)(p->start + p->size - 1), p->image, b);
+		} else if (p->kind == IMG_CZ_SWAP) {
+			printf("  %-9s swap, not recreated (mkswap -U %s -L '%s')\n", p->name,
+			       p->swap_uuid[0] ? p->swap_uuid : "UUID", p->swap_label);
+		}
+	}
+	fflush(stdout);
+}
+
+static int write_tables(struct disk_restore *r, const img_cz_vdisk *vd)
+{
+	uint64_t off;
+	const uint8_t *data;
+	size_t len;
+	for (size_t i = 0; img_cz_vdisk_table(vd, i, &off, &data, &len); i++)
+		if (target_write_at(&r->t, data, len, off, r->msg, sizeof r->msg) != TARGET_OK)
+			return IMG_EXIT_SYSTEM;
+	return 0;
+}
+
+/* Every used block of one partition at its place. @return an exit code. */
+static int write_partition(struct disk_restore *r, const img_cz_part *p, img_image *im, progress *pg,
+			   uint64_t *done)
+{
+	img_run runs[BATCH];
+	struct iovec iov[BATCH];
+	size_t n;
+	int rc;
+	uint64_t base = p->start * 512;
+	while ((rc = img_next_runs(im, runs, BATCH, &n)) == IMG_OK) {
+		for (size_t i = 0; i < n;) {
+			int cnt = 0;
+			uint64_t start = runs[i].offset, end = start;
+			while (i < n && runs[i].offset == end && cnt < BATCH) {
+				iov[cnt].iov_base = (void *)runs[i].data;
+				iov[cnt++].iov_len = runs[i].len;
+				end += runs[i++].len;
+			}
+			if (end > p->size * 512) {
+				snprintf(r->msg, sizeof r->msg, "%.400s: the image holds more than its partition (%llu bytes)",
+					 p->image, (unsigned long long)(p->size * 512));
+				return IMG_EXIT_DAMAGED;
+			}
+			if (target_writev_at(&r->t, iov, cnt, base + start, r->msg, sizeof r->msg) != TARGET_OK)
+				return IMG_EXIT_SYSTEM;
+			*done += end - start;
+		}
+		progress_update(pg, *done);
+	}
+	if (rc == IMG_EOF)
+		return 0;
+	snprintf(r->msg, sizeof r->msg, "%s", img_error(im)->msg);
+	return img_exit_code(rc);
+}
+
+static int write_disk(struct disk_restore *r, const img_cz_vdisk *vd, int quiet)
+{
+	int code = write_tables(r, vd);
+	progress pg;
+	progress_start(&pg, "restore", r->used, quiet);
+	uint64_t done = 0;
+	for (size_t i = 0; i < img_czdir_part_count(r->cz) && !code; i++)
+		if (r->ims[i])
+			code = write_partition(r, img_czdir_part(r->cz, i), r->ims[i], &pg, &done);
+	progress_end(&pg);
+	return code;
+}
+
+/* None of the images may be read from the target itself. */
+static int target_is_source(const struct disk_restore *r)
+{
+	struct stat st;
+	if (fstat(r->t.fd, &st) != 0)
+		return 0;
+	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++)
+		if (r->ims[i] && (S_ISBLK(st.st_mode) ? img_reads_file(r->ims[i], st.st_rdev, 0)
+						      : img_reads_file(r->ims[i], st.st_dev, st.st_ino)))
+			return 1;
+	return 0;
+}
+
+static img_image *any_image(const struct disk_restore *r)
+{
+	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++)
+		if (r->ims[i])
+			return r->ims[i];
+	return NULL;
+}
+
+static int open_target(struct disk_restore *r, const char *target, int force)
+{
+	img_image *im = any_image(r);
+	struct stat st;
+	int dev = stat(target, &st) == 0 && S_ISBLK(st.st_mode);
+	int rc = target_open(&r->t, target, dev ? 0 : r->sectors * 512, im, force, r->msg, sizeof r->msg);
+	if (rc == TARGET_OK && target_is_source(r)) {
+		snprintf(r->msg, sizeof r->msg, "%s holds an image being restored; refusing to overwrite it", target);
+		rc = TARGET_REFUSED;
+	}
+	if (rc != TARGET_OK) {
+		warnx_("%s", r->msg);
+		return rc == TARGET_REFUSED ? IMG_EXIT_USAGE : IMG_EXIT_SYSTEM;
+	}
+	return 0;
+}
+
+static void summary(const struct disk_restore *r, const char *target)
+{
+	char b[32];
+	img_fmt_human(b, sizeof b, r->used);
+	fprintf(stderr, "%s: restored disk %s (%s table, %s of used blocks) to %s\n", prog_name, r->d->name,
+		r->d->label == IMG_CZ_LABEL_GPT ? "GPT" : "MBR", b, target);
+	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++) {
+		const img_cz_part *p = img_czdir_part(r->cz, i);
+		if (p->disk == (int)r->disk && p->kind == IMG_CZ_SWAP)
+			fprintf(stderr, "%s: swap partition %s not recreated: mkswap -U %s -L '%s' on its partition\n",
+				prog_name, p->name, p->swap_uuid[0] ? p->swap_uuid : "UUID", p->swap_label);
+	}
+}
+
+static int run(struct disk_restore *r, const char *target, const img_options *opt, int force,
+	       int dry_run, int quiet)
+{
+	int code = open_images(r, opt);
+	if (!code)
+		code = target_sectors(target, r, &r->sectors);
+	if (code)
+		return code;
+	uint64_t need = needed_sectors(r);
+	if (r->sectors < need) {
+		warnx_("restore: %s is too small: %llu sectors, the partitions of %s need %llu; nothing written",
+		       target, (unsigned long long)r->sectors, r->d->name, (unsigned long long)need);
+		return IMG_EXIT_USAGE;
+	}
+	img_cz_vdisk *vd;
+	img_err err;
+	int rc = img_cz_vdisk_open_sized(r->cz, r->disk, r->sectors, r->ims, NULL, &vd, &err);
+	if (rc != IMG_OK) {
+		warnx_("%s; nothing written", err.msg);
+		return img_exit_code(rc);
+	}
+	if (dry_run || !quiet)
+		print_plan(r, vd, target);
+	if (!dry_run && !(code = open_target(r, target, force))) {
+		code = write_disk(r, vd, quiet);
+		if (code)
+			warnx_("%s", r->msg);
+		if (target_finish(&r->t, r->msg, sizeof r->msg) != TARGET_OK) {
+			warnx_("%s", r->msg);
+			code = code ? code : IMG_EXIT_SYSTEM;
+		}
+		target_abort(&r->t);
+		if (!code && !quiet)
+			summary(r, target);
+	}
+	img_cz_vdisk_close(vd);
+	return code;
+}
+
+int cz_restore(const char *arg, const char *target, const img_options *opt, int force, int dry_run,
+	       int quiet, int *handled)
+{
+	struct disk_restore r;
+	memset(&r, 0, sizeof r);
+	r.t.fd = -1;
+	int pick = pick_disk(arg, &r);
+	*handled = pick != 1;
+	if (pick)
+		return pick > 1 ? pick - 1 : 0;
+	int code = run(&r, target, opt, force, dry_run, quiet);
+	for (size_t i = 0; r.ims && i < img_czdir_part_count(r.cz); i++)
+		img_close(r.ims[i]);
+	free(r.ims);
+	img_czdir_close(r.cz);
+	return code;
+}

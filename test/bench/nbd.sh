@@ -1,0 +1,166 @@
+# test/bench/nbd.sh - sourced by bench.sh: the nbd section.
+#
+# The partclone bench image ($IMG) served by nbdkit with imgbk's plugin
+# (build/nbdkit-imgbk-plugin.so, or $IMGBK_NBDKIT_PLUGIN) against
+# `nbdkit file` serving imgbk's restore of the same image ($DIR/nbd-raw.img,
+# a sparse file, made at the start of the section and deleted at its end):
+# the NBD ceiling, a server that only calls pread(). Both on Unix sockets
+# in $DIR; both backing files in the page cache (warm-up run), so the rows
+# compare the servers, not the disk. Every measured run starts its server
+# afresh (PRE hook: nbdkit returns once serving) and stops it after (POST
+# hook), so no checked-group bit or decoded block survives between runs.
+# Rows:
+#   nbdcopy --no-extents URI /dev/null       sequential, every byte read
+#                                            (4 connections when the server
+#                                            offers multi-conn, 64 requests)
+#   nbdrand URI $NBD_RR_READS 1|4 SEED       random 4 KiB reads over 1 or 4
+#                                            connections (test/bench/nbdrand.c,
+#                                            libnbd), latency median and p99
+# for the plugin (checksums verified, the default), the plugin with
+# verify=false, and nbdkit file, all with nbdkit's default threads; the
+# plugin as `imgbk serve` runs it (--threads=1, one thread per connection:
+# sequential and 4 connections); and the same sequential read through the
+# FUSE mount (imgbk mount, dd bs=1M, cold mount as in the mount section).
+# Goal: the plugin at >= 0.8x nbdkit file, sequential and random.
+# --no-extents: both servers send every byte. With nbdcopy's defaults it
+# first asks for block status: nbdkit file answers from the sparse file's
+# holes (and nbdcopy skips them), the plugin reports no extents (the library
+# has no call that tells used from unused ranges), so the two would do
+# different work. One more row shows nbdkit file with nbdcopy's defaults
+# (measured slower than --no-extents here: the queries cost more than the
+# holes save on a file in the page cache).
+#
+# Environment: BENCH_NBD_RR_READS=20000 reads per nbdrand run.
+
+NBD_RR_READS=${BENCH_NBD_RR_READS:-20000}
+NBD_RR_SEED=4242
+NBD_RAW=$DIR/nbd-raw.img
+NBD_PID=$DIR/nbd.pid
+NBD_SOCK=$DIR/nbd.sock
+NBD_URI="nbd+unix:///?socket=$NBD_SOCK"
+
+# nbd_up imgbk|imgbk-n|imgbk-t1|file: start nbdkit on $NBD_SOCK (background, pid file)
+nbd_up() {
+	rm -f "$NBD_SOCK" "$NBD_PID"
+	case $1 in
+	imgbk)   nbdkit -r -U "$NBD_SOCK" -P "$NBD_PID" "$NBD_PLUGIN" "$IMG" ;;
+	imgbk-n) nbdkit -r -U "$NBD_SOCK" -P "$NBD_PID" "$NBD_PLUGIN" "$IMG" verify=false ;;
+	imgbk-t1) nbdkit -r -t 1 -U "$NBD_SOCK" -P "$NBD_PID" "$NBD_PLUGIN" "$IMG" ;;
+	file)    nbdkit -r -U "$NBD_SOCK" -P "$NBD_PID" file "$NBD_RAW" ;;
+	esac
+}
+
+# nbd_down: stop the server and wait (<= 10 s) until it has exited
+nbd_down() {
+	_p=$(cat "$NBD_PID" 2>/dev/null)
+	[ -n "$_p" ] || return 0
+	kill "$_p" 2>/dev/null
+	_i=0
+	while kill -0 "$_p" 2>/dev/null && [ "$_i" -lt 500 ]; do
+		sleep 0.02
+		_i=$((_i + 1))
+	done
+	rm -f "$NBD_PID" "$NBD_SOCK"
+	return 0
+}
+
+# nbd_lat NAME: "median_us p99_us" of NAME's nbdrand runs (median over the
+# runs of each), from logs/NAME.lat
+nbd_lat() {
+	awk '{ for (i = 1; i < NF; i++) { if ($i == "median_us") m[++n] = $(i + 1); if ($i == "p99_us") p[n] = $(i + 1) } }
+	function med(a, k,   i, j, t) {
+		for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+	}
+	END { if (n) printf "%.0f %.0f\n", med(m, n), med(p, n); else print "- -" }' "logs/$1.lat"
+}
+
+bench_nbd() {
+	echo
+	echo "==== nbd: nbdkit + imgbk's plugin vs nbdkit file (the NBD ceiling) ($(cut -d' ' -f1-3 /proc/loadavg)) ===="
+	for t in nbdkit nbdcopy pkg-config; do
+		command -v "$t" >/dev/null 2>&1 || { echo "bench: nbd section skipped: $t is missing"; return 0; }
+	done
+	pkg-config --exists libnbd || { echo "bench: nbd section skipped: no libnbd development files"; return 0; }
+	NBD_PLUGIN=${IMGBK_NBDKIT_PLUGIN:-$REPO/build/nbdkit-imgbk-plugin.so}
+	[ -f "$NBD_PLUGIN" ] || { echo "bench: nbd section skipped: no plugin $NBD_PLUGIN (make)"; return 0; }
+	"$CC" -O2 -pthread -o bin/nbdrand "$HERE/nbdrand.c" $(pkg-config --cflags --libs libnbd) ||
+		{ tfail nbd "cannot compile nbdrand.c"; return 1; }
+
+	echo "bench: imgbk restore image.pc nbd-raw.img (the file nbdkit file serves); checking the export"
+	rm -f "$NBD_RAW"
+	"$IMGBK" restore -q "$IMG" "$NBD_RAW" || { tfail nbd "imgbk restore failed"; return 1; }
+	"$IMGBK" index -q "$IMG" || { tfail nbd "imgbk index failed"; return 1; }
+	nbd_up imgbk || { tfail nbd "nbdkit with the plugin did not start"; return 1; }
+	if nbdcopy "$NBD_URI" - | cmp -s - "$NBD_RAW"; then same_nbd=yes; else same_nbd=no; FAILED="$FAILED nbd-mismatch"; fi
+	nbd_down
+	mkdir -p "$MA" || return 1
+	FUSE_ROW=nseq_fuse
+	[ -c /dev/fuse ] && command -v fusermount3 >/dev/null 2>&1 || FUSE_ROW=
+
+	SECTION_BYTES=$(stat -c %s "$NBD_RAW")
+	RRB=$((NBD_RR_READS * 4096))
+	NC="nbdcopy --no-extents"
+	tdef nseq_file "nbdkit file: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	tdef nseq_filex "nbdkit file: nbdcopy (holes skipped)" "nbdcopy '$NBD_URI' /dev/null"
+	PRE_nseq_filex='nbd_up file' POST_nseq_filex='nbd_down'
+	tdef nseq_im "nbdkit imgbk: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	tdef nseq_imn "nbdkit imgbk verify=false: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	tdef nseq_im1 "nbdkit -t 1 imgbk (imgbk serve): nbdcopy" "$NC '$NBD_URI' /dev/null"
+	PRE_nseq_im1='nbd_up imgbk-t1' POST_nseq_im1='nbd_down'
+	tdef nseq_fuse "imgbk mount (FUSE): dd bs=1M" "dd if='$MA/image.pc' of=/dev/null bs=1M"
+	PRE_nseq_file='nbd_up file' PRE_nseq_im='nbd_up imgbk' PRE_nseq_imn='nbd_up imgbk-n'
+	POST_nseq_file='nbd_down' POST_nseq_im='nbd_down' POST_nseq_imn='nbd_down'
+	PRE_nseq_fuse='mnt_up imgbk' POST_nseq_fuse='mnt_down nseq_fuse "$MA"'
+	for c in 1 4; do
+		for s in file im imn im1; do
+			case $s in
+			file) l="nbdkit file" up=file ;;
+			im) l="nbdkit imgbk" up=imgbk ;;
+			imn) l="nbdkit imgbk verify=false" up=imgbk-n ;;
+			im1) l="nbdkit -t 1 imgbk (imgbk serve)" up=imgbk-t1 ;;
+			esac
+			: > "logs/nrr${c}_$s.lat"
+			tdef nrr${c}_$s "$l: $NBD_RR_READS x 4 KiB, $c conn(s)" \
+				"bin/nbdrand '$NBD_URI' $NBD_RR_READS $c $NBD_RR_SEED >> '$DIR/logs/nrr${c}_$s.lat'" "" $RRB
+			eval "PRE_nrr${c}_$s='nbd_up $up' POST_nrr${c}_$s='nbd_down'"
+		done
+	done
+	NNAMES="nseq_file nseq_filex nseq_im nseq_imn nseq_im1 $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_im1"
+	trounds "$NNAMES"
+
+	# the same bytes from both servers: nbdrand's sums (every run)
+	s1=$(for n in nrr1_file nrr1_im nrr1_imn; do sed -n 's/.* sum //p' "logs/$n.lat"; done | sort -u | wc -l)
+	s4=$(for n in nrr4_file nrr4_im nrr4_imn nrr4_im1; do sed -n 's/.* sum //p' "logs/$n.lat"; done | sort -u | wc -l)
+	[ "$s1" = 1 ] && [ "$s4" = 1 ] && same_rr=yes || { same_rr=no; FAILED="$FAILED nbdrand-mismatch"; }
+
+	echo
+	echo "image: $IMG ($(stat -c %s "$IMG") bytes), exported: $SECTION_BYTES bytes; nbdkit file serves nbd-raw.img"
+	echo "(imgbk's restore of it). nbdcopy of the plugin's export identical to the restore: $same_nbd (cmp, once);"
+	echo "nbdrand sums equal across the servers: $same_rr. Every run starts its server afresh (the FUSE row:"
+	echo "mounts afresh); backing files in the page cache; median of $RUNS alternating runs; MB/s = bytes / median s."
+	echo
+	ttable "$NNAMES"
+	echo
+	printf '%-54s %10s %10s\n' "random 4 KiB reads: latency of one request" "median us" "p99 us"
+	for n in nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_im1; do
+		eval "_l=\$L_$n"
+		set -- $(nbd_lat "$n")
+		printf '%-54s %10s %10s\n' "$_l" "$1" "$2"
+	done
+	echo
+	echo "ratios: time of nbdkit file / time of the plugin (= the plugin's speed / the ceiling), median over the rounds"
+	ratio "nbd: sequential read (nbdcopy --no-extents) vs nbdkit file" nseq_file nseq_im ">=" 0.8
+	ratio "nbd: $NBD_RR_READS random 4 KiB reads, 1 conn, vs nbdkit file" nrr1_file nrr1_im ">=" 0.8
+	ratio "nbd: $NBD_RR_READS random 4 KiB reads, 4 conns, vs nbdkit file" nrr4_file nrr4_im ">=" 0.8
+	echo "for information:"
+	ratio "nbd verify=false: sequential read vs nbdkit file" nseq_file nseq_imn "" 0
+	ratio "nbd verify=false: random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_imn "" 0
+	ratio "nbd -t 1 (imgbk serve): sequential vs nbdkit file" nseq_file nseq_im1 "" 0
+	ratio "nbd -t 1 (imgbk serve): random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_im1 "" 0
+	ratio "nbd: sequential, nbdcopy defaults (file skips holes) vs plugin" nseq_filex nseq_im "" 0
+	[ -n "$FUSE_ROW" ] && ratio "nbd plugin vs FUSE mount: sequential (time fuse / time nbd)" nseq_fuse nseq_im "" 0
+	rm -f "$NBD_RAW"
+	rmdir "$MA" 2>/dev/null
+	return 0
+}
