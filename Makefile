@@ -168,7 +168,8 @@ check-one:
 # so they run with the binary users get, where a second, sanitized run would
 # take longer than the whole budget of 15 minutes and reach the same code.
 # make check SANITIZE=1: the sanitizer build's whole suite, one test at a time.
-CHECK_JOBS    ?= $(shell echo $$(($$(nproc 2>/dev/null || echo 1) + 1)))
+# the scripts mostly wait (fsync, FUSE round trips, sleeps): 2 more than cores
+CHECK_JOBS    ?= $(shell echo $$(($$(nproc 2>/dev/null || echo 1) + 2)))
 SMOKE_SECONDS ?= 30
 NPROC         := $(shell nproc 2>/dev/null || echo 1)
 SAN_UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=build-san/test/%)

@@ -8,7 +8,7 @@
 # JOBFILE: one job a line, "NAME<TAB>COMMAND" (COMMAND runs under bash -c,
 # stdin /dev/null); empty lines and lines starting with # are ignored. Jobs
 # start in the order listed (put the longest first), up to IMGBK_JOBS at once
-# (default: the number of cores + 1, since the scripts often wait for disks,
+# (default: the number of cores + 2, since the scripts often wait for disks,
 # FUSE and sleeps). Each job's stdout and stderr go to a file, printed whole
 # under "=== NAME" when the job ends, so outputs never interleave.
 #
@@ -29,7 +29,7 @@ set -u
 export LC_ALL=C
 
 JOBFILE=${1:--}
-NJOBS=${IMGBK_JOBS:-$(($(nproc 2>/dev/null || echo 1) + 1))}
+NJOBS=${IMGBK_JOBS:-$(($(nproc 2>/dev/null || echo 1) + 2))}
 JOB_TIMEOUT=${IMGBK_JOB_TIMEOUT:-3600}
 # sub-makes started by a job must not talk to our caller's jobserver
 unset MAKEFLAGS MFLAGS MAKELEVEL

@@ -18,13 +18,13 @@ export IMGBK
 
 list() {
 	grep -vE '^[[:space:]]*(#|$)' <<'EOF'
-safety.sh
-run.sh
 zmount.sh
+run.sh
+safety.sh
 corrupt.sh
-mount.sh
 ntfsclone.sh
 partimage.sh
+mount.sh
 info.sh
 raw.sh
 czdir.sh

@@ -60,7 +60,7 @@ unmount_dir() {
 unmount_recorded() {
 	local m l
 	[ -s "$T/loops" ] && while read -r l; do
-		losetup "$l" >/dev/null 2>&1 && losetup -d "$l" 2>/dev/null
+		detach_ours "$l"
 	done <"$T/loops"
 	[ -s "$T/mounts" ] && tac "$T/mounts" | while read -r m; do unmount_dir "$m"; done
 	: >"$T/mounts"

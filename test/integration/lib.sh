@@ -227,6 +227,6 @@ loop_detach_all() {
 	local l
 	[ -s "$T/loops" ] || return 0
 	while read -r l; do
-		losetup "$l" >/dev/null 2>&1 && losetup -d "$l" 2>/dev/null
+		detach_ours "$l"
 	done <"$T/loops"
 }
