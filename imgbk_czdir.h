@@ -66,6 +66,11 @@ typedef struct img_cz_part {
 	int raw;                      /* the data is the raw partition (dd-ptcl-img, dd-img): no header */
 	char swap_uuid[40];           /* from swappt-NAME.info, "" when none */
 	char swap_label[64];
+	/* LVM (lvm_vg_dev.list, lvm_logv.list): a PV's volume group and PV UUID;
+	 * an LV's volume group and volume name (/dev/VG/LV); "" otherwise */
+	char vg[64];
+	char lv[64];
+	char pv_uuid[48];
 } img_cz_part;
 
 typedef struct img_cz_disk {

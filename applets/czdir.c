@@ -146,16 +146,25 @@ static void print_disks_text(const img_czdir *cz)
 		const img_cz_disk *d = img_czdir_disk(cz, i);
 		char size[32];
 		img_fmt_human(size, sizeof size, d->sectors * d->sector_size);
-		printf("%-10s %12s %14llu  %-5s  %s%s\n", d->name, size, (unsigned long long)d->sectors,
-		       label_word(d->label), d->label_id[0] ? d->label_id : "-",
+		char ss[40] = "";
+		if (d->sector_size != 512)
+			snprintf(ss, sizeof ss, "  (%u-byte sectors)", d->sector_size);
+		printf("%-10s %12s %14llu  %-5s  %s%s%s\n", d->name, size, (unsigned long long)d->sectors,
+		       label_word(d->label), d->label_id[0] ? d->label_id : "-", ss,
 		       d->whole_disk ? "" : "  (partitions saved, not the disk)");
 	}
+}
+
+/* Bytes per sector of the partition's disk (512 for LVs). */
+static uint64_t sector_bytes(const img_czdir *cz, const img_cz_part *p)
+{
+	return p->disk >= 0 ? img_czdir_disk(cz, (size_t)p->disk)->sector_size : 512;
 }
 
 static void print_part_text(const img_czdir *cz, const img_cz_part *p, const struct part_facts *f)
 {
 	char size[32], isize[32], used[32];
-	img_fmt_human(size, sizeof size, p->size * 512);
+	img_fmt_human(size, sizeof size, p->size * sector_bytes(cz, p));
 	printf("%-10s %10llu %11s  ", p->name, (unsigned long long)p->start, p->size ? size : "-");
 	if (p->kind == IMG_CZ_SWAP) {
 		printf("swap (not saved; UUID %s, label \"%s\")\n", p->swap_uuid[0] ? p->swap_uuid : "-",
@@ -223,8 +232,8 @@ static void json_part(const img_czdir *cz, const img_cz_part *p, const struct pa
 	json_string(stdout, p->name);
 	json_key_str("disk", disk_name(cz, p));
 	printf(",\"number\":%u,\"start_sector\":%llu,\"start\":%llu,\"size\":%llu", p->number,
-	       (unsigned long long)p->start, (unsigned long long)(p->start * 512),
-	       (unsigned long long)(p->size * 512));
+	       (unsigned long long)p->start, (unsigned long long)(p->start * sector_bytes(cz, p)),
+	       (unsigned long long)(p->size * sector_bytes(cz, p)));
 	json_key_str("kind", kind_word(p->kind));
 	json_key_str("type", p->type);
 	json_key_str("uuid", p->uuid);
@@ -625,7 +634,7 @@ static void open_disks(struct cz_mount_set *s, int quiet)
 		s->vd[s->nvd++] = vd;
 		for (size_t k = 0; img_cz_vdisk_problem(vd, k); k++)
 			warnx_("%s", img_cz_vdisk_problem(vd, k));
-		add_file(s, disk->name, img_cz_vdisk_size(vd), 512, read_disk, vd, NULL);
+		add_file(s, disk->name, img_cz_vdisk_size(vd), disk->sector_size, read_disk, vd, NULL);
 	}
 }
 

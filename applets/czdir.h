@@ -40,4 +40,18 @@ int cz_mount(const struct mount_request *rq);
 int cz_restore(const char *arg, const char *target, const img_options *opt, int force, int dry_run,
 	       int quiet, int *handled);
 
+/* Restore one image file to a target (restore.c's single-image restore). @return the exit code. */
+typedef int (*cz_restore_one_fn)(const char *image, const char *target, const img_options *opt, int force,
+				 int quiet);
+
+/*
+ * `imgbk restore --lvm DIR [FOLDER]`: every saved LVM logical volume image
+ * (lvm_logv.list, VG-LV.*) to FOLDER/VG-LV (new files), or to the existing
+ * block device /dev/VG/LV when no FOLDER is given. Refused before writing
+ * when a volume has no image or its /dev/VG/LV is not there (the message
+ * names the vgcfgrestore to run). @return the exit code.
+ */
+int cz_restore_lvs(const char *dir, const char *folder, const img_options *opt, int force, int quiet,
+		   cz_restore_one_fn restore_one);
+
 #endif

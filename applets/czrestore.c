@@ -8,9 +8,15 @@
  * --dry-run it prints the plan and writes nothing.
  *
  * Refuses, before writing anything: a target smaller than the end of the
- * last partition (and a GPT's backup), a mounted or busy device or one with
- * a mounted partition (target.c), one of the directory's own files, a
- * partition whose image is missing or cannot be opened, an LVM volume.
+ * last partition (and a GPT's backup), a device whose logical sector size
+ * is not the saved disk's, a mounted or busy device or one with a mounted
+ * partition (target.c), one of the directory's own files, a partition whose
+ * image is missing or cannot be opened.
+ *
+ * LVM: a physical volume's range is not written; the commands that rebuild
+ * it (pvcreate --restorefile, vgcfgrestore) are printed, and
+ * `imgbk restore --lvm DIR [FOLDER]` then writes every saved logical volume
+ * to /dev/VG/LV, or to FOLDER/VG-LV files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +34,6 @@
 #include "target.h"
 
 #define BATCH 256
-#define GPT_BACKUP_SECTORS 33
 
 struct disk_restore {
 	img_czdir *cz;
@@ -87,11 +92,11 @@ static int pick_disk(const char *arg, struct disk_restore *r)
 
 /* Bytes a restore writes: the used blocks, or every byte of a raw image
  * (whose size a compressed one learns only at its end). */
-static uint64_t used_bytes(const img_cz_part *p, const img_image *im)
+static uint64_t used_bytes(const img_cz_part *p, uint32_t ss, const img_image *im)
 {
 	const img_info *in = img_get_info(im);
 	if (p->raw && in->device_size == 0)
-		return p->size * 512;
+		return p->size * ss;
 	return in->used_blocks * in->block_size;
 }
 
@@ -106,18 +111,15 @@ static int open_images(struct disk_restore *r, const img_options *opt)
 		const img_cz_part *p = img_czdir_part(r->cz, i);
 		if (p->disk != (int)r->disk || p->kind == IMG_CZ_SWAP || p->kind == IMG_CZ_EXTENDED)
 			continue;
-		if (p->kind == IMG_CZ_LVM_PV) {
-			warnx_("restore: %s is an LVM physical volume: restore its volumes one by one (DIR/vg-lv) "
-			       "after pvcreate --restorefile and vgcfgrestore with the saved lvm_*.conf; nothing written", p->name);
-			return IMG_EXIT_USAGE;
-		}
+		if (p->kind == IMG_CZ_LVM_PV)
+			continue;  /* its volumes are saved apart: see lvm_steps */
 		img_err err;
 		int rc = img_czdir_open_image(r->cz, i, opt, NULL, &r->ims[i], &err);
 		if (rc != IMG_OK) {
 			warnx_("%s; nothing written", err.msg);
 			return img_exit_code(rc);
 		}
-		r->used += used_bytes(p, r->ims[i]);
+		r->used += used_bytes(p, r->d->sector_size, r->ims[i]);
 	}
 	return 0;
 }
@@ -130,10 +132,13 @@ static uint64_t needed_sectors(const struct disk_restore *r)
 		if (p->disk == (int)r->disk && p->start + p->size > end)
 			end = p->start + p->size;
 	}
-	return end + (r->d->label == IMG_CZ_LABEL_GPT ? GPT_BACKUP_SECTORS : 0);
+	/* a GPT's backup: its entries and header */
+	uint64_t ss = r->d->sector_size, entries = ((uint64_t)r->d->table_length * 128 + ss - 1) / ss;
+	return end + (r->d->label == IMG_CZ_LABEL_GPT ? 1 + entries : 0);
 }
 
-/* The target's size in sectors: a device's own, else the saved disk's. */
+/* The target's size in sectors: a device's own, else the saved disk's. A
+ * device whose logical sector size is not the saved disk's is refused. */
 static int target_sectors(const char *path, const struct disk_restore *r, uint64_t *sectors)
 {
 	struct stat st;
@@ -142,41 +147,56 @@ static int target_sectors(const char *path, const struct disk_restore *r, uint64
 		return 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	uint64_t bytes = 0;
-	if (fd < 0 || ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
+	int ss = 0;
+	if (fd < 0 || ioctl(fd, BLKGETSIZE64, &bytes) != 0 || ioctl(fd, BLKSSZGET, &ss) != 0) {
 		warnx_("restore: %s: cannot read the device size: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return IMG_EXIT_SYSTEM;
 	}
 	close(fd);
-	*sectors = bytes / 512;
+	if ((uint32_t)ss != r->d->sector_size) {
+		warnx_("restore: %s has %d-byte sectors, the saved disk %s had %u-byte sectors: its partition "
+		       "table would not fit; nothing written", path, ss, r->d->name, r->d->sector_size);
+		return IMG_EXIT_USAGE;
+	}
+	*sectors = bytes / (uint32_t)ss;
 	return 0;
 }
 
 static void print_plan(const struct disk_restore *r, const img_cz_vdisk *vd, const char *target)
 {
 	char a[32], b[32];
-	img_fmt_human(a, sizeof a, r->sectors * 512);
+	uint32_t ss = r->d->sector_size;
+	img_fmt_human(a, sizeof a, r->sectors * ss);
 	img_fmt_human(b, sizeof b, r->used);
-	printf("restore disk %s of %s to %s (%s, %llu sectors): %s of used blocks\n", r->d->name,
-	       img_czdir_path(r->cz), target, a, (unsigned long long)r->sectors, b);
+	char unit[32] = "";
+	if (ss != 512)
+		snprintf(unit, sizeof unit, " of %u bytes", ss);
+	printf("restore disk %s of %s to %s (%s, %llu sectors%s): %s of used blocks\n", r->d->name,
+	       img_czdir_path(r->cz), target, a, (unsigned long long)r->sectors, unit, b);
 	uint64_t off;
 	const uint8_t *data;
 	size_t len;
 	for (size_t i = 0; img_cz_vdisk_table(vd, i, &off, &data, &len); i++)
-		printf("  table     sectors %llu-%llu (%zu bytes)\n", (unsigned long long)(off / 512),
-		       (unsigned long long)((off + len - 1) / 512), len);
+		printf("  table     sectors %llu-%llu (%zu bytes)\n", (unsigned long long)(off / ss),
+		       (unsigned long long)((off + len - 1) / ss), len);
 	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++) {
 		const img_cz_part *p = img_czdir_part(r->cz, i);
 		if (p->disk != (int)r->disk)
 			continue;
 		if (r->ims[i]) {
-			img_fmt_human(b, sizeof b, used_bytes(p, r->ims[i]));
+			img_fmt_human(b, sizeof b, used_bytes(p, ss, r->ims[i]));
 			printf("  %-9s sectors %llu-%llu from %s (%s used)\n", p->name, (unsigned long long)p->start,
 			       (unsigned long long)(p->start + p->size - 1), p->image, b);
 		} else if (p->kind == IMG_CZ_SWAP) {
 			printf("  %-9s swap, not recreated (mkswap -U %s -L '%s')\n", p->name,
 			       p->swap_uuid[0] ? p->swap_uuid : "UUID", p->swap_label);
+		} else if (p->kind == IMG_CZ_LVM_PV) {
+			printf("  %-9s sectors %llu-%llu: LVM physical volume%s%s, not written (its volumes: "
+			       "pvcreate, vgcfgrestore, then imgbk restore --lvm)\n", p->name,
+			       (unsigned long long)p->start, (unsigned long long)(p->start + p->size - 1),
+			       p->vg[0] ? " of volume group " : "", p->vg);
 		}
 	}
 	fflush(stdout);
@@ -201,7 +221,7 @@ static int write_partition(struct disk_restore *r, const img_cz_part *p, img_ima
 	struct iovec iov[BATCH];
 	size_t n;
 	int rc;
-	uint64_t base = p->start * 512;
+	uint64_t ss = r->d->sector_size, base = p->start * ss;
 	while ((rc = img_next_runs(im, runs, BATCH, &n)) == IMG_OK) {
 		for (size_t i = 0; i < n;) {
 			int cnt = 0;
@@ -211,9 +231,9 @@ static int write_partition(struct disk_restore *r, const img_cz_part *p, img_ima
 				iov[cnt++].iov_len = runs[i].len;
 				end += runs[i++].len;
 			}
-			if (end > p->size * 512) {
+			if (end > p->size * ss) {
 				snprintf(r->msg, sizeof r->msg, "%.400s: the image holds more than its partition (%llu bytes)",
-					 p->image, (unsigned long long)(p->size * 512));
+					 p->image, (unsigned long long)(p->size * ss));
 				return IMG_EXIT_DAMAGED;
 			}
 			if (target_writev_at(&r->t, iov, cnt, base + start, r->msg, sizeof r->msg) != TARGET_OK)
@@ -267,7 +287,8 @@ static int open_target(struct disk_restore *r, const char *target, int force)
 	img_image *im = any_image(r);
 	struct stat st;
 	int dev = stat(target, &st) == 0 && S_ISBLK(st.st_mode);
-	int rc = target_open(&r->t, target, dev ? 0 : r->sectors * 512, im, force, r->msg, sizeof r->msg);
+	int rc = target_open(&r->t, target, dev ? 0 : r->sectors * r->d->sector_size, im, force, r->msg,
+			     sizeof r->msg);
 	if (rc == TARGET_OK && target_is_source(r)) {
 		snprintf(r->msg, sizeof r->msg, "%s holds an image being restored; refusing to overwrite it", target);
 		rc = TARGET_REFUSED;
@@ -277,6 +298,43 @@ static int open_target(struct disk_restore *r, const char *target, int force)
 		return rc == TARGET_REFUSED ? IMG_EXIT_USAGE : IMG_EXIT_SYSTEM;
 	}
 	return 0;
+}
+
+/* The name of partition `number` of a device (/dev/sdb -> /dev/sdb2, /dev/nvme0n1 -> /dev/nvme0n1p2). */
+static void part_device(char *buf, size_t n, const char *dev, unsigned number)
+{
+	size_t len = strlen(dev);
+	int digit = len > 0 && dev[len - 1] >= '0' && dev[len - 1] <= '9';
+	snprintf(buf, n, "%s%s%u", dev, digit ? "p" : "", number);
+}
+
+/* What the user runs for each LVM physical volume the restore left out. */
+static void lvm_steps(const struct disk_restore *r, const char *target)
+{
+	struct stat st;
+	int dev = stat(target, &st) == 0 && S_ISBLK(st.st_mode);
+	const char *dir = img_czdir_path(r->cz);
+	uint64_t ss = r->d->sector_size;
+	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++) {
+		const img_cz_part *p = img_czdir_part(r->cz, i);
+		if (p->disk != (int)r->disk || p->kind != IMG_CZ_LVM_PV)
+			continue;
+		char pv[IMG_CZ_PATH_MAX + 96];
+		if (dev)
+			part_device(pv, sizeof pv, target, p->number);
+		else
+			snprintf(pv, sizeof pv, "$(losetup -f --show -o %llu --sizelimit %llu %s)",
+				 (unsigned long long)(p->start * ss), (unsigned long long)(p->size * ss), target);
+		const char *vg = p->vg[0] ? p->vg : "VG";
+		fprintf(stderr, "%s: %s is an LVM physical volume (volume group %s): not written. Its logical volumes "
+			"were saved as images; to restore them run:\n"
+			"  pvcreate -ff --yes --uuid %s --restorefile %s/lvm_%s.conf %s\n"
+			"  vgcfgrestore -f %s/lvm_%s.conf %s\n"
+			"  vgchange -ay %s\n"
+			"  imgbk restore --lvm %s\n",
+			prog_name, p->name, vg, p->pv_uuid[0] ? p->pv_uuid : "PV-UUID", dir, vg, pv, dir, vg, vg, vg,
+			dir);
+	}
 }
 
 static void summary(const struct disk_restore *r, const char *target)
@@ -327,6 +385,8 @@ static int run(struct disk_restore *r, const char *target, const img_options *op
 		target_abort(&r->t);
 		if (!code && !quiet)
 			summary(r, target);
+		if (!code)
+			lvm_steps(r, target);
 	}
 	img_cz_vdisk_close(vd);
 	return code;
@@ -347,5 +407,80 @@ int cz_restore(const char *arg, const char *target, const img_options *opt, int 
 		img_close(r.ims[i]);
 	free(r.ims);
 	img_czdir_close(r.cz);
+	return code;
+}
+
+/* ---- restore --lvm ---------------------------------------------------------------- */
+
+/* Where logical volume p goes: FOLDER/VG-LV, or /dev/VG/LV. */
+static void lv_target(const img_cz_part *p, const char *folder, char *buf, size_t n)
+{
+	if (folder)
+		snprintf(buf, n, "%s/%s", folder, p->name);
+	else
+		snprintf(buf, n, "/dev/%s/%s", p->vg, p->lv);
+}
+
+/* Every volume has an image and, without a folder, an existing block device
+ * to go to. @return 0, or the exit code after saying what is wrong. */
+static int check_lv_targets(const img_czdir *cz, const char *folder, size_t *count)
+{
+	*count = 0;
+	for (size_t i = 0; i < img_czdir_part_count(cz); i++) {
+		const img_cz_part *p = img_czdir_part(cz, i);
+		if (p->kind != IMG_CZ_LV)
+			continue;
+		(*count)++;
+		if (!p->image[0]) {
+			warnx_("restore --lvm: %s: no image file for the logical volume %s; nothing written",
+			       img_czdir_path(cz), p->name);
+			return IMG_EXIT_DAMAGED;
+		}
+		char t[IMG_CZ_PATH_MAX + 160];
+		struct stat st;
+		lv_target(p, folder, t, sizeof t);
+		if (!folder && (!p->vg[0] || stat(t, &st) != 0 || !S_ISBLK(st.st_mode))) {
+			warnx_("restore --lvm: %s is not there (no such block device): create the volume group first "
+			       "(pvcreate --restorefile, vgcfgrestore -f %s/lvm_%s.conf %s, vgchange -ay %s), "
+			       "or name a FOLDER to restore the volumes into files; nothing written", t,
+			       img_czdir_path(cz), p->vg, p->vg, p->vg);
+			return IMG_EXIT_USAGE;
+		}
+	}
+	if (*count == 0) {
+		warnx_("restore --lvm: %s: no LVM logical volume was saved (no lvm_logv.list)", img_czdir_path(cz));
+		return IMG_EXIT_USAGE;
+	}
+	return 0;
+}
+
+int cz_restore_lvs(const char *dir, const char *folder, const img_options *opt, int force, int quiet,
+		   cz_restore_one_fn restore_one)
+{
+	img_czdir *cz;
+	img_err err;
+	if (!img_czdir_probe(dir)) {
+		warnx_("restore --lvm: %s: not a Clonezilla image directory", dir);
+		return IMG_EXIT_USAGE;
+	}
+	int rc = img_czdir_open(dir, &cz, &err);
+	if (rc != IMG_OK) {
+		warnx_("%s", err.msg);
+		return img_exit_code(rc);
+	}
+	size_t count;
+	int code = check_lv_targets(cz, folder, &count);
+	for (size_t i = 0; i < img_czdir_part_count(cz) && !code; i++) {
+		const img_cz_part *p = img_czdir_part(cz, i);
+		if (p->kind != IMG_CZ_LV)
+			continue;
+		char t[IMG_CZ_PATH_MAX + 160];
+		lv_target(p, folder, t, sizeof t);
+		code = restore_one(p->image, t, opt, force, quiet);
+	}
+	if (!code && !quiet)
+		fprintf(stderr, "%s: restored %zu logical volume%s of %s\n", prog_name, count, count == 1 ? "" : "s",
+			img_czdir_path(cz));
+	img_czdir_close(cz);
 	return code;
 }

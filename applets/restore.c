@@ -7,15 +7,22 @@ static const char restore_usage[] =
 "Usage: imgbk restore [OPTIONS] IMAGE TARGET\n"
 "       imgbk restore [OPTIONS] DIR TARGET       (a whole disk, Clonezilla directory)\n"
 "       imgbk restore [OPTIONS] DIR/sda TARGET   (one disk of several)\n"
+"       imgbk restore --lvm [OPTIONS] DIR [FOLDER]   (its LVM volumes)\n"
 "\n"
 "DIR: the saved disk is written to TARGET (a block device, or a file of the\n"
 "disk's size) as Clonezilla restores it: the partition table (MBR and the\n"
 "EBRs of logical partitions, or GPT with its backup at TARGET's own end), the\n"
 "hidden data after the MBR, then the used blocks of every partition; fsync.\n"
 "Refused before writing: TARGET smaller than the end of the last partition,\n"
-"mounted or busy (or any partition of it mounted), a missing or unreadable\n"
-"partition image, an LVM volume. Swap partitions are not recreated (the\n"
-"mkswap command is printed). DIR/sda2 restores one partition.\n"
+"mounted or busy (or any partition of it mounted), a device whose sector size\n"
+"is not the saved disk's, a missing or unreadable partition image. Swap\n"
+"partitions are not recreated (the mkswap command is printed). An LVM\n"
+"physical volume is not written: the pvcreate and vgcfgrestore commands that\n"
+"rebuild it are printed, then --lvm restores the saved logical volumes.\n"
+"DIR/sda2 restores one partition, DIR/vg-lv one logical volume.\n"
+"\n"
+"--lvm DIR [FOLDER]: every logical volume saved in DIR (lvm_logv.list) to\n"
+"its existing /dev/VG/LV, or to FOLDER/VG-LV files.\n"
 "\n"
 "Restore the partition in IMAGE to TARGET:\n"
 "  a new file       is created with the partition's size; unused blocks stay\n"
@@ -36,6 +43,7 @@ static const char restore_usage[] =
 "  -r, --rescue     go on after a bad checksum group: write its blocks as\n"
 "                   zeros, list the bad groups at the end, exit 1\n"
 "      --dry-run    DIR: print what would be written, write nothing\n"
+"      --lvm        DIR [FOLDER]: restore the saved LVM logical volumes\n"
 "  -q, --quiet      no progress bar and no summary line\n"
 "      --raw        IMAGE is a raw partition image (partclone.dd, dd: no\n"
 "                   header) whatever its name; NAME.dd-img and NAME.dd-ptcl-img\n"
@@ -59,6 +67,9 @@ static const char restore_usage[] =
 #include "applet.h"
 #include "czdir.h"
 #include "target.h"
+
+/* restore's own long option past applet.h's shared ones */
+enum { OPT_LVM = OPT_DRY_RUN + 1 };
 
 /* Runs asked for at once (and the most buffers in one pwritev). */
 #define RESTORE_BATCH 256
@@ -273,45 +284,10 @@ static void print_summary(const img_image *im, const struct restore_state *rs, i
 			in->path, rs->t.path, b, verify && in->has_checksums ? ", checksums OK" : "");
 }
 
-static int restore_main(int argc, char **argv)
+/* Restore the partition in one image file to TARGET. @return the exit code. */
+static int restore_one(const char *image, const char *target, const img_options *optp, int force, int quiet)
 {
-	static const struct option opts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "no-verify", no_argument, NULL, 'n' },
-		{ "rescue", no_argument, NULL, 'r' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "raw", no_argument, NULL, OPT_RAW },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int force = 0, quiet = 0, dry_run = 0, c;
-	img_options opt;
-	img_options_init(&opt);
-	while ((c = getopt_long(argc, argv, "fnrqh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': force = 1; break;
-		case 'n': opt.verify = 0; break;
-		case 'r': opt.rescue = 1; break;
-		case 'q': quiet = 1; break;
-		case OPT_RAW: opt.raw = 1; break;
-		case OPT_DRY_RUN: dry_run = 1; break;
-		case 'h': return usage_exit(&applet_restore, 1);
-		default: return usage_exit(&applet_restore, 0);
-		}
-	}
-	if (optind != argc - 2) {
-		warnx_("restore: expected IMAGE and TARGET");
-		return usage_exit(&applet_restore, 0);
-	}
-	const char *image = argv[optind], *target = argv[optind + 1];
-	int handled, whole = cz_restore(image, target, &opt, force, dry_run, quiet, &handled);
-	if (handled)  /* a Clonezilla directory (or DIR/sda): the whole disk */
-		return whole;
-	if (dry_run) {
-		warnx_("restore: --dry-run is for a whole disk (a Clonezilla image directory)");
-		return IMG_EXIT_USAGE;
-	}
+	img_options opt = *optp;
 	/* a device's size is checked before writing: a compressed raw image is
 	 * decoded once to learn its size (not from stdin, which it would use up) */
 	int to_device = is_block_device(target);
@@ -329,6 +305,7 @@ static int restore_main(int argc, char **argv)
 		return IMG_EXIT_USAGE;
 	}
 	static struct restore_state rs;  /* large: not on the stack */
+	memset(&rs, 0, sizeof rs);       /* restore --lvm restores several */
 	rs.rescue = opt.rescue;
 	int trc = target_open(&rs.t, target, in->device_size, im, force, rs.msg, sizeof rs.msg);
 	if (trc != TARGET_OK) {
@@ -350,6 +327,53 @@ static int restore_main(int argc, char **argv)
 		print_summary(im, &rs, opt.verify);
 	img_close(im);
 	return code;
+}
+
+static int restore_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "no-verify", no_argument, NULL, 'n' },
+		{ "rescue", no_argument, NULL, 'r' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "raw", no_argument, NULL, OPT_RAW },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "lvm", no_argument, NULL, OPT_LVM },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int force = 0, quiet = 0, dry_run = 0, lvm = 0, c;
+	img_options opt;
+	img_options_init(&opt);
+	while ((c = getopt_long(argc, argv, "fnrqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': force = 1; break;
+		case 'n': opt.verify = 0; break;
+		case 'r': opt.rescue = 1; break;
+		case 'q': quiet = 1; break;
+		case OPT_RAW: opt.raw = 1; break;
+		case OPT_DRY_RUN: dry_run = 1; break;
+		case OPT_LVM: lvm = 1; break;
+		case 'h': return usage_exit(&applet_restore, 1);
+		default: return usage_exit(&applet_restore, 0);
+		}
+	}
+	if (lvm && !dry_run && (optind == argc - 1 || optind == argc - 2))
+		return cz_restore_lvs(argv[optind], optind == argc - 2 ? argv[optind + 1] : NULL, &opt, force, quiet,
+				      restore_one);
+	if (lvm || optind != argc - 2) {
+		warnx_(lvm ? "restore --lvm: expected DIR [FOLDER] (and no --dry-run)" : "restore: expected IMAGE and TARGET");
+		return usage_exit(&applet_restore, 0);
+	}
+	const char *image = argv[optind], *target = argv[optind + 1];
+	int handled, whole = cz_restore(image, target, &opt, force, dry_run, quiet, &handled);
+	if (handled)  /* a Clonezilla directory (or DIR/sda): the whole disk */
+		return whole;
+	if (dry_run) {
+		warnx_("restore: --dry-run is for a whole disk (a Clonezilla image directory)");
+		return IMG_EXIT_USAGE;
+	}
+	return restore_one(image, target, &opt, force, quiet);
 }
 
 const struct applet applet_restore = {

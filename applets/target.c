@@ -128,7 +128,7 @@ static int open_block_device(struct target *t, uint64_t need, const img_image *i
 	struct stat st;
 	if (stat(t->path, &st) != 0)
 		return say(TARGET_SYSERR, msg, msz, "%s: cannot stat: %s", t->path, strerror(errno));
-	if (img_reads_file(im, st.st_rdev, 0) || loop_backs_image(&st, im))
+	if (im && (img_reads_file(im, st.st_rdev, 0) || loop_backs_image(&st, im)))
 		return say(TARGET_REFUSED, msg, msz,
 			   "%s holds the image being restored; refusing to overwrite it", t->path);
 	if (dev_is_mounted(st.st_rdev, where, sizeof where))
@@ -163,9 +163,9 @@ static int open_regular(struct target *t, uint64_t need, const img_image *im, in
 			const struct stat *st, char *msg, size_t msz)
 {
 	char real[PATH_MAX], loop[64];
-	const char *image = img_get_info(im)->path;
+	const char *image = im ? img_get_info(im)->path : "the saved table";
 	int exists = st != NULL;
-	if (exists && img_reads_file(im, st->st_dev, st->st_ino))
+	if (exists && im && img_reads_file(im, st->st_dev, st->st_ino))
 		return say(TARGET_REFUSED, msg, msz,
 			   "%s is the image being restored (or a piece of it); refusing to overwrite it",
 			   t->path);

@@ -22,7 +22,8 @@ struct target {
 };
 
 /* Open `path` for a partition of `need` bytes from image `im` (never one of
- * its own files); a refusal or failure leaves a message in msg and writes nothing.
+ * its own files; `im` may be NULL: nothing to compare); a refusal or failure
+ * leaves a message in msg and writes nothing.
  * @return TARGET_OK/REFUSED/SYSERR. */
 int target_open(struct target *t, const char *path, uint64_t need, const img_image *im, int force,
 		char *msg, size_t msz);

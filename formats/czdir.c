@@ -251,6 +251,12 @@ int cz_parse_sf(const char *text, const char *file, int disk_index, img_cz_disk 
 		if (!nl)
 			break;
 	}
+	if (d->sector_size < 512 || d->sector_size > 65536 || (d->sector_size & (d->sector_size - 1)))
+		return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: sector-size %u is not a power of two from 512 "
+				   "to 65536", file, d->sector_size);
+	if (d->table_length == 0 || d->table_length > 4096)
+		return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: table-length %u is not from 1 to 4096", file,
+				   d->table_length);
 	if (d->label == IMG_CZ_LABEL_NONE && *n > 0)
 		d->label = strlen(parts[0].type) > 4 ? IMG_CZ_LABEL_GPT : IMG_CZ_LABEL_MBR;
 	for (size_t i = 0; i < *n; i++)
@@ -581,15 +587,18 @@ static int read_parts_list(struct cz_build *b, int *have_parts_file)
 	return IMG_OK;
 }
 
-/* The size when NAME-pt.parted is missing: GPT last-lba + 34, MBR the last partition's end. */
+/* The size when NAME-pt.parted is missing: GPT last-lba + the backup
+ * entries and header (34 sectors of 512 bytes, 6 of 4096), MBR the last
+ * partition's end. */
 static uint64_t fallback_sectors(const img_cz_disk *d, const img_cz_part *parts, size_t n)
 {
 	uint64_t end = 0;
 	for (size_t i = 0; i < n; i++)
 		if (parts[i].start + parts[i].size > end)
 			end = parts[i].start + parts[i].size;
-	if (d->label == IMG_CZ_LABEL_GPT && d->last_lba + 34 > end)
-		return d->last_lba + 34;
+	uint64_t backup = 1 + ((uint64_t)d->table_length * 128 + d->sector_size - 1) / d->sector_size;
+	if (d->label == IMG_CZ_LABEL_GPT && d->last_lba + 1 + backup > end)
+		return d->last_lba + 1 + backup;
 	return end;
 }
 
@@ -707,13 +716,17 @@ static int read_lvm(struct cz_build *b)
 	img_err ignored;
 	if (read_text(b->cz->path, "lvm_vg_dev.list", &text, &ignored) == IMG_OK) {
 		for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-			char vg[128], pv[256], pvname[IMG_CZ_NAME_MAX];
-			if (sscanf(line, "%127s %255s", vg, pv) != 2)
+			char vg[128], pv[256], uuid[128] = "", pvname[IMG_CZ_NAME_MAX];
+			if (sscanf(line, "%127s %255s %127s", vg, pv, uuid) < 2)
 				continue;
 			device_to_name(pv, strlen(pv), pvname, sizeof pvname);
 			long i = img_czdir_find(b->cz, pvname);
-			if (i >= 0)
-				b->cz->parts[i].kind = IMG_CZ_LVM_PV;
+			if (i >= 0) {
+				img_cz_part *p = &b->cz->parts[i];
+				p->kind = IMG_CZ_LVM_PV;
+				snprintf(p->vg, sizeof p->vg, "%.63s", vg);
+				snprintf(p->pv_uuid, sizeof p->pv_uuid, "%.47s", uuid);
+			}
 		}
 		free(text);
 	}
@@ -728,6 +741,11 @@ static int read_lvm(struct cz_build *b)
 			break;
 		memset(p, 0, sizeof *p);
 		device_to_name(lv, strlen(lv), p->name, sizeof p->name);
+		const char *vg = lv + 5, *slash = strchr(vg, '/');
+		if (slash && slash > vg && slash - vg < (long)sizeof p->vg && strlen(slash + 1) < sizeof p->lv) {
+			memcpy(p->vg, vg, (size_t)(slash - vg));
+			snprintf(p->lv, sizeof p->lv, "%s", slash + 1);
+		}
 		p->disk = -1;
 		p->kind = IMG_CZ_LV;
 		p->listed = 1;

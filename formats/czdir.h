@@ -87,4 +87,33 @@ void cz_chs(uint64_t lba, uint8_t out[3]);
 int cz_gpt_backup(uint8_t *gpt1, size_t len, uint64_t sectors, const char *file,
 		  uint8_t header[512], uint64_t *entries_lba, size_t *entries_len, img_err *err);
 
+/* A GPT built from the .sf facts: `primary` is LBA 0 (protective MBR: only
+ * its partition entry and 55AA set; the caller puts the boot code in), the
+ * header at LBA 1 and the entries from LBA 2; `backup` is the backup
+ * entries and header, at LBA backup_lba to the disk's last sector. */
+struct cz_gpt {
+	uint8_t *primary, *backup;
+	size_t primary_len, backup_len;
+	uint64_t backup_lba;
+};
+
+/*
+ * The GPT sfdisk writes for `grep -v last-lba NAME-pt.sf` on a disk of
+ * `sectors` sectors of d->sector_size bytes: d's label-id, first-lba and
+ * table-length; partition N of `disk` in entry N-1 with its type, uuid,
+ * start, size, attrs and name (UTF-16LE); last usable LBA = sectors - 2 -
+ * the entry sectors; both headers and CRC-32s. *out is filled (free with
+ * cz_gpt_free). @return IMG_OK, IMG_E_CORRUPT naming `file` (a field that is
+ * not a GUID, attrs not understood, a partition number past the table),
+ * IMG_E_USAGE (the partitions do not fit), IMG_E_IO.
+ */
+int cz_gpt_from_sf(const img_cz_disk *d, const img_cz_part *parts, size_t nparts, int disk,
+		   uint64_t sectors, const char *file, struct cz_gpt *out, img_err *err);
+void cz_gpt_free(struct cz_gpt *g);
+
+/* "0FC63DAF-8483-4772-8E79-3D69D8477DE4" -> the 16 bytes GPT stores. @return 0 or -1. */
+int cz_guid_bytes(const char *s, uint8_t out[16]);
+/* libfdisk's attrs words -> the attribute bits. @return 0 or -1. */
+int cz_gpt_attrs(const char *s, uint64_t *out);
+
 #endif

@@ -36,6 +36,7 @@ struct img_cz_vdisk {
 	char name[IMG_CZ_NAME_MAX];
 	char dir[IMG_CZ_PATH_MAX];
 	uint64_t size;
+	uint32_t ss;              /* logical sector size of the saved disk */
 	struct extent *ext;
 	size_t n, cap;
 	uint8_t **blocks;         /* memory of EXT_MEM extents (owned) */
@@ -164,7 +165,7 @@ static int add_hidden_data(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_
 	uint64_t low = lowest_start(cz, disk);
 	if (low == UINT64_MAX || low < 2)
 		return IMG_OK;
-	size_t max = (size_t)((low - 1) * SECTOR), len;
+	size_t max = (size_t)((low - 1) * vd->ss), len;
 	if (max > ((size_t)1 << 30))
 		max = (size_t)1 << 30;
 	uint8_t *b;
@@ -173,7 +174,7 @@ static int add_hidden_data(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_
 		return IMG_OK;
 	if (rc < 0)
 		return rc;
-	return len ? add_mem(vd, SECTOR, b, len, err) : (free(b), IMG_OK);
+	return len ? add_mem(vd, vd->ss, b, len, err) : (free(b), IMG_OK);
 }
 
 static int add_ebrs(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_err *err)
@@ -184,6 +185,9 @@ static int add_ebrs(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_err *er
 			ext = &cz->parts[i];
 	if (!ext)
 		return IMG_OK;
+	if (vd->ss != SECTOR)
+		return img_err_set(err, IMG_E_FORMAT, 0, 0, 0, "%s/%s-pt.sf: logical partitions on a disk of %u-byte "
+				   "sectors: no whole-disk view (its EBR places are not known)", vd->dir, vd->name, vd->ss);
 	char file[IMG_CZ_PATH_MAX + 96], name[IMG_CZ_NAME_MAX + 8];
 	snprintf(file, sizeof file, "%s/%s-pt.sf", vd->dir, vd->name);
 	struct cz_ebr *ebr;
@@ -204,7 +208,7 @@ static int add_ebrs(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_err *er
 			break;
 		}
 		memcpy(s, ebr[i].sector, SECTOR);
-		rc = add_mem(vd, ebr[i].lba * SECTOR, s, SECTOR, err);
+		rc = add_mem(vd, ebr[i].lba * vd->ss, s, SECTOR, err);
 	}
 	free(ebr);
 	return rc;
@@ -225,19 +229,16 @@ static int add_mbr_tables(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_e
 	return rc;
 }
 
-static int add_gpt_tables(img_cz_vdisk *vd, img_err *err)
+/* The saved primary GPT (NAME-gpt-1st, 512-byte sectors) and its backup rebuilt. */
+static int add_saved_gpt(img_cz_vdisk *vd, uint8_t *gpt1, img_err *err)
 {
 	char name[IMG_CZ_NAME_MAX + 16], file[IMG_CZ_PATH_MAX + 96];
-	uint8_t *gpt1, *mbr, *header = malloc(SECTOR);
+	uint8_t *mbr, *header = malloc(SECTOR);
 	uint64_t sectors = vd->size / SECTOR, ent_lba;
 	size_t ent_len;
-	if (!header)
-		return oom(err, vd->name);
-	snprintf(name, sizeof name, "%s-gpt-1st", vd->name);
-	snprintf(file, sizeof file, "%s/%s", vd->dir, name);
-	int rc = need_saved(vd, name, GPT_SAVED_SECTORS * SECTOR, &gpt1, err);
-	if (rc == IMG_OK)
-		rc = cz_gpt_backup(gpt1, GPT_SAVED_SECTORS * SECTOR, sectors, file, header, &ent_lba, &ent_len, err);
+	snprintf(file, sizeof file, "%s/%s-gpt-1st", vd->dir, vd->name);
+	int rc = header ? cz_gpt_backup(gpt1, GPT_SAVED_SECTORS * SECTOR, sectors, file, header, &ent_lba, &ent_len, err)
+			: oom(err, vd->name);
 	if (rc != IMG_OK) {
 		free(gpt1);
 		free(header);
@@ -268,10 +269,46 @@ static int add_gpt_tables(img_cz_vdisk *vd, img_err *err)
 	return rc;
 }
 
+/* The GPT rebuilt from NAME-pt.sf, as sfdisk writes it, with the boot code of NAME-mbr. */
+static int add_sf_gpt(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_err *err)
+{
+	char name[IMG_CZ_NAME_MAX + 16], file[IMG_CZ_PATH_MAX + 96];
+	snprintf(file, sizeof file, "%s/%s-pt.sf", vd->dir, vd->name);
+	struct cz_gpt g;
+	int rc = cz_gpt_from_sf(&cz->disks[disk], cz->parts, cz->nparts, disk, vd->size / vd->ss, file, &g, err);
+	if (rc != IMG_OK)
+		return rc;
+	uint8_t *mbr;
+	size_t mlen;
+	snprintf(name, sizeof name, "%s-mbr", vd->name);
+	if (read_saved(vd, name, SECTOR, 0, &mbr, &mlen, err) == IMG_OK)
+		memcpy(g.primary, mbr, 446);
+	free(mbr);
+	rc = add_mem(vd, 0, g.primary, g.primary_len, err);
+	if (rc == IMG_OK)
+		rc = add_mem(vd, g.backup_lba * vd->ss, g.backup, g.backup_len, err);
+	else
+		free(g.backup);
+	return rc;
+}
+
+/* GPT: the saved primary where it is whole (512-byte sectors), else the .sf. */
+static int add_gpt_tables(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_err *err)
+{
+	char name[IMG_CZ_NAME_MAX + 16];
+	uint8_t *gpt1 = NULL;
+	size_t len;
+	snprintf(name, sizeof name, "%s-gpt-1st", vd->name);
+	int rc = vd->ss == SECTOR ? read_saved(vd, name, GPT_SAVED_SECTORS * SECTOR, 0, &gpt1, &len, err) : IMG_EOF;
+	if (rc == IMG_OK)
+		return add_saved_gpt(vd, gpt1, err);
+	return rc == IMG_EOF ? add_sf_gpt(vd, cz, disk, err) : rc;
+}
+
 static int add_partition(img_cz_vdisk *vd, const img_cz_part *p, img_image *im, const img_err *why,
 			 img_err *err)
 {
-	uint64_t off = p->start * SECTOR, len = p->size * SECTOR;
+	uint64_t off = p->start * vd->ss, len = p->size * vd->ss;
 	switch (p->kind) {
 	case IMG_CZ_EXTENDED:
 	case IMG_CZ_SWAP:
@@ -319,10 +356,9 @@ static int check_disk(const img_czdir *cz, const img_cz_disk *d, img_err *err)
 		return img_err_set(err, IMG_E_FORMAT, 0, 0, 0,
 				   "%s: %s: not listed in 'disk' (partitions were saved, not the disk): "
 				   "no whole-disk view", cz->path, d->name);
-	if (d->sector_size != SECTOR)
-		return img_err_set(err, IMG_E_FORMAT, 0, 0, 0,
-				   "%s: %s: %u-byte sectors: only 512-byte sectors have a whole-disk view",
-				   cz->path, d->name, d->sector_size);
+	if (d->sector_size < SECTOR || d->sector_size > 65536 || (d->sector_size & (d->sector_size - 1)))
+		return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s/%s-pt.sf: sector-size %u is not a power of two "
+				   "from 512 to 65536", cz->path, d->name, d->sector_size);
 	if (d->label == IMG_CZ_LABEL_NONE)
 		return img_err_set(err, IMG_E_FORMAT, 0, 0, 0,
 				   "%s: %s: no saved partition table (%s-pt.sf): no whole-disk view", cz->path,
@@ -334,7 +370,7 @@ static int build(img_cz_vdisk *vd, const img_czdir *cz, int disk, img_image *con
 		 const img_err *why, img_err *err)
 {
 	const img_cz_disk *d = &cz->disks[disk];
-	int rc = d->label == IMG_CZ_LABEL_GPT ? add_gpt_tables(vd, err) : add_mbr_tables(vd, cz, disk, err);
+	int rc = d->label == IMG_CZ_LABEL_GPT ? add_gpt_tables(vd, cz, disk, err) : add_mbr_tables(vd, cz, disk, err);
 	for (size_t i = 0; i < cz->nparts && rc == IMG_OK; i++)
 		if (cz->parts[i].disk == disk && cz->parts[i].size > 0)
 			rc = add_partition(vd, &cz->parts[i], images ? images[i] : NULL, why ? &why[i] : NULL, err);
@@ -364,7 +400,8 @@ int img_cz_vdisk_open_sized(const img_czdir *cz, size_t disk, uint64_t sectors,
 		return oom(err, cz->path);
 	snprintf(vd->name, sizeof vd->name, "%s", d->name);
 	snprintf(vd->dir, sizeof vd->dir, "%s", cz->path);
-	vd->size = (sectors ? sectors : d->sectors) * SECTOR;
+	vd->ss = d->sector_size;
+	vd->size = (sectors ? sectors : d->sectors) * vd->ss;
 	rc = build(vd, cz, (int)disk, images, why, err);
 	if (rc != IMG_OK) {
 		img_cz_vdisk_close(vd);

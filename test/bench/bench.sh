@@ -13,12 +13,16 @@
 #              restored partition, the NBD ceiling: nbdcopy, random 4 KiB
 #              reads over 1 and 4 connections (median, p99), and the FUSE
 #              mount's sequential read (nbd.sh)
+#   czdir      a Clonezilla image directory (GPT; ext4, FAT32, NTFS; zstd):
+#              whole-disk imgbk restore against sfdisk + zstd -dc |
+#              partclone.restore per partition, and whole-disk mount
+#              readiness with saved indexes (czdir.sh; needs root)
 # About 6 minutes on 2 cores with the images built (building them all: ~3 more).
 #
 #   IMGBK=/abs/imgbk sh test/bench/bench.sh      (make bench sets IMGBK)
 #
 # Environment:
-#   BENCH_ONLY=partclone,mount,ntfsclone,partimage,nbd   the sections to run
+#   BENCH_ONLY=partclone,mount,ntfsclone,partimage,nbd,czdir   the sections to run
 #   BENCH_SKIP=            sections not to run (e.g. BENCH_SKIP=partimage)
 #   (each section's own settings are described in its file)
 #   BENCH_RUNS=5           timed runs per command (median reported)
@@ -65,7 +69,7 @@ RAND_MIB=${BENCH_RAND_MIB:-600}
 TEXT_MIB=${BENCH_TEXT_MIB:-420}
 SMALL_FILES=${BENCH_SMALL_FILES:-400}
 CC=${CC:-cc}
-ONLY=${BENCH_ONLY:-partclone,mount,ntfsclone,partimage,nbd}
+ONLY=${BENCH_ONLY:-partclone,mount,ntfsclone,partimage,nbd,czdir}
 SKIP=${BENCH_SKIP:-}
 FAILED=""
 REFNOTE=""
@@ -383,6 +387,8 @@ want ntfsclone && bench_ntfsclone
 want partimage && bench_partimage
 . "$HERE/nbd.sh"
 want nbd && bench_nbd
+. "$HERE/czdir.sh"
+want czdir && bench_czdir
 
 echo
 echo "bench: done in $(( $(date +%s) - T_START )) s, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -355,6 +355,106 @@ static void test_gpt_backup_refuses_damage(void **state)
 	assert_string_equal(err.msg, "sdb-gpt-1st: the partitions do not fit a disk of 6000 sectors");
 }
 
+/* GPT from the .sf alone: fields, CRCs, and the saved-primary path agrees */
+static const char sf_gpt[] =
+	"label: gpt\nlabel-id: 6A1B2C3D-4E5F-4071-8293-A4B5C6D7E8F9\ndevice: /dev/sdb\nunit: sectors\n"
+	"first-lba: 34\nlast-lba: 327646\n\n"
+	"/dev/sdb1 : start=2048, size=65536, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, "
+	"uuid=11111111-2222-4333-8444-555555555501, name=\"root\"\n"
+	"/dev/sdb3 : start=67584, size=8192, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, "
+	"uuid=11111111-2222-4333-8444-555555555503, name=\"wïn\", attrs=\"RequiredPartition LegacyBIOSBootable GUID:48,63\"\n";
+
+static void test_gpt_from_sf(void **state)
+{
+	img_cz_disk d = { 0 };
+	img_cz_part p[4];
+	size_t n;
+	img_err err = { 0 };
+	assert_int_equal(cz_parse_sf(sf_gpt, "sdb-pt.sf", 0, &d, p, 4, &n, &err), IMG_OK);
+	struct cz_gpt g;
+	assert_int_equal(cz_gpt_from_sf(&d, p, n, 0, 327680, "sdb-pt.sf", &g, &err), IMG_OK);
+	assert_int_equal(g.primary_len, 34 * 512);
+	assert_int_equal(g.backup_len, 33 * 512);
+	assert_int_equal(g.backup_lba, 327647);
+	const uint8_t *h = g.primary + 512, *e = g.primary + 1024;
+	assert_memory_equal(h, "EFI PART", 8);
+	assert_int_equal(get_le64(h + 32), 327679);
+	assert_int_equal(get_le64(h + 40), 34);
+	assert_int_equal(get_le64(h + 48), 327646);
+	assert_int_equal(get_le32(h + 88), (uint32_t)crc32(0, e, 128 * 128));
+	/* the disk GUID and type GUID, first three groups little-endian */
+	static const uint8_t guid[16] = { 0x3D, 0x2C, 0x1B, 0x6A, 0x5F, 0x4E, 0x71, 0x40,
+					  0x82, 0x93, 0xA4, 0xB5, 0xC6, 0xD7, 0xE8, 0xF9 };
+	assert_memory_equal(h + 56, guid, 16);
+	assert_int_equal(get_le32(e), 0x0FC63DAF);
+	assert_int_equal(get_le64(e + 32), 2048);
+	assert_int_equal(get_le64(e + 40), 2048 + 65536 - 1);
+	assert_memory_equal(e + 56, "r\0o\0o\0t\0\0\0", 10);
+	/* partition 3 in entry 2, entry 1 empty; UTF-8 name to UTF-16 */
+	static const uint8_t zero[128];
+	assert_memory_equal(e + 128, zero, 128);
+	assert_int_equal(get_le64(e + 256 + 48), 1 | 4 | (1ull << 48) | (1ull << 63));
+	assert_memory_equal(e + 256 + 56, "w\0\xef\0n\0\0\0", 8);
+	/* protective MBR as libfdisk writes it */
+	assert_int_equal(g.primary[446 + 4], 0xEE);
+	assert_int_equal(get_le32(g.primary + 446 + 8), 1);
+	assert_int_equal(get_le32(g.primary + 446 + 12), 327679);
+	assert_int_equal(g.primary[510], 0x55);
+	/* the saved-primary path accepts it and builds the same backup */
+	uint8_t hdr[512];
+	uint64_t lba;
+	size_t len;
+	assert_int_equal(cz_gpt_backup(g.primary, g.primary_len, 327680, "x", hdr, &lba, &len, &err), IMG_OK);
+	assert_int_equal(lba, g.backup_lba);
+	assert_memory_equal(hdr, g.backup + 32 * 512, 512);
+	assert_memory_equal(g.backup, e, 32 * 512);
+	cz_gpt_free(&g);
+}
+
+static void test_gpt_from_sf_4kn_and_errors(void **state)
+{
+	static const char sf4k[] =
+		"label: gpt\nlabel-id: 4B4E0000-1111-4222-8333-444444444444\nunit: sectors\nfirst-lba: 6\n"
+		"last-lba: 16378\nsector-size: 4096\n\n"
+		"/dev/sdc1 : start=256, size=8192, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, "
+		"uuid=4B4E0000-0000-4000-8000-000000000001\n";
+	img_cz_disk d = { 0 };
+	img_cz_part p[2];
+	size_t n;
+	img_err err = { 0 };
+	assert_int_equal(cz_parse_sf(sf4k, "sdc-pt.sf", 0, &d, p, 2, &n, &err), IMG_OK);
+	assert_int_equal(d.sector_size, 4096);
+	struct cz_gpt g;
+	assert_int_equal(cz_gpt_from_sf(&d, p, n, 0, 16384, "sdc-pt.sf", &g, &err), IMG_OK);
+	/* LBA 0, header at LBA 1 (byte 4096), 128 entries in 4 sectors from LBA 2 */
+	assert_int_equal(g.primary_len, 6 * 4096);
+	assert_memory_equal(g.primary + 4096, "EFI PART", 8);
+	assert_int_equal(get_le64(g.primary + 4096 + 48), 16384 - 6);
+	assert_int_equal(get_le64(g.primary + 4096 + 72), 2);
+	assert_int_equal(get_le64(g.primary + 2 * 4096 + 32), 256);
+	assert_int_equal(g.backup_lba, 16384 - 5);
+	assert_memory_equal(g.backup + 4 * 4096, "EFI PART", 8);
+	assert_int_equal(get_le64(g.backup + 4 * 4096 + 24), 16383);
+	assert_int_equal(get_le64(g.backup + 4 * 4096 + 72), 16379);
+	cz_gpt_free(&g);
+	/* too small a disk; a partition outside; a bad GUID; attrs not understood */
+	assert_int_equal(cz_gpt_from_sf(&d, p, n, 0, 8000, "sdc-pt.sf", &g, &err), IMG_E_USAGE);
+	assert_non_null(strstr(err.msg, "sdc1 lies outside"));
+	snprintf(p[0].uuid, sizeof p[0].uuid, "not-a-guid");
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cz_gpt_from_sf(&d, p, n, 0, 16384, "sdc-pt.sf", &g, &err), IMG_E_CORRUPT);
+	assert_non_null(strstr(err.msg, "sdc-pt.sf: sdc1: type= or uuid= is not a GUID"));
+	snprintf(p[0].uuid, sizeof p[0].uuid, "4B4E0000-0000-4000-8000-000000000001");
+	snprintf(p[0].attrs, sizeof p[0].attrs, "Hidden");
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cz_gpt_from_sf(&d, p, n, 0, 16384, "sdc-pt.sf", &g, &err), IMG_E_CORRUPT);
+	assert_non_null(strstr(err.msg, "attrs=\"Hidden\" not understood"));
+	uint64_t a;
+	assert_int_equal(cz_gpt_attrs("GUID:49,50", &a), 0);
+	assert_int_equal(a, (1ull << 49) | (1ull << 50));
+	assert_int_equal(cz_gpt_attrs("GUID:64", &a), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +468,8 @@ int main(void)
 		cmocka_unit_test(test_ebr_chs_cap_and_errors),
 		cmocka_unit_test(test_gpt_backup),
 		cmocka_unit_test(test_gpt_backup_refuses_damage),
+		cmocka_unit_test(test_gpt_from_sf),
+		cmocka_unit_test(test_gpt_from_sf_4kn_and_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
