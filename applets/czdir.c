@@ -377,46 +377,69 @@ static void verify_one(const img_czdir *cz, size_t i, int quiet, struct part_res
 	img_close(im);
 }
 
-/* Partitions checked at once: the machine's cores, at most this many. */
-#define VERIFY_MAX_THREADS 4
+/* Partitions checked or opened at once: the machine's cores, at most this many. */
+#define CZ_MAX_THREADS 4
 
-struct verify_pool {
-	const img_czdir *cz;
-	struct part_result *res;
+struct pool {
+	void (*fn)(void *ctx, size_t i);
+	void *ctx;
 	size_t n;
-	int quiet;
 	atomic_size_t next;
 };
 
-static void *verify_worker(void *arg)
+static void *pool_worker(void *arg)
 {
-	struct verify_pool *vp = arg;
+	struct pool *pl = arg;
 	size_t i;
-	while ((i = atomic_fetch_add(&vp->next, 1)) < vp->n)
-		verify_one(vp->cz, i, vp->quiet, &vp->res[i]);
+	while ((i = atomic_fetch_add(&pl->next, 1)) < pl->n)
+		pl->fn(pl->ctx, i);
 	return NULL;
+}
+
+/* Threads for n jobs: one per core, at most CZ_MAX_THREADS and n. */
+static size_t pool_threads(size_t n)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t threads = cores > 1 ? (size_t)cores : 1;
+	if (threads > CZ_MAX_THREADS)
+		threads = CZ_MAX_THREADS;
+	return threads > n ? (n ? n : 1) : threads;
+}
+
+/* fn(ctx, i) for every i below n, on `threads` threads (this one included). */
+static void run_parallel(size_t n, size_t threads, void (*fn)(void *, size_t), void *ctx)
+{
+	struct pool pl = { .fn = fn, .ctx = ctx, .n = n };
+	atomic_init(&pl.next, 0);
+	pthread_t tid[CZ_MAX_THREADS];
+	size_t started = 0;
+	for (size_t k = 1; k < threads && k < CZ_MAX_THREADS; k++)
+		if (pthread_create(&tid[started], NULL, pool_worker, &pl) == 0)
+			started++;
+	pool_worker(&pl);
+	for (size_t k = 0; k < started; k++)
+		pthread_join(tid[k], NULL);
+}
+
+struct verify_job {
+	const img_czdir *cz;
+	struct part_result *res;
+	int quiet;
+};
+
+static void verify_job_run(void *ctx, size_t i)
+{
+	struct verify_job *j = ctx;
+	verify_one(j->cz, i, j->quiet, &j->res[i]);
 }
 
 /* Check every partition, several at once when the machine has the cores
  * (each with its own handle; no progress bars then). */
 static void verify_all(const img_czdir *cz, struct part_result *res, size_t n, int quiet)
 {
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t threads = cores > 1 ? (size_t)cores : 1;
-	if (threads > VERIFY_MAX_THREADS)
-		threads = VERIFY_MAX_THREADS;
-	if (threads > n)
-		threads = n;
-	struct verify_pool vp = { .cz = cz, .res = res, .n = n, .quiet = quiet || threads > 1 };
-	atomic_init(&vp.next, 0);
-	pthread_t tid[VERIFY_MAX_THREADS];
-	size_t started = 0;
-	for (size_t k = 1; k < threads; k++)
-		if (pthread_create(&tid[started], NULL, verify_worker, &vp) == 0)
-			started++;
-	verify_worker(&vp);
-	for (size_t k = 0; k < started; k++)
-		pthread_join(tid[k], NULL);
+	size_t threads = pool_threads(n);
+	struct verify_job j = { .cz = cz, .res = res, .quiet = quiet || threads > 1 };
+	run_parallel(n, threads, verify_job_run, &j);
 }
 
 /* Hash DIR/FILE with `md` into hex. @return 0, or -1 (errno set). */
@@ -583,14 +606,44 @@ static void add_file(struct cz_mount_set *s, const char *name, uint64_t size, ui
 	};
 }
 
-/* Open every partition image for random reads; a missing or damaged one is
- * reported and left out (its range of the whole disk then reads as EIO). */
+struct open_job {
+	struct cz_mount_set *s;
+	const struct mount_request *rq;
+	int quiet;
+};
+
+/* Open partition i's image for random reads (its saved index loaded, or
+ * built): s->ims[i], or s->why[i] says why not. Nothing printed. */
+static void open_job_run(void *ctx, size_t i)
+{
+	struct open_job *j = ctx;
+	struct cz_mount_set *s = j->s;
+	const img_cz_part *p = img_czdir_part(s->cz, i);
+	if (p->kind == IMG_CZ_SWAP || p->kind == IMG_CZ_EXTENDED || !p->image[0])
+		return;
+	img_image *im = NULL;
+	int rc = img_czdir_open_image(s->cz, i, NULL, NULL, &im, &s->why[i]);
+	if (rc == IMG_OK) {
+		int state = 0;
+		rc = random_open_progress(im, j->rq->index_interval, j->rq->verify, j->quiet, &state);
+		if (rc != IMG_OK) {
+			s->why[i] = *img_error(im);
+			img_close(im);
+			im = NULL;
+		}
+	}
+	s->ims[i] = im;
+}
+
+/* Open every partition image for random reads, several at once when the
+ * machine has the cores (progress bars only when one at a time); a missing
+ * or damaged one is reported and left out (its range of the whole disk then
+ * reads as EIO). */
 static void open_partitions(struct cz_mount_set *s, const struct mount_request *rq)
 {
-	img_random_options ro;
-	img_random_options_init(&ro);
-	ro.index_interval = rq->index_interval;
-	ro.verify = rq->verify;
+	size_t threads = pool_threads(s->n);
+	struct open_job j = { .s = s, .rq = rq, .quiet = rq->quiet_progress || threads > 1 };
+	run_parallel(s->n, threads, open_job_run, &j);
 	for (size_t i = 0; i < s->n; i++) {
 		const img_cz_part *p = img_czdir_part(s->cz, i);
 		if (p->kind == IMG_CZ_SWAP || p->kind == IMG_CZ_EXTENDED || !p->image[0]) {
@@ -598,24 +651,12 @@ static void open_partitions(struct cz_mount_set *s, const struct mount_request *
 				warnx_("%s: %s: no image file for this partition", img_czdir_path(s->cz), p->name);
 			continue;
 		}
-		img_image *im = NULL;
-		int rc = img_czdir_open_image(s->cz, i, NULL, NULL, &im, &s->why[i]);
-		if (rc == IMG_OK) {
-			int state = 0;
-			rc = random_open_progress(im, rq->index_interval, rq->verify, rq->quiet_progress, &state);
-			if (rc != IMG_OK) {
-				s->why[i] = *img_error(im);
-				img_close(im);
-				im = NULL;
-			}
-		}
-		if (!im) {
+		if (!s->ims[i]) {
 			warnx_("%s", s->why[i].msg);
 			continue;
 		}
-		s->ims[i] = im;
-		const img_info *in = img_get_info(im);
-		add_file(s, p->name, in->device_size, in->block_size, read_part, im, p->image);
+		const img_info *in = img_get_info(s->ims[i]);
+		add_file(s, p->name, in->device_size, in->block_size, read_part, s->ims[i], p->image);
 	}
 }
 

@@ -24,6 +24,9 @@
 #                   `sync`.
 #   cz_restore      `imgbk restore DIR/sda` onto a loop device over a new
 #                   zeroed file (imgbk fsyncs).
+#   cz_wlimit       the write limit: as many bytes of zeros as the partitions
+#                   hold in use, dd'd onto a loop device over a new file, with
+#                   fsync (no decoding at all: the fastest any restore can be)
 #   cz_mount        whole-disk mount readiness with saved indexes: the time
 #                   from `imgbk mount -q DIR MNT` to the first 4 KiB of
 #                   MNT/sda read (the warm-up run's mount builds and saves the
@@ -152,7 +155,7 @@ cz_target() {
 cz_cleanup() {
 	unmount_wait "$CZM" "$(daemon_pid imgbk "$CZM" 2>/dev/null)"
 	cz_detach_all
-	rm -f "$CZB/out-ref.img" "$CZB/out-cz.img"
+	rm -f "$CZB/out-ref.img" "$CZB/out-cz.img" "$CZB/out-wlimit.img"
 }
 
 bench_czdir() {
@@ -203,7 +206,12 @@ print(sum(p["used_bytes"] or 0 for p in json.load(sys.stdin)["partitions"]))') |
 		"'$IMGBK' mount -q '$CZD' '$CZM' && dd if='$CZM/sda' of=/dev/null bs=4096 count=1 status=none" "" 0
 	PRE_cz_mount='mkdir -p "$CZM"'
 	POST_cz_mount='unmount_wait "$CZM" "$(daemon_pid imgbk "$CZM")"'
-	CZNAMES="ref_cz_restore cz_restore cz_mount"
+	CZW=$CZB/out-wlimit.img
+	tdef cz_wlimit "write limit: dd the same bytes of zeros to a loop dev + fsync" \
+		"dd if=/dev/zero of=\"\$W0\" bs=4M count=$(( (SECTION_BYTES + 4194303) / 4194304 )) conv=fsync status=none" "$CZW"
+	PRE_cz_wlimit='cz_target "$CZW" && cz_attach W0 "$CZW"'
+	POST_cz_wlimit='cz_detach_all'
+	CZNAMES="ref_cz_restore cz_restore cz_wlimit cz_mount"
 
 	echo "bench: output check (imgbk restore DIR/sda vs the reference pipeline, cmp of the disks)"
 	trun ref_cz_restore logs/check.res && trun cz_restore logs/check.res
@@ -233,5 +241,8 @@ print(sum(p["used_bytes"] or 0 for p in json.load(sys.stdin)["partitions"]))') |
 	ratio "czdir: whole-disk restore speedup vs sfdisk + zstd | partclone.restore" ref_cz_restore cz_restore ">=" 3
 	ratio "czdir: whole-disk restore vs the reference, by CPU time" ref_cz_restore cz_restore "" 0 cpu
 	tabs "czdir: mount DIR until MNT/sda reads, indexes saved" cz_mount "<" 0.5
+	echo "for information:"
+	ratio "czdir: restore speed vs the write limit (1 = as fast as the disk)" cz_wlimit cz_restore "" 0
+	ratio "czdir: best speedup the disk allows (reference / write limit)" ref_cz_restore cz_wlimit "" 0
 	return 0
 }
