@@ -683,6 +683,38 @@ case_4kn() {
 		fail "sfdisk -d of $MNT/sdc on a 4096-byte loop device is not the saved sdc-pt.sf"
 }
 
+# nvme names (disk nvme0n1, partitions nvme0n1pN), and NTFS saved by
+# partclone.ntfs (Clonezilla's default -q2) rather than ntfsclone: the GPT
+# disk sdb saved again under those names
+case_nvme() {
+	start_case
+	need "$REF/sdb.img" || return 1
+	local n=nvme0n1 f
+	mkdir nv && echo "$n" >nv/disk && echo "${n}p1 ${n}p2 ${n}p3 ${n}p4 " >nv/parts || return 1
+	sed -e "s#/dev/sdb\([0-9]\)#/dev/${n}p\1#" -e "s#/dev/sdb#/dev/$n#" "$CZ/sdb-pt.sf" >nv/$n-pt.sf &&
+		sed "s#/dev/sdb#/dev/$n#" "$CZ/sdb-pt.parted" >nv/$n-pt.parted || return 1
+	for f in mbr gpt-1st gpt-2nd; do ln "$CZ/sdb-$f" "nv/$n-$f" || return 1; done
+	ln "$CZ/sdb1.ext4-ptcl-img.zst" nv/${n}p1.ext4-ptcl-img.zst && ln "$CZ/sdb2.vfat-ptcl-img.gz" nv/${n}p2.vfat-ptcl-img.gz &&
+		ln "$CZ/sdb4.dd-ptcl-img.zst" nv/${n}p4.dd-ptcl-img.zst || return 1
+	partclone.ntfs -c -s "$SRC/sdb3" -o - -L "$W/ln" 2>/dev/null | zstd -q -T0 -3 >nv/${n}p3.ntfs-ptcl-img.zst || return 1
+	# the reference: sdb's, with p3 as partclone.restore writes the
+	# partclone.ntfs image (no backup boot sector: partclone skips the
+	# partial cluster at the volume's end, where mkntfs put it)
+	cp "$REF/sdb.img" want.img && truncate -s $((SDB3_N * 512)) p3.raw &&
+		zstd -dc nv/${n}p3.ntfs-ptcl-img.zst | partclone.restore -s - -O p3.raw -L "$W/lr" >/dev/null 2>&1 &&
+		put p3.raw want.img $SDB3_S || fail "partclone.restore of ${n}p3" || return 1
+	run 0 "$IMGBK" info nv && out_has "^$n +160\\.0 MB +327680 +GPT " "^${n}p1 +2048 +32\\.0 MB +ext4 " \
+		"^${n}p3 +149504 +32\\.0 MB +ntfs +partclone +zst " "^${n}p4 +215040 +4\\.0 MB +dd " || return 1
+	run 0 "$IMGBK" verify -q nv && out_has '4 partition images: 4 OK' || return 1
+	run 0 "$IMGBK" restore -q nv/$n nv.img && cmp nv.img want.img ||
+		fail "restore of DIR/$n differs from the reference disk" || return 1
+	[ -n "$FUSE_WHY" ] && return 0
+	mnt nv "$MNT" -q || return 1
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "$n ${n}p1 ${n}p2 ${n}p3 ${n}p4 " ] || fail "files: $(ls "$MNT" | tr '\n' ' ')" || return 1
+	cmp want.img "$MNT/$n" || fail "$MNT/$n differs from the reference disk" || return 1
+	cmp p3.raw "$MNT/${n}p3" || fail "$MNT/${n}p3 (partclone.ntfs) differs from partclone.restore's"
+}
+
 tc "setup: two disks saved the way Clonezilla saves them" setup_save
 tc "setup: the reference disks, restored the way Clonezilla restores them" setup_ref
 tc "info DIR: one table of disks and partitions" case_info_text
@@ -696,6 +728,7 @@ tc "restore DIR/sda, DIR/sdb to files: byte-identical to the disks restored Clon
 tc "restore --dry-run prints the plan and writes nothing" case_restore_dry_run
 tc "GPT without sdb-gpt-1st: rebuilt from sdb-pt.sf as sfdisk writes it (restore, mount, sfdisk -d)" case_gpt_from_sf
 tc "LVM restore: disk without its PV (pvcreate/vgcfgrestore printed), --lvm into files or refused" case_lvm_restore
+tc "nvme names (nvme0n1, nvme0n1pN) and an NTFS partition saved by partclone.ntfs: info, verify, restore, mount" case_nvme
 tc "lzip (-z6, several members): info, verify, restore; truncated and damaged data named" case_lzip
 if [ "$(id -u)" = 0 ]; then
 	tc "restore DIR/sdb to a larger device: GPT backup at its end, sfdisk --verify passes" case_restore_device
