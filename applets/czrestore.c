@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,16 +214,52 @@ static int write_tables(struct disk_restore *r, const img_cz_vdisk *vd)
 	return 0;
 }
 
-/* Every used block of one partition at its place. @return an exit code. */
-static int write_partition(struct disk_restore *r, const img_cz_part *p, img_image *im, progress *pg,
-			   uint64_t *done)
+/* Partitions written at once: one per core, at most this many. */
+#define RESTORE_MAX_THREADS 4
+
+/* The partitions of a disk restore, shared by the threads that write them. */
+struct part_pool {
+	struct disk_restore *r;
+	size_t next;              /* next partition index to take */
+	int code;                 /* the first failure's exit code (its message in r->msg) */
+	uint64_t done;            /* bytes written, for the progress bar */
+	progress pg;
+	pthread_mutex_t lock;     /* next, code, done, pg, r->msg */
+};
+
+static void pool_fail(struct part_pool *pp, int code, const char *msg)
+{
+	pthread_mutex_lock(&pp->lock);
+	if (!pp->code) {
+		pp->code = code;
+		snprintf(pp->r->msg, sizeof pp->r->msg, "%s", msg);
+	}
+	pthread_mutex_unlock(&pp->lock);
+}
+
+/* @return 1 while no partition has failed. */
+static int pool_add(struct part_pool *pp, uint64_t bytes)
+{
+	pthread_mutex_lock(&pp->lock);
+	pp->done += bytes;
+	progress_update(&pp->pg, pp->done);
+	int ok = !pp->code;
+	pthread_mutex_unlock(&pp->lock);
+	return ok;
+}
+
+/* Every used block of one partition at its place, through `t` (a copy of
+ * the restore's target: the same fd, its own writeback count). */
+static void write_partition(struct part_pool *pp, struct target *t, const img_cz_part *p, img_image *im)
 {
 	img_run runs[BATCH];
 	struct iovec iov[BATCH];
+	char msg[700];
 	size_t n;
 	int rc;
-	uint64_t ss = r->d->sector_size, base = p->start * ss;
+	uint64_t ss = pp->r->d->sector_size, base = p->start * ss;
 	while ((rc = img_next_runs(im, runs, BATCH, &n)) == IMG_OK) {
+		uint64_t bytes = 0;
 		for (size_t i = 0; i < n;) {
 			int cnt = 0;
 			uint64_t start = runs[i].offset, end = start;
@@ -232,33 +269,73 @@ static int write_partition(struct disk_restore *r, const img_cz_part *p, img_ima
 				end += runs[i++].len;
 			}
 			if (end > p->size * ss) {
-				snprintf(r->msg, sizeof r->msg, "%.400s: the image holds more than its partition (%llu bytes)",
+				snprintf(msg, sizeof msg, "%.400s: the image holds more than its partition (%llu bytes)",
 					 p->image, (unsigned long long)(p->size * ss));
-				return IMG_EXIT_DAMAGED;
+				pool_fail(pp, IMG_EXIT_DAMAGED, msg);
+				return;
 			}
-			if (target_writev_at(&r->t, iov, cnt, base + start, r->msg, sizeof r->msg) != TARGET_OK)
-				return IMG_EXIT_SYSTEM;
-			*done += end - start;
+			if (target_writev_at(t, iov, cnt, base + start, msg, sizeof msg) != TARGET_OK) {
+				pool_fail(pp, IMG_EXIT_SYSTEM, msg);
+				return;
+			}
+			bytes += end - start;
 		}
-		progress_update(pg, *done);
+		if (!pool_add(pp, bytes))
+			return;  /* another partition failed: stop */
 	}
-	if (rc == IMG_EOF)
-		return 0;
-	snprintf(r->msg, sizeof r->msg, "%s", img_error(im)->msg);
-	return img_exit_code(rc);
+	if (rc != IMG_EOF)
+		pool_fail(pp, img_exit_code(rc), img_error(im)->msg);
 }
 
+static void *partition_worker(void *arg)
+{
+	struct part_pool *pp = arg;
+	struct disk_restore *r = pp->r;
+	struct target t = r->t;
+	t.unflushed = 0;
+	for (;;) {
+		pthread_mutex_lock(&pp->lock);
+		while (pp->next < img_czdir_part_count(r->cz) && !r->ims[pp->next])
+			pp->next++;
+		size_t i = pp->next++;
+		int stop = pp->code || i >= img_czdir_part_count(r->cz);
+		pthread_mutex_unlock(&pp->lock);
+		if (stop)
+			return NULL;
+		write_partition(pp, &t, img_czdir_part(r->cz, i), r->ims[i]);
+	}
+}
+
+/* The table, then the partitions, several at once when the machine has the
+ * cores (each partition's image decoded and written by its own thread). */
 static int write_disk(struct disk_restore *r, const img_cz_vdisk *vd, int quiet)
 {
 	int code = write_tables(r, vd);
-	progress pg;
-	progress_start(&pg, "restore", r->used, quiet);
-	uint64_t done = 0;
-	for (size_t i = 0; i < img_czdir_part_count(r->cz) && !code; i++)
-		if (r->ims[i])
-			code = write_partition(r, img_czdir_part(r->cz, i), r->ims[i], &pg, &done);
-	progress_end(&pg);
-	return code;
+	if (code)
+		return code;
+	struct part_pool pp = { .r = r };
+	pthread_mutex_init(&pp.lock, NULL);
+	progress_start(&pp.pg, "restore", r->used, quiet);
+	size_t parts = 0;
+	for (size_t i = 0; i < img_czdir_part_count(r->cz); i++)
+		parts += r->ims[i] != NULL;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t threads = cores > 1 ? (size_t)cores : 1;
+	if (threads > RESTORE_MAX_THREADS)
+		threads = RESTORE_MAX_THREADS;
+	if (threads > parts)
+		threads = parts ? parts : 1;
+	pthread_t tid[RESTORE_MAX_THREADS];
+	size_t started = 0;
+	for (size_t k = 1; k < threads; k++)
+		if (pthread_create(&tid[started], NULL, partition_worker, &pp) == 0)
+			started++;
+	partition_worker(&pp);
+	for (size_t k = 0; k < started; k++)
+		pthread_join(tid[k], NULL);
+	progress_end(&pp.pg);
+	pthread_mutex_destroy(&pp.lock);
+	return pp.code;
 }
 
 /* None of the images may be read from the target itself. */

@@ -2,7 +2,8 @@
  * test/fuzz/fuzz_czdir.c - libFuzzer target for the Clonezilla directory
  * parsers and table builders (formats/czdir.c, czpt.c): the sfdisk -d text
  * (then the EBR chain of what it describes), parted's text, image file
- * names, and the backup GPT built from a saved primary.
+ * names, the backup GPT built from a saved primary, and the whole GPT
+ * built from a GPT .sf.
  *
  * Input: byte 0 = selector (mod 4): 0 .sf text, 1 .parted text, 2 a file
  * name (then a partition name after a '/'), 3 a primary GPT (34 sectors,
@@ -12,7 +13,8 @@
  * file; parsed partitions have a type and a size; an EBR chain stays inside
  * its extended partition, in ascending order, each EBR before its partition
  * and ending in 55 AA; a built backup GPT header has a valid CRC-32 and sits
- * at the disk's last sector.
+ * at the disk's last sector; a GPT from a .sf has both headers right and
+ * the same entries twice.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,6 +62,42 @@ static void check_ebrs(const img_cz_part *parts, size_t n)
 	free(e);
 }
 
+static int gpt_header_ok(const uint8_t *h, uint64_t my, uint64_t alt)
+{
+	uint8_t c[92];
+	memcpy(c, h, sizeof c);
+	memset(c + 16, 0, 4);
+	return get_le32(h + 16) == crc32_fast(0, c, sizeof c) && get_le64(h + 24) == my && get_le64(h + 32) == alt;
+}
+
+/* A GPT .sf: the GPT sfdisk would write, on a disk just large enough. */
+static void check_gpt_from_sf(const img_cz_disk *d, const img_cz_part *parts, size_t n)
+{
+	if (d->label != IMG_CZ_LABEL_GPT)
+		return;
+	uint64_t end = 0;
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].start + parts[i].size > end)
+			end = parts[i].start + parts[i].size;
+	uint32_t ss = d->sector_size;
+	uint64_t ent = ((uint64_t)d->table_length * 128 + ss - 1) / ss, sectors = end + ent + 2;
+	if (end > ((uint64_t)1 << 40))
+		return;
+	struct cz_gpt g;
+	img_err err = { 0 };
+	int rc = cz_gpt_from_sf(d, parts, n, 0, sectors, "sda-pt.sf", &g, &err);
+	if (rc != IMG_OK) {
+		fuzz_check_err(rc, &err, "sda-pt.sf");
+		return;
+	}
+	FUZZ_CHECK(g.primary_len == (2 + ent) * ss && g.backup_len == (1 + ent) * ss, "GPT sizes");
+	FUZZ_CHECK(gpt_header_ok(g.primary + ss, 1, sectors - 1), "primary GPT header wrong");
+	FUZZ_CHECK(gpt_header_ok(g.backup + ent * ss, sectors - 1, 1), "backup GPT header wrong");
+	FUZZ_CHECK(g.backup_lba + 1 + ent == sectors, "backup GPT not at the disk's end");
+	FUZZ_CHECK(memcmp(g.primary + 2 * ss, g.backup, (size_t)(ent * ss)) == 0, "backup entries differ");
+	cz_gpt_free(&g);
+}
+
 static void fuzz_sf(const uint8_t *p, size_t n)
 {
 	char *t = as_text(p, n);
@@ -76,6 +114,7 @@ static void fuzz_sf(const uint8_t *p, size_t n)
 		for (size_t i = 0; i < np; i++)
 			FUZZ_CHECK(parts[i].size > 0 && parts[i].type[0], "partition %zu without size or type", i);
 		check_ebrs(parts, np);
+		check_gpt_from_sf(&d, parts, np);
 	}
 	free(parts);
 	free(t);

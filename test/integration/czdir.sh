@@ -469,7 +469,12 @@ case_restore_disks() {
 	run 0 "$IMGBK" restore -q "$CZ/sdb" sdb.img && cmp sdb.img "$REF/sdb.img" ||
 		fail "restore DIR/sdb differs from the reference" || return 1
 	run 2 "$IMGBK" restore "$CZ" x.img && err_has 'several disks were saved: name one as DIR/sda' || return 1
-	[ ! -e x.img ] || fail "x.img was made"
+	[ ! -e x.img ] || fail "x.img was made" || return 1
+	# a damaged image stops the restore (partitions are written several at once)
+	mkdir d && ln "$CZ"/* d/ && rm d/sda7.ext4-ptcl-img.lz4 && lz4 -dc "$CZ/sda7.ext4-ptcl-img.lz4" >s7 &&
+		printf '\377\377\377\377' | dd of=s7 bs=1 seek=6000000 conv=notrunc status=none && lz4 -q s7 d/sda7.ext4-ptcl-img.lz4 ||
+		return 1
+	run 1 "$IMGBK" restore -q d/sda bad.img && err_has 'sda7\.ext4-ptcl-img\.lz4.*(checksum|CRC)'
 }
 
 case_restore_dry_run() {
