@@ -17,7 +17,10 @@
 #              whole-disk imgbk restore against sfdisk + zstd -dc |
 #              partclone.restore per partition, and whole-disk mount
 #              readiness with saved indexes (czdir.sh; needs root)
-# About 6 minutes on 2 cores with the images built (building them all: ~3 more).
+# About 6 minutes on 2 cores with the images built (building them all: ~3 more);
+# the czdir section ~13 minutes more on a loaded machine (its folder: ~3 to
+# build, 1.1 GiB kept in $BENCH_DIR/cz, up to 2 restored disks of 2.2 GiB
+# more while measuring).
 #
 #   IMGBK=/abs/imgbk sh test/bench/bench.sh      (make bench sets IMGBK)
 #
