@@ -137,6 +137,9 @@ int img_czdir_open_image(const img_czdir *cz, size_t i, const img_options *opt,
  *   - GPT: the primary table as saved (NAME-gpt-1st, checked: signature and
  *     both CRC-32s) and the backup rebuilt at the disk's end (entries at
  *     N-33, header at N-1, CRCs recomputed; NAME-gpt-2nd is never used);
+ *     without NAME-gpt-1st, or on a disk of 4096-byte sectors (whose table
+ *     the 34 saved 512-byte sectors do not hold), both tables are built
+ *     from NAME-pt.sf as sfdisk writes them (boot code from NAME-mbr);
  *   - each partition's bytes at its start, read through img_read_at of the
  *     image the caller opened (images[i], for partition index i);
  *   - zeros everywhere else: gaps, swap partitions (only zeros: no swap
@@ -144,11 +147,13 @@ int img_czdir_open_image(const img_czdir *cz, size_t i, const img_options *opt,
  * A partition with no usable image (images[i] NULL; why[i] says why, may be
  * NULL), an LVM physical volume, and any saved partition that is not there
  * read as errors for their range (never zeros).
- * Only disks listed in `disk` with 512-byte sectors have a whole-disk view.
+ * Only disks listed in `disk` have a whole-disk view; sizes and places are
+ * in the disk's own sectors (sector-size of the .sf: 512, 4096); a disk of
+ * other than 512-byte sectors with MBR logical partitions has none.
  * The vdisk keeps pointers to images[] (the caller closes them after it).
  * @return IMG_OK and *out; IMG_E_FORMAT (no view for this disk: err says
- *         why), IMG_E_MISSING/CORRUPT (NAME-mbr or NAME-gpt-1st missing or
- *         damaged), IMG_E_IO.
+ *         why), IMG_E_MISSING/CORRUPT (NAME-mbr missing, NAME-gpt-1st
+ *         damaged, a .sf field the GPT cannot hold), IMG_E_IO.
  */
 typedef struct img_cz_vdisk img_cz_vdisk;
 
