@@ -60,9 +60,13 @@
 #define STATES_MAGIC "PCXS"
 #define STATES_HEAD 24
 
-/* Running XXH: the hash state after group end_g of the open image named
- * end_id, as this thread left it (its next group goes on from there). */
+/* Per thread: the shared slot this thread filled last (index + 1; 0:
+ * none), filled again first when free, so a thread that reads a group after
+ * another reuses one buffer, warm in its CPU's cache, as a thread of its own
+ * would; and, for a running XXH checksum, the hash state after group end_g
+ * of the open image named end_id (its next group goes on from there). */
 struct group_cache {
+	size_t slot;
 	uint64_t end_id, end_g;
 	img_hash end;
 };
@@ -399,10 +403,14 @@ static struct group_slot *slot_find(uint64_t id, uint64_t g)
 	return NULL;
 }
 
-/* The least recently used slot nobody uses, or NULL. Under the lock. */
-static struct group_slot *slot_victim(void)
+/* The slot this thread filled last when nobody uses it, else the least
+ * recently used slot nobody uses, or NULL. Under the lock. */
+static struct group_slot *slot_victim(const struct group_cache *c)
 {
-	struct group_slot *v = NULL;
+	struct group_slot *v = c && c->slot ? &group_slots.slot[c->slot - 1] : NULL;
+	if (v && !v->users && !v->loading)
+		return v;
+	v = NULL;
 	for (size_t i = 0; i < GROUP_SLOTS; i++) {
 		struct group_slot *s = &group_slots.slot[i];
 		if (!s->users && !s->loading && (!v || s->last_use < v->last_use))
@@ -437,6 +445,9 @@ static int slot_fill(img_image *im, struct pc_state *st, uint64_t g, struct grou
 	v->users = 1;
 	v->last_use = ++group_slots.clock;
 	pthread_mutex_unlock(&group_slots.lock);
+	struct group_cache *c = thread_cache();
+	if (c)
+		c->slot = (size_t)(v - group_slots.slot) + 1;
 	int rc = slot_load(im, st, g, v, err);
 	pthread_mutex_lock(&group_slots.lock);
 	v->loading = 0;
@@ -454,11 +465,14 @@ static int slot_fill(img_image *im, struct pc_state *st, uint64_t g, struct grou
 /* Make sure group g was checked. *out is then the slot holding its data,
  * with a use taken (slot_release), or NULL: read it from the image (it was
  * checked before and its slot reused, or it did not get one). A group some
- * other thread is checking is waited for, not read twice. */
-static int group_acquire(img_image *im, struct pc_state *st, uint64_t g, struct group_slot **out,
-			 img_err *err)
+ * other thread is checking is waited for, not read twice. `whole`, when
+ * not NULL, is where the caller wants the group's data (all of it, in one
+ * piece): a group checked here is checked there, with no slot, *filled = 1. */
+static int group_acquire(img_image *im, struct pc_state *st, uint64_t g, uint8_t *whole,
+			 struct group_slot **out, int *filled, img_err *err)
 {
 	*out = NULL;
+	*filled = 0;
 	pthread_mutex_lock(&group_slots.lock);
 	struct group_slot *s;
 	while ((s = slot_find(st->access_id, g)) != NULL && s->loading)
@@ -469,14 +483,19 @@ static int group_acquire(img_image *im, struct pc_state *st, uint64_t g, struct 
 		*out = s;
 	}
 	int checked = s || bit_get(st->group_ok, g), bad = !s && bit_get(st->group_bad, g);
-	struct group_slot *v = checked || bad || group_whole(st, g) > GROUP_CACHE_MAX ? NULL
-										 : slot_victim();
+	struct group_slot *v = checked || bad || whole || group_whole(st, g) > GROUP_CACHE_MAX
+				       ? NULL : slot_victim(thread_cache());
 	if (v)
 		return slot_fill(im, st, g, v, out, err);  /* unlocks */
 	pthread_mutex_unlock(&group_slots.lock);
 	if (checked)
 		return IMG_OK;
-	return bad ? group_error(im, st, g, err) : check_group_alone(im, st, g, err);
+	if (bad)
+		return group_error(im, st, g, err);
+	if (!whole)
+		return check_group_alone(im, st, g, err);
+	*filled = 1;  /* the data is read once, to where it goes; its checksum after it */
+	return check_group_into(im, st, g, whole, (size_t)(group_blocks(st, g) * st->bs), err);
 }
 
 static void slot_release(struct group_slot *s)
@@ -634,14 +653,19 @@ void pc_random_free(struct pc_state *st)
 
 /* n bytes of used blocks from block rank r on (byte in_block of it), all
  * in one checksum group: from the group's slot when it has one, else from
- * the image; with verify on, the group is checked first. */
+ * the image; with verify on, the group is checked first. A run that is a
+ * whole group (its blocks contiguous in the partition) is checked where it
+ * is read to: one pread into out, no copy. */
 static int read_run(img_image *im, struct pc_state *st, uint64_t r, uint64_t in_block,
 		    uint8_t *out, size_t n, img_err *err)
 {
 	struct group_slot *s = NULL;
 	if (st->read_verify) {
-		int rc = group_acquire(im, st, r / st->bpc, &s, err);
-		if (rc != IMG_OK)
+		uint64_t g = r / st->bpc;
+		int whole = r % st->bpc == 0 && in_block == 0 && n == group_blocks(st, g) * st->bs;
+		int filled;
+		int rc = group_acquire(im, st, g, whole ? out : NULL, &s, &filled, err);
+		if (rc != IMG_OK || filled)
 			return rc;
 	}
 	if (s) {
