@@ -271,6 +271,8 @@ c_eio() {
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		run 1 $TO nbdcopy "$(uri s)" "$W/copy.raw" && err_has 'Input/output error' || return 1
 	done
+	# requests that hold the damaged group whole (checked in nbdkit's buffer) fail too
+	run 1 $TO nbdcopy --request-size=4194304 "$(uri s)" "$W/copy.raw" && err_has 'Input/output error' || return 1
 	run 0 $TO nbdinfo --size "$(uri s)" || return 1
 	range4k "$(uri s)" 0 >a && dd if="$FIX/ref.raw" bs=4096 skip=0 count=1 status=none >b && same a b
 }
@@ -287,7 +289,11 @@ c_threads() { # one connection, 64 requests in flight on nbdkit's 16 threads: by
 	grep -q "processing requests with 16 threads" "$W/s.log" ||
 		fail "nbdkit did not answer with 16 threads per connection (its -v log)" || return 1
 	rm -f "$W/copy.raw"
-	run 0 $TO nbdcopy --connections=4 --requests=64 "$(uri s)" "$W/copy.raw" && same "$W/copy.raw" "$FIX/ref.raw"
+	run 0 $TO nbdcopy --connections=4 --requests=64 "$(uri s)" "$W/copy.raw" && same "$W/copy.raw" "$FIX/ref.raw" ||
+		return 1
+	# 4 MiB requests: most groups lie whole in one, checked where nbdkit reads them to
+	rm -f "$W/copy.raw"
+	run 0 $TO nbdcopy --request-size=4194304 "$(uri s)" "$W/copy.raw" && same "$W/copy.raw" "$FIX/ref.raw"
 }
 
 c_threads_eio() { # a damaged group read by 16 requests at once on one connection: all EIO, the rest good
@@ -442,8 +448,8 @@ else
 		"$FIX/fs.img" 20000
 	tc "4 connections on the split gzip set: 2000 random reads equal the reference" c_parallel \
 		"$FIX/split/sda1.ext4-ptcl-img.gz.aa" 2000
-	tc "damaged group: EIO for that block (qemu-io), logged with the checksum; other ranges read; server goes on" c_eio
-	tc "16 threads, one connection, 64 x 64 KiB requests in flight; 4 connections x 64: nbdcopy == reference" c_threads
+	tc "damaged group: EIO for that block (qemu-io), logged with the checksum; other ranges read; 4 MiB requests fail too; server goes on" c_eio
+	tc "16 threads, one connection, 64 x 64 KiB requests in flight; 4 connections x 64; 4 MiB requests: nbdcopy == reference" c_threads
 	tc "16 threads: 16 reads of a damaged group in flight at once all fail with EIO, 16 of the next group read" c_threads_eio
 	tc "block size answers (nbdinfo): minimum 1, preferred 4096 (the fs block), maximum 4 GiB - 1; odd reads right" c_block_size
 	tc "verify=false: the damaged block reads, with its one damaged byte" c_noverify
