@@ -58,7 +58,7 @@ struct pc_state {
 	uint8_t *group_ok;      /* bit per checksum group: checked good (set atomically) */
 	uint8_t *group_bad;     /* bit per checksum group: found bad */
 	int read_verify;        /* random reads check their group */
-	uint64_t access_id;     /* names this open image in the per-thread group cache */
+	uint64_t access_id;     /* names this open image in the shared group slots */
 	/* running XXH checksums: the hash state before every ckpt_every-th group */
 	uint64_t ckpt_every;    /* 0: no states kept (reseeded or CRC32 checksums) */
 	uint64_t nckpt;

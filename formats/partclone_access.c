@@ -7,7 +7,12 @@
  *
  * With verify on, every byte a read hands out was checked against the
  * image's checksums, the first time a read touches its group (the result
- * is kept in a bit per group, set atomically: reads come from many threads):
+ * is kept in a bit per group, set atomically: reads come from many threads).
+ * A group a read checks is kept, for every thread, in one of a few shared
+ * slots: the reads that follow in it (an NBD server answers the pieces of
+ * one group from several threads at once) copy from there, and a read that
+ * finds its group being checked waits for it instead of reading it again.
+ * The checks:
  *  - reseeded checksums (the default): the group's bytes alone;
  *  - a running CRC32 (-K) and format 0001: the stored checksum of the group
  *    before is the CRC register the group's CRC goes on from (it is stored
@@ -40,10 +45,13 @@
 
 /* Bytes read at once while checking a group. */
 #define GROUP_CHUNK ((size_t)1 << 20)
-/* Groups up to this size are checked in one read and kept, per thread, so
- * the reads that follow in the same group copy from memory: every byte of a
- * sequential read through the mount is read from the image once. */
+/* Groups up to this size are checked in one read and kept in a shared slot,
+ * so the reads that follow in the same group copy from memory: every byte
+ * of a sequential read is read from the image once. */
 #define GROUP_CACHE_MAX ((uint64_t)4 << 20)
+/* Shared slots: enough for the groups a client's requests in flight touch
+ * at once (a sequential reader: one or two per connection). */
+#define GROUP_SLOTS 8
 /* Data between two kept states of a running XXH checksum: a read hashes at
  * most this much before its own group; a smaller image keeps STATES_MIN
  * states at least. */
@@ -52,15 +60,35 @@
 #define STATES_MAGIC "PCXS"
 #define STATES_HEAD 24
 
-/* What this thread checked last: the data of group g of the open image
- * named id, and (running XXH) the hash state after group end_g of end_id. */
+/* Per thread: the shared slot this thread filled last (index + 1; 0:
+ * none), filled again first when free, so a thread that reads a group after
+ * another reuses one buffer, warm in its CPU's cache, as a thread of its own
+ * would; and, for a running XXH checksum, the hash state after group end_g
+ * of the open image named end_id (its next group goes on from there). */
 struct group_cache {
-	uint64_t id, g;
-	size_t len, cap;
-	uint8_t *data;
+	size_t slot;
 	uint64_t end_id, end_g;
 	img_hash end;
 };
+
+/* A checked group's data (cap bytes allocated) of the open image
+ * named id; id 0: free. While `loading`, one thread reads and checks it and
+ * the others wait on group_slots.loaded; `users` threads copy from it (it
+ * is not reused until they are done). */
+struct group_slot {
+	uint64_t id, g, last_use;
+	int loading;
+	unsigned users;
+	size_t cap;
+	uint8_t *data;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t loaded;
+	uint64_t clock;
+	struct group_slot slot[GROUP_SLOTS];
+} group_slots = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { { 0 } } };
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
@@ -70,7 +98,6 @@ static void cache_free(void *p)
 {
 	struct group_cache *c = p;
 	hash_free(&c->end);
-	free(c->data);
 	free(c);
 }
 
@@ -331,44 +358,151 @@ static void remember_end(const struct pc_state *st, struct group_cache *c, uint6
 	c->end_g = g;
 }
 
-/* Check group g once. A small one is read whole into this thread's cache,
- * so the reads that follow in it copy from there. */
-static int check_group(img_image *im, struct pc_state *st, uint64_t g, img_err *err)
+/* Check group g (not checked yet) through buf: in one read when the group
+ * with its checksum fits in cap bytes, else in pieces. */
+static int check_group_into(img_image *im, struct pc_state *st, uint64_t g, uint8_t *buf,
+			    size_t cap, img_err *err)
 {
-	if (bit_get(st->group_ok, g))
-		return IMG_OK;
-	if (bit_get(st->group_bad, g))
-		return group_error(im, st, g, err);
 	struct group_cache *c = thread_cache();
-	size_t whole = (size_t)(group_blocks(st, g) * st->bs) + group_tail(st);
 	img_hash h;
 	if (hash_init(&h, st->hash.kind) != IMG_OK)
 		return no_memory(im, err);
 	int rc = group_start(im, st, g, &h, c, err);
-	if (rc == IMG_OK && c && whole <= GROUP_CACHE_MAX) {
-		if (c->cap < whole) {
-			uint8_t *grown = realloc(c->data, whole);
-			if (grown) {
-				c->data = grown;
-				c->cap = whole;
-			}
-		}
-		c->id = 0;  /* invalid until checked */
-		rc = c->cap >= whole ? hash_group(im, st, g, &h, c->data, whole, err) : no_memory(im, err);
-		if (rc == IMG_OK) {
-			c->id = st->access_id;
-			c->g = g;
-			c->len = whole - group_tail(st);
-		}
-	} else if (rc == IMG_OK) {
-		uint8_t *buf = malloc(GROUP_CHUNK);
-		rc = buf ? hash_group(im, st, g, &h, buf, GROUP_CHUNK, err) : no_memory(im, err);
-		free(buf);
-	}
+	if (rc == IMG_OK)
+		rc = hash_group(im, st, g, &h, buf, cap, err);
 	if (rc == IMG_OK && c && running_xxh(st))
 		remember_end(st, c, g, &h);
 	hash_free(&h);
 	return rc;
+}
+
+/* Check group g with a buffer of its own (too big for a slot, or every
+ * slot busy): its data is not kept. */
+static int check_group_alone(img_image *im, struct pc_state *st, uint64_t g, img_err *err)
+{
+	uint8_t *buf = malloc(GROUP_CHUNK);
+	int rc = buf ? check_group_into(im, st, g, buf, GROUP_CHUNK, err) : no_memory(im, err);
+	free(buf);
+	return rc;
+}
+
+/* ---- shared slots of checked groups ------------------------------------------ */
+
+/* Bytes of group g with the checksum after it. */
+static size_t group_whole(const struct pc_state *st, uint64_t g)
+{
+	return (size_t)(group_blocks(st, g) * st->bs) + group_tail(st);
+}
+
+/* The slot of group g of the open image id, or NULL. Under the lock. */
+static struct group_slot *slot_find(uint64_t id, uint64_t g)
+{
+	for (size_t i = 0; i < GROUP_SLOTS; i++)
+		if (group_slots.slot[i].id == id && group_slots.slot[i].g == g)
+			return &group_slots.slot[i];
+	return NULL;
+}
+
+/* The slot this thread filled last when nobody uses it, else the least
+ * recently used slot nobody uses, or NULL. Under the lock. */
+static struct group_slot *slot_victim(const struct group_cache *c)
+{
+	struct group_slot *v = c && c->slot ? &group_slots.slot[c->slot - 1] : NULL;
+	if (v && !v->users && !v->loading)
+		return v;
+	v = NULL;
+	for (size_t i = 0; i < GROUP_SLOTS; i++) {
+		struct group_slot *s = &group_slots.slot[i];
+		if (!s->users && !s->loading && (!v || s->last_use < v->last_use))
+			v = s;
+	}
+	return v;
+}
+
+/* Read and check group g into slot s, which this thread is loading. */
+static int slot_load(img_image *im, struct pc_state *st, uint64_t g, struct group_slot *s,
+		     img_err *err)
+{
+	size_t whole = group_whole(st, g);
+	if (s->cap < whole) {
+		uint8_t *grown = realloc(s->data, whole);
+		if (!grown)
+			return no_memory(im, err);
+		s->data = grown;
+		s->cap = whole;
+	}
+	return check_group_into(im, st, g, s->data, whole, err);
+}
+
+/* Take slot v for group g, load it, and hand it out (or free it again when
+ * the check failed); the threads waiting for it are woken either way. */
+static int slot_fill(img_image *im, struct pc_state *st, uint64_t g, struct group_slot *v,
+		     struct group_slot **out, img_err *err)
+{
+	v->id = st->access_id;
+	v->g = g;
+	v->loading = 1;
+	v->users = 1;
+	v->last_use = ++group_slots.clock;
+	pthread_mutex_unlock(&group_slots.lock);
+	struct group_cache *c = thread_cache();
+	if (c)
+		c->slot = (size_t)(v - group_slots.slot) + 1;
+	int rc = slot_load(im, st, g, v, err);
+	pthread_mutex_lock(&group_slots.lock);
+	v->loading = 0;
+	if (rc == IMG_OK) {
+		*out = v;
+	} else {
+		v->id = 0;
+		v->users = 0;
+	}
+	pthread_cond_broadcast(&group_slots.loaded);
+	pthread_mutex_unlock(&group_slots.lock);
+	return rc;
+}
+
+/* Make sure group g was checked. *out is then the slot holding its data,
+ * with a use taken (slot_release), or NULL: read it from the image (it was
+ * checked before and its slot reused, or it did not get one). A group some
+ * other thread is checking is waited for, not read twice. `whole`, when
+ * not NULL, is where the caller wants the group's data (all of it, in one
+ * piece): a group checked here is checked there, with no slot, *filled = 1. */
+static int group_acquire(img_image *im, struct pc_state *st, uint64_t g, uint8_t *whole,
+			 struct group_slot **out, int *filled, img_err *err)
+{
+	*out = NULL;
+	*filled = 0;
+	pthread_mutex_lock(&group_slots.lock);
+	struct group_slot *s;
+	while ((s = slot_find(st->access_id, g)) != NULL && s->loading)
+		pthread_cond_wait(&group_slots.loaded, &group_slots.lock);
+	if (s) {
+		s->users++;
+		s->last_use = ++group_slots.clock;
+		*out = s;
+	}
+	int checked = s || bit_get(st->group_ok, g), bad = !s && bit_get(st->group_bad, g);
+	struct group_slot *v = checked || bad || whole || group_whole(st, g) > GROUP_CACHE_MAX
+				       ? NULL : slot_victim(thread_cache());
+	if (v)
+		return slot_fill(im, st, g, v, out, err);  /* unlocks */
+	pthread_mutex_unlock(&group_slots.lock);
+	if (checked)
+		return IMG_OK;
+	if (bad)
+		return group_error(im, st, g, err);
+	if (!whole)
+		return check_group_alone(im, st, g, err);
+	*filled = 1;  /* the data is read once, to where it goes; its checksum after it */
+	return check_group_into(im, st, g, whole, (size_t)(group_blocks(st, g) * st->bs), err);
+}
+
+static void slot_release(struct group_slot *s)
+{
+	pthread_mutex_lock(&group_slots.lock);
+	s->users--;
+	pthread_mutex_unlock(&group_slots.lock);
 }
 
 /* ---- kept states of a running XXH checksum --------------------------------- */
@@ -517,6 +651,31 @@ void pc_random_free(struct pc_state *st)
 	st->ckpt_every = st->nckpt = 0;
 }
 
+/* n bytes of used blocks from block rank r on (byte in_block of it), all
+ * in one checksum group: from the group's slot when it has one, else from
+ * the image; with verify on, the group is checked first. A run that is a
+ * whole group (its blocks contiguous in the partition) is checked where it
+ * is read to: one pread into out, no copy. */
+static int read_run(img_image *im, struct pc_state *st, uint64_t r, uint64_t in_block,
+		    uint8_t *out, size_t n, img_err *err)
+{
+	struct group_slot *s = NULL;
+	if (st->read_verify) {
+		uint64_t g = r / st->bpc;
+		int whole = r % st->bpc == 0 && in_block == 0 && n == group_blocks(st, g) * st->bs;
+		int filled;
+		int rc = group_acquire(im, st, g, whole ? out : NULL, &s, &filled, err);
+		if (rc != IMG_OK || filled)
+			return rc;
+	}
+	if (s) {
+		memcpy(out, s->data + (r % st->bpc) * st->bs + in_block, n);
+		slot_release(s);
+		return IMG_OK;
+	}
+	return fmt_pread(im, out, n, image_offset(st, r) + in_block, "the data", err);
+}
+
 int pc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 {
 	struct pc_state *st = im->priv;
@@ -542,21 +701,11 @@ int pc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 				run = 1;  /* a CRC follows every block */
 			else if (st->cs && run > st->bpc - r % st->bpc)
 				run = st->bpc - r % st->bpc;  /* a checksum follows the group */
-			if (st->read_verify) {
-				int rc = check_group(im, st, r / st->bpc, err);
-				if (rc != IMG_OK)
-					return rc;
-			}
 			uint64_t bytes = run * st->bs - in_block;
 			n = bytes < len ? (size_t)bytes : len;
-			const struct group_cache *c = st->read_verify ? thread_cache() : NULL;
-			if (c && c->id == st->access_id && c->g == r / st->bpc) {
-				memcpy(out, c->data + (r % st->bpc) * st->bs + in_block, n);
-			} else {
-				int rc = fmt_pread(im, out, n, image_offset(st, r) + in_block, "the data", err);
-				if (rc != IMG_OK)
-					return rc;
-			}
+			int rc = read_run(im, st, r, in_block, out, n, err);
+			if (rc != IMG_OK)
+				return rc;
 		}
 		out += n;
 		off += n;

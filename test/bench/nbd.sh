@@ -17,10 +17,11 @@
 #                                            connections (test/bench/nbdrand.c,
 #                                            libnbd), latency median and p99
 # for the plugin (checksums verified, the default), the plugin with
-# verify=false, and nbdkit file, all with nbdkit's default threads; the
-# plugin as `imgbk serve` runs it (--threads=1, one thread per connection:
-# sequential and 4 connections); and the same sequential read through the
-# FUSE mount (imgbk mount, dd bs=1M, cold mount as in the mount section).
+# verify=false, and nbdkit file, all with nbdkit's default threads (16 per
+# connection); the plugin as `imgbk serve` runs it (--threads=1, one thread
+# per connection: sequential and 4 connections) next to nbdkit -t 1 file
+# (its own ceiling); and the same sequential read through the FUSE mount
+# (imgbk mount, dd bs=1M, cold mount as in the mount section).
 # Goal: the plugin at >= 0.8x nbdkit file, sequential and random.
 # --no-extents: both servers send every byte. With nbdcopy's defaults it
 # first asks for block status: nbdkit file answers from the sparse file's
@@ -39,7 +40,7 @@ NBD_PID=$DIR/nbd.pid
 NBD_SOCK=$DIR/nbd.sock
 NBD_URI="nbd+unix:///?socket=$NBD_SOCK"
 
-# nbd_up imgbk|imgbk-n|imgbk-t1|file: start nbdkit on $NBD_SOCK (background, pid file)
+# nbd_up imgbk|imgbk-n|imgbk-t1|file|file-t1: start nbdkit on $NBD_SOCK (background, pid file)
 nbd_up() {
 	rm -f "$NBD_SOCK" "$NBD_PID"
 	case $1 in
@@ -47,6 +48,7 @@ nbd_up() {
 	imgbk-n) nbdkit -r -U "$NBD_SOCK" -P "$NBD_PID" "$NBD_PLUGIN" "$IMG" verify=false ;;
 	imgbk-t1) nbdkit -r -t 1 -U "$NBD_SOCK" -P "$NBD_PID" "$NBD_PLUGIN" "$IMG" ;;
 	file)    nbdkit -r -U "$NBD_SOCK" -P "$NBD_PID" file "$NBD_RAW" ;;
+	file-t1) nbdkit -r -t 1 -U "$NBD_SOCK" -P "$NBD_PID" file "$NBD_RAW" ;;
 	esac
 }
 
@@ -108,6 +110,8 @@ bench_nbd() {
 	tdef nseq_imn "nbdkit imgbk verify=false: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
 	tdef nseq_im1 "nbdkit -t 1 imgbk (imgbk serve): nbdcopy" "$NC '$NBD_URI' /dev/null"
 	PRE_nseq_im1='nbd_up imgbk-t1' POST_nseq_im1='nbd_down'
+	tdef nseq_file1 "nbdkit -t 1 file: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	PRE_nseq_file1='nbd_up file-t1' POST_nseq_file1='nbd_down'
 	tdef nseq_fuse "imgbk mount (FUSE): dd bs=1M" "dd if='$MA/image.pc' of=/dev/null bs=1M"
 	PRE_nseq_file='nbd_up file' PRE_nseq_im='nbd_up imgbk' PRE_nseq_imn='nbd_up imgbk-n'
 	POST_nseq_file='nbd_down' POST_nseq_im='nbd_down' POST_nseq_imn='nbd_down'
@@ -126,7 +130,7 @@ bench_nbd() {
 			eval "PRE_nrr${c}_$s='nbd_up $up' POST_nrr${c}_$s='nbd_down'"
 		done
 	done
-	NNAMES="nseq_file nseq_filex nseq_im nseq_imn nseq_im1 $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_im1"
+	NNAMES="nseq_file nseq_filex nseq_im nseq_imn nseq_im1 nseq_file1 $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_im1"
 	trounds "$NNAMES"
 
 	# the same bytes from both servers: nbdrand's sums (every run)
@@ -157,6 +161,7 @@ bench_nbd() {
 	ratio "nbd verify=false: sequential read vs nbdkit file" nseq_file nseq_imn "" 0
 	ratio "nbd verify=false: random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_imn "" 0
 	ratio "nbd -t 1 (imgbk serve): sequential vs nbdkit file" nseq_file nseq_im1 "" 0
+	ratio "nbd -t 1 (imgbk serve): sequential vs nbdkit -t 1 file" nseq_file1 nseq_im1 "" 0
 	ratio "nbd -t 1 (imgbk serve): random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_im1 "" 0
 	ratio "nbd: sequential, nbdcopy defaults (file skips holes) vs plugin" nseq_filex nseq_im "" 0
 	[ -n "$FUSE_ROW" ] && ratio "nbd plugin vs FUSE mount: sequential (time fuse / time nbd)" nseq_fuse nseq_im "" 0

@@ -271,8 +271,65 @@ c_eio() {
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		run 1 $TO nbdcopy "$(uri s)" "$W/copy.raw" && err_has 'Input/output error' || return 1
 	done
+	# requests that hold the damaged group whole (checked in nbdkit's buffer) fail too
+	run 1 $TO nbdcopy --request-size=4194304 "$(uri s)" "$W/copy.raw" && err_has 'Input/output error' || return 1
 	run 0 $TO nbdinfo --size "$(uri s)" || return 1
 	range4k "$(uri s)" 0 >a && dd if="$FIX/ref.raw" bs=4096 skip=0 count=1 status=none >b && same a b
+}
+
+c_threads() { # one connection, 64 requests in flight on nbdkit's 16 threads: byte-identical
+	start_case
+	need "$FIX/fs.img" "$FIX/ref.raw" || return 1
+	NBDKIT_OPTS="-v" serve s "$FIX/fs.img" || return 1
+	rm -f "$W/copy.raw"
+	# 64 KiB requests: 16 of them in one 1 MiB checksum group, answered by
+	# different threads at once (one checks the group, the others wait for it)
+	run 0 $TO nbdcopy --connections=1 --requests=64 --request-size=65536 "$(uri s)" "$W/copy.raw" &&
+		same "$W/copy.raw" "$FIX/ref.raw" || return 1
+	grep -q "processing requests with 16 threads" "$W/s.log" ||
+		fail "nbdkit did not answer with 16 threads per connection (its -v log)" || return 1
+	rm -f "$W/copy.raw"
+	run 0 $TO nbdcopy --connections=4 --requests=64 "$(uri s)" "$W/copy.raw" && same "$W/copy.raw" "$FIX/ref.raw" ||
+		return 1
+	# 4 MiB requests: most groups lie whole in one, checked where nbdkit reads them to
+	rm -f "$W/copy.raw"
+	run 0 $TO nbdcopy --request-size=4194304 "$(uri s)" "$W/copy.raw" && same "$W/copy.raw" "$FIX/ref.raw"
+}
+
+c_threads_eio() { # a damaged group read by 16 requests at once on one connection: all EIO, the rest good
+	local off g0 cmds="" i blk nbad
+	start_case
+	need "$FIX/fs.img" "$FIX/ref.raw" || return 1
+	off=$(make_bad bad.img) || return 1
+	. "$FIX/fs.hdr"
+	serve s bad.img || return 1
+	# 16 blocks of the damaged group (2) and 16 of group 3, all in flight;
+	# qemu-io waits for every answer before it hangs up (aio_flush)
+	for i in $(seq 0 15); do
+		blk=$($PY blockof bad.img $((2 * BPC + i * (BPC / 16)))) || return 1
+		cmds="$cmds -c 'aio_read -q $((blk * BS)) 4096'"
+		blk=$($PY blockof bad.img $((3 * BPC + i * (BPC / 16)))) || return 1
+		cmds="$cmds -c 'aio_read -q $((blk * BS)) 4096'"
+	done
+	eval "run 0 $TO qemu-io -f raw -r $cmds -c aio_flush \"\$(uri s)\"" || return 1
+	nbad=$(grep -c 'Input/output error' "$W/out" "$W/err" | awk -F: '{ n += $2 } END { print n }')
+	[ "$nbad" = 16 ] || fail "expected 16 reads failing with EIO (the damaged group's), got $nbad" || return 1
+	# the good group was checked and reads right; the server goes on
+	blk=$($PY blockof bad.img $((3 * BPC + 1))) || return 1
+	range4k "$(uri s)" $((blk * BS / 4096)) >a && dd if="$FIX/ref.raw" bs=4096 skip=$((blk * BS / 4096)) count=1 status=none >b &&
+		same a b || return 1
+	run 1 "$FIX/nbdrand" --read "$(uri s)" $((off / 4096 * 4096)) 4096 && err_has "read failed: Input/output error"
+}
+
+c_block_size() { # the block size answers: any size and alignment, the filesystem block preferred
+	start_case
+	need "$FIX/fs.img" "$FIX/ref.raw" || return 1
+	serve s "$FIX/fs.img" || return 1
+	run 0 $TO nbdinfo "$(uri s)" || return 1
+	out_has "block_size_minimum: 1$" "block_size_preferred: 4096$" "block_size_maximum: 4294967295$" || return 1
+	# odd sizes at odd offsets read right
+	run 0 sh -c "'$FIX/nbdrand' --read '$(uri s)' 4097 12345 >a" && dd if="$FIX/ref.raw" bs=1 skip=4097 count=12345 status=none >b &&
+		same a b
 }
 
 c_noverify() {
@@ -376,7 +433,7 @@ c_dir_part() {
 # ---- run --------------------------------------------------------------------------------
 
 if [ -n "$WHY" ]; then
-	for c in "setup" "plain image" "pzstd image" "split gzip set" "4 connections" "EIO" "verify=false" \
+	for c in "setup" "plain image" "pzstd image" "split gzip set" "4 connections" "EIO" "threads" "threads EIO" "block size" "verify=false" \
 		"missing image" "not an image" "raw=true" "qemu-img convert" "writes refused" "imgbk serve" "serve refusals" \
 		"Clonezilla disk" "Clonezilla partition"; do
 		tc_skip "$c" "$WHY"
@@ -391,7 +448,10 @@ else
 		"$FIX/fs.img" 20000
 	tc "4 connections on the split gzip set: 2000 random reads equal the reference" c_parallel \
 		"$FIX/split/sda1.ext4-ptcl-img.gz.aa" 2000
-	tc "damaged group: EIO for that block (qemu-io), logged with the checksum; other ranges read; server goes on" c_eio
+	tc "damaged group: EIO for that block (qemu-io), logged with the checksum; other ranges read; 4 MiB requests fail too; server goes on" c_eio
+	tc "16 threads, one connection, 64 x 64 KiB requests in flight; 4 connections x 64; 4 MiB requests: nbdcopy == reference" c_threads
+	tc "16 threads: 16 reads of a damaged group in flight at once all fail with EIO, 16 of the next group read" c_threads_eio
+	tc "block size answers (nbdinfo): minimum 1, preferred 4096 (the fs block), maximum 4 GiB - 1; odd reads right" c_block_size
 	tc "verify=false: the damaged block reads, with its one damaged byte" c_noverify
 	tc "missing image / no parameter / unknown parameter: nbdkit exits 1 with a clear error" c_missing
 	tc "random bytes as file=: nbdkit exits 1 naming the file" c_notimage
