@@ -470,6 +470,26 @@ static void test_random_volume_errors(void **state)
 	pih_synth_free(&s);
 }
 
+/* Add delta to the u64 at byte `at` of index file idx (from its end when
+ * negative) and make its file checksum valid again. */
+static void tamper_index(const char *idx, long at, uint64_t delta)
+{
+	FILE *f = fopen(idx, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long flen = ftell(f);
+	uint8_t *b = malloc((size_t)flen);
+	rewind(f);
+	assert_int_equal(fread(b, 1, (size_t)flen, f), (size_t)flen);
+	size_t e = (size_t)(at < 0 ? flen + at : at);
+	pih_set_le64(b + e, get_le64(b + e) + delta);
+	pih_set_le64(b + flen - 8, XXH64(b, (size_t)flen - 8, 0));
+	rewind(f);
+	assert_int_equal(fwrite(b, 1, (size_t)flen, f), (size_t)flen);
+	fclose(f);
+	free(b);
+}
+
 static void test_random_index(void **state)
 {
 	(void)state;
@@ -483,9 +503,11 @@ static void test_random_index(void **state)
 	int st = -1;
 	img_image *im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 2);  /* built and saved */
+	assert_int_equal(img_index_origin(im), IMG_INDEX_BUILT);
 	img_close(im);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 1);  /* loaded */
+	assert_int_equal(img_index_origin(im), IMG_INDEX_LOADED);
 	assert_int_equal(ra_reads(im, s.dev, (uint64_t)s.total * s.bs, RA_SEED, 300), 0);
 	img_close(im);
 	/* another interval: not this index */
@@ -497,6 +519,7 @@ static void test_random_index(void **state)
 	assert_int_equal(utimensat(AT_FDCWD, pih_tpath("ridx.002"), ts, 0), 0);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 2);  /* rebuilt and saved again */
+	assert_int_equal(img_index_origin(im), IMG_INDEX_REBUILT);
 	img_close(im);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 1);
@@ -521,24 +544,32 @@ static void test_random_index(void **state)
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 1);
 	img_close(im);
-	FILE *f = fopen(idx, "r+b");
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	long flen = ftell(f);
-	uint8_t *b = malloc((size_t)flen);
-	rewind(f);
-	assert_int_equal(fread(b, 1, (size_t)flen, f), (size_t)flen);
 	size_t e2 = 72 + 56 + 4 * 24 + 2 * 8;  /* rank entry 2 */
-	pih_set_le64(b + e2, get_le64(b + e2 - 8) + 65);
-	pih_set_le64(b + flen - 8, XXH64(b, (size_t)flen - 8, 0));
-	rewind(f);
-	assert_int_equal(fwrite(b, 1, (size_t)flen, f), (size_t)flen);
-	fclose(f);
-	free(b);
+	tamper_index(idx, (long)e2, 65);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 2);
+	assert_int_equal(img_index_origin(im), IMG_INDEX_REBUILT);
 	assert_int_equal(ra_reads(im, s.dev, (uint64_t)s.total * s.bs, RA_SEED + 3, 300), 0);
 	img_close(im);
+	/* gzip: the index holds the access points and the rank table; built,
+	 * loaded, and rebuilt when only the rank table does not fit (the
+	 * access points are taken) */
+	zs_set_first_span(16384);
+	pih_write_volumes(&s, "ridxgz", NULL, 0, 1, 0);
+	zs_set_first_span(0);
+	snprintf(idx, sizeof idx, "%s", pih_tpath("ridxgz.ibkx"));
+	unlink(idx);
+	static const int origins[] = { IMG_INDEX_BUILT, IMG_INDEX_LOADED, IMG_INDEX_REBUILT };
+	static const int states[] = { 2, 1, 2 };
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 2)
+			tamper_index(idx, -16, 1);  /* the last rank entry */
+		im = ra_open(pih_tpath("ridxgz.000"), 0, 1, idx, 1, &st);
+		assert_int_equal(st, states[pass]);
+		assert_int_equal(img_index_origin(im), origins[pass]);
+		assert_int_equal(ra_reads(im, s.dev, (uint64_t)s.total * s.bs, RA_SEED + 4, 100), 0);
+		img_close(im);
+	}
 	pih_synth_free(&s);
 }
 
