@@ -86,6 +86,24 @@ static void add_common_fields(img_image *im, const struct pc_state *st, uint64_t
 	fmt_field_num(im, "fs block size", "fs_block_size", st->lay.bs, "%u", st->lay.bs);
 }
 
+/* The facts of img_info, from the layout. */
+static void set_info(img_image *im, const struct pc_layout *l, const char *version,
+		     const char *checksum)
+{
+	img_info *info = &im->info;
+	info->format_version = version;
+	info->fs = l->fs;
+	info->device_size = l->device_size;
+	info->block_size = l->bs;
+	info->total_blocks = l->total;
+	info->used_blocks = l->used;
+	info->checksum = checksum;
+	info->has_checksums = l->cs != 0;
+	info->checksums_chained = l->cs != 0 && !l->reseed;
+	info->read_check = pc_read_check_text(l);
+	info->image_data_size = pc_image_data_size(l);
+}
+
 /* "20,480 bytes (20.0 KB)" */
 static void add_bitmap_size(img_image *im, uint64_t bytes)
 {
@@ -250,18 +268,7 @@ static int parse_v2(img_image *im, struct pc_state *st)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
 	st->walk.hashing = st->lay.cs && im->opt.verify;
 
-	img_info *info = &im->info;
-	info->format_version = "2";
-	info->fs = st->lay.fs;
-	info->device_size = st->lay.device_size;
-	info->block_size = st->lay.bs;
-	info->total_blocks = st->lay.total;
-	info->used_blocks = st->lay.used;
-	info->checksum = pc_checksum_name(mode);
-	info->has_checksums = st->lay.cs != 0;
-	info->checksums_chained = st->lay.cs != 0 && !st->lay.reseed;
-	info->read_check = pc_read_check_text(&st->lay);
-	info->image_data_size = pc_image_data_size(&st->lay);
+	set_info(im, &st->lay, "2", pc_checksum_name(mode));
 	add_fields(im, st, h, used_fs, used_hdr, bitmap_bytes, bitmap_crc);
 	return IMG_OK;
 }
@@ -363,6 +370,20 @@ static int start_group(img_image *im, struct pc_state *st, uint64_t b)
 	return code;
 }
 
+/* Make `want` bytes of block b (and on) visible. @return IMG_OK, or an
+ * error naming b when the image ends first. */
+static int peek_block(img_image *im, const struct pc_state *st, uint64_t b, size_t want,
+		      const uint8_t **p, size_t *avail)
+{
+	int rc = stream_peek(im->s, want, p, avail);
+	if (rc == IMG_EOF)
+		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + *avail,
+				"image truncated in block %llu (%llu of %llu used blocks present)",
+				(unsigned long long)b, (unsigned long long)st->walk.rank,
+				(unsigned long long)st->lay.used);
+	return rc < 0 ? rc : IMG_OK;
+}
+
 static int pc_next_run(img_image *im, img_run *run)
 {
 	struct pc_state *st = im->priv;
@@ -394,14 +415,9 @@ static int pc_next_run(img_image *im, img_run *run)
 	uint64_t n = pc_used_run(&st->lay, b, max);
 	const uint8_t *p;
 	size_t avail;
-	int rc = stream_peek(im->s, st->lay.bs, &p, &avail);
+	int rc = peek_block(im, st, b, st->lay.bs, &p, &avail);
 	if (rc < 0)
 		return rc;
-	if (rc == IMG_EOF)
-		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + avail,
-				"image truncated in block %llu (%llu of %llu used blocks present)",
-				(unsigned long long)b, (unsigned long long)st->walk.rank,
-				(unsigned long long)st->lay.used);
 	if (n > avail / st->lay.bs)
 		n = avail / st->lay.bs;
 	size_t len = (size_t)n * st->lay.bs;
@@ -591,18 +607,7 @@ static int parse_v1(img_image *im, struct pc_state *st)
 	rc = v1_detect_stride(im, st);
 	if (rc < 0)
 		return rc;
-	img_info *info = &im->info;
-	info->format_version = "1";
-	info->fs = st->lay.fs;
-	info->device_size = st->lay.device_size;
-	info->block_size = st->lay.bs;
-	info->total_blocks = st->lay.total;
-	info->used_blocks = st->lay.used;
-	info->checksum = "CRC32_0001";
-	info->has_checksums = 1;
-	info->checksums_chained = 1;
-	info->read_check = pc_read_check_text(&st->lay);
-	info->image_data_size = pc_image_data_size(&st->lay);
+	set_info(im, &st->lay, "1", "CRC32_0001");
 	add_v1_fields(im, st, used_hdr);
 	return IMG_OK;
 }
@@ -624,14 +629,9 @@ static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 	}
 	const uint8_t *p;
 	size_t avail;
-	int rc = stream_peek(im->s, st->lay.v1_stride, &p, &avail);
+	int rc = peek_block(im, st, pc_next_used(&st->lay, st->walk.cur), st->lay.v1_stride, &p, &avail);
 	if (rc < 0)
 		return rc;
-	if (rc == IMG_EOF)
-		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + avail,
-				"image truncated in block %llu (%llu of %llu used blocks present)",
-				(unsigned long long)pc_next_used(&st->lay, st->walk.cur), (unsigned long long)st->walk.rank,
-				(unsigned long long)st->lay.used);
 	size_t off = 0;
 	while (*n < max && st->walk.rank < st->lay.used && avail - off >= st->lay.v1_stride) {
 		const uint8_t *blk = p + off;
