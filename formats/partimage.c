@@ -710,14 +710,15 @@ static int start_chunk(img_image *im, struct pi_state *st)
 			return rc;
 		bad = rc;
 	} else if (tail_ahead) {
-		if (memcmp(p + len, PI_TAIL_MAGIC, PI_TAIL_MAGIC_LEN) != 0)
-			return pi_fail(im, IMG_E_CORRUPT, at + len, "%s expected after the data, found other bytes",
-				       PI_TAIL_MAGIC);
+		char text[100];
+		if (!pi_is_tail(p + len))
+			return pi_fail(im, IMG_E_CORRUPT, at + len, "%s",
+				       pi_missing_tail_text(text, sizeof text));
 		size_t avail = im->s->end - im->s->pos;
 		uint64_t sum = tail_sum(st, p + len, avail - (size_t)len);
-		if (sum != get_le64(p + len + PI_TAIL_MAGIC_LEN)) {
+		if (sum != pi_tail_stored_sum(p + len)) {
 			/* The final chunk (no CHK of its own) is the likeliest culprit: skip it. */
-			rc = report_tail_sum(im, at, get_le64(p + len + PI_TAIL_MAGIC_LEN), sum,
+			rc = report_tail_sum(im, at, pi_tail_stored_sum(p + len), sum,
 					     "the data after the last CHK record or the headers are damaged");
 			stream_consume(im->s, (size_t)len);
 			st->dpos += len;
@@ -791,10 +792,10 @@ static int read_tail(img_image *im, struct pi_state *st)
 	int rc = need(im, PI_TAIL_MAGIC_LEN + PI_STRUCT, "the tail", &p);
 	if (rc < 0)
 		return rc;
-	if (memcmp(p, PI_TAIL_MAGIC, PI_TAIL_MAGIC_LEN) != 0)
-		return pi_fail(im, IMG_E_CORRUPT, at, "%s expected after the data, found other bytes",
-			       PI_TAIL_MAGIC);
-	uint64_t stored = get_le64(p + PI_TAIL_MAGIC_LEN);
+	char text[100];
+	if (!pi_is_tail(p))
+		return pi_fail(im, IMG_E_CORRUPT, at, "%s", pi_missing_tail_text(text, sizeof text));
+	uint64_t stored = pi_tail_stored_sum(p);
 	uint32_t last = get_le32(p + PI_TAIL_MAGIC_LEN + 8);
 	uint64_t sum = tail_sum(st, p, im->s->end - im->s->pos);
 	uint32_t vfirst = vol_of(st->vol, at), vlast = st->vol->volno;

@@ -548,16 +548,14 @@ static int check_final_chunk(img_image *im, struct pi_state *st, img_err *err)
 	uint8_t t[PI_TAIL_MAGIC_LEN + 8];
 	uint64_t tail = pi_tail_at(&st->lay), sum = 0, first_bad = UINT64_MAX;
 	int rc = lpread(im, st, t, sizeof t, tail, "the tail", err);
-	if (rc == IMG_OK && memcmp(t, PI_TAIL_MAGIC, PI_TAIL_MAGIC_LEN) != 0) {
-		char text[100];
-		snprintf(text, sizeof text, "%s expected after the data, found other bytes", PI_TAIL_MAGIC);
-		rc = fail_at_logical(err, st, IMG_E_CORRUPT, tail, text);
-	}
+	char text[100];
+	if (rc == IMG_OK && !pi_is_tail(t))
+		rc = fail_at_logical(err, st, IMG_E_CORRUPT, tail, pi_missing_tail_text(text, sizeof text));
 	if (rc == IMG_OK)
 		rc = sum_image(im, st, &sum, &first_bad, err);
 	if (rc != IMG_OK)
 		return rc;
-	uint64_t stored = get_le64(t + PI_TAIL_MAGIC_LEN);
+	uint64_t stored = pi_tail_stored_sum(t);
 	verdict = sum == stored ? FINAL_GOOD : first_bad != UINT64_MAX ? FINAL_UNCHECKABLE : FINAL_BAD;
 	/* every thread that sums finds the same values */
 	__atomic_store_n(&st->final_stored, stored, __ATOMIC_RELAXED);

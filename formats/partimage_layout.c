@@ -69,6 +69,12 @@ const char *pi_missing_chk_text(char *out, size_t outsz, uint64_t c)
 	return out;
 }
 
+const char *pi_missing_tail_text(char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s expected after the data, found other bytes", PI_TAIL_MAGIC);
+	return out;
+}
+
 const char *pi_tail_sum_text(char *out, size_t outsz, uint64_t stored, uint64_t computed,
 			     const char *what)
 {

@@ -13,6 +13,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "fmt.h"
 
 #define PI_STRUCT 16384            /* main header, local header, info block, tail */
 #define PI_CHUNK 65536             /* data bytes between two CHK records */
@@ -61,6 +64,18 @@ static inline uint64_t pi_logical_end(const struct pi_layout *l)
 	return pi_tail_at(l) + PI_TAIL_MAGIC_LEN + PI_STRUCT;
 }
 
+/* Does p start with the TAIL magic? */
+static inline int pi_is_tail(const uint8_t *p)
+{
+	return memcmp(p, PI_TAIL_MAGIC, PI_TAIL_MAGIC_LEN) == 0;
+}
+
+/* The tail's qwCRC, from p at the TAIL magic (PI_TAIL_MAGIC_LEN + 8 bytes). */
+static inline uint64_t pi_tail_stored_sum(const uint8_t *p)
+{
+	return get_le64(p + PI_TAIL_MAGIC_LEN);
+}
+
 /* Unsigned sum of n bytes (the tail's qwCRC rule). */
 uint64_t pi_byte_sum(const uint8_t *p, size_t n);
 
@@ -70,10 +85,11 @@ int pi_chk_is_record(const uint8_t *chk);
 int pi_chk_crc_matches(const uint8_t *data, const uint8_t *chk);
 
 /* Error texts (without file and offset): a chunk whose CRC does not match,
- * a CHK record that is not there, the tail's byte sum that does not match
+ * a CHK record or the TAIL magic that is not there, the tail's byte sum that does not match
  * (`what`: what is likely damaged). @return out. */
 const char *pi_bad_chunk_text(char *out, size_t outsz, uint64_t first, uint64_t last, uint64_t c);
 const char *pi_missing_chk_text(char *out, size_t outsz, uint64_t c);
+const char *pi_missing_tail_text(char *out, size_t outsz);
 const char *pi_tail_sum_text(char *out, size_t outsz, uint64_t stored, uint64_t computed,
 			     const char *what);
 
