@@ -19,7 +19,8 @@
  * (later records win) gives ntfsclone's restore. st->walk.unordered records that
  * this happened. The format has no checksums: verify checks structure only.
  *
- * Random access (the run index, img_read_at): ntfsclone_access.c.
+ * Random access (the run index, img_read_at): ntfsclone_access.c; the
+ * decoding of one record, which both use: ntfsclone_layout.c.
  *
  * Not here: legacy images older than 10.0 (host byte order, 46-byte header),
  * which are rejected; decompression (io/); printing (the command layer).

@@ -32,7 +32,8 @@
  *   64  .. runs: first, count, offset (3 x 8 bytes each)
  * It is checked in full before use and rebuilt when anything is off.
  *
- * Not here: the header and the sequential walk (ntfsclone.c), the index
+ * Not here: the record decoding (ntfsclone_layout.c, shared with the walk),
+ * the header and the sequential walk (ntfsclone.c), the index
  * file (blkindex.c).
  */
 #include <errno.h>

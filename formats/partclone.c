@@ -9,7 +9,9 @@
  * any of its blocks are handed out, so a bad group is never served; larger
  * groups are checked when their last block has gone by.
  *
- * Not here: decompression and split sets (io/), printing (the command layer).
+ * Not here: the layout's rules (where data and checksums lie, how a group is
+ * checked, the messages: partclone_layout.c, shared with random access),
+ * decompression and split sets (io/), printing (the command layer).
  */
 #include <errno.h>
 #include <stdio.h>

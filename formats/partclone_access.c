@@ -29,7 +29,8 @@
  * then, for a running XXH checksum, the kept states: "PCXS", u32 bytes per
  * state, u64 groups per state, u64 states, the states (hash_state_save).
  *
- * Not here: the sequential walk (partclone.c), the index file (blkindex.c).
+ * Not here: the layout's rules (partclone_layout.c, shared with the walk), the
+ * sequential walk (partclone.c), the index file (blkindex.c).
  */
 #include <errno.h>
 #include <pthread.h>

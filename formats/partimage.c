@@ -26,7 +26,9 @@
  * The header print for `info` (every section, and the per-filesystem info
  * block decoding) is in partimage_info.c, random access in
  * partimage_access.c; the state they share is in partimage.h.
- * Not here: decompression (io/), printing (the command layer).
+ * Not here: the layout's rules (chunk geometry, the CHK and TAIL checks, the
+ * byte sum, the messages: partimage_layout.c, shared with random access),
+ * decompression (io/), printing (the command layer).
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -1,7 +1,9 @@
 /*
  * formats/partimage.h - the state of an open partimage image, shared by the
  * sequential reader (partimage.c), the header print (partimage_info.c) and
- * random access (partimage_access.c). Private to these three files.
+ * random access (partimage_access.c). Private to these three files. Its
+ * layout (lay, partimage_layout.h) is read-only after the open; the walk's
+ * cursor and random access's tables each belong to one file.
  */
 #ifndef IMGBK_PARTIMAGE_H
 #define IMGBK_PARTIMAGE_H

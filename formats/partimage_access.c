@@ -26,7 +26,8 @@
  * mtimes of the other volumes are here, compared at load: any difference
  * (or an entry that does not add up) and the rank index is built again.
  *
- * Not here: the sequential walk (partimage.c), the index file (blkindex.c).
+ * Not here: the layout's rules (partimage_layout.c, shared with the walk), the
+ * sequential walk (partimage.c), the index file (blkindex.c).
  */
 #include <errno.h>
 #include <fcntl.h>
