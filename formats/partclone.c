@@ -372,6 +372,17 @@ static int start_group(img_image *im, struct pc_state *st, uint64_t b)
 	return code;
 }
 
+/* At the start of a call: consume what the last one handed out.
+ * @return IMG_EOF when the walk has ended, else IMG_OK. */
+static int walk_resume(img_image *im, struct pc_state *st)
+{
+	if (st->walk.pending) {
+		stream_consume(im->s, st->walk.pending);
+		st->walk.pending = 0;
+	}
+	return st->walk.finished ? IMG_EOF : IMG_OK;
+}
+
 /* Make `want` bytes of block b (and on) visible. @return IMG_OK, or an
  * error naming b when the image ends first. */
 static int peek_block(img_image *im, const struct pc_state *st, uint64_t b, size_t want,
@@ -389,11 +400,7 @@ static int peek_block(img_image *im, const struct pc_state *st, uint64_t b, size
 static int pc_next_run(img_image *im, img_run *run)
 {
 	struct pc_state *st = im->priv;
-	if (st->walk.pending) {
-		stream_consume(im->s, st->walk.pending);
-		st->walk.pending = 0;
-	}
-	if (st->walk.finished)
+	if (walk_resume(im, st) == IMG_EOF)
 		return IMG_EOF;
 	if (st->lay.cs && st->walk.group_blocks > 0 && (st->walk.group_left == 0 || st->walk.rank == st->lay.used)) {
 		int rc = finish_group(im, st);
@@ -619,11 +626,7 @@ static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 {
 	struct pc_state *st = im->priv;
 	*n = 0;
-	if (st->walk.pending) {
-		stream_consume(im->s, st->walk.pending);
-		st->walk.pending = 0;
-	}
-	if (st->walk.finished)
+	if (walk_resume(im, st) == IMG_EOF)
 		return IMG_EOF;
 	if (st->walk.rank >= st->lay.used) {
 		st->walk.finished = 1;
