@@ -283,6 +283,18 @@ int img_read_at(img_image *im, uint64_t offset, void *buf, size_t len, size_t *g
 /* Where the index of this image is (or would be) saved; "" if nowhere. */
 const char *img_index_path(const img_image *im);
 
+/* Where the index of the last img_random_open came from. */
+enum img_index_origin {
+	IMG_INDEX_NONE,     /* the image needs none (a plain raw image), or not opened yet */
+	IMG_INDEX_LOADED,   /* all of it from the saved index file */
+	IMG_INDEX_BUILT,    /* there was no index file: built */
+	IMG_INDEX_REBUILT   /* an index file was there but stale, damaged, for another
+			     * interval, or (a part of it) not fitting this image: built again */
+};
+/* @return an enum img_index_origin. For a compressed image the index holds
+ * the access points too: it is LOADED only when both parts were taken. */
+int img_index_origin(const img_image *im);
+
 /* ---- small shared helpers (used by applets and tests) ------------------ */
 /* "671,088,640" */
 void img_fmt_thousands(char *out, size_t outsz, uint64_t v);

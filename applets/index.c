@@ -49,9 +49,21 @@ static const char *state_word(int state)
 	}
 }
 
+/* img_index_origin -> a word for the output */
+static const char *origin_word(int origin)
+{
+	switch (origin) {
+	case IMG_INDEX_LOADED: return "loaded";
+	case IMG_INDEX_BUILT: return "built";
+	case IMG_INDEX_REBUILT: return "rebuilt";
+	default: return "none";
+	}
+}
+
 static void print_result(const img_image *im, int state, int json)
 {
 	const char *path = img_get_info(im)->path, *where = img_index_path(im);
+	int origin = img_index_origin(im);
 	if (json) {
 		printf("{\"image\":");
 		json_string(stdout, path);
@@ -59,12 +71,18 @@ static void print_result(const img_image *im, int state, int json)
 		json_string(stdout, where);
 		printf(",\"state\":");
 		json_string(stdout, state_word(state));
+		printf(",\"origin\":");
+		json_string(stdout, origin_word(origin));
 		printf("}\n");
 		return;
 	}
 	switch (state) {
 	case 1: printf("%s: index up to date: %s\n", path, where); break;
-	case 2: printf("%s: index saved to %s\n", path, where); break;
+	case 2:
+		printf("%s: index saved to %s (%s)\n", path, where,
+		       origin == IMG_INDEX_REBUILT ? "rebuilt: the saved one was stale, damaged or for "
+						     "another interval" : "built");
+		break;
 	case 3: break;
 	default: printf("%s: this image needs no index\n", path); break;
 	}

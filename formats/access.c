@@ -217,7 +217,7 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	blkindex_default_path(im, o->index_path, im->index_path, sizeof im->index_path);
 	uint8_t *saved = NULL, *payload = NULL;
 	size_t saved_len = 0, payload_len = 0;
-	blkindex_load(im->index_path, &id, o->index_interval, &saved, &saved_len);
+	int file_there = blkindex_load(im->index_path, &id, o->index_interval, &saved, &saved_len);
 	const uint8_t *fsaved = saved;
 	size_t fsaved_len = saved_len;
 	int rebuilt = 0;
@@ -254,6 +254,8 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	/* A format returns a payload only when it built the index (a saved one
 	 * that did not fit this image is rebuilt too). */
 	int state = payload ? 0 : had_saved ? 1 : 0;
+	im->index_origin = payload ? (file_there ? IMG_INDEX_REBUILT : IMG_INDEX_BUILT)
+				   : had_saved ? IMG_INDEX_LOADED : IMG_INDEX_NONE;
 	if (payload && o->save) {
 		int srv = blkindex_save(im, o->index_path, &id, o->index_interval, payload, payload_len,
 					im->index_path, sizeof im->index_path);
@@ -287,4 +289,9 @@ int img_read_at(img_image *im, uint64_t offset, void *buf, size_t len, size_t *g
 const char *img_index_path(const img_image *im)
 {
 	return im->index_path;
+}
+
+int img_index_origin(const img_image *im)
+{
+	return im->index_origin;
 }

@@ -115,14 +115,14 @@ void blkindex_default_path(img_image *im, const char *given, char *out, size_t o
 	cache_path(im->path, out, outsz);
 }
 
-void blkindex_load(const char *path, const struct blkindex_id *id, uint32_t interval,
-		   uint8_t **payload, size_t *len)
+int blkindex_load(const char *path, const struct blkindex_id *id, uint32_t interval,
+		  uint8_t **payload, size_t *len)
 {
 	*payload = NULL;
 	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return errno != ENOENT;
 	struct stat st;
 	uint8_t *b = NULL;
 	if (fstat(fd, &st) != 0 || st.st_size < BLKINDEX_HEADER + 8 ||
@@ -147,6 +147,7 @@ void blkindex_load(const char *path, const struct blkindex_id *id, uint32_t inte
 out:
 	free(b);
 	close(fd);
+	return 1;
 }
 
 static int write_file(const char *path, const uint8_t *hdr, const uint8_t *payload, size_t len,

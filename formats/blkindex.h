@@ -28,8 +28,9 @@ int blkindex_identify(img_image *im, struct blkindex_id *id);
  * is writable (or the file exists), else $XDG_CACHE_HOME/imgbk/NAME-HASH.ibkx. */
 void blkindex_default_path(img_image *im, const char *given, char *out, size_t outsz);
 /* Load a payload when the file at path is whole and matches id and interval.
- * Leaves *payload NULL otherwise (a stale, damaged or foreign index is ignored). */
-void blkindex_load(const char *path, const struct blkindex_id *id, uint32_t interval,
+ * Leaves *payload NULL otherwise (a stale, damaged or foreign index is ignored).
+ * @return 1 when there is a file at path (taken or not), 0 when there is none. */
+int blkindex_load(const char *path, const struct blkindex_id *id, uint32_t interval,
 		   uint8_t **payload, size_t *len);
 /* Write the index atomically (temporary file + rename); falls back to the
  * cache folder when `path` cannot be written. The path used goes to used. */

@@ -99,6 +99,7 @@ struct img_image {
 	int random_ready;
 	int read_verify;        /* img_read_at checks checksums */
 	char index_path[1200];
+	int index_origin;       /* enum img_index_origin of the last img_random_open */
 };
 
 /* img_open on an already open source stream (memory, for tests and fuzzing):

@@ -16,10 +16,11 @@
  * reached nr_clusters. Metadata images (`--metadata --save-image`) seek
  * backwards with negative GAPs and may repeat clusters: their runs come in
  * stream order, NOT ascending; writing them at their offsets in that order
- * (later records win) gives ntfsclone's restore. st->unordered records that
+ * (later records win) gives ntfsclone's restore. st->walk.unordered records that
  * this happened. The format has no checksums: verify checks structure only.
  *
- * Random access (the run index, img_read_at): ntfsclone_access.c.
+ * Random access (the run index, img_read_at): ntfsclone_access.c; the
+ * decoding of one record, which both use: ntfsclone_layout.c.
  *
  * Not here: legacy images older than 10.0 (host byte order, 46-byte header),
  * which are rejected; decompression (io/); printing (the command layer).
@@ -54,72 +55,72 @@ static void add_fields(img_image *im, const struct nc_state *st, unsigned major)
 	im->field_list.label_width = 20;
 	im->field_list.separator = ": ";
 	fmt_field_num(im, "major_ver", "major_ver", major, "%u", major);
-	fmt_field_num(im, "minor_ver", "minor_ver", st->minor, "%u", st->minor);
-	img_fmt_thousands(a, sizeof a, st->cs);
-	fmt_field_num(im, "cluster_size", "cluster_size", st->cs, "%s", a);
-	img_fmt_thousands(a, sizeof a, st->device_size);
-	img_fmt_human(b, sizeof b, st->device_size);
-	fmt_field_num(im, "device_size", "device_size", st->device_size, "%s (%s)", a, b);
-	img_fmt_thousands(a, sizeof a, st->nr_clusters);
-	fmt_field_num(im, "nr_clusters", "nr_clusters", st->nr_clusters, "%s", a);
-	img_fmt_thousands(a, sizeof a, st->inuse);
-	img_fmt_human(b, sizeof b, st->inuse * st->cs);  /* inuse <= nr+1: no overflow */
-	fmt_field_num(im, "inuse", "inuse", st->inuse, "%s (%s)", a, b);
-	fmt_field_num(im, "offset_to_image_data", "offset_to_image_data", st->data_offset, "%u",
-		      st->data_offset);
+	fmt_field_num(im, "minor_ver", "minor_ver", st->lay.minor, "%u", st->lay.minor);
+	img_fmt_thousands(a, sizeof a, st->lay.cs);
+	fmt_field_num(im, "cluster_size", "cluster_size", st->lay.cs, "%s", a);
+	img_fmt_thousands(a, sizeof a, st->lay.device_size);
+	img_fmt_human(b, sizeof b, st->lay.device_size);
+	fmt_field_num(im, "device_size", "device_size", st->lay.device_size, "%s (%s)", a, b);
+	img_fmt_thousands(a, sizeof a, st->lay.nr_clusters);
+	fmt_field_num(im, "nr_clusters", "nr_clusters", st->lay.nr_clusters, "%s", a);
+	img_fmt_thousands(a, sizeof a, st->lay.inuse);
+	img_fmt_human(b, sizeof b, st->lay.inuse * st->lay.cs);  /* inuse <= nr+1: no overflow */
+	fmt_field_num(im, "inuse", "inuse", st->lay.inuse, "%s (%s)", a, b);
+	fmt_field_num(im, "offset_to_image_data", "offset_to_image_data", st->lay.data_offset, "%u",
+		      st->lay.data_offset);
 }
 
 /* Check every header field; h holds NC_HEADER_SIZE bytes. */
 static int check_header(img_image *im, struct nc_state *st, const uint8_t *h)
 {
 	unsigned major = h[16];
-	st->minor = h[17];
+	st->lay.minor = h[17];
 	if (major < 10)
 		return fmt_fail(im, IMG_E_FORMAT, 16,
 				"legacy ntfsclone image (version byte %u.%u: written before ntfsclone "
 				"image format 10.0 of 2006, in the creator's byte order) is not supported; "
 				"restore it with ntfsclone",
-				major, st->minor);
-	if (major > 10 || st->minor > 1)
+				major, st->lay.minor);
+	if (major > 10 || st->lay.minor > 1)
 		return fmt_fail(im, IMG_E_FORMAT, 16,
 				"ntfsclone image format %u.%u is not supported (imgbk reads 10.0 and 10.1)",
-				major, st->minor);
-	st->cs = get_le32(h + 18);
-	st->device_size = get_le64(h + 22);
-	st->nr_clusters = get_le64(h + 30);
-	st->inuse = get_le64(h + 38);
-	st->data_offset = get_le32(h + 46);
-	if (st->cs < NC_MIN_CLUSTER || st->cs > NC_MAX_CLUSTER || (st->cs & (st->cs - 1)))
+				major, st->lay.minor);
+	st->lay.cs = get_le32(h + 18);
+	st->lay.device_size = get_le64(h + 22);
+	st->lay.nr_clusters = get_le64(h + 30);
+	st->lay.inuse = get_le64(h + 38);
+	st->lay.data_offset = get_le32(h + 46);
+	if (st->lay.cs < NC_MIN_CLUSTER || st->lay.cs > NC_MAX_CLUSTER || (st->lay.cs & (st->lay.cs - 1)))
 		return fmt_fail(im, IMG_E_CORRUPT, 18,
-				"cluster size %u is not a power of two from 512 to 2 MiB", st->cs);
-	if (st->device_size == 0 || st->device_size > (uint64_t)INT64_MAX)
+				"cluster size %u is not a power of two from 512 to 2 MiB", st->lay.cs);
+	if (st->lay.device_size == 0 || st->lay.device_size > (uint64_t)INT64_MAX)
 		return fmt_fail(im, IMG_E_CORRUPT, 22, "device size %llu is out of range",
-				(unsigned long long)st->device_size);
+				(unsigned long long)st->lay.device_size);
 	uint64_t volume;
-	if (st->nr_clusters == 0 || st->nr_clusters > (uint64_t)INT64_MAX ||
-	    __builtin_mul_overflow(st->nr_clusters, (uint64_t)st->cs, &volume) ||
-	    volume > st->device_size)
+	if (st->lay.nr_clusters == 0 || st->lay.nr_clusters > (uint64_t)INT64_MAX ||
+	    __builtin_mul_overflow(st->lay.nr_clusters, (uint64_t)st->lay.cs, &volume) ||
+	    volume > st->lay.device_size)
 		return fmt_fail(im, IMG_E_CORRUPT, 30,
 				"%llu clusters of %u bytes do not fit the device size %llu",
-				(unsigned long long)st->nr_clusters, st->cs,
-				(unsigned long long)st->device_size);
-	if (st->inuse > st->nr_clusters + 1)
+				(unsigned long long)st->lay.nr_clusters, st->lay.cs,
+				(unsigned long long)st->lay.device_size);
+	if (st->lay.inuse > st->lay.nr_clusters + 1)
 		return fmt_fail(im, IMG_E_CORRUPT, 38, "%llu clusters in use exceed the %llu clusters",
-				(unsigned long long)st->inuse, (unsigned long long)st->nr_clusters);
-	if (st->data_offset < NC_HEADER_SIZE || st->data_offset > NC_MAX_DATA_OFFSET)
+				(unsigned long long)st->lay.inuse, (unsigned long long)st->lay.nr_clusters);
+	if (st->lay.data_offset < NC_HEADER_SIZE || st->lay.data_offset > NC_MAX_DATA_OFFSET)
 		return fmt_fail(im, IMG_E_CORRUPT, 46,
-				"offset to image data %u is out of range (%d to %d)", st->data_offset,
+				"offset to image data %u is out of range (%d to %d)", st->lay.data_offset,
 				NC_HEADER_SIZE, NC_MAX_DATA_OFFSET);
-	st->end_pos = st->nr_clusters + (st->minor >= 1);
-	snprintf(st->version, sizeof st->version, "%u.%u", major, st->minor);
+	st->lay.end_pos = st->lay.nr_clusters + (st->lay.minor >= 1);
+	snprintf(st->lay.version, sizeof st->lay.version, "%u.%u", major, st->lay.minor);
 
 	img_info *info = &im->info;
-	info->format_version = st->version;
+	info->format_version = st->lay.version;
 	info->fs = "NTFS";
-	info->device_size = st->device_size;
-	info->block_size = st->cs;
-	info->total_blocks = st->end_pos;  /* 10.1: the backup boot sector cluster too */
-	info->used_blocks = st->inuse;
+	info->device_size = st->lay.device_size;
+	info->block_size = st->lay.cs;
+	info->total_blocks = st->lay.end_pos;  /* 10.1: the backup boot sector cluster too */
+	info->used_blocks = st->lay.inuse;
 	info->checksum = "NONE";
 	info->read_check = "nothing: ntfsclone images carry no data checksums";
 	info->has_checksums = 0;
@@ -150,13 +151,13 @@ static int nc_open(img_image *im)
 		return rc;
 	stream_consume(im->s, NC_HEADER_SIZE);
 	uint64_t skipped = 0;
-	rc = stream_skip(im->s, st->data_offset - NC_HEADER_SIZE, &skipped);
+	rc = stream_skip(im->s, st->lay.data_offset - NC_HEADER_SIZE, &skipped);
 	if (rc < 0)
 		return rc;
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, NC_HEADER_SIZE + skipped,
 				"image truncated in the header padding (the image data starts at %u)",
-				st->data_offset);
+				st->lay.data_offset);
 	return IMG_OK;
 }
 
@@ -164,7 +165,7 @@ static int check_end(img_image *im, struct nc_state *st)
 {
 	const uint8_t *p;
 	size_t avail;
-	st->finished = 1;
+	st->walk.finished = 1;
 	int rc = stream_peek(im->s, 1, &p, &avail);
 	if (rc < 0)
 		return rc;
@@ -172,42 +173,29 @@ static int check_end(img_image *im, struct nc_state *st)
 		return fmt_fail(im, IMG_E_TRAILING, im->s->offset,
 				"trailing data after the last record (cluster position %llu of %llu: the "
 				"image should end here)",
-				(unsigned long long)st->pos, (unsigned long long)st->end_pos);
+				(unsigned long long)st->walk.pos, (unsigned long long)st->lay.end_pos);
 	return IMG_EOF;
 }
 
 /* The data ends at a record boundary before end_pos. */
 static int truncated_at_boundary(img_image *im, const struct nc_state *st, uint64_t at)
 {
-	if (st->minor >= 1 && st->pos == st->nr_clusters)
+	if (st->lay.minor >= 1 && st->walk.pos == st->lay.nr_clusters)
 		return fmt_fail(im, IMG_E_TRUNCATED, at,
 				"image truncated: the record of the backup boot sector (cluster %llu) "
 				"is missing",
-				(unsigned long long)st->pos);
+				(unsigned long long)st->walk.pos);
 	return fmt_fail(im, IMG_E_TRUNCATED, at,
 			"image truncated: the records stop at cluster position %llu of %llu",
-			(unsigned long long)st->pos, (unsigned long long)st->end_pos);
-}
-
-/* A GAP that cannot be followed (nc_gap_target) as the error. */
-static int gap_fail(img_image *im, const struct nc_state *st, const uint8_t *p, uint64_t at,
-		    enum gap_fault f)
-{
-	if (f == GAP_ZERO)
-		return fmt_fail(im, IMG_E_CORRUPT, at, "GAP record of 0 clusters");
-	return fmt_fail(im, IMG_E_CORRUPT, at,
-			"GAP of %lld clusters from cluster position %llu leaves the volume "
-			"(%llu clusters)",
-			(long long)(int64_t)get_le64(p + 1), (unsigned long long)st->pos,
-			(unsigned long long)st->nr_clusters);
+			(unsigned long long)st->walk.pos, (unsigned long long)st->lay.end_pos);
 }
 
 static void put_run(img_image *im, const struct nc_state *st, img_run *r, const uint8_t *data,
 		    uint64_t len)
 {
-	r->first_block = st->pos;
+	r->first_block = st->walk.pos;
 	r->nblocks = 1;
-	r->offset = st->pos * st->cs;
+	r->offset = st->walk.pos * st->lay.cs;
 	r->len = (size_t)len;
 	r->data = data;
 	r->verified = 0;
@@ -227,9 +215,10 @@ static int parse_window(img_image *im, struct nc_state *st, const uint8_t *p, si
 	size_t off = 0;
 	uint64_t base = im->s->offset;
 	int rc = IMG_OK;
+	char text[200];
 	while (*n < max) {
-		if (st->pos == st->end_pos) {
-			st->ended = 1;
+		if (st->walk.pos == st->lay.end_pos) {
+			st->walk.ended = 1;
 			break;
 		}
 		size_t left = avail - off;
@@ -239,49 +228,40 @@ static int parse_window(img_image *im, struct nc_state *st, const uint8_t *p, si
 				rc = truncated_at_boundary(im, st, at);
 			break;
 		}
-		if (p[off] == CMD_GAP) {
-			if (left < GAP_RECORD) {
-				if (at_eof && *n == 0)
-					rc = fmt_fail(im, IMG_E_TRUNCATED, at + left,
-						      "image truncated inside a GAP record at cluster "
-						      "position %llu",
-						      (unsigned long long)st->pos);
-				break;
-			}
-			uint64_t to = 0;
-			enum gap_fault f = nc_gap_target(st, st->pos, p + off, &to);
-			if (f != GAP_OK) {
-				if (*n == 0)
-					rc = gap_fail(im, st, p + off, at, f);
-				break;
-			}
-			if (to < st->pos)
-				st->unordered = 1;
-			st->pos = to;
-			off += GAP_RECORD;
-		} else if (p[off] == CMD_NEXT) {
-			/* pos < end_pos <= nr_clusters + 1, so the record starts inside the
-			 * device; only the backup boot sector's can be short (or empty when
-			 * the device ends with the volume). */
-			uint64_t len = nc_record_len(st, st->pos);
-			if (left - 1 < len) {
+		struct nc_record r;
+		nc_decode_record(&st->lay, st->walk.pos, p + off, left, &r);
+		if (r.kind == NC_REC_SHORT) {
+			if (at_eof && *n == 0)
+				rc = fmt_fail(im, IMG_E_TRUNCATED, at + left,
+					      "image truncated inside a GAP record at cluster position %llu",
+					      (unsigned long long)st->walk.pos);
+			break;
+		}
+		if (r.kind == NC_REC_GAP) {
+			if (r.to < st->walk.pos)
+				st->walk.unordered = 1;
+			st->walk.pos = r.to;
+		} else if (r.kind == NC_REC_NEXT) {
+			if (left < r.size) {
 				if (at_eof && *n == 0)
 					rc = fmt_fail(im, IMG_E_TRUNCATED, at + left,
 						      "image truncated in the data of cluster %llu "
 						      "(%zu of %llu bytes present)",
-						      (unsigned long long)st->pos, left - 1,
-						      (unsigned long long)len);
+						      (unsigned long long)st->walk.pos, left - 1,
+						      (unsigned long long)r.len);
 				break;
 			}
-			if (len > 0)
-				put_run(im, st, &runs[(*n)++], p + off + 1, len);
-			st->pos++;
-			off += 1 + (size_t)len;
+			if (r.len > 0)
+				put_run(im, st, &runs[(*n)++], p + off + 1, r.len);
+			st->walk.pos++;
 		} else {
 			if (*n == 0)
-				rc = fmt_fail(im, IMG_E_CORRUPT, at, "invalid command byte 0x%02x", p[off]);
+				rc = fmt_fail(im, IMG_E_CORRUPT, at, "%s",
+					      nc_bad_record_text(text, sizeof text, &st->lay, st->walk.pos,
+								 p[off], &r));
 			break;
 		}
+		off += r.size;
 	}
 	*used = off;
 	return rc;
@@ -291,15 +271,15 @@ static int nc_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 {
 	struct nc_state *st = im->priv;
 	*n = 0;
-	if (st->pending) {
-		stream_consume(im->s, st->pending);
-		st->pending = 0;
+	if (st->walk.pending) {
+		stream_consume(im->s, st->walk.pending);
+		st->walk.pending = 0;
 	}
-	if (st->finished)
+	if (st->walk.finished)
 		return IMG_EOF;
-	size_t window = NC_WINDOW > (size_t)st->cs + 1 ? NC_WINDOW : (size_t)st->cs + 1;
+	size_t window = NC_WINDOW > (size_t)st->lay.cs + 1 ? NC_WINDOW : (size_t)st->lay.cs + 1;
 	for (;;) {
-		if (st->ended)
+		if (st->walk.ended)
 			return check_end(im, st);
 		const uint8_t *p;
 		size_t avail, used = 0;
@@ -310,10 +290,10 @@ static int nc_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 		if (rc < 0)
 			return rc;
 		if (*n > 0) {
-			st->pending = used;  /* the runs point into these bytes */
+			st->walk.pending = used;  /* the runs point into these bytes */
 			return IMG_OK;
 		}
-		if (used == 0 && !st->ended)  /* cannot happen: a window holds a whole record */
+		if (used == 0 && !st->walk.ended)  /* cannot happen: a window holds a whole record */
 			return fmt_fail(im, IMG_E_CORRUPT, im->s->offset, "no record could be read");
 		stream_consume(im->s, used);  /* GAP records only: nothing handed out */
 	}
@@ -327,9 +307,10 @@ static int nc_next_run(img_image *im, img_run *run)
 
 static void nc_close(img_image *im)
 {
-	if (im->priv)
-		nc_random_free(im->priv);
-	free(im->priv);
+	struct nc_state *st = im->priv;
+	if (st)
+		nc_random_free(&st->acc);
+	free(st);
 	im->priv = NULL;
 }
 

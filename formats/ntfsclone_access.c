@@ -32,7 +32,8 @@
  *   64  .. runs: first, count, offset (3 x 8 bytes each)
  * It is checked in full before use and rebuilt when anything is off.
  *
- * Not here: the header and the sequential walk (ntfsclone.c), the index
+ * Not here: the record decoding (ntfsclone_layout.c, shared with the walk),
+ * the header and the sequential walk (ntfsclone.c), the index
  * file (blkindex.c).
  */
 #include <errno.h>
@@ -209,12 +210,13 @@ struct scan {
 	uint64_t size;          /* of the image */
 };
 
-/* Point *p at image bytes [at, at + need). @return IMG_OK, IMG_EOF when the
- * image ends before, or a read error (on im->err). */
-static int scan_view(struct scan *sc, uint64_t at, size_t need, const uint8_t **p)
+/* Point *p at image bytes [at, at + need) and more (*vis bytes in all).
+ * @return IMG_OK, IMG_EOF when the image ends before, or a read error (on im->err). */
+static int scan_view(struct scan *sc, uint64_t at, size_t need, const uint8_t **p, size_t *vis)
 {
 	if (at >= sc->bstart && at + need <= sc->bend) {
 		*p = sc->buf + (at - sc->bstart);
+		*vis = (size_t)(sc->bend - at);
 		return IMG_OK;
 	}
 	if (at > sc->size || sc->size - at < need)
@@ -228,72 +230,65 @@ static int scan_view(struct scan *sc, uint64_t at, size_t need, const uint8_t **
 	if (sc->o->progress)
 		sc->o->progress(sc->o->progress_ctx, at, sc->size);
 	*p = sc->buf;
+	*vis = n;
 	return IMG_OK;
 }
 
-/* Build st->runs from the image; a damaged stream sets st->stop_*. */
+/* Build st->acc.runs from the image; a damaged stream sets st->stop_*. */
 static int build_index(img_image *im, struct nc_state *st, const img_random_options *o)
 {
 	struct scan sc = { im, o, malloc(SCAN_CHUNK), 0, 0, rsrc_size(im->rs) };
 	struct runvec rv = { 0 };
 	if (!sc.buf)
 		return no_memory(im);
-	const uint64_t stride = (uint64_t)st->cs + 1;
-	uint64_t pos = 0, at = st->data_offset;
+	const uint64_t stride = (uint64_t)st->lay.cs + 1;
+	uint64_t pos = 0, at = st->lay.data_offset;
 	int unordered = 0, rc = IMG_OK;
-	st->stop_code = IMG_OK;
-	while (pos != st->end_pos) {
+	st->acc.stop_code = IMG_OK;
+	while (pos != st->lay.end_pos) {
 		const uint8_t *p;
-		rc = scan_view(&sc, at, 1, &p);
-		if (rc == IMG_OK && *p == CMD_GAP)
-			rc = scan_view(&sc, at, GAP_RECORD, &p);
+		size_t vis;
+		struct nc_record r;
+		rc = scan_view(&sc, at, 1, &p, &vis);
+		if (rc == IMG_OK) {
+			nc_decode_record(&st->lay, pos, p, vis, &r);
+			if (r.kind == NC_REC_SHORT && (rc = scan_view(&sc, at, r.need, &p, &vis)) == IMG_OK)
+				nc_decode_record(&st->lay, pos, p, vis, &r);
+		}
 		if (rc < 0)
 			goto out;
-		if (rc == IMG_EOF) {
-			st->stop_code = IMG_E_TRUNCATED;
-			st->stop_at = sc.size;
+		if (rc == IMG_EOF || (r.kind == NC_REC_NEXT && sc.size - at < r.size)) {
+			st->acc.stop_code = IMG_E_TRUNCATED;
+			st->acc.stop_at = sc.size;
 			break;
 		}
-		if (*p == CMD_GAP) {
-			uint64_t to;
-			if (nc_gap_target(st, pos, p, &to) != GAP_OK) {
-				st->stop_code = IMG_E_CORRUPT;
-				st->stop_at = at;
-				break;
-			}
-			unordered |= to < pos;
-			pos = to;
-			at += GAP_RECORD;
-		} else if (*p == CMD_NEXT) {
-			uint64_t len = nc_record_len(st, pos);
-			if (sc.size - at - 1 < len) {  /* at < size: the command byte is there */
-				st->stop_code = IMG_E_TRUNCATED;
-				st->stop_at = sc.size;
-				break;
-			}
-			if (len > 0 && add_cluster(&rv, stride, pos, at + 1)) {
+		if (r.kind == NC_REC_GAP) {
+			unordered |= r.to < pos;
+			pos = r.to;
+		} else if (r.kind == NC_REC_NEXT) {
+			if (r.len > 0 && add_cluster(&rv, stride, pos, at + 1)) {
 				rc = no_memory(im);
 				goto out;
 			}
 			pos++;
-			at += 1 + len;
 		} else {
-			st->stop_code = IMG_E_CORRUPT;
-			st->stop_at = at;
+			st->acc.stop_code = IMG_E_CORRUPT;
+			st->acc.stop_at = at;
 			break;
 		}
+		at += r.size;
 	}
 	rc = IMG_OK;
-	st->stop_pos = st->stop_code ? pos : 0;
-	st->stop_unordered = st->stop_code ? unordered : 0;
-	if (!st->stop_code)
-		st->stop_at = 0;
+	st->acc.stop_pos = st->acc.stop_code ? pos : 0;
+	st->acc.stop_unordered = st->acc.stop_code ? unordered : 0;
+	if (!st->acc.stop_code)
+		st->acc.stop_at = 0;
 	if (resolve(&rv, stride)) {
 		rc = no_memory(im);
 		goto out;
 	}
-	st->runs = rv.v;
-	st->nruns = rv.n;
+	st->acc.runs = rv.v;
+	st->acc.nruns = rv.n;
 	rv.v = NULL;
 	if (o->progress)
 		o->progress(o->progress_ctx, sc.size, sc.size);
@@ -318,26 +313,26 @@ static void put64(uint8_t *p, uint64_t v)
 
 static int encode(const struct nc_state *st, uint8_t **payload, size_t *len)
 {
-	size_t n = IDX_HEADER + (size_t)st->nruns * IDX_RUN;
+	size_t n = IDX_HEADER + (size_t)st->acc.nruns * IDX_RUN;
 	uint8_t *p = malloc(n);
 	if (!p)
 		return -1;
 	memcpy(p, IDX_MAGIC, 4);
 	put32(p + 4, IDX_VERSION);
-	put32(p + 8, st->cs);
-	put32(p + 12, st->data_offset);
-	put64(p + 16, st->nr_clusters);
-	put64(p + 24, st->device_size);
-	put32(p + 32, (uint32_t)st->stop_code);
-	put32(p + 36, (uint32_t)st->stop_unordered);
-	put64(p + 40, st->stop_pos);
-	put64(p + 48, st->stop_at);
-	put64(p + 56, st->nruns);
-	for (uint64_t i = 0; i < st->nruns; i++) {
+	put32(p + 8, st->lay.cs);
+	put32(p + 12, st->lay.data_offset);
+	put64(p + 16, st->lay.nr_clusters);
+	put64(p + 24, st->lay.device_size);
+	put32(p + 32, (uint32_t)st->acc.stop_code);
+	put32(p + 36, (uint32_t)st->acc.stop_unordered);
+	put64(p + 40, st->acc.stop_pos);
+	put64(p + 48, st->acc.stop_at);
+	put64(p + 56, st->acc.nruns);
+	for (uint64_t i = 0; i < st->acc.nruns; i++) {
 		uint8_t *r = p + IDX_HEADER + i * IDX_RUN;
-		put64(r, st->runs[i].first);
-		put64(r + 8, st->runs[i].count);
-		put64(r + 16, st->runs[i].off);
+		put64(r, st->acc.runs[i].first);
+		put64(r + 8, st->acc.runs[i].count);
+		put64(r + 16, st->acc.runs[i].off);
 	}
 	*payload = p;
 	*len = n;
@@ -350,8 +345,8 @@ static int decode(struct nc_state *st, uint64_t size, const uint8_t *p, size_t l
 {
 	const struct nc_state *st0 = st;
 	if (len < IDX_HEADER || memcmp(p, IDX_MAGIC, 4) != 0 || get_le32(p + 4) != IDX_VERSION ||
-	    get_le32(p + 8) != st0->cs || get_le32(p + 12) != st0->data_offset ||
-	    get_le64(p + 16) != st0->nr_clusters || get_le64(p + 24) != st0->device_size)
+	    get_le32(p + 8) != st0->lay.cs || get_le32(p + 12) != st0->lay.data_offset ||
+	    get_le64(p + 16) != st0->lay.nr_clusters || get_le64(p + 24) != st0->lay.device_size)
 		return 0;
 	uint64_t n = get_le64(p + 56);
 	if (n > (len - IDX_HEADER) / IDX_RUN || len != IDX_HEADER + n * IDX_RUN)
@@ -363,25 +358,25 @@ static int decode(struct nc_state *st, uint64_t size, const uint8_t *p, size_t l
 		if (flags || stop_pos || stop_at)
 			return 0;
 	} else if ((code != IMG_E_TRUNCATED && code != IMG_E_CORRUPT) || flags > 1 ||
-		   stop_pos > st0->end_pos || stop_at > size || stop_at < st0->data_offset ||
+		   stop_pos > st0->lay.end_pos || stop_at > size || stop_at < st0->lay.data_offset ||
 		   (code == IMG_E_TRUNCATED && stop_at != size)) {
 		return 0;
 	}
-	const uint64_t cs = st0->cs, stride = cs + 1;
+	const uint64_t cs = st0->lay.cs, stride = cs + 1;
 	uint64_t prev_end = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		const uint8_t *r = p + IDX_HEADER + i * IDX_RUN;
 		uint64_t first = get_le64(r), count = get_le64(r + 8), off = get_le64(r + 16);
-		if (count == 0 || first < prev_end || first >= st0->end_pos ||
-		    count > st0->end_pos - first)
+		if (count == 0 || first < prev_end || first >= st0->lay.end_pos ||
+		    count > st0->lay.end_pos - first)
 			return 0;
 		uint64_t last = first + count - 1;
-		uint64_t last_len = nc_record_len(st0, last);
+		uint64_t last_len = nc_record_len(&st0->lay, last);
 		/* only a run's last record may be short (the backup boot sector's) */
-		if (last_len == 0 || (count > 1 && nc_record_len(st0, last - 1) != cs))
+		if (last_len == 0 || (count > 1 && nc_record_len(&st0->lay, last - 1) != cs))
 			return 0;
 		/* its data lies in the image, after the header and a command byte */
-		if (off < (uint64_t)st0->data_offset + 1 || off >= size ||
+		if (off < (uint64_t)st0->lay.data_offset + 1 || off >= size ||
 		    count - 1 > (size - off) / stride ||
 		    size - off - (count - 1) * stride < last_len)
 			return 0;
@@ -394,27 +389,27 @@ static int decode(struct nc_state *st, uint64_t size, const uint8_t *p, size_t l
 		const uint8_t *r = p + IDX_HEADER + i * IDX_RUN;
 		runs[i] = (struct nc_run){ get_le64(r), get_le64(r + 8), get_le64(r + 16) };
 	}
-	st->runs = runs;
-	st->nruns = n;
-	st->stop_code = code;
-	st->stop_unordered = (int)flags;
-	st->stop_pos = stop_pos;
-	st->stop_at = stop_at;
+	st->acc.runs = runs;
+	st->acc.nruns = n;
+	st->acc.stop_code = code;
+	st->acc.stop_unordered = (int)flags;
+	st->acc.stop_pos = stop_pos;
+	st->acc.stop_at = stop_at;
 	return 1;
 }
 
-void nc_random_free(struct nc_state *st)
+void nc_random_free(struct nc_access *acc)
 {
-	free(st->runs);
-	st->runs = NULL;
-	st->nruns = 0;
+	free(acc->runs);
+	acc->runs = NULL;
+	acc->nruns = 0;
 }
 
 int nc_random_open(img_image *im, const img_random_options *o, const uint8_t *saved,
 		   size_t saved_len, uint8_t **payload, size_t *payload_len)
 {
 	struct nc_state *st = im->priv;
-	nc_random_free(st);
+	nc_random_free(&st->acc);
 	im->read_verify = 0;  /* no checksums in the format */
 	if (saved) {
 		int rc = decode(st, rsrc_size(im->rs), saved, saved_len);
@@ -435,17 +430,17 @@ int nc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 /* Cluster c cannot be read: the command stream stopped before telling. */
 static int stop_error(img_image *im, const struct nc_state *st, uint64_t c, img_err *err)
 {
-	const char *why = st->stop_code == IMG_E_TRUNCATED ? "image truncated"
+	const char *why = st->acc.stop_code == IMG_E_TRUNCATED ? "image truncated"
 							    : "command stream damaged";
-	if (st->stop_unordered)
-		return fmt_fail_to(im, err, st->stop_code, st->stop_at,
+	if (st->acc.stop_unordered)
+		return fmt_fail_to(im, err, st->acc.stop_code, st->acc.stop_at,
 				   "%s at cluster position %llu of a metadata image that went "
 				   "backwards before: no cluster can be read reliably (cluster %llu asked)",
-				   why, (unsigned long long)st->stop_pos, (unsigned long long)c);
-	return fmt_fail_to(im, err, st->stop_code, st->stop_at,
+				   why, (unsigned long long)st->acc.stop_pos, (unsigned long long)c);
+	return fmt_fail_to(im, err, st->acc.stop_code, st->acc.stop_at,
 			   "%s: the records stop at cluster position %llu of %llu; cluster %llu is "
 			   "beyond them",
-			   why, (unsigned long long)st->stop_pos, (unsigned long long)st->end_pos,
+			   why, (unsigned long long)st->acc.stop_pos, (unsigned long long)st->lay.end_pos,
 			   (unsigned long long)c);
 }
 
@@ -455,7 +450,7 @@ static int stop_error(img_image *im, const struct nc_state *st, uint64_t c, img_
 static int read_records(img_image *im, const struct nc_state *st, const struct nc_run *r,
 			uint64_t k, uint64_t n, size_t in, size_t want, uint8_t *out, img_err *err)
 {
-	const uint64_t cs = st->cs, stride = cs + 1;
+	const uint64_t cs = st->lay.cs, stride = cs + 1;
 	uint64_t start = r->off + k * stride + in;
 	if (n == 1)
 		return fmt_pread(im, out, want, start, "the cluster data", err);
@@ -485,24 +480,24 @@ static int read_records(img_image *im, const struct nc_state *st, const struct n
 int nc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 {
 	const struct nc_state *st = im->priv;
-	const uint64_t cs = st->cs, stride = cs + 1;
+	const uint64_t cs = st->lay.cs, stride = cs + 1;
 	const uint64_t max_records = READ_SPAN / stride ? READ_SPAN / stride : 1;
 	uint8_t *out = buf;
-	if (st->stop_code && st->stop_unordered)
+	if (st->acc.stop_code && st->acc.stop_unordered)
 		return stop_error(im, st, off / cs, err);
 	while (len > 0) {
 		uint64_t c = off / cs;
 		size_t in = (size_t)(off % cs);
 		/* i = number of runs starting at or before c */
-		uint64_t lo = 0, hi = st->nruns;
+		uint64_t lo = 0, hi = st->acc.nruns;
 		while (lo < hi) {
 			uint64_t mid = lo + (hi - lo) / 2;
-			if (st->runs[mid].first <= c)
+			if (st->acc.runs[mid].first <= c)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		const struct nc_run *r = lo ? &st->runs[lo - 1] : NULL;
+		const struct nc_run *r = lo ? &st->acc.runs[lo - 1] : NULL;
 		size_t n;
 		if (r && c < r->first + r->count) {
 			uint64_t k = c - r->first;
@@ -517,12 +512,12 @@ int nc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 			if (rc != IMG_OK)
 				return rc;
 		} else {
-			uint64_t next = lo < st->nruns ? st->runs[lo].first : UINT64_MAX;
-			if (st->stop_code && c < st->end_pos) {
-				if (c >= st->stop_pos)
+			uint64_t next = lo < st->acc.nruns ? st->acc.runs[lo].first : UINT64_MAX;
+			if (st->acc.stop_code && c < st->lay.end_pos) {
+				if (c >= st->acc.stop_pos)
 					return stop_error(im, st, c, err);
-				if (next > st->stop_pos)
-					next = st->stop_pos;
+				if (next > st->acc.stop_pos)
+					next = st->acc.stop_pos;
 			}
 			/* zeros up to the next run (or the end of the read) */
 			uint64_t bytes = next - c > (len + in) / cs + 1 ? (uint64_t)len

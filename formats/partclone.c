@@ -9,7 +9,9 @@
  * any of its blocks are handed out, so a bad group is never served; larger
  * groups are checked when their last block has gone by.
  *
- * Not here: decompression and split sets (io/), printing (the command layer).
+ * Not here: the layout's rules (where data and checksums lie, how a group is
+ * checked, the messages: partclone_layout.c, shared with random access),
+ * decompression and split sets (io/), printing (the command layer).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,37 +20,6 @@
 
 #include "partclone.h"
 
-static uint16_t rd16(const struct pc_state *st, const uint8_t *p)
-{
-	return st->big_endian ? (uint16_t)(p[0] << 8 | p[1]) : get_le16(p);
-}
-
-static uint32_t rd32(const struct pc_state *st, const uint8_t *p)
-{
-	return st->big_endian ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
-			      : get_le32(p);
-}
-
-static uint64_t rd64(const struct pc_state *st, const uint8_t *p)
-{
-	return st->big_endian ? (uint64_t)rd32(st, p) << 32 | rd32(st, p + 4) : get_le64(p);
-}
-
-/* Our digest (little-endian form) as the image stores it: a big-endian
- * creator stores each native integer of it byte-reversed. */
-void pc_digest_as_stored(const struct pc_state *st, uint8_t *d)
-{
-	if (!st->big_endian)
-		return;
-	size_t unit = st->cs < 8 ? st->cs : 8;
-	for (size_t u = 0; u < st->cs; u += unit)
-		for (size_t i = 0; i < unit / 2; i++) {
-			uint8_t t = d[u + i];
-			d[u + i] = d[u + unit - 1 - i];
-			d[u + unit - 1 - i] = t;
-		}
-}
-
 static int parse_v1(img_image *im, struct pc_state *st);
 static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n);
 
@@ -56,34 +27,6 @@ static int pc_bid(const uint8_t *p, size_t n)
 {
 	return n >= 34 && memcmp(p, PC_MAGIC, 15) == 0 &&
 	       (memcmp(p + 30, "0002", 4) == 0 || memcmp(p + 30, "0001", 4) == 0);
-}
-
-static const char *checksum_name(unsigned mode)
-{
-	switch (mode) {
-	case CSM_NONE: return "NONE";
-	case CSM_CRC32: return "CRC32";
-	case CSM_XXH64: return "XXH64";
-	case CSM_XXH128: return "XXH128";
-	default: return "unknown";
-	}
-}
-
-/* What a random read (partclone_access.c) checks, for info. */
-static const char *read_check_text(const struct pc_state *st)
-{
-	if (st->v1)
-		return "the first byte of each block, against the running CRC32_0001 checksum (it covers "
-		       "nothing else: the other bytes of a block are not checked)";
-	if (!st->cs)
-		return "nothing: the image has no data checksums";
-	if (st->reseed)
-		return "every byte, against the checksum of its group";
-	if (st->hash.kind == HASH_CRC32)
-		return "every byte, against the running CRC32 of its group, continued from the checksum "
-		       "stored before the group";
-	return "every byte, against the running checksum of its group, hashed on from a state kept in "
-	       "the index; after a bad group the later groups cannot be checked and do not read";
 }
 
 static void copy_name(char *out, size_t outsz, const uint8_t *p, size_t n)
@@ -111,10 +54,10 @@ static int check_checksum_fields(img_image *im, unsigned mode, unsigned size, ui
 		if (modes[i].size != size)
 			return fmt_fail(im, IMG_E_CORRUPT, 98,
 					"checksum size %u does not fit checksum mode %s (expected %u)", size,
-					checksum_name(mode), modes[i].size);
+					pc_checksum_name(mode), modes[i].size);
 		if (mode != CSM_NONE && bpc == 0)
 			return fmt_fail(im, IMG_E_CORRUPT, 100,
-					"blocks per checksum is 0 with checksum mode %s", checksum_name(mode));
+					"blocks per checksum is 0 with checksum mode %s", pc_checksum_name(mode));
 		*kind = modes[i].kind;
 		return IMG_OK;
 	}
@@ -129,20 +72,38 @@ static void add_common_fields(img_image *im, const struct pc_state *st, uint64_t
 	im->field_list.title = "Partclone Header";
 	im->field_list.label_width = 18;
 	im->field_list.separator = "";
-	fmt_field(im, "partclone version", "partclone_version", "%s", st->version);
-	fmt_field(im, "fs type", "fs_type", "%s", st->fs);
-	fmt_field_amount(im, "fs total size", "fs_total_size", st->device_size, st->device_size);
-	img_fmt_thousands(a, sizeof a, st->total);
-	fmt_field_num(im, "fs total blocks", "fs_total_blocks", st->total, "%s", a);
+	fmt_field(im, "partclone version", "partclone_version", "%s", st->lay.version);
+	fmt_field(im, "fs type", "fs_type", "%s", st->lay.fs);
+	fmt_field_amount(im, "fs total size", "fs_total_size", st->lay.device_size, st->lay.device_size);
+	img_fmt_thousands(a, sizeof a, st->lay.total);
+	fmt_field_num(im, "fs total blocks", "fs_total_blocks", st->lay.total, "%s", a);
 	img_field *f = fmt_field_amount(im, "fs used blocks", "fs_used_blocks", used_fs,
-					used_fs * st->bs);
+					used_fs * st->lay.bs);
 	if (f)
 		f->comment = "used block count based on super-block";
 	f = fmt_field_amount(im, "fs_used_bitmap", "fs_used_bitmap", used_bitmap,
-			     used_bitmap * st->bs);
+			     used_bitmap * st->lay.bs);
 	if (f)
 		f->comment = "used block count based on bitmap";
-	fmt_field_num(im, "fs block size", "fs_block_size", st->bs, "%u", st->bs);
+	fmt_field_num(im, "fs block size", "fs_block_size", st->lay.bs, "%u", st->lay.bs);
+}
+
+/* The facts of img_info, from the layout. */
+static void set_info(img_image *im, const struct pc_layout *l, const char *version,
+		     const char *checksum)
+{
+	img_info *info = &im->info;
+	info->format_version = version;
+	info->fs = l->fs;
+	info->device_size = l->device_size;
+	info->block_size = l->bs;
+	info->total_blocks = l->total;
+	info->used_blocks = l->used;
+	info->checksum = checksum;
+	info->has_checksums = l->cs != 0;
+	info->checksums_chained = l->cs != 0 && !l->reseed;
+	info->read_check = pc_read_check_text(l);
+	info->image_data_size = pc_image_data_size(l);
 }
 
 /* "20,480 bytes (20.0 KB)" */
@@ -158,8 +119,8 @@ static void add_bitmap_size(img_image *im, uint64_t bytes)
 static void add_tail_fields(img_image *im, const struct pc_state *st)
 {
 	char a[40];
-	img_fmt_thousands(a, sizeof a, st->data_start);
-	fmt_field_num(im, "blocks_section", "blocks_section", st->data_start, "at %s in img file", a);
+	img_fmt_thousands(a, sizeof a, st->lay.data_start);
+	fmt_field_num(im, "blocks_section", "blocks_section", st->lay.data_start, "at %s in img file", a);
 	fmt_field_num(im, "block_offset_size", "block_offset_size", 1024, "1024");
 	fmt_field_num(im, "block_offsets", "block_offsets", 0, "0 instances");
 }
@@ -167,17 +128,17 @@ static void add_tail_fields(img_image *im, const struct pc_state *st)
 static void add_fields(img_image *im, struct pc_state *st, const uint8_t *h, uint64_t used_fs,
 		       uint64_t used_hdr, uint64_t bitmap_bytes, uint32_t bitmap_crc)
 {
-	unsigned mode = rd16(st, h + 96);
+	unsigned mode = pc_rd16(&st->lay, h + 96);
 	add_common_fields(im, st, used_fs, used_hdr);
-	fmt_field_num(im, "image version", "image_version", rd16(st, h + 92), "%u", rd16(st, h + 92));
-	fmt_field_num(im, "cpu bits", "cpu_bits", rd16(st, h + 94), "%u", rd16(st, h + 94));
-	fmt_field(im, "checksum mode", "checksum_mode", "%s", checksum_name(mode));
-	fmt_field_num(im, "checksum size", "checksum_size", rd16(st, h + 98), "%u", rd16(st, h + 98));
-	fmt_field_num(im, "checksum blocks", "checksum_blocks", rd32(st, h + 100), "%u",
-		      rd32(st, h + 100));
+	fmt_field_num(im, "image version", "image_version", pc_rd16(&st->lay, h + 92), "%u", pc_rd16(&st->lay, h + 92));
+	fmt_field_num(im, "cpu bits", "cpu_bits", pc_rd16(&st->lay, h + 94), "%u", pc_rd16(&st->lay, h + 94));
+	fmt_field(im, "checksum mode", "checksum_mode", "%s", pc_checksum_name(mode));
+	fmt_field_num(im, "checksum size", "checksum_size", pc_rd16(&st->lay, h + 98), "%u", pc_rd16(&st->lay, h + 98));
+	fmt_field_num(im, "checksum blocks", "checksum_blocks", pc_rd32(&st->lay, h + 100), "%u",
+		      pc_rd32(&st->lay, h + 100));
 	fmt_field(im, "checksum reseed", "checksum_reseed", "%s", h[104] ? "True" : "False");
 	fmt_field(im, "bitmap mode", "bitmap_mode", "%s", h[105] == BM_BIT ? "BIT" : "NONE");
-	fmt_field_num(im, "header_crc32", "header_crc32", rd32(st, h + 106), "0x%08x", rd32(st, h + 106));
+	fmt_field_num(im, "header_crc32", "header_crc32", pc_rd32(&st->lay, h + 106), "0x%08x", pc_rd32(&st->lay, h + 106));
 	add_bitmap_size(im, bitmap_bytes);
 	if (h[105] == BM_BIT)
 		fmt_field_num(im, "bitmap_crc32", "bitmap_crc32", bitmap_crc, "0x%08x", bitmap_crc);
@@ -198,17 +159,17 @@ static void bitmap_from_words(uint8_t *bm, uint64_t nbytes, unsigned word)
 	}
 }
 
-/* Read and check the bitmap that follows the header; sets st->used. */
+/* Read and check the bitmap that follows the header; sets st->lay.used. */
 static int read_bitmap(img_image *im, struct pc_state *st, uint64_t nbytes, uint32_t *crc_out)
 {
 	uint64_t at = im->s->offset;
-	st->bitmap = malloc(nbytes ? nbytes : 1);
-	if (!st->bitmap)
+	st->lay.bitmap = malloc(nbytes ? nbytes : 1);
+	if (!st->lay.bitmap)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 				   "%s: out of memory for a bitmap of %llu bytes", im->path,
 				   (unsigned long long)nbytes);
 	size_t got;
-	int rc = stream_read(im->s, st->bitmap, nbytes, &got);
+	int rc = stream_read(im->s, st->lay.bitmap, nbytes, &got);
 	if (rc < 0)
 		return rc;
 	if (rc == IMG_EOF)
@@ -221,15 +182,15 @@ static int read_bitmap(img_image *im, struct pc_state *st, uint64_t nbytes, uint
 		return rc;
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, at + nbytes + got, "image truncated at the bitmap CRC");
-	uint32_t crc = crc32_partclone(st->bitmap, nbytes);
-	*crc_out = rd32(st, stored);
-	if (crc != rd32(st, stored))
+	uint32_t crc = crc32_partclone(st->lay.bitmap, nbytes);
+	*crc_out = pc_rd32(&st->lay, stored);
+	if (crc != pc_rd32(&st->lay, stored))
 		return fmt_fail(im, IMG_E_CORRUPT, at + nbytes,
 				"bitmap CRC mismatch (stored 0x%08x, computed 0x%08x): the bitmap is damaged",
-				rd32(st, stored), crc);
-	if (st->big_endian)
-		bitmap_from_words(st->bitmap, nbytes, st->cpu_bits / 8);
-	st->used = bitmap_count(st->bitmap, st->total);
+				pc_rd32(&st->lay, stored), crc);
+	if (st->lay.big_endian)
+		bitmap_from_words(st->lay.bitmap, nbytes, st->lay.cpu_bits / 8);
+	st->lay.used = bitmap_count(st->lay.bitmap, st->lay.total);
 	return IMG_OK;
 }
 
@@ -242,125 +203,114 @@ static int parse_v2(img_image *im, struct pc_state *st)
 		return rc;
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, got, "image truncated inside the 110-byte header");
-	st->big_endian = h[34] == 0xC0 && h[35] == 0xDE;
+	st->lay.big_endian = h[34] == 0xC0 && h[35] == 0xDE;
 	uint32_t hcrc = crc32_partclone(h, 106);
-	if (hcrc != rd32(st, h + 106))
+	if (hcrc != pc_rd32(&st->lay, h + 106))
 		return fmt_fail(im, IMG_E_CORRUPT, 106,
 				"header CRC mismatch (stored 0x%08x, computed 0x%08x): the header is damaged",
-				rd32(st, h + 106), hcrc);
-	if (rd16(st, h + 34) != 0xC0DE)
+				pc_rd32(&st->lay, h + 106), hcrc);
+	if (pc_rd16(&st->lay, h + 34) != 0xC0DE)
 		return fmt_fail(im, IMG_E_CORRUPT, 34, "bad endianness marker %02x %02x", h[34], h[35]);
-	st->cpu_bits = rd16(st, h + 94);
-	if (st->big_endian && st->cpu_bits != 32 && st->cpu_bits != 64)
-		return fmt_fail(im, IMG_E_CORRUPT, 94, "cpu bits %u is neither 32 nor 64", st->cpu_bits);
-	copy_name(st->version, sizeof st->version, h + 16, 14);
-	copy_name(st->fs, sizeof st->fs, h + 36, 16);
-	st->device_size = rd64(st, h + 52);
-	st->total = rd64(st, h + 60);
-	uint64_t used_fs = rd64(st, h + 68), used_hdr = rd64(st, h + 76);
-	st->bs = rd32(st, h + 84);
-	unsigned mode = rd16(st, h + 96);
+	st->lay.cpu_bits = pc_rd16(&st->lay, h + 94);
+	if (st->lay.big_endian && st->lay.cpu_bits != 32 && st->lay.cpu_bits != 64)
+		return fmt_fail(im, IMG_E_CORRUPT, 94, "cpu bits %u is neither 32 nor 64", st->lay.cpu_bits);
+	copy_name(st->lay.version, sizeof st->lay.version, h + 16, 14);
+	copy_name(st->lay.fs, sizeof st->lay.fs, h + 36, 16);
+	st->lay.device_size = pc_rd64(&st->lay, h + 52);
+	st->lay.total = pc_rd64(&st->lay, h + 60);
+	uint64_t used_fs = pc_rd64(&st->lay, h + 68), used_hdr = pc_rd64(&st->lay, h + 76);
+	st->lay.bs = pc_rd32(&st->lay, h + 84);
+	unsigned mode = pc_rd16(&st->lay, h + 96);
 	enum img_hash_kind kind = HASH_NONE;
-	if (st->bs == 0 || st->bs > PC_MAX_BLOCK_SIZE)
-		return fmt_fail(im, IMG_E_CORRUPT, 84, "block size %u is out of range", st->bs);
-	rc = check_checksum_fields(im, mode, rd16(st, h + 98), rd32(st, h + 100), &kind);
+	if (st->lay.bs == 0 || st->lay.bs > PC_MAX_BLOCK_SIZE)
+		return fmt_fail(im, IMG_E_CORRUPT, 84, "block size %u is out of range", st->lay.bs);
+	rc = check_checksum_fields(im, mode, pc_rd16(&st->lay, h + 98), pc_rd32(&st->lay, h + 100), &kind);
 	if (rc < 0)
 		return rc;
-	if (used_hdr > st->total)
+	if (used_hdr > st->lay.total)
 		return fmt_fail(im, IMG_E_CORRUPT, 76, "used blocks %llu exceed the %llu blocks in total",
-				(unsigned long long)used_hdr, (unsigned long long)st->total);
+				(unsigned long long)used_hdr, (unsigned long long)st->lay.total);
 	uint64_t span;
-	if (__builtin_mul_overflow(st->total, (uint64_t)st->bs, &span) || span > st->device_size)
+	if (__builtin_mul_overflow(st->lay.total, (uint64_t)st->lay.bs, &span) || span > st->lay.device_size)
 		return fmt_fail(im, IMG_E_CORRUPT, 60,
 				"%llu blocks of %u bytes do not fit the device size %llu",
-				(unsigned long long)st->total, st->bs, (unsigned long long)st->device_size);
+				(unsigned long long)st->lay.total, st->lay.bs, (unsigned long long)st->lay.device_size);
 	unsigned bm_mode = h[105];
 	uint64_t bitmap_bytes = 0;
 	uint32_t bitmap_crc = 0;
 	if (bm_mode == BM_BIT) {
-		bitmap_bytes = (st->total + 7) / 8;
+		bitmap_bytes = (st->lay.total + 7) / 8;
 		if (bitmap_bytes > PC_MAX_BITMAP_BYTES)
 			return fmt_fail(im, IMG_E_FORMAT, 60, "a bitmap of %llu bytes is too large",
 					(unsigned long long)bitmap_bytes);
 		rc = read_bitmap(im, st, bitmap_bytes, &bitmap_crc);
 		if (rc < 0)
 			return rc;
-		st->data_start = PC_HEADER_SIZE + bitmap_bytes + 4;
-		if (st->used != used_hdr)
+		st->lay.data_start = PC_HEADER_SIZE + bitmap_bytes + 4;
+		if (st->lay.used != used_hdr)
 			return fmt_fail(im, IMG_E_CORRUPT, 76,
 					"the bitmap marks %llu blocks used but the header says %llu",
-					(unsigned long long)st->used, (unsigned long long)used_hdr);
+					(unsigned long long)st->lay.used, (unsigned long long)used_hdr);
 	} else if (bm_mode == BM_NONE) {
-		if (used_hdr != st->total)
+		if (used_hdr != st->lay.total)
 			return fmt_fail(im, IMG_E_CORRUPT, 76,
 					"image without bitmap must store all %llu blocks, header says %llu",
-					(unsigned long long)st->total, (unsigned long long)used_hdr);
-		st->used = st->total;
-		st->data_start = PC_HEADER_SIZE;
+					(unsigned long long)st->lay.total, (unsigned long long)used_hdr);
+		st->lay.used = st->lay.total;
+		st->lay.data_start = PC_HEADER_SIZE;
 	} else {
 		return fmt_fail(im, IMG_E_FORMAT, 105, "bitmap mode 0x%02x is not used by format 0002",
 				bm_mode);
 	}
-	st->cs = hash_size(kind);
-	st->bpc = st->cs ? rd32(st, h + 100) : 0;
-	st->reseed = h[104] != 0;
-	if (hash_init(&st->hash, kind) != IMG_OK)
+	st->lay.cs = hash_size(kind);
+	st->lay.bpc = st->lay.cs ? pc_rd32(&st->lay, h + 100) : 0;
+	st->lay.reseed = h[104] != 0;
+	st->lay.kind = kind;
+	if (hash_init(&st->walk.hash, kind) != IMG_OK)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
-	st->hashing = st->cs && im->opt.verify;
+	st->walk.hashing = st->lay.cs && im->opt.verify;
 
-	img_info *info = &im->info;
-	info->format_version = "2";
-	info->fs = st->fs;
-	info->device_size = st->device_size;
-	info->block_size = st->bs;
-	info->total_blocks = st->total;
-	info->used_blocks = st->used;
-	info->checksum = checksum_name(mode);
-	info->has_checksums = st->cs != 0;
-	info->checksums_chained = st->cs != 0 && !st->reseed;
-	info->read_check = read_check_text(st);
-	info->image_data_size = st->data_start + st->used * st->bs +
-				(st->cs ? st->cs * ((st->used + st->bpc - 1) / st->bpc) : 0);
+	set_info(im, &st->lay, "2", pc_checksum_name(mode));
 	add_fields(im, st, h, used_fs, used_hdr, bitmap_bytes, bitmap_crc);
 	return IMG_OK;
-}
-
-static uint64_t next_used(const struct pc_state *st, uint64_t from)
-{
-	return st->bitmap ? bitmap_next_set(st->bitmap, st->total, from) : from;
-}
-
-static uint64_t used_run(const struct pc_state *st, uint64_t from, uint64_t max)
-{
-	if (!st->bitmap)
-		return st->total - from < max ? st->total - from : max;
-	return bitmap_run(st->bitmap, st->total, from, max);
 }
 
 /* The last block of a group of n used blocks starting at `first`. */
 static uint64_t group_last_block(const struct pc_state *st, uint64_t first, uint64_t n)
 {
 	uint64_t b = first, seen = 0;
-	while (b < st->total) {
-		uint64_t r = used_run(st, b, n - seen);
+	while (b < st->lay.total) {
+		uint64_t r = pc_used_run(&st->lay, b, n - seen);
 		seen += r;
 		if (seen >= n)
 			return b + r - 1;
-		b = next_used(st, b + r);
+		b = pc_next_used(&st->lay, b + r);
 	}
-	return st->total;
+	return st->lay.total;
 }
 
 static int report_bad_group(img_image *im, struct pc_state *st, uint64_t nblocks)
 {
 	im->bad_groups++;
-	uint64_t last = group_last_block(st, st->group_first, nblocks);
-	if (!st->reseed)
-		st->chain_broken = 1;
-	return fmt_fail(im, IMG_E_CHECKSUM, st->group_offset,
-			"%s checksum mismatch in blocks %llu-%llu (checksum group %llu)",
-			im->info.checksum, (unsigned long long)st->group_first, (unsigned long long)last,
-			(unsigned long long)st->group_index);
+	uint64_t last = group_last_block(st, st->walk.group_first, nblocks);
+	if (!st->lay.reseed)
+		st->walk.chain_broken = 1;
+	char text[200];
+	return fmt_fail(im, IMG_E_CHECKSUM, st->walk.group_offset, "%s",
+			pc_bad_group_text(text, sizeof text, im->info.checksum, st->walk.group_first, last,
+					  st->walk.group_index));
+}
+
+/* The walk leaves the current group: the next one starts afresh. */
+static void end_group(struct pc_state *st)
+{
+	st->walk.group_left = 0;
+	st->walk.group_blocks = 0;
+	st->walk.group_checked = 0;
+	st->walk.group_rescued = 0;
+	st->walk.group_index++;
+	if (st->lay.reseed)
+		hash_reset(&st->walk.hash);
 }
 
 /* The current group is complete: read its checksum, compare, start anew. */
@@ -369,26 +319,17 @@ static int finish_group(img_image *im, struct pc_state *st)
 	const uint8_t *p;
 	size_t avail;
 	uint64_t at = im->s->offset;
-	int rc = stream_peek(im->s, st->cs, &p, &avail);
+	int rc = stream_peek(im->s, st->lay.cs, &p, &avail);
 	if (rc < 0)
 		return rc;
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, at + avail, "image truncated at a checksum");
 	int bad = 0;
-	if (st->hashing && !st->group_checked && !st->chain_broken) {
-		uint8_t d[16];
-		hash_digest(&st->hash, d);
-		pc_digest_as_stored(st, d);
-		bad = memcmp(d, p, st->cs) != 0;
-	}
-	stream_consume(im->s, st->cs);
-	uint64_t nblocks = st->group_blocks;
-	st->group_blocks = 0;
-	st->group_checked = 0;
-	st->group_rescued = 0;
-	st->group_index++;
-	if (st->reseed)
-		hash_reset(&st->hash);
+	if (st->walk.hashing && !st->walk.group_checked && !st->walk.chain_broken)
+		bad = !pc_checksum_matches(&st->lay, &st->walk.hash, p);
+	stream_consume(im->s, st->lay.cs);
+	uint64_t nblocks = st->walk.group_blocks;
+	end_group(st);
 	if (bad)
 		return report_bad_group(im, st, nblocks);
 	return IMG_OK;
@@ -397,106 +338,114 @@ static int finish_group(img_image *im, struct pc_state *st)
 /* Start a group at block b: when it fits, check it whole before hand-out. */
 static int start_group(img_image *im, struct pc_state *st, uint64_t b)
 {
-	st->group_first = b;
-	st->group_offset = im->s->offset;
-	st->group_left = st->used - st->rank < st->bpc ? st->used - st->rank : st->bpc;
-	uint64_t data = st->group_left * st->bs;
-	if (!st->hashing || st->chain_broken || data + st->cs > VERIFY_AHEAD_MAX)
+	st->walk.group_first = b;
+	st->walk.group_offset = im->s->offset;
+	st->walk.group_left = st->lay.used - st->walk.rank < st->lay.bpc ? st->lay.used - st->walk.rank : st->lay.bpc;
+	uint64_t data = st->walk.group_left * st->lay.bs;
+	if (!st->walk.hashing || st->walk.chain_broken || data + st->lay.cs > VERIFY_AHEAD_MAX)
 		return IMG_OK;
 	const uint8_t *p;
 	size_t avail;
-	int rc = stream_peek(im->s, data + st->cs, &p, &avail);
+	int rc = stream_peek(im->s, data + st->lay.cs, &p, &avail);
 	if (rc < 0)
 		return rc;
 	if (rc == IMG_EOF)
 		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + avail,
 				"image truncated in the data of blocks from %llu on",
 				(unsigned long long)b);
-	hash_update(&st->hash, p, data);
-	uint8_t d[16];
-	hash_digest(&st->hash, d);
-	pc_digest_as_stored(st, d);
-	st->group_checked = 1;
-	if (memcmp(d, p + data, st->cs) == 0)
+	hash_update(&st->walk.hash, p, data);
+	st->walk.group_checked = 1;
+	if (pc_checksum_matches(&st->lay, &st->walk.hash, p + data))
 		return IMG_OK;
-	uint64_t n = st->group_left;
+	uint64_t n = st->walk.group_left;
 	if (im->opt.rescue) {  /* hand the group out as bad runs, then go on */
-		st->group_rescued = 1;
+		st->walk.group_rescued = 1;
 		return report_bad_group(im, st, n);
 	}
 	/* Skip the bad group: it is never handed out. */
 	uint64_t last = group_last_block(st, b, n);
 	int code = report_bad_group(im, st, n);
-	stream_consume(im->s, data + st->cs);
-	st->rank += n;
-	st->cur = last + 1;
-	st->group_left = 0;
-	st->group_blocks = 0;
-	st->group_checked = 0;
-	st->group_index++;
-	if (st->reseed)
-		hash_reset(&st->hash);
+	stream_consume(im->s, data + st->lay.cs);
+	st->walk.rank += n;
+	st->walk.cur = last + 1;
+	end_group(st);
 	return code;
+}
+
+/* At the start of a call: consume what the last one handed out.
+ * @return IMG_EOF when the walk has ended, else IMG_OK. */
+static int walk_resume(img_image *im, struct pc_state *st)
+{
+	if (st->walk.pending) {
+		stream_consume(im->s, st->walk.pending);
+		st->walk.pending = 0;
+	}
+	return st->walk.finished ? IMG_EOF : IMG_OK;
+}
+
+/* Make `want` bytes of block b (and on) visible. @return IMG_OK, or an
+ * error naming b when the image ends first. */
+static int peek_block(img_image *im, const struct pc_state *st, uint64_t b, size_t want,
+		      const uint8_t **p, size_t *avail)
+{
+	int rc = stream_peek(im->s, want, p, avail);
+	if (rc == IMG_EOF)
+		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + *avail,
+				"image truncated in block %llu (%llu of %llu used blocks present)",
+				(unsigned long long)b, (unsigned long long)st->walk.rank,
+				(unsigned long long)st->lay.used);
+	return rc < 0 ? rc : IMG_OK;
 }
 
 static int pc_next_run(img_image *im, img_run *run)
 {
 	struct pc_state *st = im->priv;
-	if (st->pending) {
-		stream_consume(im->s, st->pending);
-		st->pending = 0;
-	}
-	if (st->finished)
+	if (walk_resume(im, st) == IMG_EOF)
 		return IMG_EOF;
-	if (st->cs && st->group_blocks > 0 && (st->group_left == 0 || st->rank == st->used)) {
+	if (st->lay.cs && st->walk.group_blocks > 0 && (st->walk.group_left == 0 || st->walk.rank == st->lay.used)) {
 		int rc = finish_group(im, st);
 		if (rc < 0)
 			return rc;
 	}
-	if (st->rank >= st->used) {
+	if (st->walk.rank >= st->lay.used) {
 		int rc = fmt_expect_end(im, "the last block");
-		st->finished = 1;
+		st->walk.finished = 1;
 		return rc;
 	}
-	uint64_t b = next_used(st, st->cur);
-	if (b >= st->total)
+	uint64_t b = pc_next_used(&st->lay, st->walk.cur);
+	if (b >= st->lay.total)
 		return fmt_fail(im, IMG_E_CORRUPT, im->s->offset, "bitmap ends before all used blocks");
-	if (st->cs && st->group_blocks == 0 && !st->group_checked) {
+	if (st->lay.cs && st->walk.group_blocks == 0 && !st->walk.group_checked) {
 		int rc = start_group(im, st, b);
 		if (rc < 0)
 			return rc;
 	}
-	uint64_t max = st->cs ? st->group_left : st->used - st->rank;
-	uint64_t n = used_run(st, b, max);
+	uint64_t max = st->lay.cs ? st->walk.group_left : st->lay.used - st->walk.rank;
+	uint64_t n = pc_used_run(&st->lay, b, max);
 	const uint8_t *p;
 	size_t avail;
-	int rc = stream_peek(im->s, st->bs, &p, &avail);
+	int rc = peek_block(im, st, b, st->lay.bs, &p, &avail);
 	if (rc < 0)
 		return rc;
-	if (rc == IMG_EOF)
-		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + avail,
-				"image truncated in block %llu (%llu of %llu used blocks present)",
-				(unsigned long long)b, (unsigned long long)st->rank,
-				(unsigned long long)st->used);
-	if (n > avail / st->bs)
-		n = avail / st->bs;
-	size_t len = (size_t)n * st->bs;
-	if (st->hashing && !st->group_checked && !st->chain_broken)
-		hash_update(&st->hash, p, len);
+	if (n > avail / st->lay.bs)
+		n = avail / st->lay.bs;
+	size_t len = (size_t)n * st->lay.bs;
+	if (st->walk.hashing && !st->walk.group_checked && !st->walk.chain_broken)
+		hash_update(&st->walk.hash, p, len);
 	run->first_block = b;
 	run->nblocks = n;
-	run->offset = b * (uint64_t)st->bs;
+	run->offset = b * (uint64_t)st->lay.bs;
 	run->len = len;
-	run->data = st->group_rescued ? NULL : p;
-	run->bad = st->group_rescued;
-	run->verified = st->group_checked && !st->group_rescued;
-	st->pending = len;
-	st->cur = b + n;
-	st->rank += n;
+	run->data = st->walk.group_rescued ? NULL : p;
+	run->bad = st->walk.group_rescued;
+	run->verified = st->walk.group_checked && !st->walk.group_rescued;
+	st->walk.pending = len;
+	st->walk.cur = b + n;
+	st->walk.rank += n;
 	im->blocks_done += n;
-	if (st->cs) {
-		st->group_left -= n;
-		st->group_blocks += n;
+	if (st->lay.cs) {
+		st->walk.group_left -= n;
+		st->walk.group_blocks += n;
 	}
 	return IMG_OK;
 }
@@ -507,19 +456,18 @@ static int pc_next_run(img_image *im, img_run *run)
  * That CRC is cumulative and, through an old bug, covers the block's first
  * byte repeated block-size times. Very old 64-bit builds wrote 8 bytes per
  * CRC (4 junk bytes after, or before, it): detected from the first blocks. */
-#define PC1_HEADER_SIZE 4160
 #define PC1_MAGIC "BiTmAgIc"
 
 /* Convert the byte bitmap into bits while reading it. */
 static int read_byte_bitmap(img_image *im, struct pc_state *st)
 {
-	st->bitmap = calloc(1, (st->total + 7) / 8 + 1);
-	if (!st->bitmap)
+	st->lay.bitmap = calloc(1, (st->lay.total + 7) / 8 + 1);
+	if (!st->lay.bitmap)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 				   "%s: out of memory for a bitmap of %llu blocks", im->path,
-				   (unsigned long long)st->total);
+				   (unsigned long long)st->lay.total);
 	uint64_t i = 0;
-	while (i < st->total) {
+	while (i < st->lay.total) {
 		const uint8_t *p;
 		size_t avail;
 		int rc = stream_peek(im->s, 1, &p, &avail);
@@ -528,11 +476,11 @@ static int read_byte_bitmap(img_image *im, struct pc_state *st)
 		if (avail == 0)
 			return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset,
 					"image truncated inside the bitmap (%llu of %llu bytes)",
-					(unsigned long long)i, (unsigned long long)st->total);
-		size_t take = st->total - i < avail ? (size_t)(st->total - i) : avail;
+					(unsigned long long)i, (unsigned long long)st->lay.total);
+		size_t take = st->lay.total - i < avail ? (size_t)(st->lay.total - i) : avail;
 		for (size_t k = 0; k < take; k++)
 			if (p[k] == 1)
-				st->bitmap[(i + k) >> 3] |= (uint8_t)(1u << ((i + k) & 7));
+				st->lay.bitmap[(i + k) >> 3] |= (uint8_t)(1u << ((i + k) & 7));
 		stream_consume(im->s, take);
 		i += take;
 	}
@@ -546,18 +494,31 @@ static int read_byte_bitmap(img_image *im, struct pc_state *st)
 		return fmt_fail(im, IMG_E_TRUNCATED, at + got, "image truncated at the bitmap marker");
 	if (memcmp(magic, PC1_MAGIC, 8) != 0)
 		return fmt_fail(im, IMG_E_CORRUPT, at, "bitmap marker BiTmAgIc missing: the bitmap is damaged");
-	st->used = bitmap_count(st->bitmap, st->total);
+	st->lay.used = bitmap_count(st->lay.bitmap, st->lay.total);
 	return IMG_OK;
 }
 
 /* The running 0001 CRC (zlib form) after a block: its first byte repeated. */
-static uint32_t v1_crc_next(struct pc_state *st, const uint8_t *block)
+/* Do the first `blocks` blocks at p (avail bytes) carry their running 0001
+ * CRC where layout l puts it? */
+static int v1_layout_fits(const struct pc_layout *l, const uint8_t *p, size_t avail,
+			  uint64_t blocks)
 {
-	if (st->v1_fill_byte != block[0]) {
-		memset(st->v1_fill, block[0], st->bs);
-		st->v1_fill_byte = block[0];
+	img_hash h;
+	if (hash_init(&h, HASH_CRC32) != IMG_OK)
+		return 0;
+	int ok = 1;
+	for (uint64_t b = 0; b < blocks && ok; b++) {
+		const uint8_t *blk = p + b * l->v1_stride;
+		if ((size_t)(b * l->v1_stride) + l->v1_stride > avail)
+			ok = 0;
+		else {
+			pc_group_update(l, &h, blk, 0, l->bs);
+			ok = pc_checksum_matches(l, &h, blk + l->bs + l->v1_crc_at);
+		}
 	}
-	return crc32_fast(st->hash.crc, st->v1_fill, st->bs);
+	hash_free(&h);
+	return ok;
 }
 
 /* Find the CRC stride from the first two blocks: 4, or 8 with the CRC
@@ -565,36 +526,23 @@ static uint32_t v1_crc_next(struct pc_state *st, const uint8_t *block)
 static int v1_detect_stride(img_image *im, struct pc_state *st)
 {
 	static const struct { size_t stride, crc_at; } layouts[] = { { 4, 0 }, { 8, 0 }, { 8, 4 } };
-	st->v1_stride = st->bs + 4;
-	st->v1_crc_at = 0;
-	if (st->used == 0)
+	st->lay.v1_stride = st->lay.bs + 4;
+	st->lay.v1_crc_at = 0;
+	if (st->lay.used == 0)
 		return IMG_OK;
-	uint64_t blocks = st->used < 2 ? st->used : 2;
+	uint64_t blocks = st->lay.used < 2 ? st->lay.used : 2;
 	const uint8_t *p;
 	size_t avail;
-	int rc = stream_peek(im->s, blocks * (st->bs + 8), &p, &avail);
+	int rc = stream_peek(im->s, blocks * (st->lay.bs + 8), &p, &avail);
 	if (rc < 0)
 		return rc;
-	for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
-		size_t stride = st->bs + layouts[l].stride;
-		if (avail < blocks * stride && !(l == 0 && avail >= blocks * stride - 0))
-			continue;
-		uint32_t z = 0;
-		int ok = 1;
-		for (uint64_t b = 0; b < blocks && ok; b++) {
-			const uint8_t *blk = p + b * stride;
-			if ((size_t)(b * stride) + stride > avail) {
-				ok = 0;
-				break;
-			}
-			memset(st->v1_fill, blk[0], st->bs);
-			z = crc32_fast(z, st->v1_fill, st->bs);
-			ok = get_le32(blk + st->bs + layouts[l].crc_at) == ~z;
-		}
-		st->v1_fill_byte = -1;
-		if (ok) {
-			st->v1_stride = stride;
-			st->v1_crc_at = layouts[l].crc_at;
+	for (size_t k = 0; k < sizeof layouts / sizeof layouts[0]; k++) {
+		struct pc_layout l = st->lay;
+		l.v1_stride = st->lay.bs + layouts[k].stride;
+		l.v1_crc_at = layouts[k].crc_at;
+		if (v1_layout_fits(&l, p, avail, blocks)) {
+			st->lay.v1_stride = l.v1_stride;
+			st->lay.v1_crc_at = l.v1_crc_at;
 			return IMG_OK;
 		}
 	}
@@ -603,16 +551,16 @@ static int v1_detect_stride(img_image *im, struct pc_state *st)
 
 static void add_v1_fields(img_image *im, struct pc_state *st, uint64_t used_hdr)
 {
-	add_common_fields(im, st, used_hdr, st->used);
+	add_common_fields(im, st, used_hdr, st->lay.used);
 	fmt_field_num(im, "image version", "image_version", 1, "1");
 	fmt_field(im, "cpu bits", "cpu_bits", "n/a");
 	fmt_field(im, "checksum mode", "checksum_mode", "CRC32_0001");
-	fmt_field_num(im, "checksum size", "checksum_size", st->v1_stride - st->bs, "%zu",
-		      st->v1_stride - st->bs);
+	fmt_field_num(im, "checksum size", "checksum_size", st->lay.v1_stride - st->lay.bs, "%zu",
+		      st->lay.v1_stride - st->lay.bs);
 	fmt_field_num(im, "checksum blocks", "checksum_blocks", 1, "1");
 	fmt_field(im, "checksum reseed", "checksum_reseed", "False");
 	fmt_field(im, "bitmap mode", "bitmap_mode", "BYTE");
-	add_bitmap_size(im, st->total);
+	add_bitmap_size(im, st->lay.total);
 	add_tail_fields(im, st);
 }
 
@@ -629,58 +577,46 @@ static int parse_v1(img_image *im, struct pc_state *st)
 		free(h);
 		return rc;
 	}
-	copy_name(st->fs, sizeof st->fs, h + 15, 15);
-	snprintf(st->version, sizeof st->version, "n/a");
-	st->bs = get_le32(h + 36);
-	st->device_size = get_le64(h + 40);
-	st->total = get_le64(h + 48);
+	copy_name(st->lay.fs, sizeof st->lay.fs, h + 15, 15);
+	snprintf(st->lay.version, sizeof st->lay.version, "n/a");
+	st->lay.bs = get_le32(h + 36);
+	st->lay.device_size = get_le64(h + 40);
+	st->lay.total = get_le64(h + 48);
 	uint64_t used_hdr = get_le64(h + 56);
 	free(h);
 	uint64_t span;
-	if (st->bs == 0 || st->bs > PC_MAX_BLOCK_SIZE)
-		return fmt_fail(im, IMG_E_CORRUPT, 36, "block size %u is out of range", st->bs);
-	if (__builtin_mul_overflow(st->total, (uint64_t)st->bs, &span) || span > st->device_size)
+	if (st->lay.bs == 0 || st->lay.bs > PC_MAX_BLOCK_SIZE)
+		return fmt_fail(im, IMG_E_CORRUPT, 36, "block size %u is out of range", st->lay.bs);
+	if (__builtin_mul_overflow(st->lay.total, (uint64_t)st->lay.bs, &span) || span > st->lay.device_size)
 		return fmt_fail(im, IMG_E_CORRUPT, 48,
 				"%llu blocks of %u bytes do not fit the device size %llu",
-				(unsigned long long)st->total, st->bs, (unsigned long long)st->device_size);
-	if (st->total > PC_MAX_BITMAP_BYTES * 8)
+				(unsigned long long)st->lay.total, st->lay.bs, (unsigned long long)st->lay.device_size);
+	if (st->lay.total > PC_MAX_BITMAP_BYTES * 8)
 		return fmt_fail(im, IMG_E_FORMAT, 48, "%llu blocks are too many",
-				(unsigned long long)st->total);
-	if (used_hdr > st->total)
+				(unsigned long long)st->lay.total);
+	if (used_hdr > st->lay.total)
 		return fmt_fail(im, IMG_E_CORRUPT, 56, "used blocks %llu exceed the %llu blocks in total",
-				(unsigned long long)used_hdr, (unsigned long long)st->total);
+				(unsigned long long)used_hdr, (unsigned long long)st->lay.total);
 	rc = read_byte_bitmap(im, st);
 	if (rc < 0)
 		return rc;
-	if (st->used != used_hdr)
+	if (st->lay.used != used_hdr)
 		return fmt_fail(im, IMG_E_CORRUPT, 56,
 				"the bitmap marks %llu blocks used but the header says %llu",
-				(unsigned long long)st->used, (unsigned long long)used_hdr);
-	st->v1 = 1;
-	st->data_start = PC1_HEADER_SIZE + st->total + 8;
-	st->cs = 4;
-	st->bpc = 1;
-	st->reseed = 0;
-	st->v1_fill = malloc(st->bs);
-	if (!st->v1_fill || hash_init(&st->hash, HASH_CRC32) != IMG_OK)
+				(unsigned long long)st->lay.used, (unsigned long long)used_hdr);
+	st->lay.v1 = 1;
+	st->lay.data_start = PC1_HEADER_SIZE + st->lay.total + 8;
+	st->lay.cs = 4;
+	st->lay.bpc = 1;
+	st->lay.reseed = 0;
+	st->lay.kind = HASH_CRC32;
+	if (hash_init(&st->walk.hash, HASH_CRC32) != IMG_OK)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
-	st->v1_fill_byte = -1;
-	st->hashing = im->opt.verify;
+	st->walk.hashing = im->opt.verify;
 	rc = v1_detect_stride(im, st);
 	if (rc < 0)
 		return rc;
-	img_info *info = &im->info;
-	info->format_version = "1";
-	info->fs = st->fs;
-	info->device_size = st->device_size;
-	info->block_size = st->bs;
-	info->total_blocks = st->total;
-	info->used_blocks = st->used;
-	info->checksum = "CRC32_0001";
-	info->has_checksums = 1;
-	info->checksums_chained = 1;
-	info->read_check = read_check_text(st);
-	info->image_data_size = st->data_start + st->used * st->v1_stride;
+	set_info(im, &st->lay, "1", "CRC32_0001");
 	add_v1_fields(im, st, used_hdr);
 	return IMG_OK;
 }
@@ -690,68 +626,61 @@ static int v1_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 {
 	struct pc_state *st = im->priv;
 	*n = 0;
-	if (st->pending) {
-		stream_consume(im->s, st->pending);
-		st->pending = 0;
-	}
-	if (st->finished)
+	if (walk_resume(im, st) == IMG_EOF)
 		return IMG_EOF;
-	if (st->rank >= st->used) {
-		st->finished = 1;
+	if (st->walk.rank >= st->lay.used) {
+		st->walk.finished = 1;
 		return fmt_expect_end(im, "the last block");
 	}
 	const uint8_t *p;
 	size_t avail;
-	int rc = stream_peek(im->s, st->v1_stride, &p, &avail);
+	int rc = peek_block(im, st, pc_next_used(&st->lay, st->walk.cur), st->lay.v1_stride, &p, &avail);
 	if (rc < 0)
 		return rc;
-	if (rc == IMG_EOF)
-		return fmt_fail(im, IMG_E_TRUNCATED, im->s->offset + avail,
-				"image truncated in block %llu (%llu of %llu used blocks present)",
-				(unsigned long long)next_used(st, st->cur), (unsigned long long)st->rank,
-				(unsigned long long)st->used);
 	size_t off = 0;
-	while (*n < max && st->rank < st->used && avail - off >= st->v1_stride) {
+	while (*n < max && st->walk.rank < st->lay.used && avail - off >= st->lay.v1_stride) {
 		const uint8_t *blk = p + off;
-		uint64_t b = next_used(st, st->cur);
-		if (b >= st->total)
+		uint64_t b = pc_next_used(&st->lay, st->walk.cur);
+		if (b >= st->lay.total)
 			return fmt_fail(im, IMG_E_CORRUPT, im->s->offset + off, "bitmap ends before all used blocks");
-		if (st->hashing && !st->chain_broken) {
-			uint32_t z = v1_crc_next(st, blk);
-			if (~z != get_le32(blk + st->bs + st->v1_crc_at)) {
+		if (st->walk.hashing && !st->walk.chain_broken) {
+			uint32_t before = st->walk.hash.crc;
+			pc_group_update(&st->lay, &st->walk.hash, blk, 0, st->lay.bs);
+			if (!pc_checksum_matches(&st->lay, &st->walk.hash,
+						 blk + st->lay.bs + st->lay.v1_crc_at)) {
+				st->walk.hash.crc = before;  /* the next call starts at this block again */
 				if (*n > 0)
 					break;  /* hand out the good blocks first */
 				/* the bad block is never handed out (rescue: as a bad run,
 				 * on the next call); later CRCs cannot be checked */
-				st->group_first = b;
-				st->group_offset = im->s->offset;
-				st->group_index = st->rank;
+				st->walk.group_first = b;
+				st->walk.group_offset = im->s->offset;
+				st->walk.group_index = st->walk.rank;
 				if (im->opt.rescue) {
-					st->v1_bad_next = 1;
+					st->walk.v1_bad_next = 1;
 					return report_bad_group(im, st, 1);
 				}
-				st->cur = b + 1;
-				st->rank++;
-				st->pending = st->v1_stride;
+				st->walk.cur = b + 1;
+				st->walk.rank++;
+				st->walk.pending = st->lay.v1_stride;
 				return report_bad_group(im, st, 1);
 			}
-			st->hash.crc = z;
 		}
 		img_run *r = &runs[(*n)++];
 		r->first_block = b;
 		r->nblocks = 1;
-		r->offset = b * (uint64_t)st->bs;
-		r->len = st->bs;
-		r->data = st->v1_bad_next ? NULL : blk;
-		r->bad = st->v1_bad_next;
-		r->verified = st->hashing && !st->chain_broken;
-		st->v1_bad_next = 0;
-		st->cur = b + 1;
-		st->rank++;
+		r->offset = b * (uint64_t)st->lay.bs;
+		r->len = st->lay.bs;
+		r->data = st->walk.v1_bad_next ? NULL : blk;
+		r->bad = st->walk.v1_bad_next;
+		r->verified = st->walk.hashing && !st->walk.chain_broken;
+		st->walk.v1_bad_next = 0;
+		st->walk.cur = b + 1;
+		st->walk.rank++;
 		im->blocks_done++;
-		off += st->v1_stride;
+		off += st->lay.v1_stride;
 	}
-	st->pending = off;
+	st->walk.pending = off;
 	return IMG_OK;
 }
 
@@ -779,13 +708,13 @@ static int pc_open(img_image *im)
 static int pc_dispatch_run(img_image *im, img_run *run)
 {
 	struct pc_state *st = im->priv;
-	return st->v1 ? v1_next_run(im, run) : pc_next_run(im, run);
+	return st->lay.v1 ? v1_next_run(im, run) : pc_next_run(im, run);
 }
 
 static int pc_dispatch_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 {
 	struct pc_state *st = im->priv;
-	if (st->v1)
+	if (st->lay.v1)
 		return v1_next_batch(im, runs, max, n);
 	int rc = pc_next_run(im, &runs[0]);
 	*n = rc == IMG_OK;
@@ -797,10 +726,9 @@ static void pc_close(img_image *im)
 	struct pc_state *st = im->priv;
 	if (!st)
 		return;
-	hash_free(&st->hash);
-	free(st->bitmap);
-	free(st->v1_fill);
-	pc_random_free(st);
+	hash_free(&st->walk.hash);
+	free(st->lay.bitmap);
+	pc_random_free(&st->acc);
 	free(st);
 	im->priv = NULL;
 }

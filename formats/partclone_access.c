@@ -34,7 +34,8 @@
  * then, for a running XXH checksum, the kept states: "PCXS", u32 bytes per
  * state, u64 groups per state, u64 states, the states (hash_state_save).
  *
- * Not here: the sequential walk (partclone.c), the index file (blkindex.c).
+ * Not here: the layout's rules (partclone_layout.c, shared with the walk), the
+ * sequential walk (partclone.c), the index file (blkindex.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -124,7 +125,7 @@ static int no_memory(img_image *im, img_err *err)
 
 static int running_xxh(const struct pc_state *st)
 {
-	return !st->reseed && (st->hash.kind == HASH_XXH64 || st->hash.kind == HASH_XXH128);
+	return !st->lay.reseed && (st->lay.kind == HASH_XXH64 || st->lay.kind == HASH_XXH128);
 }
 
 static uint32_t interval_of(const img_random_options *o)
@@ -134,25 +135,18 @@ static uint32_t interval_of(const img_random_options *o)
 
 static int is_used(const struct pc_state *st, uint64_t b)
 {
-	return !st->bitmap || bitmap_test(st->bitmap, b);
+	return !st->lay.bitmap || bitmap_test(st->lay.bitmap, b);
 }
 
 static uint64_t rank_of(const struct pc_state *st, uint64_t b)
 {
-	return st->bitmap ? rank_index_rank(&st->ranks, b) : b;
+	return st->lay.bitmap ? rank_index_rank(&st->acc.ranks, b) : b;
 }
 
 /* The block whose rank is r (the inverse of rank_of). */
 static uint64_t block_of_rank(const struct pc_state *st, uint64_t r)
 {
-	return st->bitmap ? rank_index_select(&st->ranks, r) : r;
-}
-
-static uint64_t image_offset(const struct pc_state *st, uint64_t rank)
-{
-	if (st->v1)
-		return st->data_start + rank * st->v1_stride;
-	return st->data_start + rank * st->bs + (st->cs ? rank / st->bpc * st->cs : 0);
+	return st->lay.bitmap ? rank_index_select(&st->acc.ranks, r) : r;
 }
 
 static int bit_get(const uint8_t *bm, uint64_t i)
@@ -167,71 +161,26 @@ static void bit_set(uint8_t *bm, uint64_t i)
 
 /* ---- one checksum group -------------------------------------------------- */
 
-static uint64_t group_blocks(const struct pc_state *st, uint64_t g)
-{
-	uint64_t left = st->used - g * st->bpc;
-	return left < st->bpc ? left : st->bpc;
-}
-
-/* Bytes after a group's data up to the next group (its checksum; format
- * 0001: 4 or 8 bytes), and where in them the checksum sits. */
-static size_t group_tail(const struct pc_state *st)
-{
-	return st->v1 ? st->v1_stride - st->bs : st->cs;
-}
-
-static size_t checksum_in_tail(const struct pc_state *st)
-{
-	return st->v1 ? st->v1_crc_at : 0;
-}
-
 static int group_error(img_image *im, struct pc_state *st, uint64_t g, img_err *err)
 {
-	uint64_t n = group_blocks(st, g);
-	uint64_t first = block_of_rank(st, g * st->bpc), last = block_of_rank(st, g * st->bpc + n - 1);
-	if (running_xxh(st) && st->first_bad < g)
-		return fmt_fail_to(im, err, IMG_E_CHECKSUM, image_offset(st, g * st->bpc),
+	uint64_t n = pc_group_blocks(&st->lay, g);
+	uint64_t first = block_of_rank(st, g * st->lay.bpc), last = block_of_rank(st, g * st->lay.bpc + n - 1);
+	if (running_xxh(st) && st->acc.first_bad < g)
+		return fmt_fail_to(im, err, IMG_E_CHECKSUM, pc_data_offset(&st->lay, g * st->lay.bpc),
 				   "%s running checksum of blocks %llu-%llu (checksum group %llu) cannot be "
 				   "checked: checksum group %llu before it is bad", im->info.checksum,
 				   (unsigned long long)first, (unsigned long long)last, (unsigned long long)g,
-				   (unsigned long long)st->first_bad);
-	return fmt_fail_to(im, err, IMG_E_CHECKSUM, image_offset(st, g * st->bpc),
-			   "%s checksum mismatch in blocks %llu-%llu (checksum group %llu)",
-			   im->info.checksum, (unsigned long long)first, (unsigned long long)last,
-			   (unsigned long long)g);
+				   (unsigned long long)st->acc.first_bad);
+	char text[200];
+	return fmt_fail_to(im, err, IMG_E_CHECKSUM, pc_data_offset(&st->lay, g * st->lay.bpc), "%s",
+			   pc_bad_group_text(text, sizeof text, im->info.checksum, first, last, g));
 }
 
-/* The stored checksum of group g, in our digest's (little-endian) form. */
+/* The stored checksum of group g, as the image holds it. */
 static int read_stored(img_image *im, const struct pc_state *st, uint64_t g, uint8_t *d,
 		       img_err *err)
 {
-	uint64_t at = image_offset(st, g * st->bpc) + group_blocks(st, g) * st->bs +
-		      checksum_in_tail(st);
-	int rc = fmt_pread(im, d, st->cs, at, "a checksum", err);
-	if (rc == IMG_OK)
-		pc_digest_as_stored(st, d);  /* the byte swap undoes itself */
-	return rc;
-}
-
-/* Feed bytes [pos, pos + len) of a group's data to h. A format 0001 CRC
- * covers only the first byte of its (one-block) group, repeated block-size
- * times (FORMATS.md 1.9). */
-static void group_update(const struct pc_state *st, img_hash *h, const uint8_t *p, uint64_t pos,
-			 size_t len)
-{
-	if (!st->v1) {
-		hash_update(h, p, len);
-		return;
-	}
-	if (pos != 0 || len == 0)
-		return;
-	uint8_t fill[4096];
-	memset(fill, p[0], sizeof fill);
-	for (uint64_t left = st->bs; left > 0;) {
-		size_t step = left < sizeof fill ? (size_t)left : sizeof fill;
-		hash_update(h, fill, step);
-		left -= step;
-	}
+	return fmt_pread(im, d, st->lay.cs, pc_checksum_offset(&st->lay, g), "a checksum", err);
 }
 
 /* Hash group g's data onto h and compare with its stored checksum; mark the
@@ -240,23 +189,22 @@ static void group_update(const struct pc_state *st, img_hash *h, const uint8_t *
 static int hash_group(img_image *im, struct pc_state *st, uint64_t g, img_hash *h, uint8_t *buf,
 		      size_t cap, img_err *err)
 {
-	uint64_t at = image_offset(st, g * st->bpc), len = group_blocks(st, g) * st->bs;
-	size_t whole = (size_t)len + group_tail(st);
-	uint8_t stored[16], d[16];
+	uint64_t at = pc_data_offset(&st->lay, g * st->lay.bpc), len = pc_group_blocks(&st->lay, g) * st->lay.bs;
+	size_t whole = (size_t)len + pc_group_tail(&st->lay);
+	uint8_t stored[16];
 	int rc = IMG_OK;
 	if (whole <= cap) {
 		rc = fmt_pread(im, buf, whole, at, "a checksum group", err);
 		if (rc != IMG_OK)
 			return rc;
-		group_update(st, h, buf, 0, (size_t)len);
-		memcpy(stored, buf + len + checksum_in_tail(st), st->cs);
-		pc_digest_as_stored(st, stored);
+		pc_group_update(&st->lay, h, buf, 0, (size_t)len);
+		memcpy(stored, buf + len + pc_checksum_in_tail(&st->lay), st->lay.cs);
 	} else {
 		for (uint64_t pos = 0; pos < len && rc == IMG_OK;) {
 			size_t step = len - pos < cap ? (size_t)(len - pos) : cap;
 			rc = fmt_pread(im, buf, step, at + pos, "a checksum group", err);
 			if (rc == IMG_OK)
-				group_update(st, h, buf, pos, step);
+				pc_group_update(&st->lay, h, buf, pos, step);
 			pos += step;
 		}
 		if (rc == IMG_OK)
@@ -264,12 +212,11 @@ static int hash_group(img_image *im, struct pc_state *st, uint64_t g, img_hash *
 		if (rc != IMG_OK)
 			return rc;
 	}
-	hash_digest(h, d);
-	if (memcmp(d, stored, st->cs) != 0) {
-		bit_set(st->group_bad, g);
+	if (!pc_checksum_matches(&st->lay, h, stored)) {
+		bit_set(st->acc.group_bad, g);
 		return group_error(im, st, g, err);
 	}
-	bit_set(st->group_ok, g);
+	bit_set(st->acc.group_ok, g);
 	return IMG_OK;
 }
 
@@ -282,24 +229,23 @@ static int kept_state(img_image *im, struct pc_state *st, uint64_t k, img_hash *
 	hash_reset(h);
 	if (k == 0)
 		return IMG_OK;
-	uint64_t g = k * st->ckpt_every;
-	if (!bit_get(st->ckpt_bad, k) &&
-	    hash_state_load(h, st->ckpt + k * st->ckpt_size, g * st->bpc * st->bs) == IMG_OK) {
-		uint8_t d[16], stored[16];
+	uint64_t g = k * st->acc.ckpt_every;
+	if (!bit_get(st->acc.ckpt_bad, k) &&
+	    hash_state_load(h, st->acc.ckpt + k * st->acc.ckpt_size, g * st->lay.bpc * st->lay.bs) == IMG_OK) {
+		uint8_t stored[16];
 		int rc = read_stored(im, st, g - 1, stored, err);
 		if (rc != IMG_OK)
 			return rc;
-		hash_digest(h, d);
-		if (memcmp(d, stored, st->cs) == 0)
+		if (pc_checksum_matches(&st->lay, h, stored))
 			return IMG_OK;
 	}
-	bit_set(st->ckpt_bad, k);
-	return fmt_fail_to(im, err, IMG_E_CHECKSUM, image_offset(st, g * st->bpc),
+	bit_set(st->acc.ckpt_bad, k);
+	return fmt_fail_to(im, err, IMG_E_CHECKSUM, pc_data_offset(&st->lay, g * st->lay.bpc),
 			   "%s running checksum from block %llu on cannot be checked: the index's "
 			   "hash state before checksum group %llu does not give the checksum stored "
 			   "before it (a bad group before it, or a damaged or stale index: imgbk "
 			   "index rebuilds it)", im->info.checksum,
-			   (unsigned long long)block_of_rank(st, g * st->bpc), (unsigned long long)g);
+			   (unsigned long long)block_of_rank(st, g * st->lay.bpc), (unsigned long long)g);
 }
 
 /* Running XXH: h = the state after group g - 1, from this thread's last
@@ -307,13 +253,13 @@ static int kept_state(img_image *im, struct pc_state *st, uint64_t k, img_hash *
 static int xxh_state_before(img_image *im, struct pc_state *st, uint64_t g, img_hash *h,
 			    const struct group_cache *c, img_err *err)
 {
-	uint64_t from = g / st->ckpt_every * st->ckpt_every;
+	uint64_t from = g / st->acc.ckpt_every * st->acc.ckpt_every;
 	int rc;
-	if (c && c->end_id == st->access_id && c->end_g < g && c->end_g + 1 >= from) {
+	if (c && c->end_id == st->acc.access_id && c->end_g < g && c->end_g + 1 >= from) {
 		rc = hash_copy(h, &c->end);
 		from = c->end_g + 1;
 	} else {
-		rc = kept_state(im, st, g / st->ckpt_every, h, err);
+		rc = kept_state(im, st, g / st->acc.ckpt_every, h, err);
 	}
 	if (rc != IMG_OK || from == g)
 		return rc;
@@ -331,15 +277,17 @@ static int group_start(img_image *im, struct pc_state *st, uint64_t g, img_hash 
 		       const struct group_cache *c, img_err *err)
 {
 	hash_reset(h);
-	if (st->reseed || g == 0)
+	if (st->lay.reseed || g == 0)
 		return IMG_OK;
 	if (running_xxh(st))
 		return xxh_state_before(im, st, g, h, c, err);
 	/* running CRC32: the register is the checksum stored before, uninverted */
 	uint8_t prev[16];
 	int rc = read_stored(im, st, g - 1, prev, err);
-	if (rc == IMG_OK)
+	if (rc == IMG_OK) {
+		pc_digest_as_stored(&st->lay, prev);  /* to our (little-endian) form */
 		h->crc = ~get_le32(prev);
+	}
 	return rc;
 }
 
@@ -354,7 +302,7 @@ static void remember_end(const struct pc_state *st, struct group_cache *c, uint6
 			return;
 	}
 	hash_copy(&c->end, h);
-	c->end_id = st->access_id;
+	c->end_id = st->acc.access_id;
 	c->end_g = g;
 }
 
@@ -365,7 +313,7 @@ static int check_group_into(img_image *im, struct pc_state *st, uint64_t g, uint
 {
 	struct group_cache *c = thread_cache();
 	img_hash h;
-	if (hash_init(&h, st->hash.kind) != IMG_OK)
+	if (hash_init(&h, st->lay.kind) != IMG_OK)
 		return no_memory(im, err);
 	int rc = group_start(im, st, g, &h, c, err);
 	if (rc == IMG_OK)
@@ -391,7 +339,7 @@ static int check_group_alone(img_image *im, struct pc_state *st, uint64_t g, img
 /* Bytes of group g with the checksum after it. */
 static size_t group_whole(const struct pc_state *st, uint64_t g)
 {
-	return (size_t)(group_blocks(st, g) * st->bs) + group_tail(st);
+	return (size_t)(pc_group_blocks(&st->lay, g) * st->lay.bs) + pc_group_tail(&st->lay);
 }
 
 /* The slot of group g of the open image id, or NULL. Under the lock. */
@@ -439,7 +387,7 @@ static int slot_load(img_image *im, struct pc_state *st, uint64_t g, struct grou
 static int slot_fill(img_image *im, struct pc_state *st, uint64_t g, struct group_slot *v,
 		     struct group_slot **out, img_err *err)
 {
-	v->id = st->access_id;
+	v->id = st->acc.access_id;
 	v->g = g;
 	v->loading = 1;
 	v->users = 1;
@@ -475,14 +423,14 @@ static int group_acquire(img_image *im, struct pc_state *st, uint64_t g, uint8_t
 	*filled = 0;
 	pthread_mutex_lock(&group_slots.lock);
 	struct group_slot *s;
-	while ((s = slot_find(st->access_id, g)) != NULL && s->loading)
+	while ((s = slot_find(st->acc.access_id, g)) != NULL && s->loading)
 		pthread_cond_wait(&group_slots.loaded, &group_slots.lock);
 	if (s) {
 		s->users++;
 		s->last_use = ++group_slots.clock;
 		*out = s;
 	}
-	int checked = s || bit_get(st->group_ok, g), bad = !s && bit_get(st->group_bad, g);
+	int checked = s || bit_get(st->acc.group_ok, g), bad = !s && bit_get(st->acc.group_bad, g);
 	struct group_slot *v = checked || bad || whole || group_whole(st, g) > GROUP_CACHE_MAX
 				       ? NULL : slot_victim(thread_cache());
 	if (v)
@@ -495,7 +443,7 @@ static int group_acquire(img_image *im, struct pc_state *st, uint64_t g, uint8_t
 	if (!whole)
 		return check_group_alone(im, st, g, err);
 	*filled = 1;  /* the data is read once, to where it goes; its checksum after it */
-	return check_group_into(im, st, g, whole, (size_t)(group_blocks(st, g) * st->bs), err);
+	return check_group_into(im, st, g, whole, (size_t)(pc_group_blocks(&st->lay, g) * st->lay.bs), err);
 }
 
 static void slot_release(struct group_slot *s)
@@ -509,7 +457,7 @@ static void slot_release(struct group_slot *s)
 
 static size_t states_len(const struct pc_state *st)
 {
-	return st->ckpt_every ? STATES_HEAD + st->nckpt * st->ckpt_size : 0;
+	return st->acc.ckpt_every ? STATES_HEAD + st->acc.nckpt * st->acc.ckpt_size : 0;
 }
 
 static void put_le(uint8_t *p, uint64_t v, int n)
@@ -521,20 +469,20 @@ static void put_le(uint8_t *p, uint64_t v, int n)
 static void states_store(const struct pc_state *st, uint8_t *out)
 {
 	memcpy(out, STATES_MAGIC, 4);
-	put_le(out + 4, st->ckpt_size, 4);
-	put_le(out + 8, st->ckpt_every, 8);
-	put_le(out + 16, st->nckpt, 8);
-	memcpy(out + STATES_HEAD, st->ckpt, st->nckpt * st->ckpt_size);
+	put_le(out + 4, st->acc.ckpt_size, 4);
+	put_le(out + 8, st->acc.ckpt_every, 8);
+	put_le(out + 16, st->acc.nckpt, 8);
+	memcpy(out + STATES_HEAD, st->acc.ckpt, st->acc.nckpt * st->acc.ckpt_size);
 }
 
 /* Take saved states whose layout fits this image. @return 1 taken, 0 not. */
 static int states_take(struct pc_state *st, const uint8_t *p, size_t len)
 {
 	if (len != states_len(st) || memcmp(p, STATES_MAGIC, 4) != 0 ||
-	    get_le32(p + 4) != st->ckpt_size || get_le64(p + 8) != st->ckpt_every ||
-	    get_le64(p + 16) != st->nckpt)
+	    get_le32(p + 4) != st->acc.ckpt_size || get_le64(p + 8) != st->acc.ckpt_every ||
+	    get_le64(p + 16) != st->acc.nckpt)
 		return 0;
-	memcpy(st->ckpt, p + STATES_HEAD, st->nckpt * st->ckpt_size);
+	memcpy(st->acc.ckpt, p + STATES_HEAD, st->acc.nckpt * st->acc.ckpt_size);
 	return 1;
 }
 
@@ -546,21 +494,21 @@ static int states_build(img_image *im, struct pc_state *st, const img_random_opt
 {
 	img_hash h;
 	uint8_t *buf = malloc(GROUP_CHUNK);
-	if (!buf || hash_init(&h, st->hash.kind) != IMG_OK) {
+	if (!buf || hash_init(&h, st->lay.kind) != IMG_OK) {
 		free(buf);
 		return no_memory(im, &im->err);
 	}
 	int rc = IMG_OK;
-	for (uint64_t g = 0; g < st->ngroups && rc == IMG_OK; g++) {
-		if (g % st->ckpt_every == 0)
-			hash_state_save(&h, st->ckpt + g / st->ckpt_every * st->ckpt_size);
+	for (uint64_t g = 0; g < st->acc.ngroups && rc == IMG_OK; g++) {
+		if (g % st->acc.ckpt_every == 0)
+			hash_state_save(&h, st->acc.ckpt + g / st->acc.ckpt_every * st->acc.ckpt_size);
 		img_err e = { .code = IMG_OK };
 		rc = hash_group(im, st, g, &h, buf, GROUP_CHUNK, &e);
-		if (rc == IMG_E_CHECKSUM && st->first_bad > g)
-			st->first_bad = g;
-		if (o->progress && (g % 256 == 0 || g + 1 == st->ngroups))  /* in data bytes */
-			o->progress(o->progress_ctx, (g * st->bpc + group_blocks(st, g)) * st->bs,
-				    st->used * st->bs);
+		if (rc == IMG_E_CHECKSUM && st->acc.first_bad > g)
+			st->acc.first_bad = g;
+		if (o->progress && (g % 256 == 0 || g + 1 == st->acc.ngroups))  /* in data bytes */
+			o->progress(o->progress_ctx, (g * st->lay.bpc + pc_group_blocks(&st->lay, g)) * st->lay.bs,
+				    st->lay.used * st->lay.bs);
 		if (rc == IMG_E_CHECKSUM)
 			rc = IMG_OK;
 	}
@@ -573,42 +521,42 @@ static int states_build(img_image *im, struct pc_state *st, const img_random_opt
 /* The group tables and, for a running XXH checksum, room for its states. */
 static int groups_open(img_image *im, struct pc_state *st, const img_random_options *o)
 {
-	st->access_id = __atomic_fetch_add(&next_access_id, 1, __ATOMIC_RELAXED);
-	st->read_verify = o->verify && st->cs;
-	im->read_verify = st->read_verify;
-	st->first_bad = UINT64_MAX;
-	if (!st->cs)
+	st->acc.access_id = __atomic_fetch_add(&next_access_id, 1, __ATOMIC_RELAXED);
+	st->acc.read_verify = o->verify && st->lay.cs;
+	im->read_verify = st->acc.read_verify;
+	st->acc.first_bad = UINT64_MAX;
+	if (!st->lay.cs)
 		return IMG_OK;
-	st->ngroups = (st->used + st->bpc - 1) / st->bpc;
-	st->group_ok = calloc(st->ngroups / 8 + 1, 1);
-	st->group_bad = calloc(st->ngroups / 8 + 1, 1);
-	if (!st->group_ok || !st->group_bad)
+	st->acc.ngroups = pc_groups(&st->lay);
+	st->acc.group_ok = calloc(st->acc.ngroups / 8 + 1, 1);
+	st->acc.group_bad = calloc(st->acc.ngroups / 8 + 1, 1);
+	if (!st->acc.group_ok || !st->acc.group_bad)
 		return no_memory(im, &im->err);
-	if (!st->read_verify || !running_xxh(st))
+	if (!st->acc.read_verify || !running_xxh(st))
 		return IMG_OK;
-	uint64_t group_bytes = st->bpc * st->bs;
-	st->ckpt_every = group_bytes >= STATE_SPAN ? 1 : STATE_SPAN / group_bytes;
-	if (st->ckpt_every > st->ngroups / STATES_MIN)
-		st->ckpt_every = st->ngroups / STATES_MIN ? st->ngroups / STATES_MIN : 1;
-	st->nckpt = st->ngroups / st->ckpt_every + 1;
-	st->ckpt_size = hash_state_size(st->hash.kind);
-	st->ckpt = calloc(st->nckpt, st->ckpt_size);
-	st->ckpt_bad = calloc(st->nckpt / 8 + 1, 1);
-	return st->ckpt && st->ckpt_bad ? IMG_OK : no_memory(im, &im->err);
+	uint64_t group_bytes = st->lay.bpc * st->lay.bs;
+	st->acc.ckpt_every = group_bytes >= STATE_SPAN ? 1 : STATE_SPAN / group_bytes;
+	if (st->acc.ckpt_every > st->acc.ngroups / STATES_MIN)
+		st->acc.ckpt_every = st->acc.ngroups / STATES_MIN ? st->acc.ngroups / STATES_MIN : 1;
+	st->acc.nckpt = st->acc.ngroups / st->acc.ckpt_every + 1;
+	st->acc.ckpt_size = hash_state_size(st->lay.kind);
+	st->acc.ckpt = calloc(st->acc.nckpt, st->acc.ckpt_size);
+	st->acc.ckpt_bad = calloc(st->acc.nckpt / 8 + 1, 1);
+	return st->acc.ckpt && st->acc.ckpt_bad ? IMG_OK : no_memory(im, &im->err);
 }
 
 int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *saved,
 		   size_t saved_len, uint8_t **payload, size_t *payload_len)
 {
 	struct pc_state *st = im->priv;
-	pc_random_free(st);  /* a second try after a failed one starts afresh */
+	pc_random_free(&st->acc);  /* a second try after a failed one starts afresh */
 	uint64_t table = 0, bm_bytes = 0;
-	if (st->bitmap) {
-		if (rank_index_build(&st->ranks, st->bitmap, st->total, interval_of(o)) != IMG_OK)
+	if (st->lay.bitmap) {
+		if (rank_index_build(&st->acc.ranks, st->lay.bitmap, st->lay.total, interval_of(o)) != IMG_OK)
 			return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 					   "%s: out of memory for the rank index", im->path);
-		table = st->ranks.entries * 8;
-		bm_bytes = (st->total + 7) / 8;
+		table = st->acc.ranks.entries * 8;
+		bm_bytes = (st->lay.total + 7) / 8;
 	}
 	int rc = groups_open(im, st, o);
 	if (rc != IMG_OK)
@@ -616,9 +564,9 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 	/* The payload: the rank table, then the bitmap it counts (together they
 	 * map every block to its place in the image), then the kept states. */
 	size_t map = (size_t)(table + bm_bytes), states = states_len(st);
-	int map_same = !st->bitmap || (saved && saved_len >= map &&
-				       rank_index_matches(&st->ranks, saved, table) &&
-				       memcmp(saved + table, st->bitmap, bm_bytes) == 0);
+	int map_same = !st->lay.bitmap || (saved && saved_len >= map &&
+				       rank_index_matches(&st->acc.ranks, saved, table) &&
+				       memcmp(saved + table, st->lay.bitmap, bm_bytes) == 0);
 	int from_saved = saved && map_same &&
 			 (states ? states_take(st, saved + map, saved_len - map) : saved_len >= map);
 	int whole = 1;
@@ -630,9 +578,9 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 	if (!*payload)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 				   "%s: out of memory for the rank index", im->path);
-	if (st->bitmap) {
-		rank_index_store(&st->ranks, *payload);
-		memcpy(*payload + table, st->bitmap, bm_bytes);
+	if (st->lay.bitmap) {
+		rank_index_store(&st->acc.ranks, *payload);
+		memcpy(*payload + table, st->lay.bitmap, bm_bytes);
 	}
 	if (states)
 		states_store(st, *payload + map);
@@ -640,15 +588,15 @@ int pc_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 	return IMG_OK;
 }
 
-void pc_random_free(struct pc_state *st)
+void pc_random_free(struct pc_access *acc)
 {
-	rank_index_free(&st->ranks);
-	free(st->group_ok);
-	free(st->group_bad);
-	free(st->ckpt);
-	free(st->ckpt_bad);
-	st->group_ok = st->group_bad = st->ckpt = st->ckpt_bad = NULL;
-	st->ckpt_every = st->nckpt = 0;
+	rank_index_free(&acc->ranks);
+	free(acc->group_ok);
+	free(acc->group_bad);
+	free(acc->ckpt);
+	free(acc->ckpt_bad);
+	acc->group_ok = acc->group_bad = acc->ckpt = acc->ckpt_bad = NULL;
+	acc->ckpt_every = acc->nckpt = 0;
 }
 
 /* n bytes of used blocks from block rank r on (byte in_block of it), all
@@ -660,20 +608,20 @@ static int read_run(img_image *im, struct pc_state *st, uint64_t r, uint64_t in_
 		    uint8_t *out, size_t n, img_err *err)
 {
 	struct group_slot *s = NULL;
-	if (st->read_verify) {
-		uint64_t g = r / st->bpc;
-		int whole = r % st->bpc == 0 && in_block == 0 && n == group_blocks(st, g) * st->bs;
+	if (st->acc.read_verify) {
+		uint64_t g = r / st->lay.bpc;
+		int whole = r % st->lay.bpc == 0 && in_block == 0 && n == pc_group_blocks(&st->lay, g) * st->lay.bs;
 		int filled;
 		int rc = group_acquire(im, st, g, whole ? out : NULL, &s, &filled, err);
 		if (rc != IMG_OK || filled)
 			return rc;
 	}
 	if (s) {
-		memcpy(out, s->data + (r % st->bpc) * st->bs + in_block, n);
+		memcpy(out, s->data + (r % st->lay.bpc) * st->lay.bs + in_block, n);
 		slot_release(s);
 		return IMG_OK;
 	}
-	return fmt_pread(im, out, n, image_offset(st, r) + in_block, "the data", err);
+	return fmt_pread(im, out, n, pc_data_offset(&st->lay, r) + in_block, "the data", err);
 }
 
 int pc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
@@ -681,27 +629,27 @@ int pc_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 	struct pc_state *st = im->priv;
 	uint8_t *out = buf;
 	while (len > 0) {
-		uint64_t b = off / st->bs, in_block = off % st->bs;
-		if (b >= st->total) {  /* past the last block, inside device_size */
+		uint64_t b = off / st->lay.bs, in_block = off % st->lay.bs;
+		if (b >= st->lay.total) {  /* past the last block, inside device_size */
 			memset(out, 0, len);
 			return IMG_OK;
 		}
-		uint64_t want_blocks = (in_block + len + st->bs - 1) / st->bs;
+		uint64_t want_blocks = (in_block + len + st->lay.bs - 1) / st->lay.bs;
 		size_t n;
 		if (!is_used(st, b)) {
-			uint64_t next = st->bitmap ? bitmap_next_set(st->bitmap, st->total, b) : b;
-			uint64_t bytes = (next - b) * st->bs - in_block;
+			uint64_t next = st->lay.bitmap ? bitmap_next_set(st->lay.bitmap, st->lay.total, b) : b;
+			uint64_t bytes = (next - b) * st->lay.bs - in_block;
 			n = bytes < len ? (size_t)bytes : len;
 			memset(out, 0, n);
 		} else {
 			uint64_t r = rank_of(st, b);
-			uint64_t run = st->bitmap ? bitmap_run(st->bitmap, st->total, b, want_blocks)
-						  : (st->total - b < want_blocks ? st->total - b : want_blocks);
-			if (st->v1)
+			uint64_t run = st->lay.bitmap ? bitmap_run(st->lay.bitmap, st->lay.total, b, want_blocks)
+						  : (st->lay.total - b < want_blocks ? st->lay.total - b : want_blocks);
+			if (st->lay.v1)
 				run = 1;  /* a CRC follows every block */
-			else if (st->cs && run > st->bpc - r % st->bpc)
-				run = st->bpc - r % st->bpc;  /* a checksum follows the group */
-			uint64_t bytes = run * st->bs - in_block;
+			else if (st->lay.cs && run > st->lay.bpc - r % st->lay.bpc)
+				run = st->lay.bpc - r % st->lay.bpc;  /* a checksum follows the group */
+			uint64_t bytes = run * st->lay.bs - in_block;
 			n = bytes < len ? (size_t)bytes : len;
 			int rc = read_run(im, st, r, in_block, out, n, err);
 			if (rc != IMG_OK)

@@ -26,7 +26,9 @@
  * The header print for `info` (every section, and the per-filesystem info
  * block decoding) is in partimage_info.c, random access in
  * partimage_access.c; the state they share is in partimage.h.
- * Not here: decompression (io/), printing (the command layer).
+ * Not here: the layout's rules (chunk geometry, the CHK and TAIL checks, the
+ * byte sum, the messages: partimage_layout.c, shared with random access),
+ * decompression (io/), printing (the command layer).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -34,9 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "partimage.h"
 
@@ -48,36 +47,6 @@
 #define PI_BATCH_AHEAD ((size_t)2 << 20)  /* bytes made visible before a batch of runs */
 
 /* ---- byte sums ----------------------------------------------------------- */
-
-/* Unsigned sum of n bytes (the tail's qwCRC rule), 16 bytes at a time. */
-static uint64_t byte_sum(const uint8_t *p, size_t n)
-{
-	uint64_t s = 0;
-	size_t i = 0;
-#ifdef __SSE2__
-	__m128i acc = _mm_setzero_si128(), zero = _mm_setzero_si128();
-	for (; n - i >= 16; i += 16)
-		acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_loadu_si128((const __m128i *)(p + i)), zero));
-	uint64_t lanes[2];
-	_mm_storeu_si128((__m128i *)lanes, acc);
-	s = lanes[0] + lanes[1];
-#else
-	const uint64_t m8 = UINT64_C(0x00FF00FF00FF00FF), m16 = UINT64_C(0x0000FFFF0000FFFF);
-	while (n - i >= 8) {
-		uint64_t acc = 0;  /* four 16-bit lanes, at most 128 * 510 each */
-		for (int k = 0; k < 128 && n - i >= 8; k++, i += 8) {
-			uint64_t w;
-			memcpy(&w, p + i, 8);
-			acc += (w & m8) + ((w >> 8) & m8);
-		}
-		acc = (acc & m16) + ((acc >> 16) & m16);
-		s += (acc & 0xFFFFFFFFu) + (acc >> 32);
-	}
-#endif
-	for (; i < n; i++)
-		s += p[i];
-	return s;
-}
 
 /* The header "CRC" of partimage: the sum of the bytes taken as signed char. */
 static uint32_t sum_signed(const uint8_t *p, size_t n)
@@ -235,7 +204,7 @@ static int vol_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 		if (rc < 0)
 			return rc;
 		if (n > 0) {
-			v->sum += byte_sum(dst, n);
+			v->sum += pi_byte_sum(dst, n);
 			v->produced += n;
 			*got = n;
 			return IMG_OK;
@@ -325,7 +294,7 @@ static int check_sum(img_image *im, const uint8_t *p, size_t n, const char *what
 	uint32_t stored = get_le32(p + n), sig = sum_signed(p, n);
 	if (stored == sig)
 		return IMG_OK;
-	if (stored == (uint32_t)byte_sum(p, n)) {
+	if (stored == (uint32_t)pi_byte_sum(p, n)) {
 		st->unsigned_sums = 1;
 		return IMG_OK;
 	}
@@ -355,14 +324,14 @@ static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_si
 		return pi_fail(im, IMG_E_FORMAT, im->s->offset + 9800,
 			       "encryption algorithm %u is not supported", get_le32(h + 9800));
 	pi_copy_text(st->fs, sizeof st->fs, h, 512);
-	st->part_size = get_le64(h + 9592);
+	st->lay.part_size = get_le64(h + 9592);
 	*mbr_count = get_le32(h + 9792);
 	*mbr_size = get_le32(h + 9796);
 	uint64_t mbr_bytes = (uint64_t)*mbr_count * *mbr_size;
 	if (*mbr_count && (*mbr_size < PI_MBR_DATA + 4 || mbr_bytes > PI_MAX_MBR_BYTES))
 		return pi_fail(im, IMG_E_CORRUPT, im->s->offset + 9792,
 			       "%u MBR records of %u bytes are out of range", *mbr_count, *mbr_size);
-	pi_add_main_fields(im, h, st->part_size);
+	pi_add_main_fields(im, h, st->lay.part_size);
 	stream_consume(im->s, PI_STRUCT + 4);
 	return IMG_OK;
 }
@@ -422,28 +391,28 @@ static int read_local_header(img_image *im)
 	if (rc < 0)
 		return rc;
 	uint64_t at = im->s->offset, bs = get_le64(h);
-	st->used = get_le64(h + 8);
-	st->total = get_le64(h + 16);
-	st->bitmap_size = get_le64(h + 24);
+	st->lay.used = get_le64(h + 8);
+	st->lay.total = get_le64(h + 16);
+	st->lay.bitmap_size = get_le64(h + 24);
 	if (bs == 0 || bs > PI_MAX_BLOCK_SIZE || (bs & (bs - 1)) != 0)
 		return pi_fail(im, IMG_E_CORRUPT, at, "block size %llu is not a power of two up to 64 MiB",
 			       (unsigned long long)bs);
-	st->bs = (uint32_t)bs;
+	st->lay.bs = (uint32_t)bs;
 	uint64_t span;
-	if (__builtin_mul_overflow(st->total, bs, &span) || span > st->part_size)
+	if (__builtin_mul_overflow(st->lay.total, bs, &span) || span > st->lay.part_size)
 		return pi_fail(im, IMG_E_CORRUPT, at + 16,
 			       "%llu blocks of %llu bytes do not fit the partition size %llu",
-			       (unsigned long long)st->total, (unsigned long long)bs,
-			       (unsigned long long)st->part_size);
-	if (st->used > st->total)
+			       (unsigned long long)st->lay.total, (unsigned long long)bs,
+			       (unsigned long long)st->lay.part_size);
+	if (st->lay.used > st->lay.total)
 		return pi_fail(im, IMG_E_CORRUPT, at + 8, "used blocks %llu exceed the %llu blocks in total",
-			       (unsigned long long)st->used, (unsigned long long)st->total);
-	uint64_t need_bytes = (st->total + 7) / 8;
-	if (st->bitmap_size > PI_MAX_BITMAP_BYTES || st->bitmap_size > 2 * need_bytes + (1 << 20))
+			       (unsigned long long)st->lay.used, (unsigned long long)st->lay.total);
+	uint64_t need_bytes = (st->lay.total + 7) / 8;
+	if (st->lay.bitmap_size > PI_MAX_BITMAP_BYTES || st->lay.bitmap_size > 2 * need_bytes + (1 << 20))
 		return pi_fail(im, IMG_E_CORRUPT, at + 24,
 			       "bitmap size %llu is out of range for %llu blocks",
-			       (unsigned long long)st->bitmap_size, (unsigned long long)st->total);
-	st->nbits = st->bitmap_size * 8 < st->total ? st->bitmap_size * 8 : st->total;
+			       (unsigned long long)st->lay.bitmap_size, (unsigned long long)st->lay.total);
+	st->lay.nbits = st->lay.bitmap_size * 8 < st->lay.total ? st->lay.bitmap_size * 8 : st->lay.total;
 	pi_add_local_fields(im, h);
 	stream_consume(im->s, PI_STRUCT + 4);
 	return IMG_OK;
@@ -456,21 +425,21 @@ static int read_bitmap(img_image *im)
 	int rc = expect_magic(im, "MAGIC-BEGIN-BITMAP");
 	if (rc < 0)
 		return rc;
-	uint64_t keep = (st->nbits + 7) / 8, have = 0, cap = 0;
+	uint64_t keep = (st->lay.nbits + 7) / 8, have = 0, cap = 0;
 	while (have < keep) {
 		if (have == cap) {
 			cap = cap ? cap * 2 : ((uint64_t)1 << 20);
 			if (cap > keep)
 				cap = keep;
-			uint8_t *n = realloc(st->bitmap, cap);
+			uint8_t *n = realloc(st->lay.bitmap, cap);
 			if (!n)
 				return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 						   "%s: out of memory for a bitmap of %llu bytes", im->path,
 						   (unsigned long long)keep);
-			st->bitmap = n;
+			st->lay.bitmap = n;
 		}
 		size_t got;
-		rc = stream_read(im->s, st->bitmap + have, cap - have, &got);
+		rc = stream_read(im->s, st->lay.bitmap + have, cap - have, &got);
 		have += got;
 		if (rc < 0)
 			return rc;
@@ -478,16 +447,16 @@ static int read_bitmap(img_image *im)
 			return pi_fail(im, IMG_E_TRUNCATED, im->s->offset, "image truncated in the bitmap");
 	}
 	uint64_t skipped;
-	rc = stream_skip(im->s, st->bitmap_size - keep, &skipped);
+	rc = stream_skip(im->s, st->lay.bitmap_size - keep, &skipped);
 	if (rc < 0)
 		return rc;
 	if (rc == IMG_EOF)
 		return pi_fail(im, IMG_E_TRUNCATED, im->s->offset, "image truncated in the bitmap");
-	uint64_t count = st->bitmap ? bitmap_count(st->bitmap, st->nbits) : 0;
-	if (count != st->used)
-		return pi_fail(im, IMG_E_CORRUPT, im->s->offset - st->bitmap_size,
+	uint64_t count = st->lay.bitmap ? bitmap_count(st->lay.bitmap, st->lay.nbits) : 0;
+	if (count != st->lay.used)
+		return pi_fail(im, IMG_E_CORRUPT, im->s->offset - st->lay.bitmap_size,
 			       "the bitmap marks %llu blocks used but the local header says %llu",
-			       (unsigned long long)count, (unsigned long long)st->used);
+			       (unsigned long long)count, (unsigned long long)st->lay.used);
 	return IMG_OK;
 }
 
@@ -513,16 +482,17 @@ static void set_info(img_image *im)
 	img_info *info = &im->info;
 	info->format_version = st->version;
 	info->fs = st->fs;
-	info->device_size = st->part_size;
-	info->block_size = st->bs;
-	info->total_blocks = st->total;
-	info->used_blocks = st->used;
+	info->device_size = st->lay.part_size;
+	info->block_size = st->lay.bs;
+	info->total_blocks = st->lay.total;
+	info->used_blocks = st->lay.used;
 	info->checksum = "CRC32";
-	info->read_check = "every byte, against the CRC32 of its 64 KiB chunk's CHK record, except the "
-			   "last partial chunk, which has none (verify checks it through the tail's byte sum)";
+	info->read_check = "every byte, against the CRC32 of its 64 KiB chunk's CHK record; the last "
+			   "partial chunk, which has none, against the tail's byte sum of the whole image "
+			   "(the first read there sums the whole image once)";
 	info->has_checksums = 1;
 	info->checksums_chained = 0;
-	info->image_data_size = st->vol->suffix_at ? 0 : pi_logical_end(st) + PI_VOLUME_HEADER;
+	info->image_data_size = st->vol->suffix_at ? 0 : pi_logical_end(&st->lay) + PI_VOLUME_HEADER;
 }
 
 /* Stack the volume layer on top of volume 0 (im->s, positioned after its header). */
@@ -601,8 +571,8 @@ static int pi_open(img_image *im)
 		fmt_level(fmt_field(im, "header sums", "header_sums",
 				    "unsigned (image made where char is unsigned)"),
 			  IMG_FIELD_VERBOSE);
-	st->data_start = im->s->offset;
-	st->data_len = st->used * st->bs;
+	st->lay.data_start = im->s->offset;
+	st->lay.data_len = st->lay.used * st->lay.bs;
 	st->hashing = im->opt.verify;
 	set_info(im);
 	return IMG_OK;
@@ -612,21 +582,21 @@ static int pi_open(img_image *im)
 
 static uint64_t next_used(const struct pi_state *st, uint64_t from)
 {
-	return bitmap_next_set(st->bitmap, st->nbits, from);
+	return bitmap_next_set(st->lay.bitmap, st->lay.nbits, from);
 }
 
 /* The last block of the n used blocks starting at the first used block >= from. */
 static uint64_t nth_used_block(const struct pi_state *st, uint64_t from, uint64_t n)
 {
 	uint64_t b = next_used(st, from), seen = 0;
-	while (b < st->nbits) {
-		uint64_t r = bitmap_run(st->bitmap, st->nbits, b, n - seen);
+	while (b < st->lay.nbits) {
+		uint64_t r = bitmap_run(st->lay.bitmap, st->lay.nbits, b, n - seen);
 		seen += r;
 		if (seen >= n)
 			return b + r - 1;
 		b = next_used(st, b + r);
 	}
-	return st->nbits;
+	return st->lay.nbits;
 }
 
 /*
@@ -636,18 +606,18 @@ static uint64_t nth_used_block(const struct pi_state *st, uint64_t from, uint64_
  */
 static int expected_qwpos(struct pi_state *st, uint64_t blk, uint64_t *pos)
 {
-	uint64_t ucap = 262144 / st->bs;
+	uint64_t ucap = 262144 / st->lay.bs;
 	if (ucap == 0)
 		return 0;
 	while (st->wrun_end <= blk) {
 		uint64_t i = st->wrun_end, len;
-		if (i >= st->nbits)
+		if (i >= st->lay.nbits)
 			return 0;
-		if (bitmap_test(st->bitmap, i)) {
-			len = bitmap_run(st->bitmap, st->nbits, i, ucap);
+		if (bitmap_test(st->lay.bitmap, i)) {
+			len = bitmap_run(st->lay.bitmap, st->lay.nbits, i, ucap);
 		} else {
-			uint64_t lim = st->nbits - i < 2048 ? st->nbits : i + 2048;
-			len = bitmap_next_set(st->bitmap, lim, i) - i;
+			uint64_t lim = st->lay.nbits - i < 2048 ? st->lay.nbits : i + 2048;
+			len = bitmap_next_set(st->lay.bitmap, lim, i) - i;
 		}
 		if (len == 0)
 			return 0;
@@ -663,26 +633,25 @@ static int expected_qwpos(struct pi_state *st, uint64_t blk, uint64_t *pos)
 static int check_chk(img_image *im, const uint8_t *p, const uint8_t *c, uint64_t c_off, uint64_t blk)
 {
 	struct pi_state *st = im->priv;
-	if (memcmp(c, "CHK\0", 4) != 0)
-		return pi_fail(im, IMG_E_CORRUPT, c_off,
-			       "CHK record expected after %llu data bytes, found other bytes",
-			       (unsigned long long)(st->dpos + PI_CHUNK));
+	char text[200];
+	if (!pi_chk_is_record(c))
+		return pi_fail(im, IMG_E_CORRUPT, c_off, "%s",
+			       pi_missing_chk_text(text, sizeof text, st->dpos / PI_CHUNK));
 	if (!st->hashing)
 		return IMG_OK;
 	uint64_t want;
 	if (expected_qwpos(st, blk, &want) && want != get_le64(c + 8) && st->qwpos_bad++ == 0)
 		st->qwpos_first_bad = c_off;
-	return crc32_fast(0, p, PI_CHUNK) != get_le32(c + 4);
+	return !pi_chk_crc_matches(p, c);
 }
 
 static int report_bad_chunk(img_image *im, uint64_t off, uint64_t first, uint64_t last)
 {
 	struct pi_state *st = im->priv;
+	char text[200];
 	im->bad_groups++;
-	return pi_fail(im, IMG_E_CHECKSUM, off,
-		       "CRC32 checksum mismatch in the data of blocks %llu-%llu (CHK record %llu)",
-		       (unsigned long long)first, (unsigned long long)last,
-		       (unsigned long long)(st->dpos / PI_CHUNK));
+	return pi_fail(im, IMG_E_CHECKSUM, off, "%s",
+		       pi_bad_chunk_text(text, sizeof text, first, last, st->dpos / PI_CHUNK));
 }
 
 /*
@@ -692,7 +661,7 @@ static int report_bad_chunk(img_image *im, uint64_t off, uint64_t first, uint64_
  */
 static uint64_t tail_sum(const struct pi_state *st, const uint8_t *magic, size_t vis)
 {
-	return st->vol->sum - byte_sum(magic + PI_TAIL_MAGIC_LEN, vis - PI_TAIL_MAGIC_LEN);
+	return st->vol->sum - pi_byte_sum(magic + PI_TAIL_MAGIC_LEN, vis - PI_TAIL_MAGIC_LEN);
 }
 
 /* The tail's qwCRC check failed: the message, with the first odd qwPos as a hint. */
@@ -700,15 +669,13 @@ static int report_tail_sum(img_image *im, uint64_t off, uint64_t stored, uint64_
 			   const char *what)
 {
 	struct pi_state *st = im->priv;
-	char hint[120] = "";
+	char hint[120] = "", text[400];
 	if (st->qwpos_bad)
 		snprintf(hint, sizeof hint, "; the first CHK record with an unexpected qwPos is at "
 			 "byte %llu of the image data", (unsigned long long)st->qwpos_first_bad);
 	im->bad_groups++;
-	return pi_fail(im, IMG_E_CHECKSUM, off,
-		       "tail checksum (byte sum of the whole image) mismatch: stored 0x%016llx, "
-		       "computed 0x%016llx: %s%s", (unsigned long long)stored,
-		       (unsigned long long)computed, what, hint);
+	return pi_fail(im, IMG_E_CHECKSUM, off, "%s%s",
+		       pi_tail_sum_text(text, sizeof text, stored, computed, what), hint);
 }
 
 /*
@@ -719,7 +686,7 @@ static int report_tail_sum(img_image *im, uint64_t off, uint64_t stored, uint64_
 static size_t chunk_shape(const img_image *im, const struct pi_state *st, uint64_t *len,
 			  int *has_chk, int *tail_ahead)
 {
-	*len = st->data_len - st->dpos < PI_CHUNK ? st->data_len - st->dpos : PI_CHUNK;
+	*len = st->lay.data_len - st->dpos < PI_CHUNK ? st->lay.data_len - st->dpos : PI_CHUNK;
 	*has_chk = *len == PI_CHUNK;
 	*tail_ahead = !*has_chk && st->hashing && im->bad_groups == 0;
 	return (size_t)*len + (*has_chk ? PI_CHK : 0) + (*tail_ahead ? PI_TAIL_MAGIC_LEN + PI_STRUCT : 0);
@@ -737,7 +704,7 @@ static int start_chunk(img_image *im, struct pi_state *st)
 	if (rc < 0)
 		return rc;
 	uint64_t first = next_used(st, st->cur);
-	uint64_t last = nth_used_block(st, st->cur, len / st->bs);
+	uint64_t last = nth_used_block(st, st->cur, len / st->lay.bs);
 	int bad = 0;
 	if (has_chk) {
 		rc = check_chk(im, p, p + len, at + len, last);
@@ -745,18 +712,19 @@ static int start_chunk(img_image *im, struct pi_state *st)
 			return rc;
 		bad = rc;
 	} else if (tail_ahead) {
-		if (memcmp(p + len, PI_TAIL_MAGIC, PI_TAIL_MAGIC_LEN) != 0)
-			return pi_fail(im, IMG_E_CORRUPT, at + len, "%s expected after the data, found other bytes",
-				       PI_TAIL_MAGIC);
+		char text[100];
+		if (!pi_is_tail(p + len))
+			return pi_fail(im, IMG_E_CORRUPT, at + len, "%s",
+				       pi_missing_tail_text(text, sizeof text));
 		size_t avail = im->s->end - im->s->pos;
 		uint64_t sum = tail_sum(st, p + len, avail - (size_t)len);
-		if (sum != get_le64(p + len + PI_TAIL_MAGIC_LEN)) {
+		if (sum != pi_tail_stored_sum(p + len)) {
 			/* The final chunk (no CHK of its own) is the likeliest culprit: skip it. */
-			rc = report_tail_sum(im, at, get_le64(p + len + PI_TAIL_MAGIC_LEN), sum,
+			rc = report_tail_sum(im, at, pi_tail_stored_sum(p + len), sum,
 					     "the data after the last CHK record or the headers are damaged");
 			stream_consume(im->s, (size_t)len);
 			st->dpos += len;
-			st->rank += len / st->bs;
+			st->rank += len / st->lay.bs;
 			st->cur = last + 1;
 			return rc;
 		}
@@ -765,7 +733,7 @@ static int start_chunk(img_image *im, struct pi_state *st)
 		rc = report_bad_chunk(im, at, first, last);
 		stream_consume(im->s, (size_t)len + PI_CHK);
 		st->dpos += len;
-		st->rank += len / st->bs;
+		st->rank += len / st->lay.bs;
 		st->cur = last + 1;
 		return rc;
 	}
@@ -778,12 +746,12 @@ static int start_chunk(img_image *im, struct pi_state *st)
 /* Blocks larger than a chunk: gather one block from its chunks into the side buffer. */
 static int next_big_block(img_image *im, struct pi_state *st, img_run *run)
 {
-	if (!st->side && !(st->side = malloc(st->bs)))
+	if (!st->side && !(st->side = malloc(st->lay.bs)))
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
-				   "%s: out of memory for a block of %u bytes", im->path, st->bs);
+				   "%s: out of memory for a block of %u bytes", im->path, st->lay.bs);
 	uint64_t b = next_used(st, st->cur), bad_at = 0;
 	int bad = 0;
-	for (uint32_t done = 0; done < st->bs; done += PI_CHUNK) {
+	for (uint32_t done = 0; done < st->lay.bs; done += PI_CHUNK) {
 		const uint8_t *p;
 		uint64_t at = im->s->offset;
 		int rc = need(im, PI_CHUNK + PI_CHK, "the block data", &p);
@@ -809,8 +777,8 @@ static int next_big_block(img_image *im, struct pi_state *st, img_run *run)
 	}
 	run->first_block = b;
 	run->nblocks = 1;
-	run->offset = b * (uint64_t)st->bs;
-	run->len = st->bs;
+	run->offset = b * (uint64_t)st->lay.bs;
+	run->len = st->lay.bs;
 	run->data = st->side;
 	run->verified = st->hashing;
 	run->bad = 0;  /* a bad chunk is reported and skipped, never handed out */
@@ -826,10 +794,10 @@ static int read_tail(img_image *im, struct pi_state *st)
 	int rc = need(im, PI_TAIL_MAGIC_LEN + PI_STRUCT, "the tail", &p);
 	if (rc < 0)
 		return rc;
-	if (memcmp(p, PI_TAIL_MAGIC, PI_TAIL_MAGIC_LEN) != 0)
-		return pi_fail(im, IMG_E_CORRUPT, at, "%s expected after the data, found other bytes",
-			       PI_TAIL_MAGIC);
-	uint64_t stored = get_le64(p + PI_TAIL_MAGIC_LEN);
+	char text[100];
+	if (!pi_is_tail(p))
+		return pi_fail(im, IMG_E_CORRUPT, at, "%s", pi_missing_tail_text(text, sizeof text));
+	uint64_t stored = pi_tail_stored_sum(p);
 	uint32_t last = get_le32(p + PI_TAIL_MAGIC_LEN + 8);
 	uint64_t sum = tail_sum(st, p, im->s->end - im->s->pos);
 	uint32_t vfirst = vol_of(st->vol, at), vlast = st->vol->volno;
@@ -860,11 +828,11 @@ static int pi_next_run(img_image *im, img_run *run)
 	}
 	if (st->finished)
 		return IMG_EOF;
-	if (st->rank >= st->used) {
+	if (st->rank >= st->lay.used) {
 		st->finished = 1;
 		return read_tail(im, st);
 	}
-	if (st->bs > PI_CHUNK)
+	if (st->lay.bs > PI_CHUNK)
 		return next_big_block(im, st, run);
 	if (st->chunk_left == 0) {
 		int rc = start_chunk(im, st);
@@ -879,13 +847,13 @@ static int pi_next_run(img_image *im, img_run *run)
 	if (rc == IMG_EOF)
 		return pi_fail(im, IMG_E_TRUNCATED, im->s->offset + avail, "image truncated in the block data");
 	uint64_t b = next_used(st, st->cur);
-	if (b >= st->nbits)
+	if (b >= st->lay.nbits)
 		return pi_fail(im, IMG_E_CORRUPT, im->s->offset, "bitmap ends before all used blocks");
-	uint64_t n = bitmap_run(st->bitmap, st->nbits, b, st->chunk_left / st->bs);
-	size_t len = (size_t)n * st->bs;
+	uint64_t n = bitmap_run(st->lay.bitmap, st->lay.nbits, b, st->chunk_left / st->lay.bs);
+	size_t len = (size_t)n * st->lay.bs;
 	run->first_block = b;
 	run->nblocks = n;
-	run->offset = b * (uint64_t)st->bs;
+	run->offset = b * (uint64_t)st->lay.bs;
 	run->len = len;
 	run->data = p;
 	run->verified = st->chunk_verified;
@@ -904,7 +872,7 @@ static int pi_next_run(img_image *im, img_run *run)
 /* Logical bytes from the read position (after the pending bytes) to the end of the tail. */
 static uint64_t logical_left(const img_image *im, const struct pi_state *st)
 {
-	uint64_t end = pi_logical_end(st);
+	uint64_t end = pi_logical_end(&st->lay);
 	uint64_t at = im->s->offset + st->pending;
 	return end > at ? end - at : 0;
 }
@@ -913,7 +881,7 @@ static uint64_t logical_left(const img_image *im, const struct pi_state *st)
  * the runs handed out in this batch valid)? */
 static int next_is_visible(const img_image *im, const struct pi_state *st)
 {
-	if (st->finished || st->rank >= st->used || st->bs > PI_CHUNK)
+	if (st->finished || st->rank >= st->lay.used || st->lay.bs > PI_CHUNK)
 		return 0;
 	if (st->chunk_left > 0)
 		return 1;
@@ -942,7 +910,7 @@ static int pi_next_batch(img_image *im, img_run *runs, size_t max, size_t *n)
 		stream_consume(im->s, st->pending);
 		st->pending = 0;
 	}
-	if (!st->finished && st->rank < st->used && st->bs <= PI_CHUNK) {
+	if (!st->finished && st->rank < st->lay.used && st->lay.bs <= PI_CHUNK) {
 		uint64_t left = logical_left(im, st);
 		const uint8_t *p;
 		size_t avail;
@@ -971,7 +939,7 @@ static void pi_close(img_image *im)
 	if (!st)
 		return;
 	pi_random_free(st);
-	free(st->bitmap);
+	free(st->lay.bitmap);
 	free(st->side);
 	free(st);
 	im->priv = NULL;

@@ -1,7 +1,9 @@
 /*
  * formats/partimage.h - the state of an open partimage image, shared by the
  * sequential reader (partimage.c), the header print (partimage_info.c) and
- * random access (partimage_access.c). Private to these three files.
+ * random access (partimage_access.c). Private to these three files. Its
+ * layout (lay, partimage_layout.h) is read-only after the open; the walk's
+ * cursor and random access's tables each belong to one file.
  */
 #ifndef IMGBK_PARTIMAGE_H
 #define IMGBK_PARTIMAGE_H
@@ -10,14 +12,10 @@
 #include <stdint.h>
 
 #include "fmt.h"
+#include "partimage_layout.h"
 
 #define PI_VOLUME_MAGIC "PaRtImAgE-VoLuMe"
 #define PI_VOLUME_HEADER 512
-#define PI_STRUCT 16384            /* main header, local header, info block, tail */
-#define PI_CHUNK 65536             /* data bytes between two CHK records */
-#define PI_CHK 16                  /* "CHK\0" + u32 CRC + u64 qwPos */
-#define PI_TAIL_MAGIC "MAGIC-BEGIN-TAIL"
-#define PI_TAIL_MAGIC_LEN 16
 
 /* The volume layer: the volume files as one logical byte stream. */
 struct pi_vol {
@@ -46,12 +44,8 @@ struct pi_rvol {
 
 struct pi_state {
 	struct pi_vol *vol;      /* the layer's state (owned by im->s) */
-	uint8_t *bitmap;         /* bits of blocks < nbits */
-	uint64_t nbits;          /* min(qwBlocksCount, 8 * qwBitmapSize) */
-	uint64_t total, used, part_size, bitmap_size;
-	uint32_t bs;
-	uint64_t data_start;     /* logical offset of the first data byte */
-	uint64_t data_len;       /* used * bs */
+	struct pi_layout lay;    /* what the headers say: read-only after the open */
+	/* the walk (partimage.c) */
 	uint64_t dpos;           /* data bytes passed (handed out or skipped) */
 	uint64_t cur, rank;      /* next block to look at, used blocks passed */
 	size_t pending;          /* bytes handed out, consumed at the next call */
@@ -77,14 +71,10 @@ struct pi_state {
 	uint8_t *chunk_ok;       /* bit per chunk: checked good (set atomically) */
 	uint8_t *chunk_bad;      /* bit per chunk: found bad */
 	int read_verify;         /* random reads check their chunk */
+	/* the final partial chunk, checked through the tail's qwCRC (set once, atomically) */
+	int final_verdict;       /* 0 not yet; else good, bad, or uncheckable (a full chunk is bad) */
+	uint64_t final_stored, final_sum, final_first_bad;
 };
-
-/* Logical bytes from the start of the main header to the end of the tail. */
-static inline uint64_t pi_logical_end(const struct pi_state *st)
-{
-	return st->data_start + st->data_len + PI_CHK * (st->data_len / PI_CHUNK) +
-	       PI_TAIL_MAGIC_LEN + PI_STRUCT;
-}
 
 /* partimage.c */
 /* Name of volume n into out (the base name when the image is one stream). */

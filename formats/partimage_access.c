@@ -11,8 +11,10 @@
  * With verification on, every CHK chunk (65536 data bytes + its CHK record,
  * zlib CRC-32) is checked the first time a read touches it; the result is kept
  * in a bit per chunk (good or bad, set atomically: reads come from many
- * threads). The final partial chunk has no CHK record: random reads cannot
- * check it (the sequential verify does, through the tail's byte sum).
+ * threads). The final partial chunk has no CHK record: the tail's qwCRC, a
+ * byte sum of the whole logical stream, is its only check, so the first read
+ * that touches it sums the whole image once (check_final_chunk); a mismatch
+ * fails the reads of that chunk only (the other chunks have their CRCs).
  *
  * The payload saved in the index file (blkindex.c), little-endian:
  *   0  8  "PIMGRA01"               32  8  used blocks
@@ -24,7 +26,8 @@
  * mtimes of the other volumes are here, compared at load: any difference
  * (or an entry that does not add up) and the rank index is built again.
  *
- * Not here: the sequential walk (partimage.c), the index file (blkindex.c).
+ * Not here: the layout's rules (partimage_layout.c, shared with the walk), the
+ * sequential walk (partimage.c), the index file (blkindex.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +45,8 @@
 #define PI_RA_VOL 24
 /* Volumes kept open; the others are opened for each read (large -V sets). */
 #define PI_MAX_OPEN_VOLUMES 64
+/* Bytes read at once while summing the image for the tail's qwCRC. */
+#define SUM_PIECE ((size_t)1 << 20)
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -272,7 +277,7 @@ static int open_rvols(img_image *im, struct pi_state *st)
 				   "%s: partimage: image truncated inside the 512-byte volume header",
 				   im->path);
 	int rc = add_rvol(im, st, im->path, size0, m0, -1);
-	uint64_t end = pi_logical_end(st);
+	uint64_t end = pi_logical_end(&st->lay);
 	for (uint32_t n = 1; rc == IMG_OK && v->suffix_at && n != 0; n++) {
 		const struct pi_rvol *last = &st->rvols[st->nrvols - 1];
 		if (last->start + last->size >= end)
@@ -330,12 +335,12 @@ int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 	int rc = open_rvols(im, st);
 	if (rc != IMG_OK)
 		return rc;
-	uint64_t entries = st->nbits / k + 1;
+	uint64_t entries = st->lay.nbits / k + 1;
 	size_t head = PI_RA_HEAD + (size_t)st->nrvols * PI_RA_VOL;
 	size_t len = head + (size_t)entries * 8;
 	uint8_t *p = *payload = malloc(len);
-	int built = rank_index_build(&st->ranks, st->bitmap, st->nbits, k) == IMG_OK;
-	st->nchunks = st->data_len / PI_CHUNK;
+	int built = rank_index_build(&st->ranks, st->lay.bitmap, st->lay.nbits, k) == IMG_OK;
+	st->nchunks = pi_full_chunks(&st->lay);
 	st->chunk_ok = calloc(st->nchunks / 8 + 1, 1);
 	st->chunk_bad = calloc(st->nchunks / 8 + 1, 1);
 	if (!p || !built || !st->chunk_ok || !st->chunk_bad)
@@ -345,10 +350,10 @@ int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 	put32(p + 8, k);
 	put32(p + 12, st->nrvols);
 	put64(p + 16, st->vol->ident);
-	put64(p + 24, st->data_start);
-	put64(p + 32, st->used);
-	put64(p + 40, st->nbits);
-	put64(p + 48, st->bs);
+	put64(p + 24, st->lay.data_start);
+	put64(p + 32, st->lay.used);
+	put64(p + 40, st->lay.nbits);
+	put64(p + 48, st->lay.bs);
 	for (uint32_t i = 0; i < st->nrvols; i++) {
 		uint8_t *q = p + PI_RA_HEAD + (size_t)i * PI_RA_VOL;
 		put64(q, st->rvols[i].size + PI_VOLUME_HEADER);
@@ -382,6 +387,7 @@ void pi_random_free(struct pi_state *st)
 	st->rvols = NULL;
 	st->nrvols = 0;
 	st->chunk_ok = st->chunk_bad = NULL;
+	st->final_verdict = 0;
 }
 
 /* ---- reads ------------------------------------------------------------------- */
@@ -396,20 +402,29 @@ static void bit_set(uint8_t *bm, uint64_t i)
 	__atomic_fetch_or(&bm[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELEASE);
 }
 
-static uint64_t chunk_logical(const struct pi_state *st, uint64_t c)
+/* Record err at logical byte L, naming the volume file that holds it. */
+static int fail_at_logical(img_err *err, const struct pi_state *st, int code, uint64_t L,
+			   const char *what)
 {
-	return st->data_start + c * (PI_CHUNK + PI_CHK);
+	const struct pi_rvol *r = &st->rvols[rvol_of(st, L)];
+	return ra_fail(err, code, r->path, PI_VOLUME_HEADER + L - r->start, "%s", what);
 }
 
-static int chunk_error(img_image *im, const struct pi_state *st, uint64_t c, img_err *err)
+/* The blocks holding data bytes [x, x + len). */
+static void blocks_of_data(const struct pi_state *st, uint64_t x, uint64_t len, uint64_t *first,
+			   uint64_t *last)
 {
-	uint64_t first = block_of_rank(st, c * PI_CHUNK / st->bs);
-	uint64_t last = block_of_rank(st, (c * PI_CHUNK + PI_CHUNK - 1) / st->bs);
-	uint64_t L = chunk_logical(st, c);
-	const struct pi_rvol *r = &st->rvols[rvol_of(st, L)];
-	return ra_fail(err, IMG_E_CHECKSUM, r->path, PI_VOLUME_HEADER + L - r->start,
-		       "CRC32 checksum mismatch in the data of blocks %llu-%llu (CHK record %llu)",
-		       (unsigned long long)first, (unsigned long long)last, (unsigned long long)c);
+	*first = block_of_rank(st, x / st->lay.bs);
+	*last = block_of_rank(st, (x + len - 1) / st->lay.bs);
+}
+
+static int chunk_error(const struct pi_state *st, uint64_t c, img_err *err)
+{
+	uint64_t first, last;
+	char text[200];
+	blocks_of_data(st, c * PI_CHUNK, PI_CHUNK, &first, &last);
+	return fail_at_logical(err, st, IMG_E_CHECKSUM, pi_chunk_at(&st->lay, c),
+			       pi_bad_chunk_text(text, sizeof text, first, last, c));
 }
 
 /* Check chunk c (65536 data bytes and its CHK record) once. */
@@ -418,24 +433,137 @@ static int check_chunk(img_image *im, struct pi_state *st, uint64_t c, img_err *
 	if (bit_get(st->chunk_ok, c))
 		return IMG_OK;
 	if (bit_get(st->chunk_bad, c))
-		return chunk_error(im, st, c, err);
+		return chunk_error(st, c, err);
 	uint8_t *buf = malloc(PI_CHUNK + PI_CHK);
 	if (!buf)
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
-	uint64_t L = chunk_logical(st, c);
+	uint64_t L = pi_chunk_at(&st->lay, c);
+	char text[200];
 	int rc = lpread(im, st, buf, PI_CHUNK + PI_CHK, L, "a CHK chunk", err);
-	if (rc == IMG_OK && memcmp(buf + PI_CHUNK, "CHK\0", 4) != 0) {
-		const struct pi_rvol *r = &st->rvols[rvol_of(st, L + PI_CHUNK)];
-		rc = ra_fail(err, IMG_E_CORRUPT, r->path, PI_VOLUME_HEADER + L + PI_CHUNK - r->start,
-			     "CHK record %llu expected, found other bytes", (unsigned long long)c);
-	} else if (rc == IMG_OK && crc32_fast(0, buf, PI_CHUNK) == get_le32(buf + PI_CHUNK + 4)) {
+	if (rc == IMG_OK && !pi_chk_is_record(buf + PI_CHUNK)) {
+		rc = fail_at_logical(err, st, IMG_E_CORRUPT, L + PI_CHUNK,
+				     pi_missing_chk_text(text, sizeof text, c));
+	} else if (rc == IMG_OK && pi_chk_crc_matches(buf, buf + PI_CHUNK)) {
 		bit_set(st->chunk_ok, c);
 	} else if (rc == IMG_OK) {
 		bit_set(st->chunk_bad, c);
-		rc = chunk_error(im, st, c, err);
+		rc = chunk_error(st, c, err);
 	}
 	free(buf);
 	return rc;
+}
+
+/* Sum of the logical bytes [from, to), read in pieces of buf (SUM_PIECE bytes). */
+static int sum_logical(img_image *im, struct pi_state *st, uint64_t from, uint64_t to,
+		       uint8_t *buf, uint64_t *sum, img_err *err)
+{
+	int rc = IMG_OK;
+	for (uint64_t L = from; L < to && rc == IMG_OK;) {
+		size_t n = to - L < SUM_PIECE ? (size_t)(to - L) : SUM_PIECE;
+		rc = lpread(im, st, buf, n, L, "the image (for the tail's byte sum)", err);
+		if (rc == IMG_OK)
+			*sum += pi_byte_sum(buf, n);
+		L += n;
+	}
+	return rc;
+}
+
+/*
+ * One pass over the image for the final partial chunk: the byte sum of every
+ * logical byte up to the end of the TAIL magic (the tail's qwCRC rule), each
+ * full chunk checked against its CHK record on the way. @return IMG_OK with
+ * *sum and *first_bad (the first bad chunk, UINT64_MAX: none), or an error.
+ */
+static int sum_image(img_image *im, struct pi_state *st, uint64_t *sum, uint64_t *first_bad,
+		     img_err *err)
+{
+	uint8_t *buf = malloc(SUM_PIECE);
+	if (!buf)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	*sum = 0;
+	*first_bad = UINT64_MAX;
+	int rc = sum_logical(im, st, 0, st->lay.data_start, buf, sum, err);
+	char text[200];
+	for (uint64_t c = 0; c < st->nchunks && rc == IMG_OK; c++) {
+		uint64_t L = pi_chunk_at(&st->lay, c);
+		rc = lpread(im, st, buf, PI_CHUNK + PI_CHK, L, "a CHK chunk", err);
+		if (rc == IMG_OK && !pi_chk_is_record(buf + PI_CHUNK))
+			rc = fail_at_logical(err, st, IMG_E_CORRUPT, L + PI_CHUNK,
+					     pi_missing_chk_text(text, sizeof text, c));
+		if (rc != IMG_OK)
+			break;
+		*sum += pi_byte_sum(buf, PI_CHUNK + PI_CHK);
+		if (pi_chk_crc_matches(buf, buf + PI_CHUNK)) {
+			bit_set(st->chunk_ok, c);
+		} else {
+			bit_set(st->chunk_bad, c);
+			if (*first_bad == UINT64_MAX)
+				*first_bad = c;
+		}
+	}
+	if (rc == IMG_OK)
+		rc = sum_logical(im, st, pi_chunk_at(&st->lay, st->nchunks),
+				 pi_tail_at(&st->lay) + PI_TAIL_MAGIC_LEN, buf, sum, err);
+	free(buf);
+	return rc;
+}
+
+/* The verdict on the final partial chunk, as kept in st->final_verdict. */
+enum { FINAL_UNKNOWN, FINAL_GOOD, FINAL_BAD, FINAL_UNCHECKABLE };
+
+static int final_chunk_error(const struct pi_state *st, int verdict, img_err *err)
+{
+	const uint64_t x = st->nchunks * PI_CHUNK;
+	uint64_t first, last, stored = __atomic_load_n(&st->final_stored, __ATOMIC_RELAXED);
+	uint64_t sum = __atomic_load_n(&st->final_sum, __ATOMIC_RELAXED);
+	uint64_t first_bad = __atomic_load_n(&st->final_first_bad, __ATOMIC_RELAXED);
+	char what[300], text[500];
+	blocks_of_data(st, x, pi_final_len(&st->lay), &first, &last);
+	if (verdict == FINAL_UNCHECKABLE) {
+		snprintf(text, sizeof text, "the data of blocks %llu-%llu after the last CHK record cannot "
+			 "be checked: the tail's byte sum, its only check, covers CHK record %llu too, "
+			 "which is bad", (unsigned long long)first, (unsigned long long)last,
+			 (unsigned long long)first_bad);
+		return fail_at_logical(err, st, IMG_E_CHECKSUM, pi_data_at(&st->lay, x), text);
+	}
+	snprintf(what, sizeof what, "the data of blocks %llu-%llu after the last CHK record, or the "
+		 "headers, are damaged", (unsigned long long)first, (unsigned long long)last);
+	return fail_at_logical(err, st, IMG_E_CHECKSUM, pi_data_at(&st->lay, x),
+			       pi_tail_sum_text(text, sizeof text, stored, sum, what));
+}
+
+/*
+ * The final partial chunk has no CHK record: the tail's qwCRC covers it, a
+ * byte sum of the whole logical stream. The first read that touches the
+ * chunk sums the image once (checking every full chunk on the way); the
+ * verdict is kept. When a full chunk is bad the sum cannot tell whether the
+ * final chunk is damaged too: its reads fail as uncheckable.
+ */
+static int check_final_chunk(img_image *im, struct pi_state *st, img_err *err)
+{
+	int verdict = __atomic_load_n(&st->final_verdict, __ATOMIC_ACQUIRE);
+	if (verdict == FINAL_GOOD)
+		return IMG_OK;
+	if (verdict != FINAL_UNKNOWN)
+		return final_chunk_error(st, verdict, err);
+	uint8_t t[PI_TAIL_MAGIC_LEN + 8];
+	uint64_t tail = pi_tail_at(&st->lay), sum = 0, first_bad = UINT64_MAX;
+	int rc = lpread(im, st, t, sizeof t, tail, "the tail", err);
+	char text[100];
+	if (rc == IMG_OK && !pi_is_tail(t))
+		rc = fail_at_logical(err, st, IMG_E_CORRUPT, tail, pi_missing_tail_text(text, sizeof text));
+	if (rc == IMG_OK)
+		rc = sum_image(im, st, &sum, &first_bad, err);
+	if (rc != IMG_OK)
+		return rc;
+	uint64_t stored = pi_tail_stored_sum(t);
+	verdict = sum == stored ? FINAL_GOOD : first_bad != UINT64_MAX ? FINAL_UNCHECKABLE : FINAL_BAD;
+	/* every thread that sums finds the same values */
+	__atomic_store_n(&st->final_stored, stored, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->final_sum, sum, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->final_first_bad, first_bad, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->final_verdict, verdict, __ATOMIC_RELEASE);
+	return verdict == FINAL_GOOD ? IMG_OK : final_chunk_error(st, verdict, err);
 }
 
 int pi_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
@@ -443,33 +571,33 @@ int pi_read_at(img_image *im, uint64_t off, void *buf, size_t len, img_err *err)
 	struct pi_state *st = im->priv;
 	uint8_t *out = buf;
 	while (len > 0) {
-		uint64_t b = off / st->bs, in_block = off % st->bs;
-		if (b >= st->nbits) {  /* past the bitmap or the last block: zeros */
+		uint64_t b = off / st->lay.bs, in_block = off % st->lay.bs;
+		if (b >= st->lay.nbits) {  /* past the bitmap or the last block: zeros */
 			memset(out, 0, len);
 			return IMG_OK;
 		}
 		size_t n;
-		if (!bitmap_test(st->bitmap, b)) {
-			uint64_t next = bitmap_next_set(st->bitmap, st->nbits, b);
-			uint64_t bytes = (next - b) * st->bs - in_block;
+		if (!bitmap_test(st->lay.bitmap, b)) {
+			uint64_t next = bitmap_next_set(st->lay.bitmap, st->lay.nbits, b);
+			uint64_t bytes = (next - b) * st->lay.bs - in_block;
 			n = bytes < len ? (size_t)bytes : len;
 			memset(out, 0, n);
 		} else {
-			uint64_t want = (in_block + len + st->bs - 1) / st->bs;
-			uint64_t run = bitmap_run(st->bitmap, st->nbits, b, want);
-			uint64_t x = rank_of(st, b) * st->bs + in_block;  /* byte of D */
-			uint64_t c = x / PI_CHUNK, bytes = run * st->bs - in_block;
+			uint64_t want = (in_block + len + st->lay.bs - 1) / st->lay.bs;
+			uint64_t run = bitmap_run(st->lay.bitmap, st->lay.nbits, b, want);
+			uint64_t x = rank_of(st, b) * st->lay.bs + in_block;  /* byte of D */
+			uint64_t c = x / PI_CHUNK, bytes = run * st->lay.bs - in_block;
 			uint64_t room = PI_CHUNK - x % PI_CHUNK;  /* a CHK record closes the chunk */
 			if (bytes > room)
 				bytes = room;
 			n = bytes < len ? (size_t)bytes : len;
-			/* c == nchunks: the final partial chunk, no CHK record to check */
-			if (st->read_verify && c < st->nchunks) {
-				int rc = check_chunk(im, st, c, err);
+			if (st->read_verify) {  /* c == nchunks: the final partial chunk */
+				int rc = c < st->nchunks ? check_chunk(im, st, c, err)
+							 : check_final_chunk(im, st, err);
 				if (rc != IMG_OK)
 					return rc;
 			}
-			int rc = lpread(im, st, out, n, st->data_start + x + PI_CHK * c, "the block data", err);
+			int rc = lpread(im, st, out, n, pi_data_at(&st->lay, x), "the block data", err);
 			if (rc != IMG_OK)
 				return rc;
 		}

@@ -330,12 +330,15 @@ c_compressed() {
 c_index_stale() {
 	need "$FIX/fs.img" || return 1
 	cp "$FIX/fs.img" i.img || return 1
-	run 0 $TO "$IMGBK" index i.img && out_has 'saved to .*i\.img\.ibkx' || return 1
+	run 0 $TO "$IMGBK" index i.img && out_has 'saved to .*i\.img\.ibkx \(built\)' || return 1
 	[ -s i.img.ibkx ] || fail "no i.img.ibkx" || return 1
 	run 0 $TO "$IMGBK" index i.img && out_has 'up to date' || return 1
+	run 0 $TO "$IMGBK" index --json i.img && out_has '"state":"up-to-date","origin":"loaded"' || return 1
 	touch -d '2020-01-01' i.img
-	run 0 $TO "$IMGBK" index --json i.img && out_has '"state":"saved"' || return 1
-	run 0 $TO "$IMGBK" index -i 2048 i.img && out_has 'saved' || return 1
+	run 0 $TO "$IMGBK" index --json i.img && out_has '"state":"saved","origin":"rebuilt"' || return 1
+	run 0 $TO "$IMGBK" index -i 2048 i.img && out_has 'saved to .* \(rebuilt' || return 1
+	rm i.img.ibkx
+	run 0 $TO "$IMGBK" index --json i.img && out_has '"state":"saved","origin":"built"' || return 1
 	run 2 $TO "$IMGBK" index -i 12 i.img || return 1
 	run 1 $TO "$IMGBK" index "$FIX/src/text/lorem.txt"
 }
@@ -392,7 +395,7 @@ c_vpc_usage() {
 
 tc "setup: ext4 64 MiB (mkfs.ext4 -d), partclone.extfs -c -> fs.img" setup_fs
 tc "setup: FAT32 48 MiB (mkfs.fat + mcopy), partclone.fat32 -c -> fat.img" setup_fat
-tc "imgbk index: saved, up to date, rebuilt after touch and for another -i; -i 12 exit 2; not an image exit 1" c_index_stale
+tc "imgbk index: built and saved, up to date (loaded), rebuilt after touch and for another -i, built when gone; -i 12 exit 2; not an image exit 1" c_index_stale
 tc "imgbk mount: MOUNTPOINT not empty / missing -> exit 2; vpartclone -m -> exit 2 with the imagebackup message" c_refused_dirs
 tc "imgbk mount: lzma-compressed image (no access points) -> exit 1, one line naming the file and the fix, nothing mounted" c_compressed
 tc "vpartclone: -i 500 / -i 1004 -> exit 2; no image -> exit 2; --help lists the imagebackup options" c_vpc_usage

@@ -327,15 +327,16 @@ c_index() { # NAME CODEC
 		skip "no random access for $2 in this build"
 	fi
 	[ $rc = 0 ] || { echo "imgbk index $img: exit $rc"; show "$W/err"; return 1; }
-	out_has "saved to .*\.ibkx" || return 1
+	out_has "saved to .*\.ibkx \(built\)" || return 1
 	ls "$FIX/v/$1"/*.ibkx >/dev/null 2>&1 || fail "no .ibkx next to $img" || return 1
 	run 0 $TO "$IMGBK" index "$img" && out_has 'up to date' || return 1
+	run 0 $TO "$IMGBK" index --json "$img" && out_has '"state":"up-to-date","origin":"loaded"' || return 1
 	case $1 in zstd?*) has_checkpoints "$(ls "$FIX/v/$1"/*.ibkx | head -n 1)" 5 || return 1 ;; esac
 	# a damaged index (one byte in its access points) is rebuilt, not used
 	local ix
 	ix=$(ls "$FIX/v/$1"/*.ibkx | head -n 1)
 	cp "$ix" good.ibkx && flip "$ix" $(($(stat -c %s "$ix") / 2)) || return 1
-	run 0 $TO "$IMGBK" index "$img" && out_has 'saved' || return 1
+	run 0 $TO "$IMGBK" index "$img" && out_has 'saved to .* \(rebuilt' || return 1
 	cmp -s "$ix" good.ibkx || fail "the rebuilt index differs from the first one" || return 1
 	: >"$FIX/v/$1.indexed"
 }

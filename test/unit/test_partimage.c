@@ -330,7 +330,7 @@ static void test_damage(void **state)
 	pih_expect_fail(pih_damaged(&s, "chkcrc.pimg", d + CHUNK + 5, 0x80), IMG_E_CHECKSUM, "CHK record 0");
 	/* the magic of a CHK record: structure lost */
 	pih_expect_fail(pih_damaged(&s, "chkmagic.pimg", d + CHUNK + 1, 0x20), IMG_E_CORRUPT,
-			"CHK record expected");
+			"CHK record 0 expected after 65536 data bytes");
 	/* qwPos is advisory (covered by the tail sum) */
 	pih_expect_fail(pih_damaged(&s, "qwpos.pimg", d + CHUNK + 9, 0x01), IMG_E_CHECKSUM, "tail checksum");
 	/* the final partial chunk (no CHK record): caught ahead through the tail sum */

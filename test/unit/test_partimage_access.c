@@ -257,6 +257,52 @@ static void ra_expect(img_image *im, uint64_t off, size_t len, int code, const c
 	free(buf);
 }
 
+/* A byte of the final partial chunk damaged: reads that touch that chunk fail
+ * (found bad, then known bad) naming its blocks and the tail sum; the rest
+ * reads right; with verify off the damaged byte is served. buf holds the device. */
+/* The first and last block of the final partial chunk (after the last CHK record). */
+static void final_chunk_blocks(const struct pih_synth *s, uint64_t *first, uint64_t *last)
+{
+	uint64_t rank = 0, full = s->used * s->bs / CHUNK * CHUNK / s->bs;
+	const uint8_t *bm = s->img.p + s->bitmap_at;
+	*first = *last = 0;
+	for (uint64_t b = 0; b < s->total; b++)
+		if (bm[b / 8] >> (b % 8) & 1) {
+			if (rank == full)
+				*first = b;
+			*last = b;
+			rank++;
+		}
+	assert_true(s->used * s->bs % CHUNK != 0 && *first > 0);
+}
+
+static void test_final_chunk(struct pih_synth *s, uint8_t *buf)
+{
+	uint64_t first, last;
+	final_chunk_blocks(s, &first, &last);
+	const char *path = pih_damaged(s, "rfinal.pimg", s->tail_magic_at - 10, 0x04);
+	char needle[80];
+	snprintf(needle, sizeof needle, "blocks %llu-%llu after the last CHK record",
+		 (unsigned long long)first, (unsigned long long)last);
+	img_image *im = ra_open(path, 0, 1, NULL, 0, NULL);
+	for (int k = 0; k < 2; k++) {
+		ra_expect(im, last * s->bs, 10, IMG_E_CHECKSUM, needle);
+		ra_expect(im, 0, (size_t)(s->total * s->bs), IMG_E_CHECKSUM, "tail checksum");
+	}
+	size_t got;
+	img_err err;
+	assert_int_equal(img_read_at(im, 0, buf, (size_t)(first * s->bs), &got, &err), IMG_OK);
+	assert_memory_equal(buf, s->dev, got);
+	img_close(im);
+	im = ra_open(path, 0, 0, NULL, 0, NULL);
+	assert_int_equal(img_read_at(im, 0, buf, (size_t)(s->total * s->bs), &got, &err), IMG_OK);
+	size_t diff = 0;
+	for (size_t i = 0; i < got; i++)
+		diff += buf[i] != s->dev[i];
+	assert_int_equal(diff, 1);
+	img_close(im);
+}
+
 static void test_random_damage(void **state)
 {
 	(void)state;
@@ -286,17 +332,23 @@ static void test_random_damage(void **state)
 		ra_expect(im, last * s.bs + 1000, 30, IMG_E_CHECKSUM, "rdata.pimg");
 		ra_expect(im, 0, (size_t)(first * s.bs + 1), IMG_E_CHECKSUM, "CHK record 1");
 	}
-	/* ranges off chunk 1 still read */
+	/* ranges off chunk 1 still read, up to the final partial chunk: the
+	 * tail's byte sum, its only check, covers chunk 1 too */
 	uint8_t *buf = malloc((size_t)(first * s.bs));
 	size_t got;
 	img_err err;
 	assert_int_equal(img_read_at(im, 0, buf, (size_t)(first * s.bs), &got, &err), IMG_OK);
 	assert_memory_equal(buf, s.dev, got);
-	uint64_t after = (last + 1) * s.bs, n = (uint64_t)s.total * s.bs - after;
+	uint64_t final_first, final_last;
+	final_chunk_blocks(&s, &final_first, &final_last);
+	uint64_t after = (last + 1) * s.bs, n = final_first * s.bs - after;
 	buf = realloc(buf, (size_t)n);
 	assert_int_equal(img_read_at(im, after, buf, (size_t)n, &got, &err), IMG_OK);
 	assert_int_equal(got, n);
 	assert_memory_equal(buf, s.dev + after, got);
+	for (int k = 0; k < 2; k++)
+		ra_expect(im, final_last * s.bs, 10, IMG_E_CHECKSUM,
+			  "cannot be checked: the tail's byte sum, its only check, covers CHK record 1 too");
 	img_close(im);
 	/* verify off: the damaged bytes are served */
 	im = ra_open(path, 0, 0, NULL, 0, NULL);
@@ -312,11 +364,8 @@ static void test_random_damage(void **state)
 	im = ra_open(path, 0, 1, NULL, 0, NULL);
 	ra_expect(im, 0, 100, IMG_E_CORRUPT, "CHK record 0 expected");
 	img_close(im);
-	/* the final partial chunk is not checked by random reads (the tail sum is sequential) */
-	path = pih_damaged(&s, "rfinal.pimg", s.tail_magic_at - 10, 0x04);
-	im = ra_open(path, 0, 1, NULL, 0, NULL);
-	assert_int_equal(img_read_at(im, 0, buf, (size_t)s.total * s.bs, &got, &err), IMG_OK);
-	img_close(im);
+	/* the final partial chunk (no CHK record) is checked through the tail's byte sum */
+	test_final_chunk(&s, buf);
 	/* a truncated single file opens; reads past its end fail */
 	{
 		pih_synth_seal(&s, 0);
@@ -421,6 +470,26 @@ static void test_random_volume_errors(void **state)
 	pih_synth_free(&s);
 }
 
+/* Add delta to the u64 at byte `at` of index file idx (from its end when
+ * negative) and make its file checksum valid again. */
+static void tamper_index(const char *idx, long at, uint64_t delta)
+{
+	FILE *f = fopen(idx, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long flen = ftell(f);
+	uint8_t *b = malloc((size_t)flen);
+	rewind(f);
+	assert_int_equal(fread(b, 1, (size_t)flen, f), (size_t)flen);
+	size_t e = (size_t)(at < 0 ? flen + at : at);
+	pih_set_le64(b + e, get_le64(b + e) + delta);
+	pih_set_le64(b + flen - 8, XXH64(b, (size_t)flen - 8, 0));
+	rewind(f);
+	assert_int_equal(fwrite(b, 1, (size_t)flen, f), (size_t)flen);
+	fclose(f);
+	free(b);
+}
+
 static void test_random_index(void **state)
 {
 	(void)state;
@@ -434,9 +503,11 @@ static void test_random_index(void **state)
 	int st = -1;
 	img_image *im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 2);  /* built and saved */
+	assert_int_equal(img_index_origin(im), IMG_INDEX_BUILT);
 	img_close(im);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 1);  /* loaded */
+	assert_int_equal(img_index_origin(im), IMG_INDEX_LOADED);
 	assert_int_equal(ra_reads(im, s.dev, (uint64_t)s.total * s.bs, RA_SEED, 300), 0);
 	img_close(im);
 	/* another interval: not this index */
@@ -448,6 +519,7 @@ static void test_random_index(void **state)
 	assert_int_equal(utimensat(AT_FDCWD, pih_tpath("ridx.002"), ts, 0), 0);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 2);  /* rebuilt and saved again */
+	assert_int_equal(img_index_origin(im), IMG_INDEX_REBUILT);
 	img_close(im);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 1);
@@ -472,24 +544,32 @@ static void test_random_index(void **state)
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 1);
 	img_close(im);
-	FILE *f = fopen(idx, "r+b");
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	long flen = ftell(f);
-	uint8_t *b = malloc((size_t)flen);
-	rewind(f);
-	assert_int_equal(fread(b, 1, (size_t)flen, f), (size_t)flen);
 	size_t e2 = 72 + 56 + 4 * 24 + 2 * 8;  /* rank entry 2 */
-	pih_set_le64(b + e2, get_le64(b + e2 - 8) + 65);
-	pih_set_le64(b + flen - 8, XXH64(b, (size_t)flen - 8, 0));
-	rewind(f);
-	assert_int_equal(fwrite(b, 1, (size_t)flen, f), (size_t)flen);
-	fclose(f);
-	free(b);
+	tamper_index(idx, (long)e2, 65);
 	im = ra_open(pih_tpath("ridx.000"), 64, 1, idx, 1, &st);
 	assert_int_equal(st, 2);
+	assert_int_equal(img_index_origin(im), IMG_INDEX_REBUILT);
 	assert_int_equal(ra_reads(im, s.dev, (uint64_t)s.total * s.bs, RA_SEED + 3, 300), 0);
 	img_close(im);
+	/* gzip: the index holds the access points and the rank table; built,
+	 * loaded, and rebuilt when only the rank table does not fit (the
+	 * access points are taken) */
+	zs_set_first_span(16384);
+	pih_write_volumes(&s, "ridxgz", NULL, 0, 1, 0);
+	zs_set_first_span(0);
+	snprintf(idx, sizeof idx, "%s", pih_tpath("ridxgz.ibkx"));
+	unlink(idx);
+	static const int origins[] = { IMG_INDEX_BUILT, IMG_INDEX_LOADED, IMG_INDEX_REBUILT };
+	static const int states[] = { 2, 1, 2 };
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 2)
+			tamper_index(idx, -16, 1);  /* the last rank entry */
+		im = ra_open(pih_tpath("ridxgz.000"), 0, 1, idx, 1, &st);
+		assert_int_equal(st, states[pass]);
+		assert_int_equal(img_index_origin(im), origins[pass]);
+		assert_int_equal(ra_reads(im, s.dev, (uint64_t)s.total * s.bs, RA_SEED + 4, 100), 0);
+		img_close(im);
+	}
 	pih_synth_free(&s);
 }
 
