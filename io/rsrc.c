@@ -110,7 +110,7 @@ static int open_error(img_err *err, const char *path, int e)
 static int stat_file_piece(struct piece *pc, int64_t *mtime_ns, img_err *err)
 {
 	struct stat st;
-	int fd = open(pc->path, O_RDONLY | O_CLOEXEC);
+	int fd = open(pc->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);  /* a FIFO's open does not wait */
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		int e = errno;
 		if (fd >= 0)
