@@ -146,9 +146,12 @@ int split_next_name(const char *name, size_t suffix_len, int widen, char *out, s
 typedef struct img_rsrc img_rsrc;
 
 /* Capability bits (img_rsrc_methods.caps). */
-#define RSRC_CAP_FILES   1u  /* identity() is the size and newest mtime of files, so an
+#define RSRC_CAP_RANDOM  1u  /* pread reads any offset. Without it (a pipe given by
+			      * name) the size is 0 and pread reads nothing: the bytes
+			      * can only be read in order, by the stream layer */
+#define RSRC_CAP_FILES   2u  /* identity() is the size and newest mtime of files, so an
 			      * index can be bound to them */
-#define RSRC_CAP_DECODED 2u  /* the bytes are decoded from another source; save() gives
+#define RSRC_CAP_DECODED 4u  /* the bytes are decoded from another source; save() gives
 			      * the access points that spare the next open a scan */
 
 struct img_rsrc_methods {
@@ -174,8 +177,8 @@ struct img_rsrc {
 #define RSRC_MAX_OPEN 32
 
 /* Open `path`: one file or device, or the split set source_open_split would
- * take it as. A pipe or socket is refused (IMG_E_FORMAT): it cannot be read
- * at random. @return IMG_OK, or IMG_E_IO / IMG_E_MISSING / IMG_E_FORMAT. */
+ * take it as (a pipe or socket opens too, without RSRC_CAP_RANDOM, and
+ * without waiting for a writer). @return IMG_OK, or IMG_E_IO / IMG_E_MISSING. */
 int rsrc_open(const char *path, img_err *err, img_rsrc **out);
 
 /* One piece of a concatenation: a file (path, opened on demand) or a source
@@ -261,7 +264,8 @@ struct rsrc_build {
 /*
  * The random-read source of the bytes at the top of the stack described by
  * l, whose bottom layer opened `path`: the file or split set, then a decoded
- * source for its decoding layer. IMG_E_FORMAT when !rsrc_layers_random(l).
+ * source for its decoding layer. IMG_E_FORMAT when !rsrc_layers_random(l)
+ * or `path` is a pipe (no RSRC_CAP_RANDOM).
  */
 int rsrc_open_layers(const char *path, const struct rsrc_layers *l, struct rsrc_build *b,
 		     img_err *err, img_rsrc **out);

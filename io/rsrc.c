@@ -94,6 +94,7 @@ struct concat {
 	size_t files;       /* file pieces; more than RSRC_MAX_OPEN: opened on demand */
 	uint64_t size;
 	int64_t mtime_ns;
+	int in_order;       /* a piece is a pipe: no RSRC_CAP_RANDOM */
 	int open_count;
 	uint64_t clock;
 	pthread_mutex_t lock;
@@ -106,8 +107,8 @@ static int open_error(img_err *err, const char *path, int e)
 }
 
 /* Open and stat a file piece: its stored size (a block device's too), the
- * newest mtime. Pipes and sockets cannot be read at random. */
-static int stat_file_piece(struct piece *pc, int64_t *mtime_ns, img_err *err)
+ * newest mtime. A pipe or socket sets *in_order (its size counts as 0). */
+static int stat_file_piece(struct piece *pc, int64_t *mtime_ns, int *in_order, img_err *err)
 {
 	struct stat st;
 	int fd = open(pc->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);  /* a FIFO's open does not wait */
@@ -117,13 +118,9 @@ static int stat_file_piece(struct piece *pc, int64_t *mtime_ns, img_err *err)
 			close(fd);
 		return open_error(err, pc->path, e);
 	}
-	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
-		close(fd);
-		return img_err_set(err, IMG_E_FORMAT, 0, 0, 0,
-				   "%s: a pipe cannot be read at random; save its bytes to a file first",
-				   pc->path);
-	}
-	uint64_t size = (uint64_t)st.st_size;
+	int is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+	*in_order |= is_pipe;
+	uint64_t size = is_pipe ? 0 : (uint64_t)st.st_size;
 	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) != 0)
 		size = 0;
 	int64_t m = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -150,7 +147,8 @@ static int stat_source_piece(struct piece *pc, int64_t *mtime_ns)
 static int place_piece(struct concat *c, size_t i, img_err *err)
 {
 	struct piece *pc = &c->pieces[i];
-	int rc = pc->src ? stat_source_piece(pc, &c->mtime_ns) : stat_file_piece(pc, &c->mtime_ns, err);
+	int rc = pc->src ? stat_source_piece(pc, &c->mtime_ns)
+			 : stat_file_piece(pc, &c->mtime_ns, &c->in_order, err);
 	if (rc == IMG_E_IO && pc->src)
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
 	if (rc != IMG_OK)
@@ -326,6 +324,17 @@ static void concat_close(img_rsrc *r)
 
 static const struct img_rsrc_methods concat_methods = {
 	.name = "pieces",
+	.caps = RSRC_CAP_RANDOM | RSRC_CAP_FILES,
+	.pread = concat_pread,
+	.size = concat_size,
+	.identity = concat_identity,
+	.first_path = concat_first_path,
+	.close = concat_close,
+};
+
+/* The same with a pipe among the pieces: not for random reads. */
+static const struct img_rsrc_methods concat_in_order_methods = {
+	.name = "pieces",
 	.caps = RSRC_CAP_FILES,
 	.pread = concat_pread,
 	.size = concat_size,
@@ -359,6 +368,8 @@ int rsrc_concat(const struct rsrc_piece *pieces, size_t count, img_err *err, img
 	}
 	for (size_t i = 0; i < count && rc == IMG_OK; i++)
 		rc = place_piece(c, i, err);
+	if (c->in_order)
+		c->base.m = &concat_in_order_methods;
 	if (rc != IMG_OK) {
 		concat_close(&c->base);
 		return rc;

@@ -51,6 +51,9 @@ int rsrc_open_layers(const char *path, const struct rsrc_layers *l, struct rsrc_
 				   path, l->source, l->ncodecs);
 	img_rsrc *r = NULL;
 	int rc = rsrc_open(path, err, &r);
+	if (rc == IMG_OK && !(rsrc_caps(r) & RSRC_CAP_RANDOM))
+		rc = img_err_set(err, IMG_E_FORMAT, 0, 0, 0,
+				 "%s: a pipe cannot be read at random; save its bytes to a file first", path);
 	const uint8_t *points = NULL;
 	size_t len = 0;
 	if (rc == IMG_OK && b->saved_points)

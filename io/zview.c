@@ -53,7 +53,7 @@ static void decoded_close(img_rsrc *r)
 
 static const struct img_rsrc_methods decoded_methods = {
 	.name = "decoded",
-	.caps = RSRC_CAP_FILES | RSRC_CAP_DECODED,
+	.caps = RSRC_CAP_RANDOM | RSRC_CAP_FILES | RSRC_CAP_DECODED,
 	.pread = decoded_pread,
 	.size = decoded_size,
 	.identity = decoded_identity,

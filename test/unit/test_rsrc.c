@@ -144,7 +144,7 @@ static void mem_close(img_rsrc *r)
 }
 
 static const struct img_rsrc_methods mem_methods = {
-	.name = "mem", .pread = mem_pread, .size = mem_size, .first_path = mem_first_path,
+	.name = "mem", .caps = RSRC_CAP_RANDOM, .pread = mem_pread, .size = mem_size, .first_path = mem_first_path,
 	.close = mem_close,
 };
 
@@ -177,7 +177,7 @@ static void test_concat_skips_headers(void **state)
 	img_rsrc *r = NULL;
 	assert_int_equal(rsrc_concat(pcs, 3, &err, &r), IMG_OK);
 	assert_string_equal(r->m->name, "pieces");
-	assert_int_equal(rsrc_caps(r), RSRC_CAP_FILES);
+	assert_int_equal(rsrc_caps(r), RSRC_CAP_RANDOM | RSRC_CAP_FILES);
 	assert_string_equal(rsrc_first_path(r), names[0]);
 	uint64_t id_size;
 	int64_t mtime;
@@ -258,12 +258,19 @@ static void test_concat_errors(void **state)
 	assert_non_null(strstr(err.msg, fifo));
 	assert_non_null(strstr(err.msg, "cannot open"));
 
-	/* a pipe */
+	/* a pipe opens (without waiting for a writer) but is no random-read
+	 * source: size 0, nothing to read; composing one is refused */
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	memset(&err, 0, sizeof err);
-	assert_int_equal(rsrc_open(fifo, &err, &r), IMG_E_FORMAT);
+	assert_int_equal(rsrc_open(fifo, &err, &r), IMG_OK);
+	assert_int_equal(rsrc_caps(r), RSRC_CAP_FILES);
+	assert_int_equal(rsrc_size(r), 0);
+	rsrc_close(r);
+	struct rsrc_layers file_only = { .source = "file" };
+	struct rsrc_build build = { 0 };
+	assert_int_equal(rsrc_open_layers(fifo, &file_only, &build, &err, &r), IMG_E_FORMAT);
 	assert_non_null(strstr(err.msg, fifo));
-	assert_non_null(strstr(err.msg, "a pipe cannot be read at random"));
+	assert_non_null(strstr(err.msg, "a pipe cannot be read at random; save its bytes to a file first"));
 
 	/* a file that shrank after the open: an error naming it and the byte */
 	memset(&err, 0, sizeof err);
@@ -473,10 +480,10 @@ static void test_layers_compose_a_decoded_source(void **state)
 	assert_int_equal(rsrc_open_layers(path, &l, &b, &err, &r), IMG_OK);
 	assert_int_equal(ask.calls, 1);
 	assert_int_equal(ask.stored_size, (uint64_t)st.st_size);  /* asked with the stored bytes */
-	assert_int_equal(ask.stored_caps, RSRC_CAP_FILES);
+	assert_int_equal(ask.stored_caps, RSRC_CAP_RANDOM | RSRC_CAP_FILES);
 	assert_int_equal(b.rebuilt, 1);
 	assert_string_equal(r->m->name, "decoded");
-	assert_int_equal(rsrc_caps(r), RSRC_CAP_FILES | RSRC_CAP_DECODED);
+	assert_int_equal(rsrc_caps(r), RSRC_CAP_RANDOM | RSRC_CAP_FILES | RSRC_CAP_DECODED);
 	assert_string_equal(rsrc_first_path(r), path);
 	uint64_t id_size;
 	int64_t mtime;
