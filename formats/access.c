@@ -1,7 +1,8 @@
 /*
  * formats/access.c - random access to the partition inside an image: checks
- * that the image can be read at random (no compression layer), opens the
- * random-read view of its file(s), loads a saved index that matches the
+ * that the layers sniffed under the image can be read at random (refusals
+ * name the command that fixes them), has io/ compose the random-read source
+ * of its bytes (rsrc_open_layers), loads a saved index that matches the
  * image or has the format build one and saves it, and dispatches reads.
  *
  * Not here: how a format maps partition bytes to image bytes (its read_at),
@@ -60,72 +61,54 @@ static const char *decoder_tool(const char *codec, size_t len)
 }
 
 /* The shell command that writes the image's decoded bytes to IMAGE.img:
- * the pieces of a split set joined, then every codec layer in turn. */
+ * the pieces of a split set joined, then every decoding layer in turn. */
 static void decompress_command(const img_image *im, char *cmd, size_t size)
 {
-	const char *l = im->layers;
+	const struct rsrc_layers *l = &im->stack;
 	size_t n = 0;
-	int split = strncmp(l, "split", 5) == 0, first = 1;
+	int split = strcmp(l->source, "split") == 0;
 	size_t plen = strlen(im->path);
 	if (split && plen > 2 && strcmp(im->path + plen - 2, "aa") == 0)
 		n = (size_t)snprintf(cmd, size, "cat %.*s?? | ", (int)(plen - 2), im->path);
 	else if (split)
 		n = (size_t)snprintf(cmd, size, "cat %s* | ", im->path);
-	const char *p = strchr(l, '+');
-	while (p && n < size) {
-		const char *q = strchr(p + 1, '+');
-		size_t len = q ? (size_t)(q - p - 1) : strlen(p + 1);
-		const char *tool = decoder_tool(p + 1, len);
+	for (size_t i = 0; i < l->ncodecs && n < size; i++) {
+		const char *tool = decoder_tool(l->codecs[i]->name, strlen(l->codecs[i]->name));
 		if (!tool) {
 			snprintf(cmd, size, "imgbk restore %s IMAGE.img", im->path);
 			return;
 		}
-		n += (size_t)snprintf(cmd + n, size - n, first && !split ? "%s %s" : "%s%s", tool,
-				      first && !split ? im->path : "");
-		if (q && n < size)
+		int first = i == 0 && !split;
+		n += (size_t)snprintf(cmd + n, size - n, first ? "%s %s" : "%s%s", tool,
+				      first ? im->path : "");
+		if (i + 1 < l->ncodecs && n < size)
 			n += (size_t)snprintf(cmd + n, size - n, " | ");
-		first = 0;
-		p = q;
 	}
 	if (n < size)
 		snprintf(cmd + n, size - n, " > IMAGE.img");
 }
 
-/* Why an image cannot be read at random, with the command that fixes it. */
+/* Why an image cannot be read at random (!rsrc_layers_random), with the
+ * command that fixes it. */
 static int reject_stream(img_image *im)
 {
-	const char *l = im->layers;
-	if (strcmp(im->path, "(stdin)") == 0)
+	const struct rsrc_layers *l = &im->stack;
+	if (strcmp(l->source, "stdin") == 0 || strcmp(im->path, "(stdin)") == 0)
 		return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
 				   "(stdin): an image read from standard input cannot be mounted; save it to a file first");
-	const char *codec = strrchr(l, '+');
-	codec = codec ? codec + 1 : l;
+	if (l->ncodecs == 0)
+		return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
+				   "%s: the image bytes come from a %s source, which cannot be read at "
+				   "random", im->path, l->source);
+	const char *codec = l->codecs[l->ncodecs - 1]->name;
 	if (im->fmt->reject_compressed)
 		return im->fmt->reject_compressed(im, codec, 0);
 	char cmd[1400];
 	decompress_command(im, cmd, sizeof cmd);
 	return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
 			   "%s: this compressed image (%s) cannot be read at random (no access points "
-			   "for it); decompress it first: %s, then mount IMAGE.img", im->path, l, cmd);
-}
-
-/* The codec of an image under one compression layer ("gzip", "split+gzip")
- * when that codec can be read at random; NULL otherwise. */
-static const struct img_codec *seekable_codec(const img_image *im)
-{
-	const char *l = im->layers;
-	if (strncmp(l, "split+", 6) == 0)
-		l += 6;
-	else if (strncmp(l, "file+", 5) == 0)
-		l += 5;
-	else
-		return NULL;
-	if (strcmp(im->path, "(stdin)") == 0)
-		return NULL;
-	for (size_t i = 0; img_codecs[i]; i++)
-		if (strcmp(img_codecs[i]->name, l) == 0)
-			return img_codecs[i]->seek ? img_codecs[i] : NULL;
-	return NULL;
+			   "for it); decompress it first: %s, then mount IMAGE.img", im->path, im->layers,
+			   cmd);
 }
 
 /*
@@ -177,6 +160,55 @@ static int wrap_payload(const img_rsrc *rs, const uint8_t *f, size_t flen, uint8
 	return IMG_OK;
 }
 
+/* What rsrc_open_layers asks of the index: the saved access points. */
+struct index_load {
+	img_image *im;
+	const img_random_options *o;
+	struct blkindex_id id;
+	uint8_t *saved;            /* the index's payload (malloc'd), NULL when none fits */
+	size_t saved_len;
+	const uint8_t *fsaved;     /* the format's part of it */
+	size_t fsaved_len;
+	int file_there;            /* an index file was there (taken or not) */
+};
+
+/* rsrc_build.saved_points: bind the index to the stored bytes, load it,
+ * and hand out its access points (decoded images) or none. */
+static int load_index(void *ctx, img_rsrc *stored, const uint8_t **points, size_t *len)
+{
+	struct index_load *x = ctx;
+	img_image *im = x->im;
+	int rc = blkindex_identify(im, stored, &x->id);
+	if (rc != IMG_OK)
+		return rc;
+	blkindex_default_path(im, x->o->index_path, im->index_path, sizeof im->index_path);
+	x->file_there = blkindex_load(im->index_path, &x->id, x->o->index_interval, &x->saved,
+				      &x->saved_len);
+	x->fsaved = x->saved;
+	x->fsaved_len = x->saved_len;
+	if (im->stack.ncodecs)
+		split_saved(x->saved, x->saved_len, points, len, &x->fsaved, &x->fsaved_len);
+	return IMG_OK;
+}
+
+/* The index payload to save: the format's, with the access points in front
+ * when the bytes are decoded ones. NULL when nothing needs saving. */
+static int payload_to_save(img_image *im, const struct index_load *x, int rebuilt, uint8_t **payload,
+			   size_t *payload_len)
+{
+	if (!(rsrc_caps(im->rs) & RSRC_CAP_DECODED) || !(*payload || rebuilt))
+		return IMG_OK;
+	uint8_t *wrapped = NULL;
+	size_t wlen = 0;
+	int rc = wrap_payload(im->rs, *payload ? *payload : x->fsaved,
+			      *payload ? *payload_len : x->fsaved_len, &wrapped, &wlen);
+	free(*payload);
+	*payload = wrapped;
+	*payload_len = wlen;
+	return rc == IMG_OK ? IMG_OK
+			    : img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+}
+
 int img_random_open(img_image *im, const img_random_options *o, int *index_state)
 {
 	img_random_options def;
@@ -192,12 +224,10 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 		return img_err_set(&im->err, IMG_E_FORMAT, 0, 0, 0,
 				   "%s: random access to %s images is not available", im->path,
 				   im->fmt->name);
-	const struct img_codec *codec = NULL;
-	if (strcmp(im->layers, "file") != 0 && strcmp(im->layers, "split") != 0) {
-		if (!(codec = seekable_codec(im)))
-			return reject_stream(im);
-		int rc = im->fmt->reject_compressed ? im->fmt->reject_compressed(im, codec->name, 1)
-						    : IMG_OK;
+	if (!rsrc_layers_random(&im->stack))
+		return reject_stream(im);
+	if (im->stack.ncodecs && im->fmt->reject_compressed) {
+		int rc = im->fmt->reject_compressed(im, im->stack.codecs[0]->name, 1);
 		if (rc != IMG_OK)
 			return rc;
 	}
@@ -207,46 +237,22 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 				   o->index_interval);
 	rsrc_close(im->rs);  /* a second try after a failed one starts afresh */
 	im->rs = NULL;
-	int rc = rsrc_open(im->path, &im->err, &im->rs);
-	if (rc != IMG_OK)
+	struct index_load x = { .im = im, .o = o };
+	struct rsrc_build b = { .saved_points = load_index, .ctx = &x, .progress = o->progress,
+				.progress_ctx = o->progress_ctx };
+	int rc = rsrc_open_layers(im->path, &im->stack, &b, &im->err, &im->rs);
+	if (rc != IMG_OK) {
+		free(x.saved);
 		return rc;
-	struct blkindex_id id;
-	rc = blkindex_identify(im, &id);
-	if (rc != IMG_OK)
-		return rc;
-	blkindex_default_path(im, o->index_path, im->index_path, sizeof im->index_path);
-	uint8_t *saved = NULL, *payload = NULL;
-	size_t saved_len = 0, payload_len = 0;
-	int file_there = blkindex_load(im->index_path, &id, o->index_interval, &saved, &saved_len);
-	const uint8_t *fsaved = saved;
-	size_t fsaved_len = saved_len;
-	int rebuilt = 0;
-	if (codec) {  /* read the decoded bytes, from saved access points or a scan */
-		const uint8_t *zsaved;
-		size_t zlen;
-		split_saved(saved, saved_len, &zsaved, &zlen, &fsaved, &fsaved_len);
-		rc = rsrc_decode(&im->rs, codec, zsaved, zlen, o->progress, o->progress_ctx, &rebuilt,
-				 &im->err);
-		if (rc != IMG_OK) {
-			free(saved);
-			return rc;
-		}
 	}
+	uint8_t *payload = NULL;
+	size_t payload_len = 0;
 	im->read_verify = o->verify;
-	rc = im->fmt->random_open(im, o, fsaved, fsaved_len, &payload, &payload_len);
-	int had_saved = saved != NULL;
-	if (rc == IMG_OK && codec && (payload || rebuilt)) {
-		uint8_t *wrapped = NULL;
-		size_t wlen = 0;
-		rc = wrap_payload(im->rs, payload ? payload : fsaved, payload ? payload_len : fsaved_len,
-				  &wrapped, &wlen);
-		if (rc != IMG_OK)
-			rc = img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
-		free(payload);
-		payload = wrapped;
-		payload_len = wlen;
-	}
-	free(saved);
+	rc = im->fmt->random_open(im, o, x.fsaved, x.fsaved_len, &payload, &payload_len);
+	if (rc == IMG_OK)
+		rc = payload_to_save(im, &x, b.rebuilt, &payload, &payload_len);
+	int had_saved = x.saved != NULL;
+	free(x.saved);
 	if (rc != IMG_OK) {
 		free(payload);
 		return rc;
@@ -254,10 +260,10 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	/* A format returns a payload only when it built the index (a saved one
 	 * that did not fit this image is rebuilt too). */
 	int state = payload ? 0 : had_saved ? 1 : 0;
-	im->index_origin = payload ? (file_there ? IMG_INDEX_REBUILT : IMG_INDEX_BUILT)
+	im->index_origin = payload ? (x.file_there ? IMG_INDEX_REBUILT : IMG_INDEX_BUILT)
 				   : had_saved ? IMG_INDEX_LOADED : IMG_INDEX_NONE;
 	if (payload && o->save) {
-		int srv = blkindex_save(im, o->index_path, &id, o->index_interval, payload, payload_len,
+		int srv = blkindex_save(im, o->index_path, &x.id, o->index_interval, payload, payload_len,
 					im->index_path, sizeof im->index_path);
 		state = srv == IMG_OK ? 2 : 3;
 	}

@@ -30,17 +30,17 @@ static void put64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-int blkindex_identify(img_image *im, struct blkindex_id *id)
+int blkindex_identify(img_image *im, img_rsrc *stored, struct blkindex_id *id)
 {
 	memset(id, 0, sizeof *id);
-	rsrc_identity(im->rs, &id->size, &id->mtime_ns);
+	rsrc_identity(stored, &id->size, &id->mtime_ns);
 	snprintf(id->format, sizeof id->format, "%s", im->fmt->name);
 	size_t n = id->size < 65536 ? (size_t)id->size : 65536;
 	uint8_t *head = malloc(n ? n : 1);
 	if (!head)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
 	size_t got;
-	int rc = rsrc_pread(im->rs, head, n, 0, &got, &im->err);
+	int rc = rsrc_pread(stored, head, n, 0, &got, &im->err);
 	if (rc == IMG_OK)
 		id->header_hash = XXH64(head, got, 0);
 	free(head);

@@ -23,7 +23,8 @@ struct blkindex_id {
 #define BLKINDEX_HEADER 72
 #define BLKINDEX_MAX_PAYLOAD ((uint64_t)1 << 34)
 
-int blkindex_identify(img_image *im, struct blkindex_id *id);
+/* The identity of `stored` (the image's files as stored, before decoding). */
+int blkindex_identify(img_image *im, img_rsrc *stored, struct blkindex_id *id);
 /* The file to use: `given`, else IMAGE.ibkx next to the image when its folder
  * is writable (or the file exists), else $XDG_CACHE_HOME/imgbk/NAME-HASH.ibkx. */
 void blkindex_default_path(img_image *im, const char *given, char *out, size_t outsz);

@@ -91,6 +91,7 @@ struct img_image {
 	size_t field_text_used;
 	char path[1024];
 	char layers[96];
+	struct rsrc_layers stack;  /* the layers under the image bytes, as sniffed (io.h) */
 	uint64_t blocks_done;
 	uint64_t bad_groups;
 	void *priv;

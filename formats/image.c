@@ -247,6 +247,7 @@ static int image_finish_open(img_image *im, int rc, img_image **out, img_err *er
 	if (rc == IMG_OK) {
 		const uint8_t *p;
 		size_t avail;
+		rsrc_layers_of(im->s, &im->stack);  /* before a format stacks its own layers */
 		rc = stream_peek(im->s, 64, &p, &avail);
 		if (rc >= 0) {
 			im->fmt = fmt_choose(p, avail, im->opt.raw || fmt_raw_name(im->path));

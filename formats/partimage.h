@@ -39,7 +39,6 @@ struct pi_rvol {
 	uint64_t start;         /* logical offset of its first payload byte */
 	uint64_t size;          /* payload bytes: file size - 512 */
 	int64_t mtime_ns;
-	int fd;                 /* -1: volume 0 (im->rs), or opened for each read (large sets) */
 };
 
 struct pi_state {
@@ -67,6 +66,7 @@ struct pi_state {
 	struct rank_index ranks; /* used blocks before every K-th block */
 	struct pi_rvol *rvols;
 	uint32_t nrvols;
+	img_rsrc *set;           /* the volume payloads as one range (rsrc_concat) */
 	uint64_t nchunks;        /* data chunks closed by a CHK record: data_len / 65536 */
 	uint8_t *chunk_ok;       /* bit per chunk: checked good (set atomically) */
 	uint8_t *chunk_bad;      /* bit per chunk: found bad */

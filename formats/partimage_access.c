@@ -6,7 +6,8 @@
  * follows every 65536 data bytes), and x = rank * block_size + offset in the
  * block, the rank coming from a rank index over the bitmap (used blocks before
  * every K-th block). A logical offset maps to volume i and file offset
- * 512 + (logical - start_i), so one read may be split across volumes.
+ * 512 + (logical - start_i), so one read may be split across volumes: io/
+ * reads the volumes as one range (rsrc_concat, each piece less its header).
  *
  * With verification on, every CHK chunk (65536 data bytes + its CHK record,
  * zlib CRC-32) is checked the first time a read touches it; the result is kept
@@ -30,21 +31,16 @@
  * sequential walk (partimage.c), the index file (blkindex.c).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "partimage.h"
 
 #define PI_RA_MAGIC "PIMGRA01"
 #define PI_RA_HEAD 56
 #define PI_RA_VOL 24
-/* Volumes kept open; the others are opened for each read (large -V sets). */
-#define PI_MAX_OPEN_VOLUMES 64
 /* Bytes read at once while summing the image for the tail's qwCRC. */
 #define SUM_PIECE ((size_t)1 << 20)
 
@@ -92,65 +88,48 @@ static uint32_t rvol_of(const struct pi_state *st, uint64_t L)
 	return lo;
 }
 
-/* pread of volume i's file; *got < len only at its end. */
-static int vol_pread(img_image *im, struct pi_state *st, uint32_t i, uint8_t *buf, size_t len,
-		     uint64_t at, size_t *got, img_err *err)
-{
-	if (i == 0)
-		return rsrc_pread(im->rs, buf, len, at, got, err);
-	struct pi_rvol *r = &st->rvols[i];
-	int fd = r->fd >= 0 ? r->fd : open(r->path, O_RDONLY | O_CLOEXEC);
-	*got = 0;
-	if (fd < 0)
-		return img_err_set(err, errno == ENOENT ? IMG_E_MISSING : IMG_E_IO, errno, 0, 0,
-				   "%s: cannot open: %s", r->path, strerror(errno));
-	int rc = IMG_OK;
-	while (*got < len) {
-		ssize_t n = pread(fd, buf + *got, len - *got, (off_t)(at + *got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = img_err_set(err, IMG_E_IO, errno, 1, at + *got, "%s: read error at byte %llu: %s",
-					 r->path, (unsigned long long)(at + *got), strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		*got += (size_t)n;
-	}
-	if (fd != r->fd)
-		close(fd);
-	return rc;
-}
-
-/* Read len logical bytes at L, crossing volume boundaries. Thread-safe. */
+/* Read len logical bytes at L, crossing volume boundaries (st->set, the
+ * volume payloads one after the other). Thread-safe. A short read names the
+ * volume file where the bytes end. */
 static int lpread(img_image *im, struct pi_state *st, void *buf, size_t len, uint64_t L,
 		  const char *what, img_err *err)
 {
-	uint8_t *out = buf;
-	while (len > 0) {
-		uint32_t i = rvol_of(st, L);
-		const struct pi_rvol *r = &st->rvols[i];
-		uint64_t in = L - r->start;
-		size_t n = len;
-		if (i + 1 < st->nrvols && n > r->size - in)
-			n = (size_t)(r->size - in);  /* the rest comes from the next volume */
-		size_t got = 0;
-		int rc = vol_pread(im, st, i, out, n, PI_VOLUME_HEADER + in, &got, err);
-		if (rc != IMG_OK)
-			return rc;
-		if (got < n)
-			return ra_fail(err, IMG_E_TRUNCATED, r->path, PI_VOLUME_HEADER + in + got,
-				       "image truncated in %s (%zu of %zu bytes present)", what, got, n);
-		out += n;
-		L += n;
-		len -= n;
+	(void)im;
+	size_t got = 0;
+	int rc = rsrc_pread(st->set, buf, len, L, &got, err);
+	if (rc != IMG_OK || got == len)
+		return rc;
+	const struct pi_rvol *r = &st->rvols[rvol_of(st, L + got)];
+	uint64_t from = L > r->start ? L : r->start;  /* this read's first byte in that volume */
+	return ra_fail(err, IMG_E_TRUNCATED, r->path, PI_VOLUME_HEADER + L + got - r->start,
+		       "image truncated in %s (%zu of %zu bytes present)", what, (size_t)(L + got - from),
+		       (size_t)(L + len - from));
+}
+
+/* The volume payloads as one range: volume 0 through im->rs (decoded when
+ * it is compressed), the others from their files, each less its header. */
+static int open_set(img_image *im, struct pi_state *st)
+{
+	struct rsrc_piece *pcs = calloc(st->nrvols, sizeof *pcs);
+	if (!pcs)
+		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
+	for (uint32_t i = 0; i < st->nrvols; i++) {
+		pcs[i].path = st->rvols[i].path;
+		pcs[i].src = i == 0 ? im->rs : NULL;
+		pcs[i].skip = PI_VOLUME_HEADER;
 	}
-	return IMG_OK;
+	int rc = rsrc_concat(pcs, st->nrvols, &im->err, &st->set);
+	free(pcs);
+	const struct pi_rvol *last = &st->rvols[st->nrvols - 1];
+	if (rc == IMG_OK && rsrc_size(st->set) != last->start + last->size)
+		rc = img_err_set(&im->err, IMG_E_CORRUPT, 0, 0, 0,
+				 "%s: partimage: the volume files changed while the image was open",
+				 im->path);
+	return rc;
 }
 
 static int add_rvol(img_image *im, struct pi_state *st, const char *path, uint64_t file_size,
-		    int64_t mtime_ns, int fd)
+		    int64_t mtime_ns)
 {
 	struct pi_rvol *n = realloc(st->rvols, (st->nrvols + 1) * sizeof *n);
 	char *p = strdup(path);
@@ -166,7 +145,6 @@ static int add_rvol(img_image *im, struct pi_state *st, const char *path, uint64
 	r->start = st->nrvols ? n[st->nrvols - 1].start + n[st->nrvols - 1].size : 0;
 	r->size = file_size - PI_VOLUME_HEADER;
 	r->mtime_ns = mtime_ns;
-	r->fd = fd;
 	st->nrvols++;
 	return IMG_OK;
 }
@@ -216,29 +194,19 @@ static int open_rvol(img_image *im, struct pi_state *st, uint32_t n)
 	char name[1100], prev[1100];
 	pi_vol_name(v, n, name, sizeof name);
 	pi_vol_name(v, n - 1, prev, sizeof prev);
-	int fd = open(name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
+	struct rsrc_piece whole = { .path = name };
+	img_rsrc *f = NULL;
+	img_err open_err = { 0 };
+	int rc = rsrc_concat(&whole, 1, &open_err, &f);
+	if (rc == IMG_E_MISSING)
 		return img_err_set(&im->err, IMG_E_MISSING, 0, 0, 0,
 				   "%s: partimage: volume %u is missing: the image goes on after the end "
 				   "of %s (or %s is truncated)", name, n, prev, prev);
-	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return img_err_set(&im->err, IMG_E_IO, e, 0, 0, "%s: cannot open: %s", name, strerror(e));
-	}
+	if (rc != IMG_OK)
+		return img_err_set(&im->err, rc, open_err.sys_errno, 0, 0, "%s", open_err.msg);
 	uint8_t h[PI_VOLUME_HEADER];
 	size_t got = 0;
-	while (got < sizeof h) {
-		ssize_t r = pread(fd, h + got, sizeof h - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	int rc = IMG_OK;
+	rc = rsrc_pread(f, h, sizeof h, 0, &got, &im->err);
 	for (size_t c = 0; img_codecs[c] && rc == IMG_OK; c++)
 		if (got >= img_codecs[c]->magic_len && img_codecs[c]->bid(h, got))
 			rc = pi_reject_compressed(im, name, n, img_codecs[c]->name);
@@ -249,13 +217,12 @@ static int open_rvol(img_image *im, struct pi_state *st, uint32_t n)
 	if (rc == IMG_OK)
 		rc = pi_check_volume_header(&im->err, name, h, n, &v->ident, 1);
 	if (rc == IMG_OK) {
-		int64_t m = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-		int keep = st->nrvols < PI_MAX_OPEN_VOLUMES;
-		rc = add_rvol(im, st, name, (uint64_t)sb.st_size, m, keep ? fd : -1);
-		if (rc == IMG_OK && keep)
-			return IMG_OK;
+		uint64_t size;
+		int64_t m;
+		rsrc_identity(f, &size, &m);
+		rc = add_rvol(im, st, name, size, m);
 	}
-	close(fd);
+	rsrc_close(f);
 	return rc;
 }
 
@@ -276,7 +243,7 @@ static int open_rvols(img_image *im, struct pi_state *st)
 		return img_err_set(&im->err, IMG_E_TRUNCATED, 0, 1, size0,
 				   "%s: partimage: image truncated inside the 512-byte volume header",
 				   im->path);
-	int rc = add_rvol(im, st, im->path, size0, m0, -1);
+	int rc = add_rvol(im, st, im->path, size0, m0);
 	uint64_t end = pi_logical_end(&st->lay);
 	for (uint32_t n = 1; rc == IMG_OK && v->suffix_at && n != 0; n++) {
 		const struct pi_rvol *last = &st->rvols[st->nrvols - 1];
@@ -284,6 +251,8 @@ static int open_rvols(img_image *im, struct pi_state *st)
 			break;
 		rc = open_rvol(im, st, n);
 	}
+	if (rc == IMG_OK)
+		rc = open_set(im, st);
 	if (rc != IMG_OK)
 		return rc;
 	/* volumes the sequential open went through must start where the sizes say */
@@ -375,11 +344,10 @@ int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 
 void pi_random_free(struct pi_state *st)
 {
-	for (uint32_t i = 0; i < st->nrvols; i++) {
-		if (st->rvols[i].fd >= 0)
-			close(st->rvols[i].fd);
+	rsrc_close(st->set);
+	st->set = NULL;
+	for (uint32_t i = 0; i < st->nrvols; i++)
 		free(st->rvols[i].path);
-	}
 	free(st->rvols);
 	rank_index_free(&st->ranks);
 	free(st->chunk_ok);

@@ -46,6 +46,7 @@ struct img_stream {
 	uint8_t *buf;          /* owned read buffer */
 	size_t cap, pos, end;  /* visible bytes are buf[pos..end) */
 	uint64_t offset;       /* stream offset of buf[pos] = bytes consumed so far */
+	const struct img_codec *codec;  /* the codec entry of a decoding layer stacked by sniffing, else NULL */
 	int at_end;            /* produce() reported the end */
 	int failed;            /* a produce() failed: every later call fails too */
 };
@@ -125,26 +126,96 @@ int source_open_split(const char *path, img_err *err, img_stream **out);
  * with auto-widening when `widen`). Writes into out; @return 0, or -1 if no successor. */
 int split_next_name(const char *name, size_t suffix_len, int widen, char *out, size_t outsz);
 
-/* ---- random reads of the bytes under a stack (io/rsrc.c) ----------------- */
-/*
- * A random-read view of a file, a block device or a split set of files, for
- * random access into uncompressed images. rsrc_pread is thread-safe. A split
- * set keeps at most RSRC_MAX_OPEN pieces open at once.
+/* ---- byte sources for random reads (io/rsrc.c, io/zview.c, io/rsrc_stack.c) --
+ * One interface for every way of reading image bytes at random. A source is
+ * a struct whose first member is a struct img_rsrc pointing at a const
+ * method table (SQLite's VFS habit); callers use the rsrc_* functions below,
+ * which dispatch. The implementations:
+ *   rsrc_open      one file or block device, or a split set (io/rsrc.c)
+ *   rsrc_concat    pieces one after the other, each a file or another
+ *                  source, each with a number of leading bytes that are not
+ *                  data (a volume header: the caller says how many; io/
+ *                  knows no format) (io/rsrc.c)
+ *   rsrc_decode    the bytes a codec decodes from another source, through
+ *                  access points (io/zview.c over io/zseek.c's view)
+ * Which of these an image needs is decided in one place, rsrc_open_layers
+ * (io/rsrc_stack.c), from the layers the sniffing stacked.
+ * Every source's pread may be called from any number of threads at once.
+ * Sequential reading of a source: rsrc_stream_open (an img_stream over it).
  */
 typedef struct img_rsrc img_rsrc;
+
+/* Capability bits (img_rsrc_methods.caps). */
+#define RSRC_CAP_RANDOM  1u  /* pread reads any offset. Without it (a pipe given by
+			      * name) the size is 0 and pread reads nothing: the bytes
+			      * can only be read in order, by the stream layer */
+#define RSRC_CAP_FILES   2u  /* identity() is the size and newest mtime of files, so an
+			      * index can be bound to them */
+#define RSRC_CAP_DECODED 4u  /* the bytes are decoded from another source; save() gives
+			      * the access points that spare the next open a scan */
+
+struct img_rsrc_methods {
+	const char *name;  /* "file", "pieces", "decoded": for tests and messages */
+	unsigned caps;     /* RSRC_CAP_* */
+	/* Read len bytes at off; *got < len only at the end of the data. */
+	int (*pread)(img_rsrc *r, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
+	uint64_t (*size)(const img_rsrc *r);
+	/* NULL: the identity is the size and mtime 0. */
+	void (*identity)(const img_rsrc *r, uint64_t *size, int64_t *mtime_ns);
+	const char *(*first_path)(const img_rsrc *r);
+	/* NULL: nothing to save. */
+	int (*save)(const img_rsrc *r, uint8_t **out, size_t *len);
+	void (*close)(img_rsrc *r);
+};
+
+/* The base every source starts with. */
+struct img_rsrc {
+	const struct img_rsrc_methods *m;
+};
+
+/* Split sets and volume sets keep at most this many files open at once. */
 #define RSRC_MAX_OPEN 32
 
-/* Open `path` (a split set when source_open_split would take it as one). */
+/* Open `path`: one file or device, or the split set source_open_split would
+ * take it as (a pipe or socket opens too, without RSRC_CAP_RANDOM, and
+ * without waiting for a writer). @return IMG_OK, or IMG_E_IO / IMG_E_MISSING. */
 int rsrc_open(const char *path, img_err *err, img_rsrc **out);
+
+/* One piece of a concatenation: a file (path, opened on demand) or a source
+ * (src, borrowed: it must outlive the concatenation), whose first `skip`
+ * bytes are left out. */
+struct rsrc_piece {
+	const char *path;  /* NULL when src is given */
+	img_rsrc *src;
+	uint64_t skip;
+};
+
+/* The data of `count` pieces one after the other (a split set: files, skip
+ * 0; a volume set: each volume file minus its header). The sizes are taken
+ * now; a piece shorter than its skip is IMG_E_TRUNCATED naming it. */
+int rsrc_concat(const struct rsrc_piece *pieces, size_t count, img_err *err, img_rsrc **out);
+
 /* Read len bytes at off; *got < len only at the end of the data.
- * @return IMG_OK, or IMG_E_IO / IMG_E_MISSING with err set. */
+ * @return IMG_OK, or IMG_E_IO / IMG_E_MISSING / IMG_E_CORRUPT... with err set. */
 int rsrc_pread(img_rsrc *r, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
 uint64_t rsrc_size(const img_rsrc *r);
-/* Identity of the data: total size and the newest mtime (ns) of its files. */
+unsigned rsrc_caps(const img_rsrc *r);
+/* Identity of the data: total size and the newest mtime (ns) of its files
+ * (of the compressed files, for a decoded source). */
 void rsrc_identity(const img_rsrc *r, uint64_t *size, int64_t *mtime_ns);
 /* The first file (where an index is saved next to). */
 const char *rsrc_first_path(const img_rsrc *r);
+/* Close r and whatever it owns. NULL is fine. */
 void rsrc_close(img_rsrc *r);
+
+/*
+ * The sequential face of a source: a stream source (peek/consume) whose byte
+ * 0 is byte `at` of r, filled by pread into the stream's buffer, up to the
+ * end of r. r is borrowed; messages name r's first file. buffer_size 0 =
+ * the default.
+ */
+int rsrc_stream_open(img_rsrc *r, uint64_t at, size_t buffer_size, img_err *err,
+		     img_stream **out);
 
 struct img_codec;
 /*
@@ -153,14 +224,51 @@ struct img_codec;
  * while rsrc_identity and rsrc_first_path still describe the compressed
  * files. `saved` (from rsrc_decoded_save, may be NULL) spares the scan when
  * it fits; *rebuilt = 1 when the data was scanned. progress may be NULL.
- * On failure *r is unchanged.
+ * On failure *r is unchanged. (io/zview.c)
  */
 int rsrc_decode(img_rsrc **r, const struct img_codec *c, const uint8_t *saved, size_t saved_len,
 		void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt,
 		img_err *err);
-/* A decoded view's access points in their saved form (malloc'd); nothing
- * (*out NULL) for a plain rsrc. @return IMG_OK or IMG_E_IO. */
+/* A decoded source's access points in their saved form (malloc'd); nothing
+ * (*out NULL) for another source. @return IMG_OK or IMG_E_IO. */
 int rsrc_decoded_save(const img_rsrc *r, uint8_t **out, size_t *len);
+
+/* ---- composing the source of an image's bytes (io/rsrc_stack.c) ---------- */
+/* What the sniffing stacked under an image's bytes. */
+struct rsrc_layers {
+	char source[24];  /* the bottom layer: "file", "split", "stdin", ... */
+	const struct img_codec *codecs[STREAM_MAX_LAYERS];  /* decoding layers, bottom first */
+	size_t ncodecs;
+};
+
+/* The layers of the stack topped by `top` (read-ahead layers are left out). */
+void rsrc_layers_of(const img_stream *top, struct rsrc_layers *out);
+
+/* Whether rsrc_open_layers can build a random-read source for l: the source
+ * is a file or a split set, under at most one decoding layer that has access
+ * points (c->seek). */
+int rsrc_layers_random(const struct rsrc_layers *l);
+
+/* How rsrc_open_layers decodes. */
+struct rsrc_build {
+	/* Asked once, with the source of the stored bytes (the files), before
+	 * any decoding: access points saved earlier for them (*points NULL when
+	 * none). May be NULL. A negative return stops the build. */
+	int (*saved_points)(void *ctx, img_rsrc *stored, const uint8_t **points, size_t *len);
+	void *ctx;
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);  /* scan progress, may be NULL */
+	void *progress_ctx;
+	int rebuilt;  /* set: the access points were found by a scan */
+};
+
+/*
+ * The random-read source of the bytes at the top of the stack described by
+ * l, whose bottom layer opened `path`: the file or split set, then a decoded
+ * source for its decoding layer. IMG_E_FORMAT when !rsrc_layers_random(l)
+ * or `path` is a pipe (no RSRC_CAP_RANDOM).
+ */
+int rsrc_open_layers(const char *path, const struct rsrc_layers *l, struct rsrc_build *b,
+		     img_err *err, img_rsrc **out);
 
 /* The pieces of the split set starting with `path` (source_open_split's
  * detection), as a malloc'd array of malloc'd names. @return IMG_OK,

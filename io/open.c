@@ -125,6 +125,7 @@ int stream_stack_on(img_stream *top, int (*stop)(const uint8_t *p, size_t n), ch
 		rc = c->open(top, &next);
 		if (rc < 0)
 			break;
+		next->codec = c;
 		top = next;
 		decoders++;
 		layers_append(layers_out, layers_size, c->name);
