@@ -129,6 +129,13 @@ $(O)/test/%: test/unit/%.c $(UNIT_HELP) $(O)/libimgbk-poison.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(UNIT_HELP) $(O)/libimgbk-poison.a \
 		$(PKG_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
+# the corruption matrix's in-process runner (test/drivers/corrupt_run.c): the
+# applets and the library of this build, without imgbk.c's main
+DRIVER_OBJ := $(filter-out $(O)/imgbk.o,$(APPLET_OBJ)) $(FUSE_OBJ)
+$(O)/test/corrupt_run: test/drivers/corrupt_run.c $(DRIVER_OBJ) $(LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(DRIVER_OBJ) $(LIB) $(PKG_LIBS) $(FUSE_LIBS)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; IMGBK_TEST_DATA=test/data $$t; done
 
