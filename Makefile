@@ -160,7 +160,10 @@ check-one:
 #      added there joins by itself) and the man page check, against ./imgbk;
 #    - every unit test twice: built with the sanitizers (build-san/test/) and
 #      built as users build the library (build/test/);
-#    - the corruption matrix and mount.sh again, against build-san/imgbk;
+#    - the corruption matrix and mount.sh again, against build-san/imgbk
+#      (the matrix's cases call the applets in one process,
+#      build-san/test/corrupt_run: three ASan process starts per case cost
+#      more than all the rest of the matrix);
 #    - the fuzz smoke: each harness SMOKE_SECONDS with the fixed seed.
 # Why not the whole integration suite under the sanitizers too: their job is
 # to find memory errors and undefined behaviour, and hostile input is where
@@ -200,13 +203,13 @@ check-build: check-build-normal check-build-san fuzz-build
 check-build-normal:
 	$(MAKE) all build/libimgbk.a $(NORM_UNIT_BIN)
 check-build-san:
-	$(MAKE) SANITIZE=1 build-san/imgbk build-san/libimgbk.a $(SAN_UNIT_BIN)
+	$(MAKE) SANITIZE=1 build-san/imgbk build-san/libimgbk.a build-san/test/corrupt_run $(SAN_UNIT_BIN)
 
 # the job lines of make check, about the longest first (test/jobs.sh starts
 # them in this order)
 check-jobs:
-	@for s in $(SAN_SCRIPTS); do printf '%s (sanitizers)\tIMGBK=%s IMGBK_LIB=%s bash test/integration/%s\n' \
-		$$s $(CURDIR)/build-san/imgbk $(CURDIR)/build-san/libimgbk.a $$s; done
+	@for s in $(SAN_SCRIPTS); do printf '%s (sanitizers)\tCORRUPT_RUN=%s IMGBK=%s IMGBK_LIB=%s bash test/integration/%s\n' \
+		$$s $(CURDIR)/build-san/test/corrupt_run $(CURDIR)/build-san/imgbk $(CURDIR)/build-san/libimgbk.a $$s; done
 	@sh test/integration/all.sh --list
 	@for t in $(SAN_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
 	@for b in $(FUZZ_BIN); do printf '%s\tsh test/fuzz/run.sh %s $(SMOKE_SECONDS) $(FUZZ_SEED)\n' $$(basename $$b) $$b; done

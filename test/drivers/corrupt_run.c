@@ -14,8 +14,8 @@
  * RESULTS/ID/: status ("ok" / "not ok"), case.log (why not), undetected (a
  * restore with exit 0 and wrong bytes where the format cannot tell), and
  * NAME.out / NAME.err of each command. RESULTS/running.K holds the ID and
- * the command in progress: when a sanitizer report or the 20 s alarm ends
- * the process, corrupt.sh fails that case and starts again after it.
+ * the command in progress: when a sanitizer report, a leak or the 20 s alarm
+ * ends the process, corrupt.sh fails that case and starts again after it.
  * Exit 0 when every line was run (a case that failed its checks included).
  */
 #include <errno.h>
@@ -168,8 +168,12 @@ static int call_applet(const struct applet *a, int argc, char **argv, struct kas
 	fflush(stderr);
 	clearerr(stdout);
 	clearerr(stderr);
-	if (__lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check())
+	/* a leak ends the process (the report is in NAME.err): LeakSanitizer
+	 * would report it again after every later command */
+	if (__lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check()) {
 		fprintf(stderr, "corrupt_run: LeakSanitizer found leaks after imgbk %s\n", name);
+		_exit(23);
+	}
 	/* an applet that leaves a file open must not use up the driver's fds */
 	for (int fd = first_free; fd < 1024; fd++)
 		close(fd);
@@ -283,7 +287,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: corrupt_run LIST RESULTS K N\n");
 		return 2;
 	}
-	const char *results = argv[2];
+	/* absolute: every case runs in its image's folder */
+	char *results = realpath(argv[2], NULL);
+	if (!results)
+		die("cannot find", argv[2]);
 	long want = atol(argv[3]), every = atol(argv[4]);
 	if (every < 1)
 		every = 1;

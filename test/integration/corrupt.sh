@@ -22,7 +22,12 @@
 # Output: "ok N - ..." / "not ok N - ..." (with the failing command's
 # stderr), then "N passed, M failed". Exit 1 if any case failed.
 # Environment: IMGBK; IMGBK_LIB (libimgbk.a for the index driver; the index
-# class is skipped without it); CORRUPT_JOBS (default 2); TMPDIR; IMGBK_KEEP=1.
+# class is skipped without it); CORRUPT_JOBS (default 2); TMPDIR; IMGBK_KEEP=1;
+# CORRUPT_RUN: a build of test/drivers/corrupt_run (make check's sanitizer
+# pass: build-san/test/corrupt_run): the cases call the applets inside that
+# one process (same argv, same rules, LeakSanitizer after every command)
+# instead of starting IMGBK three times per case. Without it every case runs
+# IMGBK itself, the binary users get (make check's other pass).
 if [ -z "${BASH_VERSION:-}" ]; then
 	exec bash "$0" "$@"
 fi
@@ -425,7 +430,7 @@ run_in_process() {
 		read -r id cmd <"$RES/running.$1"
 		rm -f "$RES/running.$1"
 		{
-			echo "$cmd: the process stopped (exit $rc: a crash, a sanitizer report or the 20 s timeout)"
+			echo "$cmd: the process stopped (exit $rc: a crash, a sanitizer report, a leak or the 20 s timeout)"
 			head -n 40 "$RES/$id/$cmd.err" | sed 's/^/    stderr: /'
 		} >>"$RES/$id/case.log"
 		echo "not ok" >"$RES/$id/status"
