@@ -28,28 +28,15 @@
 # one process (same argv, same rules, LeakSanitizer after every command)
 # instead of starting IMGBK three times per case. Without it every case runs
 # IMGBK itself, the binary users get (make check's other pass).
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-
-HERE=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/lib.sh"   # the cases of the matrix are counted here, not by tc
 ROOT=$(cd "$HERE/../.." && pwd)
-IMGBK=${IMGBK:-$ROOT/imgbk}
 DATA=${IMGBK_TEST_DATA:-$ROOT/test/data}
 JOBS=${CORRUPT_JOBS:-2}
-export PATH="$PATH:/usr/sbin:/sbin"
 SANRE='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|MemorySanitizer'
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 # ---- setup ------------------------------------------------------------------
-. "$HERE/lib.sh"   # for STRICT only: the cases here are counted below
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-corrupt.XXXXXX") || exit 3
-cleanup() { [ "${IMGBK_KEEP:-0}" = 1 ] && echo "# kept $T" >&2 || rm -rf "$T"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
 C=$T/cases    # one folder per case: the damaged image
 RES=$T/res    # one folder per case: what the run left (status, case.log, NAME.err)
 B=$T/base
