@@ -169,7 +169,7 @@ check-one:
 # to find memory errors and undefined behaviour, and hostile input is where
 # those live. The unit tests and the fuzz harnesses drive io/ and formats/
 # (every parser and decoder, random access, the index) with the sanitizers;
-# the corruption matrix sends ~900 damaged images through info, verify and
+# the corruption matrix sends ~1100 damaged images through info, verify and
 # restore (the applets and the target code); mount.sh adds the FUSE daemon
 # (fuse/), the mount, index and vpartclone front ends and parallel reads.
 # The other scripts (run.sh, zmount.sh, safety.sh, ntfsclone.sh,
@@ -180,8 +180,9 @@ check-one:
 # make check SANITIZE=1: the sanitizer build's whole suite, one test at a time.
 # the scripts mostly wait (fsync, FUSE round trips, sleeps): 2 more than cores
 CHECK_JOBS    ?= $(shell echo $$(($$(nproc 2>/dev/null || echo 1) + 2)))
-# each harness replays its whole corpus (seeds, regressions, generated) before
-# the clock counts; the seconds are for new inputs on top
+# each harness first replays its whole corpus (seeds, regressions, generated:
+# libFuzzer checks -max_total_time only in its mutation loop); the seconds
+# are for new inputs on top
 SMOKE_SECONDS ?= 15
 NPROC         := $(shell nproc 2>/dev/null || echo 1)
 SAN_UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=build-san/test/%)
