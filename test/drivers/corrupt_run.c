@@ -3,8 +3,8 @@
  * process: the sanitizer pass of test/integration/corrupt.sh (CORRUPT_RUN).
  * Each case calls the applets info, verify and restore the way `imgbk
  * APPLET ...` calls them (same argv, stdout and stderr to files, stdin
- * /dev/null) and checks what corrupt.sh --case checks (the rules are in the
- * header of corrupt.sh). One process start per few hundred cases instead of
+ * /dev/null) and checks what corrupt.sh's run_case checks (the rules are
+ * in the header of corrupt.sh). One process start per few hundred cases instead of
  * three ASan process starts per case; LeakSanitizer runs after every command.
  *
  *   corrupt_run LIST RESULTS K N
@@ -185,7 +185,7 @@ static int call_applet(const struct applet *a, int argc, char **argv, struct kas
 	return rc;
 }
 
-/* run_cmd: one command of a case and the checks corrupt.sh --case makes */
+/* run_cmd: one command of a case and the checks corrupt.sh's run_case makes */
 static int run_cmd(struct kase *k, const char *name, const char *running, int argc, char **argv)
 {
 	const struct applet *a = !strcmp(name, "info") ? &applet_info
