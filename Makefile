@@ -129,6 +129,13 @@ $(O)/test/%: test/unit/%.c $(UNIT_HELP) $(O)/libimgbk-poison.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Itest/unit $(LDFLAGS) -o $@ $< $(UNIT_HELP) $(O)/libimgbk-poison.a \
 		$(PKG_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
+# the corruption matrix's in-process runner (test/drivers/corrupt_run.c): the
+# applets and the library of this build, without imgbk.c's main
+DRIVER_OBJ := $(filter-out $(O)/imgbk.o,$(APPLET_OBJ)) $(FUSE_OBJ)
+$(O)/test/corrupt_run: test/drivers/corrupt_run.c $(DRIVER_OBJ) $(LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(DRIVER_OBJ) $(LIB) $(PKG_LIBS) $(FUSE_LIBS)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; IMGBK_TEST_DATA=test/data $$t; done
 
@@ -153,13 +160,16 @@ check-one:
 #      added there joins by itself) and the man page check, against ./imgbk;
 #    - every unit test twice: built with the sanitizers (build-san/test/) and
 #      built as users build the library (build/test/);
-#    - the corruption matrix and mount.sh again, against build-san/imgbk;
+#    - the corruption matrix and mount.sh again, against build-san/imgbk
+#      (the matrix's cases call the applets in one process,
+#      build-san/test/corrupt_run: three ASan process starts per case cost
+#      more than all the rest of the matrix);
 #    - the fuzz smoke: each harness SMOKE_SECONDS with the fixed seed.
 # Why not the whole integration suite under the sanitizers too: their job is
 # to find memory errors and undefined behaviour, and hostile input is where
 # those live. The unit tests and the fuzz harnesses drive io/ and formats/
 # (every parser and decoder, random access, the index) with the sanitizers;
-# the corruption matrix sends ~900 damaged images through info, verify and
+# the corruption matrix sends ~1100 damaged images through info, verify and
 # restore (the applets and the target code); mount.sh adds the FUSE daemon
 # (fuse/), the mount, index and vpartclone front ends and parallel reads.
 # The other scripts (run.sh, zmount.sh, safety.sh, ntfsclone.sh,
@@ -170,7 +180,10 @@ check-one:
 # make check SANITIZE=1: the sanitizer build's whole suite, one test at a time.
 # the scripts mostly wait (fsync, FUSE round trips, sleeps): 2 more than cores
 CHECK_JOBS    ?= $(shell echo $$(($$(nproc 2>/dev/null || echo 1) + 2)))
-SMOKE_SECONDS ?= 30
+# each harness first replays its whole corpus (seeds, regressions, generated:
+# libFuzzer checks -max_total_time only in its mutation loop); the seconds
+# are for new inputs on top
+SMOKE_SECONDS ?= 15
 NPROC         := $(shell nproc 2>/dev/null || echo 1)
 SAN_UNIT_BIN  := $(UNIT_SRC:test/unit/%.c=build-san/test/%)
 NORM_UNIT_BIN := $(UNIT_SRC:test/unit/%.c=build/test/%)
@@ -183,7 +196,10 @@ check: deps
 else
 check: deps
 	$(MAKE) -j$(NPROC) check-build
-	@$(MAKE) -s check-jobs >build/check.jobs
+	@$(MAKE) -s check-jobs | awk -F'\t' -v first='$(CHECK_FIRST)' \
+		'BEGIN { n = split(first, f, "|"); for (i = 1; i <= n; i++) gsub(/^ +| +$$/, "", f[i]) } { line[NR] = $$0; name[NR] = $$1 } \
+		END { for (i = 1; i <= n; i++) for (j = 1; j <= NR; j++) if (name[j] == f[i] && !done[j]++) print line[j]; \
+		      for (j = 1; j <= NR; j++) if (!done[j]) print line[j] }' >build/check.jobs
 	@IMGBK=$(CURDIR)/imgbk IMGBK_LIB=$(CURDIR)/build/libimgbk.a IMGBK_JOBS=$(CHECK_JOBS) \
 		bash test/jobs.sh build/check.jobs
 endif
@@ -193,13 +209,19 @@ check-build: check-build-normal check-build-san fuzz-build
 check-build-normal:
 	$(MAKE) all build/libimgbk.a $(NORM_UNIT_BIN)
 check-build-san:
-	$(MAKE) SANITIZE=1 build-san/imgbk build-san/libimgbk.a $(SAN_UNIT_BIN)
+	$(MAKE) SANITIZE=1 build-san/imgbk build-san/libimgbk.a build-san/test/corrupt_run $(SAN_UNIT_BIN)
 
-# the job lines of make check, about the longest first (test/jobs.sh starts
-# them in this order)
+# The jobs that take the most CPU start first (test/jobs.sh starts them in the
+# order of build/check.jobs), so that no long one starts last: CHECK_FIRST,
+# in this order, then the job lines below in theirs.
+CHECK_FIRST := zmount.sh 1/3|corrupt.sh|build-san/test/test_partimage_access|zmount.sh 3/3|\
+	build-san/test/test_zseek_codecs|run.sh|build-san/test/test_ntfsclone_access|zmount.sh 2/3|\
+	corrupt.sh (sanitizers)|build-san/test/test_zstd_blocks|safety.sh|build-san/test/test_stream|\
+	build-san/test/test_codecs|build-san/test/test_zseek_gz|czdir.sh|ntfsclone.sh|nbd.sh|partimage.sh
+# the job lines of make check
 check-jobs:
-	@for s in $(SAN_SCRIPTS); do printf '%s (sanitizers)\tIMGBK=%s IMGBK_LIB=%s bash test/integration/%s\n' \
-		$$s $(CURDIR)/build-san/imgbk $(CURDIR)/build-san/libimgbk.a $$s; done
+	@for s in $(SAN_SCRIPTS); do printf '%s (sanitizers)\tCORRUPT_RUN=%s IMGBK=%s IMGBK_LIB=%s bash test/integration/%s\n' \
+		$$s $(CURDIR)/build-san/test/corrupt_run $(CURDIR)/build-san/imgbk $(CURDIR)/build-san/libimgbk.a $$s; done
 	@sh test/integration/all.sh --list
 	@for t in $(SAN_UNIT_BIN); do printf '%s\tIMGBK_TEST_DATA=test/data %s\n' $$t $$t; done
 	@for b in $(FUZZ_BIN); do printf '%s\tsh test/fuzz/run.sh %s $(SMOKE_SECONDS) $(FUZZ_SEED)\n' $$(basename $$b) $$b; done

@@ -8,7 +8,7 @@
 #   sh test/integration/all.sh --list     the job lines only (make check adds them to its own)
 #
 # A new script is one more line in the list (longest first: jobs start in
-# this order). The scripts run at the same time, so each keeps everything in
+# this order); "SCRIPT N" runs a script that takes --part K/N as N jobs. The scripts run at the same time, so each keeps everything in
 # its own mktemp -d folder (mount points included), takes loop devices with
 # `losetup -f --show` and finds its daemons by their unique paths.
 set -u
@@ -18,7 +18,7 @@ export IMGBK
 
 list() {
 	grep -vE '^[[:space:]]*(#|$)' <<'EOF'
-zmount.sh
+zmount.sh 3
 run.sh
 safety.sh
 corrupt.sh
@@ -32,9 +32,20 @@ nbd.sh
 EOF
 }
 
-# job_lines: "NAME<TAB>COMMAND" for test/jobs.sh, one per listed script
+# job_lines: "NAME<TAB>COMMAND" for test/jobs.sh, one per listed script, or
+# N for a script listed as "SCRIPT N" (it takes --part K/N: K = 1..N)
 job_lines() {
-	list | while read -r t; do printf '%s\tbash "%s/%s"\n' "$t" "$here" "$t"; done
+	list | while read -r t n; do
+		if [ -z "$n" ]; then
+			printf '%s\tbash "%s/%s"\n' "$t" "$here" "$t"
+			continue
+		fi
+		k=1
+		while [ "$k" -le "$n" ]; do
+			printf '%s %s/%s\tbash "%s/%s" --part %s/%s\n' "$t" "$k" "$n" "$here" "$t" "$k" "$n"
+			k=$((k + 1))
+		done
+	done
 }
 
 if [ "${1:-}" = --list ]; then

@@ -22,102 +22,30 @@
 # Output: "ok N - ..." / "not ok N - ..." (with the failing command's
 # stderr), then "N passed, M failed". Exit 1 if any case failed.
 # Environment: IMGBK; IMGBK_LIB (libimgbk.a for the index driver; the index
-# class is skipped without it); CORRUPT_JOBS (default 2); TMPDIR; IMGBK_KEEP=1.
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-
-HERE=$(cd "$(dirname "$0")" && pwd)
+# class is skipped without it); CORRUPT_JOBS (default 2); TMPDIR; IMGBK_KEEP=1;
+# CORRUPT_RUN: a build of test/drivers/corrupt_run (make check's sanitizer
+# pass: build-san/test/corrupt_run): the cases call the applets inside that
+# one process (same argv, same rules, LeakSanitizer after every command)
+# instead of starting IMGBK three times per case. Without it every case runs
+# IMGBK itself, the binary users get (make check's other pass).
+. "$(dirname "$0")/lib.sh"   # the cases of the matrix are counted here, not by tc
 ROOT=$(cd "$HERE/../.." && pwd)
-IMGBK=${IMGBK:-$ROOT/imgbk}
 DATA=${IMGBK_TEST_DATA:-$ROOT/test/data}
 JOBS=${CORRUPT_JOBS:-2}
-export PATH="$PATH:/usr/sbin:/sbin"
 SANRE='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|MemorySanitizer'
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
-# ---- one case (run in parallel: corrupt.sh --case ...) ----------------------
-# --case ID STRICT REF DESC IMG...: IMG is the name given to imgbk
-if [ "${1:-}" = "--line" ]; then
-	IFS=$'\t' read -r l_id l_strict l_ref l_desc l_img <<<"$2"
-	set -- --case "$l_id" "$l_strict" "$l_ref" "$l_desc" "$l_img"
-fi
-if [ "${1:-}" = "--case" ]; then
-	id=$1 id=$2 strict=$3 ref=$4 desc=$5 img=$6
-	d=$(dirname "$img")
-	log=$d/case.log
-	base=$(basename -- "$img")
-	: >"$log"
-	bad=0
-	note() { echo "$*" >>"$log"; }
-	runc() { # NAME CMD...: sets rc
-		local name=$1
-		shift
-		(cd "$d" && timeout -k 5 20 "$@") >"$d/$name.out" 2>"$d/$name.err" </dev/null
-		rc=$?
-		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-			note "$name: TIMEOUT (exit $rc): $*"
-			bad=1
-		elif [ $rc -ge 4 ]; then
-			note "$name: exit $rc (crash or undocumented code): $*"
-			bad=1
-		fi
-		if grep -qE "$SANRE" "$d/$name.err"; then
-			note "$name: sanitizer report: $*"
-			bad=1
-		fi
-		if [ $rc -ne 0 ] && [ $rc -le 3 ] && ! grep -q "^imgbk: .*$base" "$d/$name.err" &&
-			! grep -qF "$base" "$d/$name.err"; then
-			note "$name: exit $rc without an error line naming $base: $*"
-			bad=1
-		fi
-		if [ $bad -ne 0 ]; then
-			head -n 40 "$d/$name.err" | sed 's/^/    stderr: /' >>"$log"
-		fi
-	}
-	runc info "$IMGBK" info "$img"
-	runc verify "$IMGBK" verify "$img"
-	vrc=$rc
-	rm -f "$d/out.raw"
-	runc restore "$IMGBK" restore -q "$img" "$d/out.raw"
-	rrc=$rc
-	same=0
-	if [ $rrc -eq 0 ]; then
-		cmp -s "$d/out.raw" "$ref" && same=1
-	fi
-	if [ "$strict" = 1 ]; then
-		if [ $rrc -eq 0 ] && [ $same -eq 0 ]; then
-			note "restore: exit 0 but the restored bytes differ from the good restore"
-			bad=1
-		fi
-		if [ $vrc -eq 0 ] && { [ $rrc -ne 0 ] || [ $same -eq 0 ]; }; then
-			note "verify: exit 0 but restore exits $rrc (bytes identical: $same)"
-			bad=1
-		fi
-	elif [ $rrc -eq 0 ] && [ $same -eq 0 ]; then
-		echo "undetected" >"$d/undetected"
-	fi
-	rm -f "$d/out.raw"
-	echo "$bad verify=$vrc restore=$rrc" >"$d/result"
-	[ $bad -eq 0 ] && echo "ok" >"$d/status" || echo "not ok" >"$d/status"
-	exit 0
-fi
-
 # ---- setup ------------------------------------------------------------------
-. "$HERE/lib.sh"   # for STRICT only: the cases here are counted below
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-corrupt.XXXXXX") || exit 3
-cleanup() { [ "${IMGBK_KEEP:-0}" = 1 ] && echo "# kept $T" >&2 || rm -rf "$T"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-C=$T/cases
+C=$T/cases    # one folder per case: the damaged image
+RES=$T/res    # one folder per case: what the run left (status, case.log, NAME.err)
 B=$T/base
 R=$T/ref
-mkdir -p "$C" "$B" "$R"
-LIST=$T/list
+mkdir -p "$C" "$RES" "$B" "$R"
+LIST=$T/list  # ID STRICT REF DESC IMG, tab-separated, one case a line
+PLAN=$T/plan  # the flips and cuts of mut_flip / mut_trunc, made at once by make_planned
 : >"$LIST"
+: >"$PLAN"
 NCASE=0
 SKIPS=""
 
@@ -133,18 +61,18 @@ else
 	echo "# NOTE: imgbk is not built with sanitizers (make corrupt uses build-san/imgbk)"
 fi
 
-# newcase STRICT BASE DESC: make a case folder; prints its path
+# newcase STRICT BASE DESC: make a case folder $CASE (no process started:
+# the matrix has over a thousand cases)
 newcase() {
 	NCASE=$((NCASE + 1))
-	local d=$C/$(printf '%04d' $NCASE)
-	mkdir -p "$d"
-	printf '%s\t%s\t%s\t%s\n' "$NCASE" "$1" "$2" "$3" >"$d/meta"
-	CASE=$d
+	printf -v CASE '%s/%04d' "$C" "$NCASE"
+	CASE_META=$1$'\t'$2$'\t'$3
+	[ "${4:-}" = planned ] || mkdir -p "$CASE"
 }
 # addcase IMGNAME: register the case made in $CASE (image at $CASE/IMGNAME)
 addcase() {
 	local strict base desc
-	IFS=$'\t' read -r _ strict base desc <"$CASE/meta"
+	IFS=$'\t' read -r strict base desc <<<"$CASE_META"
 	printf '%s\t%s\t%s\t%s\t%s\n' "$NCASE" "$strict" "$R/$base.raw" "$desc" "$CASE/$1" >>"$LIST"
 }
 # flip FILE OFFSET MASK: xor one byte
@@ -155,17 +83,51 @@ flip() {
 	printf "\\$(printf '%03o' $(((b ^ mask) & 255)))" |
 		dd of="$f" bs=1 seek="$off" count=1 conv=notrunc status=none
 }
-# mut_flip STRICT BASE SRC OFF MASK DESC [NAME]
+# mut_flip STRICT BASE SRC OFF MASK DESC [NAME]: a copy of SRC with one byte
+# xor MASK (planned: make_planned writes it; no case if OFF is past the end)
 mut_flip() {
 	local name=${7:-img.pc}
-	newcase "$1" "$2" "$6"
-	cp "$3" "$CASE/$name" && flip "$CASE/$name" "$4" "$5" && addcase "$name"
+	newcase "$1" "$2" "$6" planned
+	printf 'flip\t%s\t%s\t%s\t%s\n' "$3" "$4" "$(($5))" "$CASE/$name" >>"$PLAN"
+	addcase "$name"
 }
-# mut_trunc STRICT BASE SRC LEN DESC [NAME]
+# mut_trunc STRICT BASE SRC LEN DESC [NAME]: the first LEN bytes of SRC (planned)
 mut_trunc() {
 	local name=${6:-img.pc}
-	newcase "$1" "$2" "$5"
-	head -c "$4" "$3" >"$CASE/$name" && addcase "$name"
+	newcase "$1" "$2" "$5" planned
+	printf 'trunc\t%s\t%s\t%s\n' "$3" "$4" "$CASE/$name" >>"$PLAN"
+	addcase "$name"
+}
+# make_planned: write every planned image in one process; a flip past the
+# end of its source makes no case (its line leaves the list)
+make_planned() {
+	python3 - "$PLAN" "$LIST" <<'EOF'
+import os, sys
+plan, lst = sys.argv[1], sys.argv[2]
+data, dropped = {}, set()
+for line in open(plan, encoding='utf-8', errors='surrogateescape'):
+    f = line.rstrip('\n').split('\t')
+    src, dest = f[1], f[-1]
+    if src not in data:
+        with open(src, 'rb') as h:
+            data[src] = h.read()
+    b = data[src]
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if f[0] == 'flip':
+        off, mask = int(f[2]), int(f[3])
+        if not 0 <= off < len(b):
+            dropped.add(dest)
+            continue
+        out = [b[:off], bytes([(b[off] ^ mask) & 255]), b[off + 1:]]
+    else:
+        out = [b[:max(int(f[2]), 0)]]
+    with open(dest, 'wb') as h:
+        for part in out:
+            h.write(part)
+lines = open(lst, encoding='utf-8', errors='surrogateescape').readlines()
+with open(lst, 'w', encoding='utf-8', errors='surrogateescape') as h:
+    h.writelines(x for x in lines if x.rstrip('\n').split('\t')[-1] not in dropped)
+EOF
 }
 size_of() { stat -c %s "$1"; }
 # a deterministic list of K offsets in [LO, HI)
@@ -374,22 +336,117 @@ if command -v gzip >/dev/null; then
 fi
 
 # ---- run the cases ---------------------------------------------------------------
-echo "# $NCASE cases, $JOBS at a time"
-export IMGBK SANRE
-tr '\n' '\0' <"$LIST" | xargs -0 -P "$JOBS" -n 1 bash "$HERE/corrupt.sh" --line
+# run_case ID STRICT REF DESC IMG: `imgbk info`, `imgbk verify`, `imgbk restore
+# IMG out.raw` (each in IMG's folder, under timeout 20) and the rules of the
+# header; leaves status ("ok" / "not ok"), case.log and undetected in
+# $RES/ID. Runs in a worker shell: no process but timeout, imgbk, cmp, rm.
+run_case() {
+	local id=$1 strict=$2 ref=$3 img=$5 r=$RES/$1 vrc rrc same=0
+	bad=0
+	: >"$r/case.log"
+	cd "${img%/*}" || return
+	runc info "$r" "${img##*/}" "$IMGBK" info "$img"
+	runc verify "$r" "${img##*/}" "$IMGBK" verify "$img"
+	vrc=$rc
+	runc restore "$r" "${img##*/}" "$IMGBK" restore -q "$img" "$r/out.raw"
+	rrc=$rc
+	[ $rrc -eq 0 ] && cmp -s "$r/out.raw" "$ref" && same=1
+	if [ "$strict" = 1 ]; then
+		if [ $rrc -eq 0 ] && [ $same -eq 0 ]; then
+			echo "restore: exit 0 but the restored bytes differ from the good restore" >>"$r/case.log"
+			bad=1
+		fi
+		if [ $vrc -eq 0 ] && { [ $rrc -ne 0 ] || [ $same -eq 0 ]; }; then
+			echo "verify: exit 0 but restore exits $rrc (bytes identical: $same)" >>"$r/case.log"
+			bad=1
+		fi
+	elif [ $rrc -eq 0 ] && [ $same -eq 0 ]; then
+		echo "undetected" >"$r/undetected"
+	fi
+	[ -e "$r/out.raw" ] && rm -f "$r/out.raw"
+	[ $bad -eq 0 ] && echo "ok" >"$r/status" || echo "not ok" >"$r/status"
+}
+# runc NAME RESULTS BASE CMD...: one command of a case; sets rc, sets bad
+# (and notes why in RESULTS/case.log) if a rule is broken
+runc() {
+	local name=$1 r=$2 base=$3 err="" was=$bad
+	shift 3
+	timeout -k 5 20 "$@" >"$r/$name.out" 2>"$r/$name.err" </dev/null
+	rc=$?
+	[ -s "$r/$name.err" ] && IFS= read -r -d '' err <"$r/$name.err"
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		echo "$name: TIMEOUT (exit $rc): $*" >>"$r/case.log"
+		bad=1
+	elif [ $rc -ge 4 ]; then
+		echo "$name: exit $rc (crash or undocumented code): $*" >>"$r/case.log"
+		bad=1
+	fi
+	if [[ $err =~ $SANRE ]]; then
+		echo "$name: sanitizer report: $*" >>"$r/case.log"
+		bad=1
+	fi
+	if [ $rc -ne 0 ] && [ $rc -le 3 ] && [[ $err != *"$base"* ]]; then
+		echo "$name: exit $rc without an error line naming $base: $*" >>"$r/case.log"
+		bad=1
+	fi
+	if [ $bad -ne $was ]; then
+		head -n 40 "$r/$name.err" | sed 's/^/    stderr: /' >>"$r/case.log"
+	fi
+}
+# run_worker K N: the cases on lines K, K+N, K+2N, ... of the list
+run_worker() {
+	local n=-1 id strict ref desc img
+	while IFS=$'\t' read -r id strict ref desc img; do
+		n=$((n + 1))
+		[ $((n % $2)) -eq "$1" ] && run_case "$id" "$strict" "$ref" "$desc" "$img"
+	done <"$LIST"
+}
+# run_in_process K N: the same cases through test/drivers/corrupt_run (the
+# applets called inside one process); when a crash, a sanitizer report or
+# the 20 s alarm stops it, that case fails with its stderr and the driver
+# goes on after it
+run_in_process() {
+	local rc id cmd
+	while :; do
+		"$CORRUPT_RUN" "$LIST" "$RES" "$1" "$2" >>"$T/driver.$1.log" 2>&1 </dev/null
+		rc=$?
+		if [ ! -s "$RES/running.$1" ]; then
+			[ $rc -eq 0 ] || echo "# corrupt_run $1/$2 failed (exit $rc): $(tail -n 3 "$T/driver.$1.log")"
+			return
+		fi
+		read -r id cmd <"$RES/running.$1"
+		rm -f "$RES/running.$1"
+		{
+			echo "$cmd: the process stopped (exit $rc: a crash, a sanitizer report, a leak or the 20 s timeout)"
+			head -n 40 "$RES/$id/$cmd.err" | sed 's/^/    stderr: /'
+		} >>"$RES/$id/case.log"
+		echo "not ok" >"$RES/$id/status"
+	done
+}
+
+make_planned || { echo "not ok 1 - the damaged images cannot be written"; echo "0 passed, 1 failed"; exit 1; }
+(cd "$RES" && cut -f1 "$LIST" | xargs mkdir -p)
+if [ -n "${CORRUPT_RUN:-}" ]; then
+	echo "# $NCASE cases, $JOBS at a time, the applets called in-process by $CORRUPT_RUN"
+	for k in $(seq 0 $((JOBS - 1))); do run_in_process "$k" "$JOBS" & done
+else
+	echo "# $NCASE cases, $JOBS at a time"
+	for k in $(seq 0 $((JOBS - 1))); do run_worker "$k" "$JOBS" & done
+fi
+wait
 
 PASS=0 FAIL=0 UNDET=0
 while IFS=$'\t' read -r id strict ref desc img; do
-	d=$(dirname "$img")
-	st=$(cat "$d/status" 2>/dev/null || echo "not ok")
-	[ -f "$d/undetected" ] && UNDET=$((UNDET + 1))
+	st="not ok"
+	[ -s "$RES/$id/status" ] && read -r st <"$RES/$id/status"
+	[ -f "$RES/$id/undetected" ] && UNDET=$((UNDET + 1))
 	if [ "$st" = ok ]; then
 		PASS=$((PASS + 1))
 		echo "ok $id - $desc"
 	else
 		FAIL=$((FAIL + 1))
 		echo "not ok $id - $desc"
-		sed 's/^/    /' "$d/case.log" 2>/dev/null | head -n 40
+		sed 's/^/    /' "$RES/$id/case.log" 2>/dev/null | head -n 40
 	fi
 done <"$LIST"
 

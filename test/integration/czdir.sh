@@ -30,51 +30,20 @@
 #
 # Output: "ok N - ..." per case and one line "N passed, M failed[, K skipped]".
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 TO="timeout -k 5 120"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-cz.XXXXXX") || exit 3
-W=$T/w
 SRC=$T/src     # the disks as they were saved
 CZ=$T/2026-12-04-10-img
 REF=$T/ref     # the disks as Clonezilla restores them
-: >"$T/mounts"
-: >"$T/loops"
 
-unmount_dir() {
-	local i
-	for i in 1 2 3; do
-		mountpoint -q "$1" 2>/dev/null || return 0
-		umount "$1" 2>/dev/null || fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
-	done
-}
-
+# loop devices first: they may sit on files of a mount
 unmount_recorded() {
-	local m l
-	[ -s "$T/loops" ] && while read -r l; do
-		detach_ours "$l"
-	done <"$T/loops"
+	local m
+	loop_detach_all
 	[ -s "$T/mounts" ] && tac "$T/mounts" | while read -r m; do unmount_dir "$m"; done
 	: >"$T/mounts"
 	: >"$T/loops"
 }
-
-cleanup() {
-	unmount_recorded
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 echo "# imgbk: $IMGBK; temp: $T"
 

@@ -19,35 +19,14 @@
 # Environment: IMGBK (default ../../imgbk), IMGBK_TEST_DATA (default
 # ../data), TMPDIR, IMGBK_KEEP=1 keeps the temp dir.
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 DATA=${IMGBK_TEST_DATA:-$HERE/../data}
 case $DATA in /*) ;; *) DATA=$PWD/$DATA ;; esac
 EXP=$DATA/info
 IM="timeout -k 5 60 $IMGBK"
 PI="timeout -k 5 120 partimage -B x=y"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-info.XXXXXX") || exit 3
-W=$T/w
 F=$T/f
 mkdir -p "$F"
-: >"$T/loops"
-
-cleanup() {
-	loop_detach_all
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 echo "# imgbk: $IMGBK; data: $DATA; temp: $T"
 

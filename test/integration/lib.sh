@@ -1,4 +1,20 @@
-# test/integration/lib.sh - case runner and assertions for the integration scripts (bash).
+# test/integration/lib.sh - the opening every integration script shares, the
+# case runner and the assertions (bash).
+#
+# A script's opening is the one line
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# which (run by sh, `make integration`) starts the script again under bash,
+# then sets: `set -u`, LC_ALL=C, /usr/sbin and /sbin on PATH, HERE (the
+# script's folder), IMGBK (default ../../imgbk), T (the script's own
+# mktemp -d folder, removed at exit unless IMGBK_KEEP=1), W (the scratch dir
+# of the case running), empty $T/mounts and $T/loops (one mount point / loop
+# device a line, recorded by the cases: `track DIR`, loop_attach FILE). At
+# exit, and on INT/TERM/HUP, `release` runs, then the folder is removed:
+# release unmounts the recorded mounts newest first, then detaches the
+# recorded loop devices still ours. A script with other resources defines its
+# own `release` (or unmount_recorded) after the opening line.
 #
 # Every case is a shell function run by `tc` in a subshell, inside a fresh
 # scratch directory $W, with stdin from /dev/null and all its output captured.
@@ -10,8 +26,59 @@
 # /dev/fuse, fusermount3 and loop devices (CI, the development machine) a
 # skip is a failure ("not ok ... skipped, but this machine must run it").
 # IMGBK_STRICT=0 turns that off, IMGBK_STRICT=1 forces it.
-#
-# Needs: $T (temp dir), $W (scratch dir, wiped before every case).
+
+# bash is needed (arrays, PIPESTATUS, [[ ]]); `make integration` runs us with sh
+if [ -z "${BASH_VERSION:-}" ]; then
+	exec bash "$0" "$@"
+fi
+set -u
+export LC_ALL=C
+export PATH="$PATH:/usr/sbin:/sbin"
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+IMGBK=${IMGBK:-$HERE/../../imgbk}
+T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-$(basename "$0" .sh).XXXXXX") || exit 3
+W=$T/w
+: >"$T/mounts"
+: >"$T/loops"
+
+# unmount DIR until nothing is mounted there (a loop mount may sit on the FUSE one)
+unmount_dir() {
+	local i
+	for i in 1 2 3; do
+		mountpoint -q "$1" 2>/dev/null || return 0
+		umount "$1" 2>/dev/null || fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
+	done
+	! mountpoint -q "$1" 2>/dev/null
+}
+
+# track DIR: record a mount point for unmount_recorded
+track() {
+	echo "$1" >>"$T/mounts"
+}
+
+# unmount_recorded: unmount what the cases recorded (newest first), then
+# detach their loop devices; a case that mounts traps it on its EXIT
+unmount_recorded() {
+	local m
+	[ -s "$T/mounts" ] && tac "$T/mounts" | while read -r m; do unmount_dir "$m"; done
+	loop_detach_all
+	: >"$T/mounts"
+	: >"$T/loops"
+}
+
+# release: what the exit trap frees before the folder goes (a script with
+# more kinds of resources defines its own)
+release() {
+	unmount_recorded
+}
+
+lib_exit() {
+	release
+	remove_temp
+}
+trap lib_exit EXIT
+trap 'exit 130' INT TERM HUP
 
 N=0 PASS=0 FAIL=0 SKIP=0
 

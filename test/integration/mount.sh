@@ -18,63 +18,17 @@
 # Environment: IMGBK (default ../../imgbk; vpartclone is the symlink next to
 # it), TMPDIR, IMGBK_KEEP=1 keeps the temp dir.
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 VPC=$(dirname "$IMGBK")/vpartclone
 VNC=$(dirname "$IMGBK")/vntfsclone
 PY="python3 $HERE/pcimg.py"
 TO="timeout -k 5 60"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-mt.XXXXXX") || exit 3
-W=$T/w
 FIX=$T/fix
 mkdir -p "$FIX"
-: >"$T/mounts"
-: >"$T/loops"
-
-# unmount DIR until nothing is mounted there (a loop mount may sit on the FUSE one)
-unmount_dir() {
-	local i
-	for i in 1 2 3; do
-		mountpoint -q "$1" 2>/dev/null || return 0
-		umount "$1" 2>/dev/null || fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
-	done
-}
-
-unmount_recorded() {
-	local m l
-	[ -s "$T/mounts" ] && tac "$T/mounts" | while read -r m; do unmount_dir "$m"; done
-	[ -s "$T/loops" ] && while read -r l; do
-		detach_ours "$l"
-	done <"$T/loops"
-	: >"$T/mounts"
-	: >"$T/loops"
-}
-
-cleanup() {
-	unmount_recorded
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 echo "# imgbk: $IMGBK; temp: $T"
 
 # ---- helpers used inside cases ----------------------------------------------
-
-# track DIR: remember a mount point; the case's own EXIT trap unmounts it
-track() {
-	echo "$1" >>"$T/mounts"
-}
 
 # start_case: every case that mounts calls this first
 start_case() {

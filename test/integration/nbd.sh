@@ -23,20 +23,9 @@
 # build/nbdkit-imgbk-plugin.so next to IMGBK, or next to it), TMPDIR,
 # IMGBK_KEEP=1 keeps the temp dir.
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 PY="python3 $HERE/pcimg.py"
 TO="timeout -k 5 120"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-nbd.XXXXXX") || exit 3
-W=$T/w
 FIX=$T/fix
 CZ=$FIX/2026-12-04-11-img
 mkdir -p "$FIX"
@@ -56,14 +45,9 @@ stop_servers() {
 	: >"$T/pids"
 }
 
-cleanup() {
+release() {
 	stop_servers
-	remove_temp
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 PLUGIN=${IMGBK_NBDKIT_PLUGIN:-}
 if [ -z "$PLUGIN" ]; then

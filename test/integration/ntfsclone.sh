@@ -22,34 +22,8 @@
 # Needs root for the ntfs-3g mount (FUSE); without it the 64 MiB volume stays
 # empty and that case is skipped. Do not run under faketime (FORMATS.md 6).
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 IM="timeout -k 5 ${IMGBK_TIMEOUT:-120} $IMGBK"
-export PATH="$PATH:/usr/sbin:/sbin"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-nc.XXXXXX") || exit 3
-W=$T/w
-: >"$T/mounts"
-
-cleanup() {
-	local m
-	if [ -s "$T/mounts" ]; then
-		tac "$T/mounts" | while read -r m; do
-			mountpoint -q "$m" 2>/dev/null && umount "$m" 2>/dev/null
-		done
-	fi
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 SRC=$T/src FS=$T/fs IMG=$T/img REF=$T/ref
 mkdir -p "$FS" "$IMG" "$REF"

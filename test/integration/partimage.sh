@@ -17,37 +17,11 @@
 # "N passed, M failed[, K skipped]". Exit 1 if any case failed.
 # Environment: IMGBK (default ../../imgbk), TMPDIR, IMGBK_KEEP=1 keeps the temp dir.
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 IM="timeout -k 5 120 $IMGBK"
 PI="timeout -k 5 120 partimage -B x=y"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-pi.XXXXXX") || exit 3
-W=$T/w
 F=$T/f   # fixtures kept across cases: filesystems, images, reference restores
 mkdir -p "$F/src"
-: >"$T/loops"
-
-cleanup() {
-	local l
-	if [ -s "$T/loops" ]; then
-		while read -r l; do
-			detach_ours "$l"
-		done <"$T/loops"
-	fi
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 echo "# imgbk: $IMGBK; temp: $T"
 
@@ -335,15 +309,6 @@ tc "damaged bzip2 volume: exit 1" case_bz_damaged
 
 # ---------------------------------------------------------------------------
 # 4. random access: imgbk mount of a multi-volume set (only when imgbk has mount)
-
-# unmount DIR until nothing is mounted there (a loop mount may sit on the FUSE one)
-unmount_dir() {
-	local i
-	for i in 1 2 3; do
-		mountpoint -q "$1" 2>/dev/null || return 0
-		umount "$1" 2>/dev/null || fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
-	done
-}
 
 # mount_check DIR IMAGE [REF]: mount IMAGE (a set's .000) at DIR/m, the virtual
 # file equals partimage's restore (REF, default e1k.ref), a loop mount of it

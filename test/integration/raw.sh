@@ -27,20 +27,9 @@
 # Environment: IMGBK (default ../../imgbk; vpartclone is the symlink next to
 # it), TMPDIR, IMGBK_KEEP=1 keeps the temp dir.
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 VPC=$(dirname "$IMGBK")/vpartclone
 TO="timeout -k 5 60"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-raw.XXXXXX") || exit 3
-W=$T/w
 FIX=$T/fix
 mkdir -p "$FIX"
 
@@ -52,14 +41,9 @@ undo_all() {
 	: >"$T/undo"
 }
 
-cleanup() {
+release() {
 	undo_all
-	remove_temp
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 echo "# imgbk: $IMGBK; temp: $T"
 

@@ -26,43 +26,9 @@
 # Environment: IMGBK (default: ../../imgbk), TMPDIR, IMGBK_KEEP=1 keeps the
 # temp dir, IMGBK_TIMEOUT (seconds per imgbk command, default 180).
 
-# bash is needed (arrays, PIPESTATUS); `make integration` runs us with sh.
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 PY="python3 $HERE/pcimg.py"
 IM="timeout -k 5 ${IMGBK_TIMEOUT:-180} $IMGBK"
-export PATH="$PATH:/usr/sbin:/sbin"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-it.XXXXXX") || exit 3
-W=$T/w
-: >"$T/loops"
-: >"$T/mounts"
-
-cleanup() {
-	local m l
-	# unmount and detach only what this run set up (recorded by the cases)
-	if [ -s "$T/mounts" ]; then
-		tac "$T/mounts" | while read -r m; do
-			mountpoint -q "$m" 2>/dev/null && umount "$m" 2>/dev/null
-		done
-	fi
-	if [ -s "$T/loops" ]; then
-		while read -r l; do
-			detach_ours "$l"
-		done <"$T/loops"
-	fi
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 SRC=$T/src   # source tree
 FS=$T/fs     # source filesystems NAME.raw

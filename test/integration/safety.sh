@@ -38,32 +38,13 @@
 # Environment: IMGBK (default ../../imgbk), TMPDIR, IMGBK_KEEP=1 keeps the
 # temp dir.
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 PY="python3 $HERE/pcimg.py"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-sf.XXXXXX") || exit 3
-W=$T/w
 FIX=$T/fix
 mkdir -p "$FIX"
 # resources a case set up, released by the case's own EXIT trap and, as a
 # last resort, by the script's: one path per line
 for r in mounts loops swaps immutable; do : >"$T/$r"; done
-
-unmount_dir() {
-	local i
-	for i in 1 2 3; do
-		mountpoint -q "$1" 2>/dev/null || return 0
-		umount "$1" 2>/dev/null || fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
-	done
-}
 
 release() {
 	local x
@@ -83,15 +64,6 @@ release() {
 	fi
 	for x in immutable swaps mounts loops; do : >"$T/$x"; done
 }
-
-cleanup() {
-	release
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 echo "# imgbk: $IMGBK; temp: $T"
 # a private copy, so that a rebuild during the run does not disturb it (and

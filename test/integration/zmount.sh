@@ -2,7 +2,7 @@
 # test/integration/zmount.sh - imgbk index / imgbk mount of COMPRESSED images
 # (random access through access points, io/zseek*.c) against real FUSE mounts.
 #
-#   IMGBK=/abs/path/imgbk sh test/integration/zmount.sh
+#   IMGBK=/abs/path/imgbk sh test/integration/zmount.sh [--part K/N]
 #
 # Builds a 64 MiB ext4 (mkfs.ext4 -d) from a deterministic tree of ~40 MiB
 # (random and text data), images it with Debian's partclone.extfs, checks
@@ -33,57 +33,16 @@
 # Environment: IMGBK (default ../../imgbk; vpartclone is the symlink next to
 # it), TMPDIR, IMGBK_KEEP=1 keeps the temp dir.
 
-if [ -z "${BASH_VERSION:-}" ]; then
-	exec bash "$0" "$@"
-fi
-set -u
-export LC_ALL=C
-export PATH="$PATH:/usr/sbin:/sbin"
-
-HERE=$(cd "$(dirname "$0")" && pwd)
-IMGBK=${IMGBK:-$HERE/../../imgbk}
+. "$(dirname "$0")/lib.sh"
 VPC=$(dirname "$IMGBK")/vpartclone
 PY="python3 $HERE/pcimg.py"
 TO="timeout -k 5 60"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/imgbk-zm.XXXXXX") || exit 3
-W=$T/w
 FIX=$T/fix
 mkdir -p "$FIX"
-: >"$T/mounts"
-
-# unmount DIR until nothing is mounted there (a loop mount may sit on the FUSE one)
-unmount_dir() {
-	local i
-	for i in 1 2 3; do
-		mountpoint -q "$1" 2>/dev/null || return 0
-		umount "$1" 2>/dev/null || fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
-	done
-	! mountpoint -q "$1" 2>/dev/null
-}
-
-unmount_recorded() {
-	local m
-	[ -s "$T/mounts" ] && tac "$T/mounts" | while read -r m; do unmount_dir "$m"; done
-	: >"$T/mounts"
-}
-
-cleanup() {
-	unmount_recorded
-	remove_temp
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-. "$HERE/lib.sh"
 
 echo "# imgbk: $IMGBK; temp: $T"
 
 # ---- helpers used inside cases ----------------------------------------------
-
-track() {
-	echo "$1" >>"$T/mounts"
-}
 
 # start_case: every case that mounts calls this first
 start_case() {
@@ -552,23 +511,43 @@ c_vpc_gz() {
 }
 
 # ---- run ------------------------------------------------------------------------
+# --part K/N (make check: three jobs) runs one share of the cases, each with
+# the fixtures it needs: group 1 the 200+ MiB zstd frame, group 2 the gzip,
+# bzip2 and xz variants and the damage, ntfsclone and vpartclone cases,
+# group 3 the zstd and lz4 variants; part K runs the groups G with
+# G mod N == K mod N. Without --part: every case.
 
-VARIANTS="gzip1:gzip:gzip:gzip_-1 gzip9:gzip:gzip:gzip_-9 pigz:pigz:gzip:pigz members:gzip:gzip:multi-member_gzip
-clonezilla:gzip:gzip:gzip|split_-b_8M_(sda1.ext4-ptcl-img.gz.aa) bzip2:bzip2:bzip2:bzip2
-pbzip2:pbzip2:bzip2:pbzip2 xz:xz:xz:xz_-T2_--block-size=4MiB pzstd:pzstd:zstd:pzstd_-p2
-lz4:lz4:lz4:lz4 lz4BD:lz4:lz4:lz4_-BD zstd1:zstd:zstd:zstd_-1_(one_frame) zstd3:zstd:zstd:zstd_-3_(one_frame)
-zstdT0:zstd:zstd:zstd_-T0_-3_(one_frame) zstd19:zstd:zstd:zstd_-19_(one_frame)
-zstdlong:zstd:zstd:zstd_--long=27_(one_frame) zstdsplit:zstd:zstd:zstd_-T0_-3|split_-b_7M_(.zst.aa)"
+VARIANTS="gzip1:gzip:gzip:gzip_-1:2 gzip9:gzip:gzip:gzip_-9:2 pigz:pigz:gzip:pigz:2 members:gzip:gzip:multi-member_gzip:2
+clonezilla:gzip:gzip:gzip|split_-b_8M_(sda1.ext4-ptcl-img.gz.aa):2 bzip2:bzip2:bzip2:bzip2:2
+pbzip2:pbzip2:bzip2:pbzip2:2 xz:xz:xz:xz_-T2_--block-size=4MiB:2 pzstd:pzstd:zstd:pzstd_-p2:3
+lz4:lz4:lz4:lz4:3 lz4BD:lz4:lz4:lz4_-BD:3 zstd1:zstd:zstd:zstd_-1_(one_frame):3 zstd3:zstd:zstd:zstd_-3_(one_frame):3
+zstdT0:zstd:zstd:zstd_-T0_-3_(one_frame):3 zstd19:zstd:zstd:zstd_-19_(one_frame):3
+zstdlong:zstd:zstd:zstd_--long=27_(one_frame):3 zstdsplit:zstd:zstd:zstd_-T0_-3|split_-b_7M_(.zst.aa):3"
 
-tc "setup: ext4 64 MiB (mkfs.ext4 -d, ~40 MiB of files), partclone.extfs -c; partclone.restore == source fs" setup_fs
+PART_K=1 PART_N=1
+if [ "${1:-}" = --part ]; then
+	PART_K=${2%/*} PART_N=${2#*/}
+fi
+# in_part GROUP: the group's cases belong to this run
+in_part() {
+	[ $(($1 % PART_N)) = $((PART_K % PART_N)) ]
+}
+PART_VARIANTS=""
 for v in $VARIANTS; do
-	IFS=: read -r name tool codec desc <<<"$v"
+	in_part "${v##*:}" && PART_VARIANTS="$PART_VARIANTS $v"
+done
+
+if [ -n "$PART_VARIANTS" ]; then
+	tc "setup: ext4 64 MiB (mkfs.ext4 -d, ~40 MiB of files), partclone.extfs -c; partclone.restore == source fs" setup_fs
+fi
+for v in $PART_VARIANTS; do
+	IFS=: read -r name tool codec desc _ <<<"$v"
 	desc=${desc//_/ }
 	tc "setup: $desc of fs.img" mkvar "$name" "$tool"
 done
 
-for v in $VARIANTS; do
-	IFS=: read -r name tool codec desc <<<"$v"
+for v in $PART_VARIANTS; do
+	IFS=: read -r name tool codec desc _ <<<"$v"
 	desc=${desc//_/ }
 	tc "$desc: imgbk index saves, a second run says up to date, a damaged .ibkx is rebuilt (same bytes)" c_index "$name" "$codec"
 	if [ -n "$FUSE_WHY" ]; then
@@ -578,27 +557,31 @@ for v in $VARIANTS; do
 	fi
 done
 
-tc "setup: ext4 256 MiB, ~190 MiB of mixed files, partclone.extfs (200+ MiB image), zstd -T0 -3 (one frame)" setup_big
-if [ -n "$FUSE_WHY" ]; then
-	tc_skip "zstd -T0 -3, one frame of 200+ MiB: mount" "$FUSE_WHY"
-	tc_skip "zstd -T0 -3 frame damaged after indexing" "$FUSE_WHY"
-else
-	tc "zstd -T0 -3, one frame of 200+ MiB: index with checkpoints, mount == partclone.restore, 1000 random reads, loop mount + diff -r" \
-		c_zstd_big
-	tc "zstd -T0 -3 frame damaged in place after indexing: EIO in its span only, the rest right; a damaged copy: index exit 1 naming 'byte N'" \
-		c_zstd_big_damaged
+if in_part 1; then
+	tc "setup: ext4 256 MiB, ~190 MiB of mixed files, partclone.extfs (200+ MiB image), zstd -T0 -3 (one frame)" setup_big
+	if [ -n "$FUSE_WHY" ]; then
+		tc_skip "zstd -T0 -3, one frame of 200+ MiB: mount" "$FUSE_WHY"
+		tc_skip "zstd -T0 -3 frame damaged after indexing" "$FUSE_WHY"
+	else
+		tc "zstd -T0 -3, one frame of 200+ MiB: index with checkpoints, mount == partclone.restore, 1000 random reads, loop mount + diff -r" \
+			c_zstd_big
+		tc "zstd -T0 -3 frame damaged in place after indexing: EIO in its span only, the rest right; a damaged copy: index exit 1 naming 'byte N'" \
+			c_zstd_big_damaged
+	fi
 fi
-tc "gzip damaged in the middle: imgbk index exit 1, one line naming the file and 'byte N'" c_gz_damaged
-tc "gzip truncated: imgbk index exit 1, one line naming the file and 'truncated'" c_gz_truncated
-if [ -n "$FUSE_WHY" ]; then
-	tc_skip "gzip damaged after indexing: EIO there, the rest reads" "$FUSE_WHY"
-	tc_skip "ntfsclone | gzip: mount" "$FUSE_WHY"
-	tc_skip "vpartclone -m on a .gz" "$FUSE_WHY"
-else
-	tc "gzip damaged in place after indexing (same size+mtime): mount works, EIO there (dd), other reads right, daemon alive" \
-		c_gz_damaged_after_index
-	tc "ntfsclone -s -o - | gzip: imgbk mount == ntfsclone --restore-image, random reads" c_ntfs_gz
-	tc "vpartclone -q -m m fs.img.gz: mounts, bytes equal the source fs" c_vpc_gz
+if in_part 2; then
+	tc "gzip damaged in the middle: imgbk index exit 1, one line naming the file and 'byte N'" c_gz_damaged
+	tc "gzip truncated: imgbk index exit 1, one line naming the file and 'truncated'" c_gz_truncated
+	if [ -n "$FUSE_WHY" ]; then
+		tc_skip "gzip damaged after indexing: EIO there, the rest reads" "$FUSE_WHY"
+		tc_skip "ntfsclone | gzip: mount" "$FUSE_WHY"
+		tc_skip "vpartclone -m on a .gz" "$FUSE_WHY"
+	else
+		tc "gzip damaged in place after indexing (same size+mtime): mount works, EIO there (dd), other reads right, daemon alive" \
+			c_gz_damaged_after_index
+		tc "ntfsclone -s -o - | gzip: imgbk mount == ntfsclone --restore-image, random reads" c_ntfs_gz
+		tc "vpartclone -q -m m fs.img.gz: mounts, bytes equal the source fs" c_vpc_gz
+	fi
 fi
 
 if [ "$SKIP" -gt 0 ]; then
