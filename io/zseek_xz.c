@@ -356,4 +356,4 @@ static int xz_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err
 	return IMG_OK;
 }
 
-const struct zs_ops zs_xz_ops = { xz_scan, xz_open, xz_read, xz_close, 1 };
+const struct zs_ops zs_xz_ops = { xz_scan, xz_open, xz_read, xz_close, 1, NULL };
