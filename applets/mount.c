@@ -111,11 +111,7 @@ static int is_split_suffix(const char *sfx)
 
 static int is_compression_suffix(const char *sfx)
 {
-	static const char *const names[] = { "gz", "bz2", "zst", "xz", "lzma", "lz4" };
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strcasecmp(sfx, names[i]) == 0)
-			return 1;
-	return 0;
+	return img_codec_suffix(sfx, strlen(sfx));
 }
 
 static int is_img_suffix(const char *sfx)

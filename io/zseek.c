@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -929,6 +930,30 @@ static void core_free(struct zs_core *c)
 	memset(c, 0, sizeof *c);
 }
 
+int zs_not_mountable(struct zs_scan *sc, const char *what)
+{
+	const struct img_codec *c = sc->codec;
+	char fix[400] = "", tool[400] = "";
+	if (c && c->mount_fix) {
+		snprintf(fix, sizeof fix, "make it mountable with: ");
+		snprintf(fix + strlen(fix), sizeof fix - strlen(fix), c->mount_fix, sc->name);
+		strcat(fix, ", or ");
+	}
+	if (c && c->tool)
+		snprintf(tool, sizeof tool, "decompress it: %s %s > IMAGE.img", c->tool, sc->name);
+	return img_err_set(sc->err, IMG_E_FORMAT, 0, 0, 0, "%s: %s: %s cannot be read at random; %s%s",
+			   sc->name, c ? c->name : "codec", what, fix, tool[0] ? tool : "decompress it first");
+}
+
+/* The entry of the codec whose decoder is ops, or NULL. */
+static const struct img_codec *codec_of(const struct zs_ops *ops)
+{
+	for (size_t i = 0; img_codecs[i]; i++)
+		if (img_codecs[i]->seek == ops)
+			return img_codecs[i];
+	return NULL;
+}
+
 /* The scan of a codec with one decoder: that decoder run from the start to
  * the end in scan mode, adding points as it passes them. */
 static int scan_by_decoding(struct zs_scan *sc, const struct zs_ops *ops)
@@ -978,7 +1003,8 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
 		*rebuilt = 1;
 		struct zs_scan sc = { .raw = raw, .name = v->name, .span = first_span, .err = err,
-				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core };
+				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core,
+				      .codec = codec_of(ops) };
 		rc = ops->scan ? ops->scan(&sc) : scan_by_decoding(&sc, ops);
 		if (rc == IMG_OK)
 			close_segment(&v->core);

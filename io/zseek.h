@@ -91,6 +91,7 @@ struct zs_scan {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	int states_packed;     /* set by the codec: its states are compressed already (stored as given) */
+	const struct img_codec *codec;  /* its table entry (mount_fix, tool), NULL when not in the table */
 	struct zs_core *core;  /* the core's private side */
 };
 
@@ -141,6 +142,11 @@ struct zs_start {
 /* Open in->raw at offset or in->up, as st says. @return IMG_OK or IMG_E_IO. */
 int zs_input_start(struct zs_input *in, const struct zs_start *st, uint64_t offset, size_t cap,
 		   img_err *err);
+
+/* Refuse data without access points: "NAME: CODEC: WHAT cannot be read at
+ * random; make it mountable with: FIX, or decompress it: TOOL NAME >
+ * IMAGE.img" (FIX and TOOL from the codec's table entry). @return IMG_E_FORMAT. */
+int zs_not_mountable(struct zs_scan *sc, const char *what);
 
 struct zs_ops {
 	/*
