@@ -274,8 +274,10 @@ static const struct img_codec lrzip_codec = {
 	.convert = "lrzip -q -d -o - %1$s | zstd -T0 > %1$s.zst",
 };
 
+extern const struct img_codec codec_lzop;  /* codecs in a file of their own (io/NAME.c) */
+
 const struct img_codec *const img_codecs[] = {
-	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec, &lzip_codec, &lrzip_codec,
+	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec, &lzip_codec, &lrzip_codec, &codec_lzop,
 	&lzma_codec, /* heuristic: last */
 	NULL,
 };

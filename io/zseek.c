@@ -86,7 +86,7 @@ int zs_input_start(struct zs_input *in, const struct zs_start *st, uint64_t offs
 	memset(in, 0, sizeof *in);
 	in->up = st->up;
 	in->offset = st->up->offset;
-	in->cap = cap ? cap : ZS_INPUT_DEFAULT;
+	in->cap = STREAM_MAX_PEEK;
 	return IMG_OK;
 }
 
@@ -138,6 +138,25 @@ int zs_input_fill(struct zs_input *in, size_t min, img_err *err)
 	return IMG_OK;
 }
 
+int zs_input_need(struct zs_input *in, size_t min, img_err *err)
+{
+	if (!in->up && min > in->cap) {
+		if (in->pos > 0) {
+			memmove(in->buf, in->buf + in->pos, in->end - in->pos);
+			in->offset += in->pos;
+			in->end -= in->pos;
+			in->pos = 0;
+		}
+		uint8_t *b = realloc(in->buf, min);
+		if (!b)
+			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (compressed input buffer)",
+					   rsrc_first_path(in->raw));
+		in->buf = b;
+		in->cap = min;
+	}
+	return zs_input_fill(in, min, err);
+}
+
 int zs_input_finish(struct zs_input *in, const char *name, const char *codec, const char *unit,
 		    img_err *err)
 {
@@ -181,8 +200,8 @@ int zs_corrupt(img_err *err, const char *name, const char *codec, uint64_t at, c
 
 int zs_truncated(img_err *err, const char *name, const char *codec, const char *unit, uint64_t at)
 {
-	/* "an xz stream", "an lz4 frame": by the sound of the first letter */
-	const char *article = strchr("aeioux", unit[0]) || !strncmp(unit, "lz4", 3) ? "an" : "a";
+	/* "an xz stream", "an lz4 frame", "an lzop block": by the sound of the first letter */
+	const char *article = strchr("aeioux", unit[0]) || !strncmp(unit, "lz", 2) ? "an" : "a";
 	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
 			   "%s: %s: the compressed stream ends inside %s %s at byte %llu (truncated)", name,
 			   codec, article, unit, (unsigned long long)at);

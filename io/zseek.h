@@ -66,6 +66,9 @@ int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t ca
  * @return IMG_OK (check in->end - in->pos; fewer than min only at the end),
  * or an error (a stream's error is in its slot already). min <= cap. */
 int zs_input_fill(struct zs_input *in, size_t min, img_err *err);
+/* zs_input_fill for a unit of `min` bytes that may be larger than the
+ * buffer (which then grows; a stream source peeks up to STREAM_MAX_PEEK). */
+int zs_input_need(struct zs_input *in, size_t min, img_err *err);
 /* Compressed offset of the next unread byte. */
 static inline uint64_t zs_input_at(const struct zs_input *in)
 {
