@@ -260,8 +260,8 @@ static const struct img_codec lz4_codec = {
 	.tool = "lz4 -dc", .suffixes = "lz4",
 };
 static const struct img_codec lzip_codec = {
-	.name = "lzip", .magic_len = 6, .bid = lzip_bid, .open = codec_lzip_open,
-	.tool = "lzip -dc", .suffixes = "lz",
+	.name = "lzip", .magic_len = 6, .bid = lzip_bid, .seek = &zs_lzip_ops,
+	.tool = "lzip -dc", .suffixes = "lz", .mount_fix = "lzip -dc %s | plzip -3 > NEW.lz (many members)",
 };
 static const struct img_codec lzma_codec = {
 	.name = "lzma", .magic_len = 14, .bid = lzma_bid, .open = codec_lzma_open,

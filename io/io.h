@@ -208,7 +208,6 @@ int codec_zstd_open(img_stream *up, img_stream **out);
 int codec_xz_open(img_stream *up, img_stream **out);
 int codec_lzma_open(img_stream *up, img_stream **out);
 int codec_lz4_open(img_stream *up, img_stream **out);
-int codec_lzip_open(img_stream *up, img_stream **out);
 
 /* Every file the bytes of `path` may come from: the pieces of a split set,
  * or path and its numbered siblings (NAME.001, ... of a volume set), as a

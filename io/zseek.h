@@ -188,7 +188,7 @@ struct zs_ops {
  */
 int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out);
 
-extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops;
+extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops, zs_lzip_ops;
 
 /* ---- the decoded view (io/zseek.c) ----------------------------------------- */
 typedef struct zs_view zs_view;

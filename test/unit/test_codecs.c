@@ -757,6 +757,13 @@ static void expect_all_then_close(img_stream *s, const struct buf *want)
 	buf_free(&out);
 }
 
+static void remove_dir(const char *dir)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* plain through the real `tool ARGS` (stdin to stdout) in dir, into out. */
 static void enc_tool(const char *dir, const char *tool, const struct buf *plain, struct buf *out)
 {
@@ -803,13 +810,50 @@ static void test_lzop(void **state)
 	expect_same(lzop_open, &comp, &big, 7);
 	enc_tool(dir, "lzop -q -c", &empty, &comp);
 	expect_same_all_chunks(lzop_open, &comp, &empty);
-	char cmd[400];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&one);
 	buf_free(&big);
+}
+
+static int lzip_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("lzip", up, out);
+}
+
+/* lzip (io/lzip.c, lzlib): members made by the real lzip, one and many (-b). */
+static void test_lzip(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/imgbk-lzip-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct buf plain = { 0 }, comp = { 0 }, out = { 0 }, one = { 0 };
+	make_plain(&plain, SMALL, 6);
+	for (int t = 0; t < 2; t++) {
+		enc_tool(dir, "lzip -q -3 -c", &plain, &comp);
+		if (t == 1) {  /* two members (cat a.lz b.lz), as plzip writes many */
+			enc_tool(dir, "lzip -q -0 -c", &plain, &one);
+			buf_add(&comp, one.p, one.n);
+			buf_reserve(&plain, plain.n);  /* first: adding plain to itself must not move it */
+			buf_add(&plain, plain.p, plain.n);
+		}
+		expect_bid(&comp, "lzip");
+		expect_same_all_chunks(lzip_open, &comp, &plain);
+		expect_damage_detected(lzip_open, &comp, &plain, comp.n / 2);
+		size_t n = comp.n;
+		buf_add(&comp, "JUNK", 4);  /* lzip -d: "trailing data" */
+		img_err err;
+		assert_int_equal(decode(lzip_open, &comp, 4096, &out, &err), IMG_E_TRAILING);
+		assert_true(err.has_offset && err.offset >= n);
+		assert_int_equal(out.n, plain.n);
+		assert_memory_equal(out.p, plain.p, plain.n);
+	}
+	remove_dir(dir);
+	buf_free(&plain);
+	buf_free(&comp);
+	buf_free(&out);
+	buf_free(&one);
 }
 
 /* lrzip (Clonezilla -z7): one line naming the file and the command that converts it. */
@@ -842,8 +886,7 @@ static void test_lrzip_refused(void **state)
 	snprintf(path, sizeof path, "%s/disk.lrz.zst", dir);
 	assert_int_equal(stream_open_stack(path, &err, NULL, NULL, 0, &s), IMG_OK);
 	expect_all_then_close(s, &plain);
-	snprintf(want, sizeof want, "rm -rf '%s'", dir);
-	assert_int_equal(system(want), 0);
+	remove_dir(dir);
 	buf_free(&plain);
 	buf_free(&comp);
 }
@@ -1101,6 +1144,7 @@ int main(void)
 		cmocka_unit_test(test_lz4_frame),
 		cmocka_unit_test(test_lz4_legacy),
 		cmocka_unit_test(test_lzop),
+		cmocka_unit_test(test_lzip),
 		cmocka_unit_test(test_lrzip_refused),
 		cmocka_unit_test(test_upstream_error),
 		cmocka_unit_test(test_damage_fuzz),
