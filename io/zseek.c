@@ -94,10 +94,10 @@ int zs_input_start(struct zs_input *in, const struct zs_start *st, uint64_t offs
 static int fill_from_stream(struct zs_input *in, size_t min)
 {
 	stream_consume(in->up, in->pos);
-	const uint8_t *p;
-	size_t avail;
+	const uint8_t *p = NULL;
+	size_t avail = 0;
 	int rc = stream_peek(in->up, min, &p, &avail);
-	in->buf = (uint8_t *)p;
+	in->buf = rc < 0 ? NULL : (uint8_t *)p;
 	in->pos = 0;
 	in->end = rc < 0 ? 0 : avail;
 	in->offset = in->up->offset;
