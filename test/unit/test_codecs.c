@@ -769,7 +769,7 @@ static void enc_tool(const char *dir, const char *tool, const struct buf *plain,
 {
 	char in[300], cmd[900];
 	snprintf(in, sizeof in, "%s/plain", dir);
-	write_file(in, plain->p, plain->n);
+	write_file(in, plain->n ? plain->p : (const uint8_t *)"", plain->n);
 	snprintf(cmd, sizeof cmd, "%s < '%s' > '%s/out'", tool, in, dir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(in, sizeof in, "%s/out", dir);
