@@ -43,7 +43,7 @@ PKGS      += libisal
 CPPFLAGS  += -DHAVE_ISAL
 endif
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lbz2 -llz
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lbz2 -llz -llzo2
 FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
 FUSE_LIBS   := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
 
@@ -255,7 +255,7 @@ deps:
 # ---- static build for rescue media ----------------------------------------
 # Debian ships the .a of every library used except ISA-L, so the static build
 # computes CRC-32 with zlib instead.
-STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs $(PKGS) fuse3 2>/dev/null) -lbz2 -llz
+STATIC_LIBS = $(shell $(PKG_CONFIG) --static --libs $(PKGS) fuse3 2>/dev/null) -lbz2 -llz -llzo2
 static:
 	$(MAKE) O=build/static HAVE_ISAL= static-link
 

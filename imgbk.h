@@ -296,6 +296,9 @@ enum img_index_origin {
 int img_index_origin(const img_image *im);
 
 /* ---- small shared helpers (used by applets and tests) ------------------ */
+/* 1 when sfx (len bytes, no dot, any case) is a compressor's file suffix
+ * ("gz", "zst", ...: the codec table, io/codecs.c). */
+int img_codec_suffix(const char *sfx, size_t len);
 /* "671,088,640" */
 void img_fmt_thousands(char *out, size_t outsz, uint64_t v);
 /* "640.0 MB" with 1024-based units and one decimal, "512 B" under 1 KiB,

@@ -21,7 +21,8 @@ static const char mount_usage[] =
 "empty directory. IMAGE is a plain file or the first piece of a split set\n"
 "(NAME.aa), plain or compressed with gzip, bzip2, xz (several blocks), zstd\n"
 "(one frame as zstd -T0 and Clonezilla write, or several as pzstd writes:\n"
-"a faster first index) or lz4; one xz block cannot be read at random (the\n"
+"a faster first index), lz4, lzop or lzip (several members, as plzip\n"
+"writes); one xz block or one big lzip member cannot be read at random (the\n"
 "message says what to do), nor can lzma.\n"
 "The block index (and for a compressed image its access points, found by\n"
 "decoding it once) is built on the first mount and saved (IMAGE.ibkx, see\n"
@@ -111,11 +112,7 @@ static int is_split_suffix(const char *sfx)
 
 static int is_compression_suffix(const char *sfx)
 {
-	static const char *const names[] = { "gz", "bz2", "zst", "xz", "lzma", "lz4" };
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strcasecmp(sfx, names[i]) == 0)
-			return 1;
-	return 0;
+	return img_codec_suffix(sfx, strlen(sfx));
 }
 
 static int is_img_suffix(const char *sfx)

@@ -50,14 +50,8 @@ int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *wh
 /* The tool that decodes a codec's data to stdout, or NULL. */
 static const char *decoder_tool(const char *codec, size_t len)
 {
-	static const char *const tools[][2] = {
-		{ "gzip", "gzip -dc" }, { "bzip2", "bzip2 -dc" }, { "zstd", "zstd -dc" },
-		{ "xz", "xz -dc" }, { "lzma", "xz -dc" }, { "lz4", "lz4 -dc" }, { "lzip", "lzip -dc" },
-	};
-	for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
-		if (strlen(tools[i][0]) == len && strncmp(tools[i][0], codec, len) == 0)
-			return tools[i][1];
-	return NULL;
+	const struct img_codec *c = codec_by_name(codec, len);
+	return c ? c->tool : NULL;
 }
 
 /* The shell command that writes the image's decoded bytes to IMAGE.img:

@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "codec_util.h"
 #include "zseek.h"
@@ -202,6 +203,12 @@ static int lzip_bid(const uint8_t *p, size_t n)
 	return n >= 6 && memcmp(p, "LZIP", 4) == 0 && p[4] == 1 && (p[5] & 0x1F) >= 12 && (p[5] & 0x1F) <= 29;
 }
 
+/* lrzip file header: "LRZI", major version 0, minor version 1..255. */
+static int lrzip_bid(const uint8_t *p, size_t n)
+{
+	return n >= 6 && memcmp(p, "LRZI", 4) == 0 && p[4] == 0 && p[5] != 0;
+}
+
 static int is_pow2(uint32_t v)
 {
 	return v != 0 && (v & (v - 1)) == 0;
@@ -232,16 +239,90 @@ static int lzma_bid(const uint8_t *p, size_t n)
  * frames (open.c shows them 64).
  */
 
-static const struct img_codec gzip_codec = { "gzip", 4, gzip_bid, codec_gzip_open, &zs_gzip_ops };
-static const struct img_codec bzip2_codec = { "bzip2", 10, bzip2_bid, codec_bzip2_open, &zs_bzip2_ops };
-static const struct img_codec zstd_codec = { "zstd", 4, zstd_bid, codec_zstd_open, &zs_zstd_ops };
-static const struct img_codec xz_codec = { "xz", 6, xz_bid, codec_xz_open, &zs_xz_ops };
-static const struct img_codec lz4_codec = { "lz4", 4, lz4_bid, codec_lz4_open, &zs_lz4_ops };
-static const struct img_codec lzip_codec = { "lzip", 6, lzip_bid, codec_lzip_open, NULL };
-static const struct img_codec lzma_codec = { "lzma", 14, lzma_bid, codec_lzma_open, NULL };
+static const struct img_codec gzip_codec = {
+	.name = "gzip", .magic_len = 4, .bid = gzip_bid, .seek = &zs_gzip_ops,
+	.tool = "gzip -dc", .suffixes = "gz tgz",
+};
+static const struct img_codec bzip2_codec = {
+	.name = "bzip2", .magic_len = 10, .bid = bzip2_bid, .open = codec_bzip2_open, .seek = &zs_bzip2_ops,
+	.tool = "bzip2 -dc", .suffixes = "bz2",
+};
+static const struct img_codec zstd_codec = {
+	.name = "zstd", .magic_len = 4, .bid = zstd_bid, .open = codec_zstd_open, .seek = &zs_zstd_ops,
+	.tool = "zstd -dc", .suffixes = "zst",
+};
+static const struct img_codec xz_codec = {
+	.name = "xz", .magic_len = 6, .bid = xz_bid, .open = codec_xz_open, .seek = &zs_xz_ops,
+	.tool = "xz -dc", .suffixes = "xz", .mount_fix = "xz -dc %s | xz -T0 > NEW.xz (multi-block)",
+};
+static const struct img_codec lz4_codec = {
+	.name = "lz4", .magic_len = 4, .bid = lz4_bid, .open = codec_lz4_open, .seek = &zs_lz4_ops,
+	.tool = "lz4 -dc", .suffixes = "lz4",
+};
+static const struct img_codec lzip_codec = {
+	.name = "lzip", .magic_len = 6, .bid = lzip_bid, .seek = &zs_lzip_ops,
+	.tool = "lzip -dc", .suffixes = "lz", .mount_fix = "lzip -dc %s | plzip -3 > NEW.lz (many members)",
+};
+static const struct img_codec lzma_codec = {
+	.name = "lzma", .magic_len = 14, .bid = lzma_bid, .open = codec_lzma_open,
+	.tool = "xz -dc", .suffixes = "lzma",
+};
+
+/* Clonezilla -z7: refused, with the command that converts it (%1$s: the file). */
+static const struct img_codec lrzip_codec = {
+	.name = "lrzip", .magic_len = 6, .bid = lrzip_bid, .tool = "lrzip -q -d -o -", .suffixes = "lrz",
+	.convert = "lrzip -q -d -o - %1$s | zstd -T0 > %1$s.zst",
+};
+
+extern const struct img_codec codec_lzop;  /* codecs in a file of their own (io/NAME.c) */
 
 const struct img_codec *const img_codecs[] = {
-	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec, &lzip_codec,
+	&gzip_codec, &bzip2_codec, &zstd_codec, &xz_codec, &lz4_codec, &lzip_codec, &lrzip_codec, &codec_lzop,
 	&lzma_codec, /* heuristic: last */
 	NULL,
 };
+
+/* ---- looking the table up ------------------------------------------------------- */
+
+const struct img_codec *codec_by_name(const char *name, size_t len)
+{
+	for (size_t i = 0; img_codecs[i]; i++)
+		if (strlen(img_codecs[i]->name) == len && strncmp(img_codecs[i]->name, name, len) == 0)
+			return img_codecs[i];
+	return NULL;
+}
+
+/* 1 when the space separated `list` holds word (len bytes, any case). */
+static int word_in(const char *list, const char *word, size_t len)
+{
+	while (list && *list) {
+		size_t n = strcspn(list, " ");
+		if (n == len && strncasecmp(list, word, len) == 0)
+			return 1;
+		list += n + (list[n] == ' ');
+	}
+	return 0;
+}
+
+int img_codec_suffix(const char *sfx, size_t len)
+{
+	for (size_t i = 0; img_codecs[i]; i++)
+		if (word_in(img_codecs[i]->suffixes, sfx, len))
+			return 1;
+	return 0;
+}
+
+int codec_open(const struct img_codec *c, img_stream *up, img_stream **out)
+{
+	if (c->open)
+		return c->open(up, out);
+	if (c->seek && c->seek->start)
+		return zs_stream_open(up, c->name, c->seek, out);
+	const char *path = up->path ? up->path : "FILE";
+	char cmd[600] = "";
+	if (c->convert)
+		snprintf(cmd, sizeof cmd, c->convert, path);
+	return img_err_set(up->err, IMG_E_FORMAT, 0, 0, 0,
+			   "%s: %s: %s data, which imgbk does not decode; convert it with: %s", path, c->name,
+			   c->name, cmd[0] ? cmd : c->tool ? c->tool : "its own tool");
+}

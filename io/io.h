@@ -279,19 +279,36 @@ struct zs_ops;
 
 /* ---- decoding layers --------------------------------------------------- */
 /*
- * One entry per compressor (io/codecs.c is the one place to add one):
- * bid() looks at the first bytes and returns nonzero when they are its magic;
- * open() stacks the decoding layer on top of `up`.
+ * One entry per compressor, all a codec is to the rest of imgbk (io/codecs.c
+ * holds the table; README "Adding a codec"): bid() looks at the first bytes
+ * and returns nonzero when they are its magic; seek is its one decoder
+ * (zseek.h), which serves the sequential layer, the scan and random reads.
  */
 struct img_codec {
 	const char *name;
 	size_t magic_len;  /* bytes bid() wants to see */
 	int (*bid)(const uint8_t *p, size_t n);
+	/* Stacks a decoding layer of its own on `up`; NULL: the layer is the one
+	 * decoder (seek->start) through zs_stream_open. */
 	int (*open)(img_stream *up, img_stream **out);
-	const struct zs_ops *seek;  /* random access into its data (zseek.h), NULL when none */
+	const struct zs_ops *seek;  /* its decoder (zseek.h); NULL when imgbk does not decode it */
+	const char *tool;           /* the command that writes its decoded bytes to stdout: "gzip -dc" */
+	const char *suffixes;       /* its file name suffixes without the dot, space separated: "gz" */
+	/* When its data has no access points: the command (one %s: the file)
+	 * that makes it mountable; NULL when the data always has them. */
+	const char *mount_fix;
+	/* A codec imgbk does not decode (seek NULL): the command (%s: the file)
+	 * that converts the file to one it does. */
+	const char *convert;
 };
 
 extern const struct img_codec *const img_codecs[];  /* NULL-terminated */
+
+/* The entry called `name` (its first len bytes), or NULL. */
+const struct img_codec *codec_by_name(const char *name, size_t len);
+/* Stack c's decoding layer on up (for a codec imgbk does not decode: fail
+ * with one line saying how to convert the file). */
+int codec_open(const struct img_codec *c, img_stream *up, img_stream **out);
 
 int codec_gzip_open(img_stream *up, img_stream **out);
 int codec_bzip2_open(img_stream *up, img_stream **out);
@@ -299,7 +316,6 @@ int codec_zstd_open(img_stream *up, img_stream **out);
 int codec_xz_open(img_stream *up, img_stream **out);
 int codec_lzma_open(img_stream *up, img_stream **out);
 int codec_lz4_open(img_stream *up, img_stream **out);
-int codec_lzip_open(img_stream *up, img_stream **out);
 
 /* Every file the bytes of `path` may come from: the pieces of a split set,
  * or path and its numbered siblings (NAME.001, ... of a volume set), as a

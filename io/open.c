@@ -122,7 +122,7 @@ int stream_stack_on(img_stream *top, int (*stop)(const uint8_t *p, size_t n), ch
 			break;
 		}
 		img_stream *next = NULL;
-		rc = c->open(top, &next);
+		rc = codec_open(c, top, &next);
 		if (rc < 0)
 			break;
 		next->codec = c;

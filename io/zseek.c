@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -37,6 +38,7 @@
 #include "zseek.h"
 
 #define ZS_INPUT_DEFAULT ((size_t)1 << 20)
+#define ZS_PROGRESS_EVERY ((uint64_t)64 << 20)  /* compressed bytes between progress reports */
 #define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
 /* Stateful points and the bytes their (packed) states take, at most; past
  * either the span doubles and every other point goes. */
@@ -73,12 +75,46 @@ int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t ca
 	return IMG_OK;
 }
 
+int zs_input_start(struct zs_input *in, const struct zs_start *st, uint64_t offset, size_t cap,
+		   img_err *err)
+{
+	if (!st->up) {
+		int rc = zs_input_init(in, st->raw, offset, cap, err);
+		in->sc = st->sc;
+		return rc;
+	}
+	memset(in, 0, sizeof *in);
+	in->up = st->up;
+	in->offset = st->up->offset;
+	in->cap = STREAM_MAX_PEEK;
+	return IMG_OK;
+}
+
+/* Stream source: hand back what the decoder used, then peek (zero copy). */
+static int fill_from_stream(struct zs_input *in, size_t min)
+{
+	stream_consume(in->up, in->pos);
+	const uint8_t *p = NULL;
+	size_t avail = 0;
+	int rc = stream_peek(in->up, min, &p, &avail);
+	in->buf = rc < 0 ? NULL : (uint8_t *)p;
+	in->pos = 0;
+	in->end = rc < 0 ? 0 : avail;
+	in->offset = in->up->offset;
+	if (rc < 0)
+		return rc;
+	in->eof = rc == IMG_EOF;
+	return IMG_OK;
+}
+
 int zs_input_fill(struct zs_input *in, size_t min, img_err *err)
 {
 	if (min > in->cap)
 		min = in->cap;
 	if (in->end - in->pos >= min || in->eof)
 		return IMG_OK;
+	if (in->up)
+		return fill_from_stream(in, min);
 	if (in->pos > 0) {
 		memmove(in->buf, in->buf + in->pos, in->end - in->pos);
 		in->offset += in->pos;
@@ -95,13 +131,64 @@ int zs_input_fill(struct zs_input *in, size_t min, img_err *err)
 			in->eof = 1;
 		in->end += got;
 	}
+	if (in->sc && in->offset >= in->next_progress) {
+		zs_scan_progress(in->sc, in->offset);
+		in->next_progress = in->offset + ZS_PROGRESS_EVERY;
+	}
 	return IMG_OK;
+}
+
+int zs_input_need(struct zs_input *in, size_t min, img_err *err)
+{
+	if (!in->up && min > in->cap) {
+		if (in->pos > 0) {
+			memmove(in->buf, in->buf + in->pos, in->end - in->pos);
+			in->offset += in->pos;
+			in->end -= in->pos;
+			in->pos = 0;
+		}
+		uint8_t *b = realloc(in->buf, min);
+		if (!b)
+			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (compressed input buffer)",
+					   rsrc_first_path(in->raw));
+		in->buf = b;
+		in->cap = min;
+	}
+	return zs_input_fill(in, min, err);
+}
+
+int zs_input_finish(struct zs_input *in, const char *name, const char *codec, const char *unit,
+		    img_err *err)
+{
+	for (;;) {
+		int rc = zs_input_fill(in, 1, err);
+		if (rc != IMG_OK)
+			return rc;
+		if (in->end == in->pos)
+			return IMG_OK;
+		const uint8_t *p = in->buf + in->pos;
+		size_t n = in->end - in->pos, z = 0;
+		while (z < n && p[z] == 0)
+			z++;
+		if (z < n)
+			return img_err_set(err, IMG_E_TRAILING, 0, 1, zs_input_at(in) + z,
+					   "%s: %s: trailing garbage at byte %llu of the compressed stream, "
+					   "after the last %s (0x%02x is not the start of another one)",
+					   name, codec, (unsigned long long)(zs_input_at(in) + z), unit, p[z]);
+		in->pos = in->end;
+	}
 }
 
 void zs_input_free(struct zs_input *in)
 {
-	free(in->buf);
+	if (in->up) {
+		if (in->buf)
+			stream_consume(in->up, in->pos);
+	} else {
+		free(in->buf);
+	}
 	in->buf = NULL;
+	in->pos = in->end = 0;
 }
 
 int zs_corrupt(img_err *err, const char *name, const char *codec, uint64_t at, const char *detail)
@@ -113,8 +200,8 @@ int zs_corrupt(img_err *err, const char *name, const char *codec, uint64_t at, c
 
 int zs_truncated(img_err *err, const char *name, const char *codec, const char *unit, uint64_t at)
 {
-	/* "an xz stream", "an lz4 frame": by the sound of the first letter */
-	const char *article = strchr("aeioux", unit[0]) || !strncmp(unit, "lz4", 3) ? "an" : "a";
+	/* "an xz stream", "an lz4 frame", "an lzop block": by the sound of the first letter */
+	const char *article = strchr("aeioux", unit[0]) || !strncmp(unit, "lz", 2) ? "an" : "a";
 	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
 			   "%s: %s: the compressed stream ends inside %s %s at byte %llu (truncated)", name,
 			   codec, article, unit, (unsigned long long)at);
@@ -398,7 +485,13 @@ static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
 	p.state = state;
 	p.state_len = k->raw_len;
 	uint64_t next = i + 1 < v->core.n ? v->core.pts[i + 1].p.uout : v->usize;
-	int rc = v->ops->open(v->raw, v->name, &p, next, &c->dec, err);
+	int rc;
+	if (v->ops->start) {
+		struct zs_start st = { .raw = v->raw, .name = v->name, .p = &p, .next_uout = next };
+		rc = v->ops->start(&st, &c->dec, err);
+	} else {
+		rc = v->ops->open(v->raw, v->name, &p, next, &c->dec, err);
+	}
 	free(state);
 	if (rc != IMG_OK) {
 		c->dec = NULL;
@@ -856,6 +949,54 @@ static void core_free(struct zs_core *c)
 	memset(c, 0, sizeof *c);
 }
 
+int zs_not_mountable(struct zs_scan *sc, const char *what)
+{
+	const struct img_codec *c = sc->codec;
+	char fix[400] = "", tool[400] = "";
+	if (c && c->mount_fix) {
+		snprintf(fix, sizeof fix, "make it mountable with: ");
+		snprintf(fix + strlen(fix), sizeof fix - strlen(fix), c->mount_fix, sc->name);
+		strcat(fix, ", or ");
+	}
+	if (c && c->tool)
+		snprintf(tool, sizeof tool, "decompress it: %s %s > IMAGE.img", c->tool, sc->name);
+	return img_err_set(sc->err, IMG_E_FORMAT, 0, 0, 0, "%s: %s: %s cannot be read at random; %s%s",
+			   sc->name, c ? c->name : "codec", what, fix, tool[0] ? tool : "decompress it first");
+}
+
+/* The entry of the codec whose decoder is ops, or NULL. */
+static const struct img_codec *codec_of(const struct zs_ops *ops)
+{
+	for (size_t i = 0; img_codecs[i]; i++)
+		if (img_codecs[i]->seek == ops)
+			return img_codecs[i];
+	return NULL;
+}
+
+/* The scan of a codec with one decoder: that decoder run from the start to
+ * the end in scan mode, adding points as it passes them. */
+static int scan_by_decoding(struct zs_scan *sc, const struct zs_ops *ops)
+{
+	struct zs_point first = { 0 };
+	struct zs_start st = { .raw = sc->raw, .name = sc->name, .p = &first, .sc = sc, .whole = 1 };
+	void *dec = NULL;
+	uint8_t *buf = malloc(ZS_SCRATCH);
+	if (!buf)
+		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", sc->name);
+	int rc = ops->start(&st, &dec, sc->err);
+	uint64_t total = 0;
+	size_t got = 1;
+	while (rc == IMG_OK && got > 0) {
+		rc = ops->read(dec, buf, ZS_SCRATCH, &got, sc->err);
+		total += got;
+	}
+	if (dec)
+		ops->close(dec);
+	free(buf);
+	sc->usize = total;
+	return rc;
+}
+
 int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
 		 size_t saved_len, void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
 		 int *rebuilt, img_err *err, zs_view **out)
@@ -881,8 +1022,9 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
 		*rebuilt = 1;
 		struct zs_scan sc = { .raw = raw, .name = v->name, .span = first_span, .err = err,
-				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core };
-		rc = ops->scan(&sc);
+				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core,
+				      .codec = codec_of(ops) };
+		rc = ops->scan ? ops->scan(&sc) : scan_by_decoding(&sc, ops);
 		if (rc == IMG_OK)
 			close_segment(&v->core);
 		if (rc == IMG_OK && v->core.n == 0)

@@ -42,9 +42,17 @@ struct zs_point {
 
 #define ZS_MAX_STATE ((uint32_t)1 << 28)  /* 256 MiB: a sparse window of up to 128 MiB and its runs */
 
-/* Sequential reading of the compressed bytes, for scans and decoders. */
+/*
+ * Sequential reading of the compressed bytes, for decoders: from an img_rsrc
+ * at an offset (random access: a read into the input's own buffer), or from
+ * the img_stream below a decoding layer (zero copy: buf points into that
+ * stream's buffer, and what the decoder used is consumed at the next fill).
+ */
 struct zs_input {
-	img_rsrc *raw;
+	img_rsrc *raw;       /* random access source, or NULL */
+	img_stream *up;      /* sequential source, or NULL */
+	struct zs_scan *sc;  /* a scan's progress is reported from here, or NULL */
+	uint64_t next_progress;
 	uint64_t offset;     /* compressed offset of buf[0] (buf[pos] is at offset + pos) */
 	uint8_t *buf;
 	size_t pos, end, cap;
@@ -56,8 +64,23 @@ int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t ca
 /* Make at least `min` unread bytes visible at in->buf + in->pos when the
  * data has them (moves the unread bytes to the buffer's start first).
  * @return IMG_OK (check in->end - in->pos; fewer than min only at the end),
- * or an error. min <= cap. */
+ * or an error (a stream's error is in its slot already). min <= cap. */
 int zs_input_fill(struct zs_input *in, size_t min, img_err *err);
+/* zs_input_fill for a unit of `min` bytes that may be larger than the
+ * buffer (which then grows; a stream source peeks up to STREAM_MAX_PEEK). */
+int zs_input_need(struct zs_input *in, size_t min, img_err *err);
+/* Compressed offset of the next unread byte. */
+static inline uint64_t zs_input_at(const struct zs_input *in)
+{
+	return in->offset + in->pos;
+}
+/* At a boundary after the last member/stream/frame: zero bytes up to the end
+ * of the data are padding (a tape block, a device larger than the file) and
+ * are read over; any other byte is IMG_E_TRAILING: "NAME: CODEC: trailing
+ * garbage at byte AT of the compressed stream, after the last UNIT (0xNN is
+ * not the start of another one)". */
+int zs_input_finish(struct zs_input *in, const char *name, const char *codec, const char *unit,
+		    img_err *err);
 void zs_input_free(struct zs_input *in);
 
 /* What a scan is given and reports. */
@@ -71,6 +94,7 @@ struct zs_scan {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	int states_packed;     /* set by the codec: its states are compressed already (stored as given) */
+	const struct img_codec *codec;  /* its table entry (mount_fix, tool), NULL when not in the table */
 	struct zs_core *core;  /* the core's private side */
 };
 
@@ -100,6 +124,33 @@ void zs_scan_progress(struct zs_scan *sc, uint64_t compressed_done);
 int zs_corrupt(img_err *err, const char *name, const char *codec, uint64_t at, const char *detail);
 int zs_truncated(img_err *err, const char *name, const char *codec, const char *unit, uint64_t at);
 
+/*
+ * Where a codec's one decoder starts and what it does (zs_ops.start). Every
+ * use of a codec is this decoder: the sequential stream (io/zstream.c) is
+ * it started at the start of the data, reading from the layer below; the
+ * scan is it started there in scan mode, adding points as it passes them;
+ * a random read starts it at a point found by the scan.
+ */
+struct zs_start {
+	img_rsrc *raw;             /* random access to the compressed bytes, or NULL */
+	img_stream *up;            /* sequential: the layer below, or NULL */
+	const char *name;          /* file name for messages */
+	const struct zs_point *p;  /* where to start; the first point is all zeros */
+	uint64_t next_uout;        /* random reads: the decoder may stop here */
+	struct zs_scan *sc;        /* scan mode: hand points to sc as they pass, or NULL */
+	int whole;                 /* decode on through every member to the end of the data,
+				    * with the trailing-bytes policy (stream and scan) */
+};
+
+/* Open in->raw at offset or in->up, as st says. @return IMG_OK or IMG_E_IO. */
+int zs_input_start(struct zs_input *in, const struct zs_start *st, uint64_t offset, size_t cap,
+		   img_err *err);
+
+/* Refuse data without access points: "NAME: CODEC: WHAT cannot be read at
+ * random; make it mountable with: FIX, or decompress it: TOOL NAME >
+ * IMAGE.img" (FIX and TOOL from the codec's table entry). @return IMG_E_FORMAT. */
+int zs_not_mountable(struct zs_scan *sc, const char *what);
+
 struct zs_ops {
 	/*
 	 * Decode all of sc->raw once, adding points: its natural restart
@@ -109,7 +160,7 @@ struct zs_ops {
 	 * truncation, no restart points) go to sc->err naming sc->name and the
 	 * compressed offset.
 	 */
-	int (*scan)(struct zs_scan *sc);
+	int (*scan)(struct zs_scan *sc);  /* NULL: run start() in scan mode (below) */
 	/* A decoder that starts producing at point p (the last point of the
 	 * list is at index count - 1; next_uout is the uout of the following
 	 * point, or the total size: a decoder may stop there). */
@@ -125,9 +176,19 @@ struct zs_ops {
 	 * end first. 0: the core checks segments with the CRCs fed by
 	 * zs_scan_output, if any. */
 	int self_checked;
+	/* The codec's one decoder (struct zs_start says where and how); with
+	 * it, read/close serve it, open is NULL and scan may be NULL. */
+	int (*start)(const struct zs_start *st, void **dec, img_err *err);
 };
 
-extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops;
+/*
+ * The sequential decoding layer of a codec with a start() decoder: the
+ * decoder started at the start of up's data, produce() = read() (with the
+ * deferral of an error found after good bytes: those go out first).
+ */
+int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out);
+
+extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops, zs_lzip_ops;
 
 /* ---- the decoded view (io/zseek.c) ----------------------------------------- */
 typedef struct zs_view zs_view;

@@ -635,4 +635,4 @@ static int bz_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err
 	return IMG_OK;
 }
 
-const struct zs_ops zs_bzip2_ops = { bz_scan, bz_open, bz_read, bz_close, 1 };
+const struct zs_ops zs_bzip2_ops = { bz_scan, bz_open, bz_read, bz_close, 1, NULL };

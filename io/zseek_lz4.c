@@ -544,4 +544,4 @@ static int lz4_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *er
 	return IMG_OK;
 }
 
-const struct zs_ops zs_lz4_ops = { lz4_scan, lz4_open, lz4_read, lz4_close, 0 };
+const struct zs_ops zs_lz4_ops = { lz4_scan, lz4_open, lz4_read, lz4_close, 0, NULL };

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <lzma.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,11 +214,9 @@ static int xz_one_block(struct zs_scan *sc, lzma_index *idx)
 		nonempty++;
 	if (nonempty != 1 || usize <= XZ_ONE_BLOCK_MAX)
 		return IMG_OK;
-	return img_err_set(sc->err, IMG_E_FORMAT, 0, 0, 0,
-			   "%s: xz: one xz block of %llu bytes cannot be read at random; make it mountable "
-			   "with: xz -dc %s | xz -T0 > NEW.xz (multi-block), or decompress it: "
-			   "xz -dc %s > IMAGE.img",
-			   sc->name, (unsigned long long)usize, sc->name, sc->name);
+	char what[80];
+	snprintf(what, sizeof what, "one xz block of %llu bytes", (unsigned long long)usize);
+	return zs_not_mountable(sc, what);
 }
 
 static int xz_add_points(struct zs_scan *sc, lzma_index *idx)
@@ -356,4 +355,4 @@ static int xz_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err
 	return IMG_OK;
 }
 
-const struct zs_ops zs_xz_ops = { xz_scan, xz_open, xz_read, xz_close, 1 };
+const struct zs_ops zs_xz_ops = { xz_scan, xz_open, xz_read, xz_close, 1, NULL };

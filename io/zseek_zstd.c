@@ -1163,4 +1163,4 @@ static int zst_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *er
 
 /* Decoders start mid-frame without the frame's checks: the core checks
  * every span against the CRC-32 the scan took (self_checked 0). */
-const struct zs_ops zs_zstd_ops = { zst_scan, zst_open, zst_read, zst_close, 0 };
+const struct zs_ops zs_zstd_ops = { zst_scan, zst_open, zst_read, zst_close, 0, NULL };

@@ -6,7 +6,7 @@ set -u
 PKGS="build-essential pkg-config zlib1g-dev libzstd-dev liblzma-dev libbz2-dev liblz4-dev
 libxxhash-dev libisal-dev libfuse3-dev fuse3 libcmocka-dev libssl-dev
 partclone ntfs-3g partimage e2fsprogs dosfstools mtools btrfs-progs util-linux parted
-gzip pigz bzip2 pbzip2 lbzip2 zstd xz-utils lz4 lzop lzip liblz-dev file coreutils strace
+gzip pigz bzip2 pbzip2 lbzip2 zstd xz-utils lz4 lzop liblzo2-dev lzip liblz-dev lrzip file coreutils strace
 clang libclang-rt-14-dev
 nbdkit nbdkit-plugin-dev libnbd-bin libnbd-dev qemu-utils"
 missing=""

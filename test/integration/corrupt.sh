@@ -519,7 +519,7 @@ EOF
 	nm "$LIBA" 2>/dev/null | grep -q __asan && SANF="-fsanitize=address,undefined"
 	if ! ${CC:-cc} -std=gnu11 $SANF -I"$ROOT" -o "$T/rdidx" "$T/rdidx.c" "$LIBA" \
 		$(pkg-config --libs zlib libzstd liblzma liblz4 libxxhash 2>/dev/null) \
-		$(pkg-config --exists libisal 2>/dev/null && pkg-config --libs libisal) -lbz2 -llz -lpthread 2>"$T/cc.err"; then
+		$(pkg-config --exists libisal 2>/dev/null && pkg-config --libs libisal) -lbz2 -llz -llzo2 -lpthread 2>"$T/cc.err"; then
 		SKIPS="$SKIPS index"
 		echo "# SKIP index: the driver does not build: $(head -n1 "$T/cc.err")"
 	else

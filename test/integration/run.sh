@@ -264,6 +264,9 @@ CODECS=(
 	"lzma|lzma|lzma -c"
 	"lz4|lz4|lz4 -q -c"
 	"lz4 -l (legacy)|l.lz4|lz4 -q -l -c"
+	"lzop|lzo|lzop -q -c"
+	"lzop -9 --crc32|c.lzo|lzop -q -9 --crc32 -c"
+	"lzip|lz|lzip -q -3 -c"
 )
 
 compress() { # SUFFIX COMMAND...
@@ -498,6 +501,17 @@ c_truncated_comp() { # SUFFIX CODEC-NAME
 	run 1 $IM verify "$W/bad.pc.$1" && err_has "$2" 'truncated' && err_names "bad.pc.$1"
 }
 
+c_lrzip_refused() {
+	command -v lrzip >/dev/null || skip "lrzip not installed (test/deps.sh)"
+	need "$B" || return 1
+	lrzip -q -o "$W/img.pc.lrz" "$B" 2>/dev/null || fail "lrzip failed" || return 1
+	run 1 $IM verify "$W/img.pc.lrz" && err_names img.pc.lrz &&
+		err_has "lrzip: .*convert it with: lrzip -q -d -o - $W/img.pc.lrz \\| zstd -T0 > $W/img.pc.lrz.zst" || return 1
+	[ "$(wc -l <"$W/err")" -eq 1 ] || fail "more than one line" || return 1
+	lrzip -q -d -o - "$W/img.pc.lrz" 2>/dev/null | zstd -q -T0 >"$W/img.pc.lrz.zst" || return 1
+	c_verify "$W/img.pc.lrz.zst"
+}
+
 # the image inside is intact; only the compressor's own trailer check is wrong
 c_bad_trailer() { # SUFFIX CODEC-NAME BYTES-FROM-END
 	need "$B.$1" || skip "no $BASE.pc.$1"
@@ -578,6 +592,9 @@ tc "damaged: .zst block header corrupted -> verify exit 1 'zstd' 'byte N'" c_cor
 tc "damaged: .xz cut in half -> verify exit 1 'xz' 'truncated'" c_truncated_comp xz xz
 tc "damaged: .bz2 cut in half -> verify exit 1 'bzip2' 'truncated'" c_truncated_comp bz2 bzip2
 tc "damaged: .lz4 cut in half -> verify exit 1 'lz4' 'truncated'" c_truncated_comp lz4 lz4
+tc "damaged: .lzo cut in half -> verify exit 1 'lzop' 'truncated'" c_truncated_comp lzo lzop
+tc "damaged: .lz cut in half -> verify exit 1 'lzip' 'truncated'" c_truncated_comp lz lzip
+tc "lrzip (Clonezilla -z7): refused in one line naming the file and the command that converts it; that command works" c_lrzip_refused
 tc "damaged: .gz trailer CRC32 flipped (image intact) -> verify exit 1 'gzip'" c_bad_trailer gz gzip 8
 tc "damaged: .zst content checksum flipped (image intact) -> verify exit 1 'zstd'" c_bad_trailer zst zstd 4
 tc "damaged: nonexistent image -> verify/info/restore exit 3" c_nonexistent

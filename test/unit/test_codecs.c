@@ -728,6 +728,169 @@ static void test_bids(void **state)
 	buf_free(&c);
 }
 
+/* ---- codecs of one file and one table line (io/lzop.c; lrzip: refused) ------- */
+
+/* The codec called name's layer, the way open.c stacks it (codec_open). */
+static int open_by_table(const char *name, img_stream *up, img_stream **out)
+{
+	const struct img_codec *c = codec_by_name(name, strlen(name));
+	assert_non_null(c);
+	return codec_open(c, up, out);
+}
+
+static int lzop_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("lzop", up, out);
+}
+
+static void write_file(const char *path, const uint8_t *p, size_t n);
+static int read_all(img_stream *s, struct buf *out);
+
+/* Read s to its end: exactly want's bytes. Closes s. */
+static void expect_all_then_close(img_stream *s, const struct buf *want)
+{
+	struct buf out = { 0 };
+	assert_int_equal(read_all(s, &out), IMG_EOF);
+	assert_int_equal(out.n, want->n);
+	assert_memory_equal(out.p, want->p, want->n);
+	stream_close(s);
+	buf_free(&out);
+}
+
+static void remove_dir(const char *dir)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* plain through the real `tool ARGS` (stdin to stdout) in dir, into out. */
+static void enc_tool(const char *dir, const char *tool, const struct buf *plain, struct buf *out)
+{
+	char in[300], cmd[900];
+	snprintf(in, sizeof in, "%s/plain", dir);
+	write_file(in, plain->n ? plain->p : (const uint8_t *)"", plain->n);
+	snprintf(cmd, sizeof cmd, "%s < '%s' > '%s/out'", tool, in, dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(in, sizeof in, "%s/out", dir);
+	FILE *f = fopen(in, "rb");
+	assert_non_null(f);
+	out->n = 0;
+	uint8_t chunk[65536];
+	size_t k;
+	while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_add(out, chunk, k);
+	fclose(f);
+}
+
+static void test_lzop(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/imgbk-lzop-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct buf plain = { 0 }, comp = { 0 }, one = { 0 }, big = { 0 }, empty = { 0 };
+	make_plain(&plain, SMALL, 3);
+	/* the default checksums (Adler-32 of the decoded bytes), CRC-32 ones, none */
+	static const char *const tools[] = { "lzop -q -c", "lzop -q -9 --crc32 -c", "lzop -q -F -c" };
+	for (int t = 0; t < 3; t++) {
+		enc_tool(dir, tools[t], &plain, &comp);
+		expect_bid(&comp, "lzop");
+		expect_same_all_chunks(lzop_open, &comp, &plain);
+		if (t < 2)  /* without checksums a flipped byte may decode to other bytes */
+			expect_damage_detected(lzop_open, &comp, &plain, comp.n / 2);
+		expect_trailing_policy(lzop_open, &comp, &plain, IMG_E_TRAILING);
+	}
+	/* concatenated files (cat a.lzo b.lzo), the first with many 256 KiB blocks */
+	make_plain(&big, LARGE, 4);
+	enc_tool(dir, "lzop -q -1 -c", &big, &comp);
+	enc_tool(dir, "lzop -q -c", &plain, &one);
+	buf_add(&comp, one.p, one.n);
+	buf_add(&big, plain.p, plain.n);
+	expect_same(lzop_open, &comp, &big, 4096);
+	expect_same(lzop_open, &comp, &big, 7);
+	enc_tool(dir, "lzop -q -c", &empty, &comp);
+	expect_same_all_chunks(lzop_open, &comp, &empty);
+	remove_dir(dir);
+	buf_free(&plain);
+	buf_free(&comp);
+	buf_free(&one);
+	buf_free(&big);
+}
+
+static int lzip_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("lzip", up, out);
+}
+
+/* lzip (io/lzip.c, lzlib): members made by the real lzip, one and many (-b). */
+static void test_lzip(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/imgbk-lzip-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct buf plain = { 0 }, comp = { 0 }, out = { 0 }, one = { 0 };
+	make_plain(&plain, SMALL, 6);
+	for (int t = 0; t < 2; t++) {
+		enc_tool(dir, "lzip -q -3 -c", &plain, &comp);
+		if (t == 1) {  /* two members (cat a.lz b.lz), as plzip writes many */
+			enc_tool(dir, "lzip -q -0 -c", &plain, &one);
+			buf_add(&comp, one.p, one.n);
+			buf_reserve(&plain, plain.n);  /* first: adding plain to itself must not move it */
+			buf_add(&plain, plain.p, plain.n);
+		}
+		expect_bid(&comp, "lzip");
+		expect_same_all_chunks(lzip_open, &comp, &plain);
+		expect_damage_detected(lzip_open, &comp, &plain, comp.n / 2);
+		size_t n = comp.n;
+		buf_add(&comp, "JUNK", 4);  /* lzip -d: "trailing data" */
+		img_err err;
+		assert_int_equal(decode(lzip_open, &comp, 4096, &out, &err), IMG_E_TRAILING);
+		assert_true(err.has_offset && err.offset >= n);
+		assert_int_equal(out.n, plain.n);
+		assert_memory_equal(out.p, plain.p, plain.n);
+	}
+	remove_dir(dir);
+	buf_free(&plain);
+	buf_free(&comp);
+	buf_free(&out);
+	buf_free(&one);
+}
+
+/* lrzip (Clonezilla -z7): one line naming the file and the command that converts it. */
+static void test_lrzip_refused(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/imgbk-lrz-XXXXXX", path[300];
+	assert_non_null(mkdtemp(dir));
+	struct buf plain = { 0 }, comp = { 0 };
+	make_plain(&plain, SMALL, 5);
+	enc_tool(dir, "lrzip -q -o - 2>/dev/null", &plain, &comp);
+	expect_bid(&comp, "lrzip");
+	snprintf(path, sizeof path, "%s/disk.lrz", dir);
+	write_file(path, comp.p, comp.n);
+	img_err err;
+	memset(&err, 0, sizeof err);
+	img_stream *s = NULL;
+	int rc = stream_open_stack(path, &err, NULL, NULL, 0, &s);
+	assert_int_equal(rc, IMG_E_FORMAT);
+	assert_null(strchr(err.msg, '\n'));
+	char want[700];
+	snprintf(want, sizeof want, "%s: lrzip: ", path);
+	assert_memory_equal(err.msg, want, strlen(want));
+	snprintf(want, sizeof want, "convert it with: lrzip -q -d -o - %s | zstd -T0 > %s.zst", path, path);
+	if (!strstr(err.msg, want))
+		fail_msg("no \"%s\" in: %s", want, err.msg);
+	/* and that command does convert it */
+	snprintf(want, sizeof want, "cd '%s' && lrzip -q -d -o - disk.lrz 2>/dev/null | zstd -q -T0 > disk.lrz.zst", dir);
+	assert_int_equal(system(want), 0);
+	snprintf(path, sizeof path, "%s/disk.lrz.zst", dir);
+	assert_int_equal(stream_open_stack(path, &err, NULL, NULL, 0, &s), IMG_OK);
+	expect_all_then_close(s, &plain);
+	remove_dir(dir);
+	buf_free(&plain);
+	buf_free(&comp);
+}
+
 /* ---- split sets -------------------------------------------------------------------- */
 
 static void write_file(const char *path, const uint8_t *p, size_t n)
@@ -950,10 +1113,7 @@ static void test_split_widening(void **state)
 	img_stream *s;
 	snprintf(path, sizeof path, "%s/x", dir);
 	assert_int_equal(source_open_split(path, &err, &s), IMG_OK);
-	assert_int_equal(read_all(s, &out), IMG_EOF);
-	assert_int_equal(out.n, all.n);
-	assert_memory_equal(out.p, all.p, all.n);
-	stream_close(s);
+	expect_all_then_close(s, &all);
 
 	/* remove x.zaaa: a gap across the widening */
 	snprintf(path, sizeof path, "%s/x.zaaa", dir);
@@ -983,6 +1143,9 @@ int main(void)
 		cmocka_unit_test(test_lzma_alone),
 		cmocka_unit_test(test_lz4_frame),
 		cmocka_unit_test(test_lz4_legacy),
+		cmocka_unit_test(test_lzop),
+		cmocka_unit_test(test_lzip),
+		cmocka_unit_test(test_lrzip_refused),
 		cmocka_unit_test(test_upstream_error),
 		cmocka_unit_test(test_damage_fuzz),
 		cmocka_unit_test(test_bids),

@@ -445,6 +445,50 @@ static void test_lz4(void **state)
  * in the header) reads at random through checkpoints inside the frame, also
  * from the saved points; one xz block over 64 MiB is refused with the
  * remedy; the same data in several frames opens. */
+/* The decoder of the codec called name, from the table (a codec of one file). */
+static const struct zs_ops *ops_named(const char *name)
+{
+	const struct img_codec *c = codec_by_name(name, strlen(name));
+	assert_non_null(c);
+	assert_non_null(c->seek);
+	return c->seek;
+}
+
+static void test_lzop(void **state)
+{
+	(void)state;
+	const struct zs_ops *ops = ops_named("lzop");
+	run("lzop -q -c plain > a.lzo && lzop -q -9 --crc32 -c plain > c.lzo && lzop -q -F -c plain > f.lzo");
+	run("cat a.lzo c.lzo f.lzo > cat.lzo && head -c 1000 /dev/zero >> cat.lzo");
+	/* a point every SPAN (64 KiB) at the next 256 KiB block start: one per block */
+	check_file("a.lzo", ops, 1, PLAIN_SIZE / (256 << 10), 1);
+	check_file("c.lzo", ops, 1, PLAIN_SIZE / (256 << 10), 0);
+	check_file("f.lzo", ops, 1, PLAIN_SIZE / (256 << 10), 0);
+	check_file("cat.lzo", ops, 3, 3 * (PLAIN_SIZE / (256 << 10)), 0);
+	check_damaged("a.lzo", ops, 1, 0);
+	check_damaged("c.lzo", ops, 1, 0);
+	check_truncated("a.lzo", ops);
+	check_truncated("cat.lzo", ops);
+	check_garbage("a.lzo", ops, IMG_E_TRAILING);
+}
+
+static void test_lzip(void **state)
+{
+	(void)state;
+	const struct zs_ops *ops = ops_named("lzip");
+	/* lzip -b: many members, as plzip writes them; one member; both concatenated */
+	run("lzip -q -3 -b 300KiB -c plain > m.lz && lzip -q -0 -c plain > one.lz");
+	run("cat m.lz one.lz > cat.lz");
+	check_file("m.lz", ops, 1, 5, 1);  /* -b limits the compressed size of a member */
+	check_file("one.lz", ops, 1, 1, 0);
+	check_file("cat.lz", ops, 2, 6, 0);
+	check_damaged("m.lz", ops, 1, 0);
+	check_damaged("one.lz", ops, 1, 0);
+	check_truncated("m.lz", ops);
+	check_truncated("cat.lz", ops);
+	check_garbage("m.lz", ops, IMG_E_TRAILING);
+}
+
 static void test_single_unit_limit(void **state)
 {
 	(void)state;
@@ -484,6 +528,10 @@ static void test_single_unit_limit(void **state)
 	char what[80];
 	snprintf(what, sizeof what, "one xz block of %zu bytes", BIG_SIZE);
 	check_too_large("big.xz", &zs_xz_ops, what, "| xz -T0 > NEW.xz");
+	/* one lzip member (lzip without -b): the same, with plzip as the fix */
+	run("lzip -q -0 -c big > big.lz");
+	snprintf(what, sizeof what, "one lzip member of %zu bytes", BIG_SIZE);
+	check_too_large("big.lz", ops_named("lzip"), what, "big.lz | plzip -3 > NEW.lz");
 
 	struct opened o;
 	if (open_view(&o, "bigp.zst", &zs_zstd_ops, NULL, 0) != IMG_OK)
@@ -527,6 +575,8 @@ int main(void)
 		cmocka_unit_test(test_xz),
 		cmocka_unit_test(test_zstd),
 		cmocka_unit_test(test_lz4),
+		cmocka_unit_test(test_lzop),
+		cmocka_unit_test(test_lzip),
 		cmocka_unit_test(test_single_unit_limit),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

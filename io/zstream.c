@@ -1,0 +1,85 @@
+/*
+ * io/zstream.c - the one sequential decoding layer: a codec's decoder
+ * (zseek.h, zs_ops.start) started at the start of the layer below's data,
+ * reading it in place through peek/consume (struct zs_input over a stream),
+ * decoding straight into the buffer produce() is given.
+ *
+ * The deferral: produce() must not lose the bytes decoded before damage (or
+ * the end of a truncated input) was found in the same call. The decoder
+ * reports into this layer's own error slot; when bytes came with the error,
+ * they go out and the error is handed to the stack's slot by the next
+ * produce(), which then makes no bytes.
+ *
+ * Not here: any codec (gz.c, ...), the choice of codec (open.c, codecs.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "zseek.h"
+
+struct zstream {
+	const struct zs_ops *ops;
+	void *dec;
+	struct zs_point first;  /* all zeros: the start of the data */
+	int pending;            /* an error waits to be reported */
+	img_err err;            /* the decoder's errors; IMG_OK when it is the layer below's */
+	struct img_stream_ops sops;  /* named after the codec, for messages */
+};
+
+/* Hand the decoder's error to the stack's slot. @return its code. */
+static int report(img_stream *s, struct zstream *z, int code)
+{
+	if (z->err.code == IMG_OK)  /* the layer below failed: its message is in the slot */
+		return code;
+	return img_err_set(s->err, z->err.code, z->err.sys_errno, z->err.has_offset, z->err.offset, "%s",
+			   z->err.msg);
+}
+
+static int zstream_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
+{
+	struct zstream *z = s->priv;
+	*got = 0;
+	if (z->pending)
+		return report(s, z, z->pending);
+	int rc = z->ops->read(z->dec, dst, cap, got, &z->err);
+	if (rc == IMG_OK)
+		return IMG_OK;
+	if (*got > 0) {
+		z->pending = rc;
+		return IMG_OK;
+	}
+	return report(s, z, rc);
+}
+
+static void zstream_close(img_stream *s)
+{
+	struct zstream *z = s->priv;
+	if (z->dec)
+		z->ops->close(z->dec);
+	free(z);
+}
+
+int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out)
+{
+	struct zstream *z = calloc(1, sizeof *z);
+	if (!z)
+		return img_err_set(up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", up->path, codec);
+	z->ops = ops;
+	z->sops = (struct img_stream_ops){ codec, zstream_produce, zstream_close };
+	struct zs_start st = { .up = up, .name = up->path ? up->path : "?", .p = &z->first, .whole = 1 };
+	int rc = ops->start(&st, &z->dec, &z->err);
+	if (rc != IMG_OK) {
+		img_err_set(up->err, z->err.code ? z->err.code : rc, z->err.sys_errno, z->err.has_offset,
+			    z->err.offset, "%s", z->err.msg);
+		free(z);
+		return rc;
+	}
+	img_stream *s = stream_new(&z->sops, z, up, NULL, NULL, 0);
+	if (!s) {
+		ops->close(z->dec);
+		free(z);
+		return IMG_E_IO;
+	}
+	*out = s;
+	return IMG_OK;
+}
