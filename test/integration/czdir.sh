@@ -507,6 +507,34 @@ case_lzip() {
 	run 1 "$IMGBK" verify bad.lzip && err_has 'bad\.lzip: lzip: invalid compressed data at byte [0-9]+ of the compressed stream \(lzlib'
 }
 
+# lzop (Clonezilla -z3, lzop -3): info, verify, restore; a cut image named
+lzo_dir() {
+	mkdir d && ln "$CZ"/* d/ && rm d/sda7.ext4-ptcl-img.lz4 || return 1
+	lz4 -dc "$CZ/sda7.ext4-ptcl-img.lz4" | lzop -3 -c >d/sda7.ext4-ptcl-img.lzo
+}
+case_lzo() {
+	need "$REF/sda.img" || return 1
+	command -v lzop >/dev/null || { echo "lzop is not installed (test/deps.sh)"; return 1; }
+	lzo_dir || return 1
+	run 0 "$IMGBK" info d && out_has '^sda7 +122880 +32\.0 MB +ext4 +partclone +lzo +1 ' || return 1
+	run 0 "$IMGBK" verify d/sda7 && out_has 'every CRC32 checksum matches' || return 1
+	run 0 "$IMGBK" restore -q d/sda7 - || return 1
+	part "$REF/sda.img" $SDA7_S $SDA7_N | cmp - "$W/out" || fail "lzo sda7 restored differs" || return 1
+	head -c 3000000 d/sda7.ext4-ptcl-img.lzo >cut.lzo
+	run 1 "$IMGBK" verify cut.lzo && err_has 'cut\.lzo: lzop: .*truncated'
+}
+
+# the lzop image mounts through its blocks: MNT/sda7 and the whole disk MNT/sda
+case_mount_lzo() {
+	start_case
+	need "$REF/sda.img" || return 1
+	command -v lzop >/dev/null || { echo "lzop is not installed (test/deps.sh)"; return 1; }
+	lzo_dir || return 1
+	mnt d "$PWD/m" -q || return 1
+	part "$REF/sda.img" $SDA7_S $SDA7_N | cmp - m/sda7 || fail "m/sda7 (lzo) differs" || return 1
+	cmp "$REF/sda.img" m/sda || fail "m/sda with an lzo partition differs from the restored disk"
+}
+
 # partclone's XXH128 samples (test/data, made by upstream partclone -a3) as the
 # partitions of a saveparts directory: a `parts` file and no `disk` file
 DATA=${IMGBK_TEST_DATA:-$HERE/../data}
@@ -704,6 +732,7 @@ tc "GPT without sdb-gpt-1st: rebuilt from sdb-pt.sf as sfdisk writes it (restore
 tc "LVM restore: disk without its PV (pvcreate/vgcfgrestore printed), --lvm into files or refused" case_lvm_restore
 tc "nvme names (nvme0n1, nvme0n1pN) and an NTFS partition saved by partclone.ntfs: info, verify, restore, mount" case_nvme
 tc "lzip (-z6, several members): info, verify, restore; truncated and damaged data named" case_lzip
+tc "lzop (-z3): info, verify, restore; a cut image named" case_lzo
 if [ "$(id -u)" = 0 ]; then
 	tc "restore DIR/sdb to a larger device: GPT backup at its end, sfdisk --verify passes" case_restore_device
 	tc "restore refuses a too small device and a mounted one, writing nothing" case_restore_refusals
@@ -725,6 +754,7 @@ else
 	tc "a missing partition image is named in the log" case_missing_image_log
 	tc "a damaged image: verify says so, its range of MNT/sda reads as EIO, other disks read" case_damaged_image
 	tc "XXH128 samples as partitions of a saveparts directory: info, verify, mount (no whole disk)" case_xxh128_saveparts
+	tc "lzop (-z3) directory mounted: MNT/sda7 and the whole disk MNT/sda equal the restored ones" case_mount_lzo
 	tc "LVM: the LV image mounts as MNT/vg-lv, the PV range of MNT/sdd reads as EIO" case_lvm
 fi
 
