@@ -326,6 +326,10 @@ case_mount_disks() {
 	[ "$(stat -c %s "$MNT/sda")" = $((SDA_SECTORS * 512)) ] || fail "size of $MNT/sda" || return 1
 	cmp "$REF/sda.img" "$MNT/sda" || fail "$MNT/sda differs from the restored reference disk" || return 1
 	cmp "$REF/sdb.img" "$MNT/sdb" || fail "$MNT/sdb differs from the restored reference disk" || return 1
+	# QEMU opens the virtual disk as a raw read-only drive and reads what the reference holds
+	command -v qemu-img >/dev/null || fail "qemu-img is not installed (qemu-utils, test/deps.sh)" || return 1
+	qemu-img compare -q -f raw -F raw "$MNT/sda" "$REF/sda.img" ||
+		fail "qemu-img compare: $MNT/sda is not the reference disk to QEMU" || return 1
 	sfdisk -d "$MNT/sda" | sed -e "s#^$MNT/sda#/dev/sda#" -e "s#^device: .*#device: /dev/sda#" |
 		diff - "$CZ/sda-pt.sf" || fail "sfdisk -d of $MNT/sda is not the saved sda-pt.sf" || return 1
 	sfdisk -d "$MNT/sdb" | sed -e "s#^$MNT/sdb#/dev/sdb#" -e "s#^device: .*#device: /dev/sdb#" |
@@ -748,7 +752,7 @@ if [ -n "$FUSE_WHY" ]; then
 	done
 else
 	tc "mount DIR: every partition equals the restored one" case_mount_parts
-	tc "mount DIR: MNT/sda and MNT/sdb equal the restored disks; sfdisk -d equals the saved .sf" case_mount_disks
+	tc "mount DIR: MNT/sda and MNT/sdb equal the restored disks (cmp, and qemu-img compare as a raw drive); sfdisk -d equals the saved .sf" case_mount_disks
 	tc "losetup -r of MNT/sda: its partitions read identical to MNT/sdaN" case_losetup_partitions
 	tc "a missing partition image: no MNT/sda7, its range of MNT/sda reads as EIO" case_missing_image
 	tc "a missing partition image is named in the log" case_missing_image_log
