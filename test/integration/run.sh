@@ -19,7 +19,9 @@
 # The default ext4 1 KiB image also goes through every compressor, split -b,
 # stdin, the damaged-image cases and the restore-target cases (loop devices).
 # ext4 and FAT32 are byte-deterministic; btrfs is not (mkfs.btrfs 6.2 cannot
-# pin its device UUID), which does not matter: imgbk is compared with
+# pin its device UUID, and a fixed filesystem UUID is refused as "non-unique"
+# when any btrfs with it is known to the kernel, so each run takes a fresh
+# one), which does not matter: imgbk is compared with
 # partclone.restore of the same image, and with the source where partclone
 # copies every block (ext4, FAT32; not btrfs, FORMATS.md 6).
 #
@@ -89,7 +91,7 @@ mk_btrfs() {
 	command -v mkfs.btrfs >/dev/null || skip "mkfs.btrfs not installed"
 	rm -f "$out"
 	truncate -s 128M "$out" &&
-		run 0 mkfs.btrfs -q -f -U "$UUID" -L imgbk-btr --rootdir "$SRC" "$out" ||
+		run 0 mkfs.btrfs -q -f -U "$(cat /proc/sys/kernel/random/uuid)" -L imgbk-btr --rootdir "$SRC" "$out" ||
 		{ rm -f "$out"; return 1; }
 }
 
