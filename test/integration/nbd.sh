@@ -233,11 +233,12 @@ c_eio() {
 	off=$(make_bad bad.img) || return 1
 	blk=$((off / 4096))
 	echo "damaged device byte $off (4 KiB block $blk)"
-	# one thread per connection, as imgbk serve runs it: nbdkit 1.32 aborts
-	# (raw_send_socket assertion) when nbdcopy hangs up after the EIO with
-	# other requests of the connection in flight (also with nbdkit file +
-	# the error filter)
-	NBDKIT_OPTS="--threads=1" serve s bad.img || return 1
+	# the plugin's default thread model (serialize_requests: no worker
+	# threads), with nbdkit's default -t: nbdkit 1.32 aborts (raw_send_socket
+	# assertion) when nbdcopy hangs up after the EIO with other requests of
+	# the connection in flight on workers (also with nbdkit file + the error
+	# filter); the 10 nbdcopy runs below prove the default never meets it
+	serve s bad.img || return 1
 	run 1 $TO qemu-io -f raw -r -c "read $((blk * 4096)) 4096" "$(uri s)" || {
 		# qemu-io 7.2 prints the failure but exits 0 for a failed command
 		grep -q 'read failed: Input/output error' "$W/out" "$W/err" ||
@@ -261,10 +262,10 @@ c_eio() {
 	range4k "$(uri s)" 0 >a && dd if="$FIX/ref.raw" bs=4096 skip=0 count=1 status=none >b && same a b
 }
 
-c_threads() { # one connection, 64 requests in flight on nbdkit's 16 threads: byte-identical
+c_threads() { # parallel=true: one connection, 64 requests in flight on nbdkit's 16 threads: byte-identical
 	start_case
 	need "$FIX/fs.img" "$FIX/ref.raw" || return 1
-	NBDKIT_OPTS="-v" serve s "$FIX/fs.img" || return 1
+	NBDKIT_OPTS="-v" serve s "$FIX/fs.img" parallel=true || return 1
 	rm -f "$W/copy.raw"
 	# 64 KiB requests: 16 of them in one 1 MiB checksum group, answered by
 	# different threads at once (one checks the group, the others wait for it)
@@ -286,7 +287,7 @@ c_threads_eio() { # a damaged group read by 16 requests at once on one connectio
 	need "$FIX/fs.img" "$FIX/ref.raw" || return 1
 	off=$(make_bad bad.img) || return 1
 	. "$FIX/fs.hdr"
-	serve s bad.img || return 1
+	NBDKIT_OPTS="-v" serve s bad.img parallel=true || return 1
 	# 16 blocks of the damaged group (2) and 16 of group 3, all in flight;
 	# qemu-io waits for every answer before it hangs up (aio_flush)
 	for i in $(seq 0 15); do
@@ -298,11 +299,31 @@ c_threads_eio() { # a damaged group read by 16 requests at once on one connectio
 	eval "run 0 $TO qemu-io -f raw -r $cmds -c aio_flush \"\$(uri s)\"" || return 1
 	nbad=$(grep -c 'Input/output error' "$W/out" "$W/err" | awk -F: '{ n += $2 } END { print n }')
 	[ "$nbad" = 16 ] || fail "expected 16 reads failing with EIO (the damaged group's), got $nbad" || return 1
+	grep -q "processing requests with 16 threads" "$W/s.log" ||
+		fail "parallel=true: nbdkit did not answer with 16 threads per connection (its -v log)" || return 1
 	# the good group was checked and reads right; the server goes on
 	blk=$($PY blockof bad.img $((3 * BPC + 1))) || return 1
 	range4k "$(uri s)" $((blk * BS / 4096)) >a && dd if="$FIX/ref.raw" bs=4096 skip=$((blk * BS / 4096)) count=1 status=none >b &&
 		same a b || return 1
 	run 1 "$FIX/nbdrand" --read "$(uri s)" $((off / 4096 * 4096)) 4096 && err_has "read failed: Input/output error"
+}
+
+c_thread_model() { # the default: one request at a time per connection; parallel= checked
+	start_case
+	need "$FIX/fs.img" "$FIX/ref.raw" || return 1
+	NBDKIT_OPTS="-v" serve s "$FIX/fs.img" || return 1
+	rm -f "$W/copy.raw"
+	run 0 $TO nbdcopy --connections=4 --requests=64 --request-size=65536 "$(uri s)" "$W/copy.raw" &&
+		same "$W/copy.raw" "$FIX/ref.raw" || return 1
+	grep -q "using thread model: serialize_requests" "$W/s.log" ||
+		fail "the default thread model is not serialize_requests (nbdkit -v log)" || return 1
+	grep -q "processing requests serially" "$W/s.log" ||
+		fail "nbdkit did not answer the connections serially (its -v log)" || return 1
+	! grep -q "starting worker thread" "$W/s.log" || fail "nbdkit started worker threads" || return 1
+	run 1 $TO nbdkit -U "$W/m.sock" "$PLUGIN" file="$FIX/fs.img" parallel=maybe && err_has "maybe" || return 1
+	NBDKIT_OPTS="-v" serve p "$FIX/fs.img" parallel=true || return 1
+	run 0 $TO nbdinfo --size "$(uri p)" || return 1
+	grep -q "using thread model: parallel" "$W/p.log" || fail "parallel=true: the thread model is not parallel"
 }
 
 c_block_size() { # the block size answers: any size and alignment, the filesystem block preferred
@@ -417,7 +438,7 @@ c_dir_part() {
 # ---- run --------------------------------------------------------------------------------
 
 if [ -n "$WHY" ]; then
-	for c in "setup" "plain image" "pzstd image" "split gzip set" "4 connections" "EIO" "threads" "threads EIO" "block size" "verify=false" \
+	for c in "setup" "plain image" "pzstd image" "split gzip set" "4 connections" "EIO" "threads" "threads EIO" "thread model" "block size" "verify=false" \
 		"missing image" "not an image" "raw=true" "qemu-img convert" "writes refused" "imgbk serve" "serve refusals" \
 		"Clonezilla disk" "Clonezilla partition"; do
 		tc_skip "$c" "$WHY"
@@ -432,9 +453,10 @@ else
 		"$FIX/fs.img" 20000
 	tc "4 connections on the split gzip set: 2000 random reads equal the reference" c_parallel \
 		"$FIX/split/sda1.ext4-ptcl-img.gz.aa" 2000
-	tc "damaged group: EIO for that block (qemu-io), logged with the checksum; other ranges read; 4 MiB requests fail too; server goes on" c_eio
-	tc "16 threads, one connection, 64 x 64 KiB requests in flight; 4 connections x 64; 4 MiB requests: nbdcopy == reference" c_threads
-	tc "16 threads: 16 reads of a damaged group in flight at once all fail with EIO, 16 of the next group read" c_threads_eio
+	tc "damaged group: EIO for that block (qemu-io), logged with the checksum; other ranges read; 4 MiB requests fail too; server goes on (default threads)" c_eio
+	tc "parallel=true, 16 threads, one connection, 64 x 64 KiB requests in flight; 4 connections x 64; 4 MiB requests: nbdcopy == reference" c_threads
+	tc "parallel=true, 16 threads: 16 reads of a damaged group in flight at once all fail with EIO, 16 of the next group read" c_threads_eio
+	tc "thread model: serialize_requests by default (no workers, nbdcopy 4 x 64 == reference); parallel=maybe refused; parallel=true parallel" c_thread_model
 	tc "block size answers (nbdinfo): minimum 1, preferred 4096 (the fs block), maximum 4 GiB - 1; odd reads right" c_block_size
 	tc "verify=false: the damaged block reads, with its one damaged byte" c_noverify
 	tc "missing image / no parameter / unknown parameter: nbdkit exits 1 with a clear error" c_missing
