@@ -209,10 +209,11 @@ static char *param(const char *key, const char *value)
 }
 
 /* argv for execv: nbdkit -r [--threads=1] [user options] PLUGIN key=value...
- * One thread per connection unless the user says otherwise: nbdkit 1.32
- * asserts (raw_send_socket: sock >= 0) and aborts when a client sends
+ * One thread per connection, as the plugin's own thread model asks
+ * (serialize_requests, nbd/plugin.c) and as --threads=1 says again: nbdkit
+ * 1.32 asserts (raw_send_socket: sock >= 0) and aborts when a client sends
  * NBD_CMD_DISC while other requests of that connection are still being
- * answered, which nbdcopy does when a read fails with EIO.
+ * answered on worker threads, which nbdcopy does when a read fails with EIO.
  * The key=value strings made here are also put in owned[] (MAX_PARAMS, to
  * free). @return NULL on no memory. */
 #define MAX_PARAMS 3
