@@ -30,6 +30,9 @@
 # (nbd-raw.img, by imgbk restore) (measured with dd on this machine); the
 # section leaves that as it finds it, against the plugin.
 # Goal: the plugin at >= 0.8x nbdkit file, sequential and random.
+# Besides the times, every server's own CPU seconds (/proc/PID/stat, read
+# before it is stopped) and their ratios: on a machine others load, a run's
+# time is mostly its share of the CPUs, its CPU seconds much less so.
 # --no-extents: both servers send every byte. With nbdcopy's defaults it
 # first asks for block status: nbdkit file answers from the sparse file's
 # holes (and nbdcopy skips them), the plugin reports no extents (the library
@@ -59,10 +62,14 @@ nbd_up() {
 	esac
 }
 
-# nbd_down: stop the server and wait (<= 10 s) until it has exited
+# nbd_down [NAME]: stop the server and wait (<= 10 s) until it has exited;
+# with NAME, first append the server's CPU seconds (user + system, all its
+# threads) to logs/NAME.srv
 nbd_down() {
 	_p=$(cat "$NBD_PID" 2>/dev/null)
 	[ -n "$_p" ] || return 0
+	[ -n "${1:-}" ] && awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' \
+		"/proc/$_p/stat" >> "logs/$1.srv"
 	kill "$_p" 2>/dev/null
 	_i=0
 	while kill -0 "$_p" 2>/dev/null && [ "$_i" -lt 500 ]; do
@@ -71,6 +78,22 @@ nbd_down() {
 	done
 	rm -f "$NBD_PID" "$NBD_SOCK"
 	return 0
+}
+
+# nbd_srv NAME: the median of NAME's server CPU seconds over the timed runs
+# (the first line, the warm-up run's, left out), or -
+nbd_srv() {
+	awk 'NR > 1 { v[++n] = $1 }
+	END {
+		for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+		if (n) printf "%.2f\n", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; else print "-"
+	}' "logs/$1.srv" 2>/dev/null || echo -
+}
+
+# nbd_srv_ratio LABEL FILE_ROW PLUGIN_ROW: server CPU of FILE_ROW / of PLUGIN_ROW
+nbd_srv_ratio() {
+	_f=$(nbd_srv "$2") _i=$(nbd_srv "$3")
+	printf '%-70s %s\n' "$1" "$(awk -v f="$_f" -v i="$_i" 'BEGIN { if (f + 0 > 0 && i + 0 > 0) printf "%.2f", f / i; else print "-" }')"
 }
 
 # nbd_lat NAME: "median_us p99_us" of NAME's nbdrand runs (median over the
@@ -112,16 +135,16 @@ bench_nbd() {
 	NC="nbdcopy --no-extents"
 	tdef nseq_file "nbdkit file: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
 	tdef nseq_filex "nbdkit file: nbdcopy (holes skipped)" "nbdcopy '$NBD_URI' /dev/null"
-	PRE_nseq_filex='nbd_up file' POST_nseq_filex='nbd_down'
+	PRE_nseq_filex='nbd_up file' POST_nseq_filex='nbd_down nseq_filex'
 	tdef nseq_im "nbdkit imgbk: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
 	tdef nseq_imn "nbdkit imgbk verify=false: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
 	tdef nseq_imp "nbdkit imgbk parallel=true: nbdcopy" "$NC '$NBD_URI' /dev/null"
-	PRE_nseq_imp='nbd_up imgbk-p' POST_nseq_imp='nbd_down'
+	PRE_nseq_imp='nbd_up imgbk-p' POST_nseq_imp='nbd_down nseq_imp'
 	tdef nseq_file1 "nbdkit -t 1 file: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
-	PRE_nseq_file1='nbd_up file-t1' POST_nseq_file1='nbd_down'
+	PRE_nseq_file1='nbd_up file-t1' POST_nseq_file1='nbd_down nseq_file1'
 	tdef nseq_fuse "imgbk mount (FUSE): dd bs=1M" "dd if='$MA/image.pc' of=/dev/null bs=1M"
 	PRE_nseq_file='nbd_up file' PRE_nseq_im='nbd_up imgbk' PRE_nseq_imn='nbd_up imgbk-n'
-	POST_nseq_file='nbd_down' POST_nseq_im='nbd_down' POST_nseq_imn='nbd_down'
+	POST_nseq_file='nbd_down nseq_file' POST_nseq_im='nbd_down nseq_im' POST_nseq_imn='nbd_down nseq_imn'
 	PRE_nseq_fuse='mnt_up imgbk' POST_nseq_fuse='mnt_down nseq_fuse "$MA"'
 	for c in 1 4; do
 		for s in file im imn imp; do
@@ -134,10 +157,11 @@ bench_nbd() {
 			: > "logs/nrr${c}_$s.lat"
 			tdef nrr${c}_$s "$l: $NBD_RR_READS x 4 KiB, $c conn(s)" \
 				"bin/nbdrand '$NBD_URI' $NBD_RR_READS $c $NBD_RR_SEED >> '$DIR/logs/nrr${c}_$s.lat'" "" $RRB
-			eval "PRE_nrr${c}_$s='nbd_up $up' POST_nrr${c}_$s='nbd_down'"
+			eval "PRE_nrr${c}_$s='nbd_up $up' POST_nrr${c}_$s='nbd_down nrr${c}_$s'"
 		done
 	done
 	NNAMES="nseq_file nseq_filex nseq_im nseq_imn nseq_imp nseq_file1 $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_imp"
+	for n in $NNAMES; do : > "logs/$n.srv"; done
 	trounds "$NNAMES"
 
 	# the same bytes from both servers: nbdrand's sums (every run)
@@ -160,6 +184,14 @@ bench_nbd() {
 		printf '%-54s %10s %10s\n' "$_l" "$1" "$2"
 	done
 	echo
+	echo "server CPU s (nbdkit's own, all threads; median of the timed runs): steadier than the times"
+	echo "on a loaded machine, where a run's time is mostly its share of the CPUs"
+	for n in $NNAMES; do
+		[ "$n" = nseq_fuse ] && continue
+		eval "_l=\$L_$n"
+		printf '%-54s %10s\n' "$_l" "$(nbd_srv "$n")"
+	done
+	echo
 	echo "ratios: time of nbdkit file / time of the plugin (= the plugin's speed / the ceiling), median over the rounds"
 	ratio "nbd: sequential read (nbdcopy --no-extents) vs nbdkit file" nseq_file nseq_im ">=" 0.8
 	ratio "nbd: $NBD_RR_READS random 4 KiB reads, 1 conn, vs nbdkit file" nrr1_file nrr1_im ">=" 0.8
@@ -171,6 +203,12 @@ bench_nbd() {
 	ratio "nbd parallel=true: random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_imp "" 0
 	ratio "nbd: sequential vs nbdkit -t 1 file (one thread per connection too)" nseq_file1 nseq_im "" 0
 	ratio "nbd: sequential, nbdcopy defaults (file skips holes) vs plugin" nseq_filex nseq_im "" 0
+	nbd_srv_ratio "server CPU: sequential, nbdkit file / plugin" nseq_file nseq_im
+	nbd_srv_ratio "server CPU: random 4 KiB, 1 conn, nbdkit file / plugin" nrr1_file nrr1_im
+	nbd_srv_ratio "server CPU: random 4 KiB, 4 conns, nbdkit file / plugin" nrr4_file nrr4_im
+	nbd_srv_ratio "server CPU: sequential, nbdkit -t 1 file / plugin" nseq_file1 nseq_im
+	nbd_srv_ratio "server CPU: sequential, nbdkit file / plugin parallel=true" nseq_file nseq_imp
+	nbd_srv_ratio "server CPU: random 4 KiB, 4 conns, nbdkit file / plugin parallel=true" nrr4_file nrr4_imp
 	[ -n "$FUSE_ROW" ] && ratio "nbd plugin vs FUSE mount: sequential (time fuse / time nbd)" nseq_fuse nseq_im "" 0
 	rm -f "$NBD_RAW"
 	rmdir "$MA" 2>/dev/null
