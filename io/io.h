@@ -49,6 +49,7 @@ struct img_stream {
 	const struct img_codec *codec;  /* the codec entry of a decoding layer stacked by sniffing, else NULL */
 	int at_end;            /* produce() reported the end */
 	int failed;            /* a produce() failed: every later call fails too */
+	int hands_over;        /* produce() may replace buf by a full one (thread.c) */
 };
 
 /* Largest peek allowed (covers partclone's 64 MiB blocks plus a checksum). */

@@ -107,7 +107,9 @@ static int make_room(img_stream *s, size_t min)
 	if (!nb)
 		return stream_fail(s, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
 	memcpy(nb, s->buf + s->pos, visible);
-	memset(s->buf, 0xA5, s->cap);
+	/* the bytes ever handed out: past end nothing was (touching those
+	 * pages only costs page faults, under ASan a lot of them) */
+	memset(s->buf, 0xA5, s->end);
 	free(s->buf);
 	s->buf = nb;
 #else
@@ -139,13 +141,20 @@ int stream_peek(img_stream *s, size_t min, const uint8_t **p, size_t *avail)
 				   min, STREAM_MAX_PEEK);
 	if (s->end - s->pos < min && !s->at_end) {
 		/* Compact when the request does not fit after pos, or when little
-		 * room is left at the end (tiny reads would follow). */
-		if (s->cap - s->pos < min || s->cap - s->end < s->cap / 4) {
+		 * room is left at the end (tiny reads would follow); not when the
+		 * layer hands over whole buffers: it moves the visible bytes itself
+		 * (the loop below compacts when it did not and the buffer is full). */
+		if (!s->hands_over && (s->cap - s->pos < min || s->cap - s->end < s->cap / 4)) {
 			int rc = make_room(s, min);
 			if (rc != IMG_OK)
 				return rc;
 		}
 		while (s->end - s->pos < min && !s->at_end) {
+			if (s->end == s->cap) {  /* a layer handed over a full buffer (thread.c) */
+				int rc = make_room(s, min);
+				if (rc != IMG_OK)
+					return rc;
+			}
 			size_t got = 0;
 			int rc = s->ops->produce(s, s->buf + s->end, s->cap - s->end, &got);
 			if (rc != IMG_OK) {

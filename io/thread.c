@@ -4,6 +4,12 @@
  * with whatever the reader does with the bytes (checksums, writing a disk).
  * The worker fills a ring of THREAD_BUFS buffers; produce() hands them over.
  *
+ * The reader's own buffer is handed over, not copied into: when a refill of
+ * its buffer finds a whole ring buffer ready, the two buffers change places
+ * (only the few bytes the reader still had visible are copied, into the
+ * room kept in front of each ring buffer's data). Read directly (no peek),
+ * bytes are copied as before.
+ *
  * The layers below report errors to a slot of this layer's own (never the
  * shared one, which the reader's thread writes); produce() copies such an
  * error up when the reader reaches it. Not here: any decoding.
@@ -23,9 +29,15 @@
 
 #define THREAD_BUFS 4
 #define THREAD_BUF_SIZE ((size_t)2 << 20)
+/* Room in front of a ring buffer's data for the bytes the reader still had
+ * visible when the buffer is handed over (a partclone checksum group is 1 MiB
+ * plus its checksum; a larger rest is copied the old way). */
+#define THREAD_KEEP (((size_t)1 << 20) + 4096)
+/* Each ring buffer, and the reader's buffer they change places with. */
+#define THREAD_ALLOC (THREAD_KEEP + THREAD_BUF_SIZE)
 
 struct ring_buf {
-	uint8_t *data;
+	uint8_t *data;         /* THREAD_ALLOC bytes (or more); the bytes from THREAD_KEEP on */
 	size_t len, pos;
 	int status;  /* IMG_OK, IMG_EOF (end of data), or the error that ended the data */
 };
@@ -97,7 +109,7 @@ static void fill_one(struct thread_src *t, struct ring_buf *rb)
 {
 	rb->len = rb->pos = 0;
 	/* cancellable only inside a source's read(2): source_read() */
-	int rc = stream_read_direct(t->below, rb->data, THREAD_BUF_SIZE, &rb->len);
+	int rc = stream_read_direct(t->below, rb->data + THREAD_KEEP, THREAD_BUF_SIZE, &rb->len);
 	rb->status = rc != IMG_OK ? rc : rb->len == 0 ? IMG_EOF : IMG_OK;
 }
 
@@ -126,6 +138,49 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* The reader is done with ring[head]: the worker may fill it again. */
+static void ring_release(struct thread_src *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->head = (t->head + 1) % THREAD_BUFS;
+	t->count--;
+	pthread_cond_signal(&t->emptied);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * A refill of the reader's own buffer (dst is its free end) that finds a
+ * whole ring buffer: the reader's visible bytes go into the room in front of
+ * the ring buffer's data, and the two buffers change places.
+ * @return 1 when done (*got = the bytes added), 0 when the bytes are to be copied.
+ */
+static int hand_over(img_stream *s, struct ring_buf *rb, uint8_t *dst, size_t *got)
+{
+	size_t visible = s->end - s->pos;
+	if (dst != s->buf + s->end || rb->pos != 0 || rb->len == 0 || visible > THREAD_KEEP ||
+	    s->cap < THREAD_ALLOC)
+		return 0;
+	uint8_t *mine = s->buf;
+#ifdef STREAM_POISON  /* the reader's old buffer is poisoned and freed, as in stream.c */
+	mine = malloc(THREAD_ALLOC);
+	if (!mine)
+		return 0;
+#endif
+	memcpy(rb->data + THREAD_KEEP - visible, s->buf + s->pos, visible);
+#ifdef STREAM_POISON
+	memset(s->buf, 0xA5, s->end);
+	free(s->buf);
+#endif
+	s->buf = rb->data;
+	s->cap = THREAD_ALLOC;
+	s->pos = THREAD_KEEP - visible;
+	s->end = THREAD_KEEP;  /* the caller adds *got */
+	*got = rb->len;
+	rb->data = mine;
+	rb->pos = rb->len;
+	return 1;
+}
+
 static int thread_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 {
 	struct thread_src *t = s->priv;
@@ -145,17 +200,16 @@ static int thread_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 		img_err_set(s->err, rb->status, e->sys_errno, e->has_offset, e->offset, "%s", e->msg);
 		return rb->status;
 	}
+	if (rb->status == IMG_OK && hand_over(s, rb, dst, got)) {
+		ring_release(t);
+		return IMG_OK;
+	}
 	size_t n = rb->len - rb->pos < cap ? rb->len - rb->pos : cap;
-	memcpy(dst, rb->data + rb->pos, n);
+	memcpy(dst, rb->data + THREAD_KEEP + rb->pos, n);
 	rb->pos += n;
 	*got = n;
-	if (rb->pos == rb->len && rb->status == IMG_OK) {
-		pthread_mutex_lock(&t->lock);
-		t->head = (t->head + 1) % THREAD_BUFS;
-		t->count--;
-		pthread_cond_signal(&t->emptied);
-		pthread_mutex_unlock(&t->lock);
-	}
+	if (rb->pos == rb->len && rb->status == IMG_OK)
+		ring_release(t);
 	return IMG_OK;
 }
 
@@ -190,7 +244,7 @@ int stream_push_thread(img_stream *up, img_stream **out)
 	struct thread_src *t = calloc(1, sizeof *t);
 	int ok = t != NULL;
 	for (int i = 0; ok && i < THREAD_BUFS; i++)
-		ok = (t->ring[i].data = malloc(THREAD_BUF_SIZE)) != NULL;
+		ok = (t->ring[i].data = malloc(THREAD_ALLOC)) != NULL;
 	if (!ok) {
 		if (t)
 			for (int i = 0; i < THREAD_BUFS; i++)
@@ -198,13 +252,14 @@ int stream_push_thread(img_stream *up, img_stream **out)
 		free(t);
 		return stream_fail(up, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
 	}
-	img_stream *s = stream_new(&thread_ops, t, up, NULL, NULL, 0);
+	img_stream *s = stream_new(&thread_ops, t, up, NULL, NULL, THREAD_ALLOC);
 	if (!s) {
 		for (int i = 0; i < THREAD_BUFS; i++)
 			free(t->ring[i].data);
 		free(t);
 		return IMG_E_IO;
 	}
+	s->hands_over = 1;
 	t->below = up;
 	for (img_stream *l = up; l; l = l->up)  /* the layers below report to our slot */
 		l->err = &t->below_err;
