@@ -11,7 +11,7 @@
  * decodes the segment whole first, and a reader that wants a segment another
  * thread is decoding waits for it. So each segment is decoded once for any
  * read pattern while it stays held (ZS_CURSORS segments at a time). When a
- * read follows one of the segment before, a decode-ahead thread (started
+ * read starts near where the last one ended, a decode-ahead thread (started
  * then, so after a mount daemon's fork) decodes the next ZS_AHEAD segments
  * into free cursors, within ZS_AHEAD_BUDGET bytes of segment buffers.
  * In a bigger segment: a cursor whose position is at or before X and past
@@ -53,6 +53,8 @@
  * and the bytes all held segment buffers may take for it. */
 #define ZS_AHEAD 2
 #define ZS_AHEAD_BUDGET ((uint64_t)40 << 20)
+/* A read that starts this close to where the last one ended is sequential. */
+#define ZS_SEQ_SLACK ((uint64_t)4 << 20)
 #define ZS_SCRATCH ((size_t)256 << 10)
 /* Segments up to this size are decoded whole into a cursor's buffer, checked,
  * and read from there (so each is decoded once however it is read). */
@@ -441,7 +443,7 @@ struct ahead {
 	int stop;          /* asked to end */
 	size_t base;       /* the segment sequential reads reached (NO_SEG: none yet) */
 	size_t bad;        /* a segment the thread failed to decode: left to the readers */
-	size_t last_read;  /* the segment of the last read, for telling sequential reads */
+	uint64_t last_end; /* where the last read ended (UINT64_MAX: none yet) */
 	img_err err;       /* the thread's own error slot (readers report their own) */
 	zs_view *next_live;
 };
@@ -718,19 +720,14 @@ static void cursor_release(zs_view *v, struct cursor *c, size_t held)
 	pthread_mutex_unlock(&v->lock);
 }
 
-/* Decode segment i whole into c->segbuf and have it checked; the decoder
- * is closed after (its window is memory the held bytes do not need). */
+/* Decode segment i whole into c->segbuf (big enough, else it could not be
+ * had) and have it checked; the decoder is closed after (its window is memory the held bytes do not need). */
 static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
 {
 	uint64_t s0 = v->core.pts[i].p.uout;
 	size_t n = (size_t)(seg_end(v, i) - s0), k = 0;
-	if (c->segcap < n) {
-		free(c->segbuf);  /* nothing in it is wanted: no copy */
-		c->segbuf = malloc(n);
-		c->segcap = c->segbuf ? n : 0;
-		if (!c->segbuf)
-			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
-	}
+	if (c->segcap < n)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
 	int rc = cursor_open(v, c, i, err);
 	while (rc == IMG_OK && k < n) {
 		size_t got = 0;
@@ -759,6 +756,12 @@ static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
 static int decode_held(zs_view *v, struct cursor *c, size_t i, int ahead, img_err *err)
 {
 	cursor_claim(v, c, i);
+	size_t n = (size_t)(seg_end(v, i) - v->core.pts[i].p.uout);
+	if (c->segcap < n) {  /* segcap is read under the lock (the memory budget) */
+		free(c->segbuf);  /* nothing in it is wanted: no copy */
+		c->segbuf = malloc(n);
+		c->segcap = c->segbuf ? n : 0;
+	}
 	pthread_mutex_unlock(&v->lock);
 	int rc = hold_segment(v, c, i, err);
 	pthread_mutex_lock(&v->lock);
@@ -838,13 +841,19 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
-/* A read of segment i (lock held): one that follows a read of segment
- * i - 1 moves the decode-ahead there (starting its thread). */
-static void ahead_note_read(zs_view *v, size_t i)
+/* A read of [off, off + len) (lock held): one that starts within
+ * ZS_SEQ_SLACK of where the last one ended (sequential reads, a little out
+ * of order when several threads serve them) moves the decode-ahead to its
+ * segment, starting the thread. A random read that spans two segments
+ * does not: only the start of a read counts. */
+static void ahead_note_read(zs_view *v, uint64_t off, size_t len)
 {
-	size_t prev = v->ahead.last_read;
-	v->ahead.last_read = i;
-	if (!ahead_enabled || prev == NO_SEG || i != prev + 1 || i == v->ahead.base)
+	uint64_t last = v->ahead.last_end;
+	v->ahead.last_end = off + len;
+	if (!ahead_enabled || last == UINT64_MAX || off + ZS_SEQ_SLACK < last || off > last + ZS_SEQ_SLACK)
+		return;
+	size_t i = point_before(v, off);
+	if (i == v->ahead.base)
 		return;
 	v->ahead.base = i;
 	if (v->ahead.bad != NO_SEG && v->ahead.bad <= i)
@@ -934,7 +943,6 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 		     img_err *err)
 {
 	pthread_mutex_lock(&v->lock);
-	ahead_note_read(v, i);
 	struct cursor *c = NULL;
 	for (;;) {
 		struct cursor *lru = NULL, *holder = NULL;
@@ -1029,6 +1037,9 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 		return IMG_OK;
 	if (len > v->usize - off)
 		len = (size_t)(v->usize - off);
+	pthread_mutex_lock(&v->lock);
+	ahead_note_read(v, off, len);
+	pthread_mutex_unlock(&v->lock);
 	uint8_t *out = buf;
 	while (*got < len) {
 		uint64_t at = off + *got;
@@ -1245,7 +1256,8 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 	int rc = IMG_OK;
 	for (int i = 0; i < ZS_CURSORS; i++)
 		v->cur[i].held = NO_SEG;
-	v->ahead.base = v->ahead.bad = v->ahead.last_read = NO_SEG;
+	v->ahead.base = v->ahead.bad = NO_SEG;
+	v->ahead.last_end = UINT64_MAX;
 	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
 		if (!(v->cur[i].scratch = malloc(ZS_SCRATCH)))
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
