@@ -444,6 +444,7 @@ struct ahead {
 	size_t base;       /* the segment sequential reads reached (NO_SEG: none yet) */
 	size_t bad;        /* a segment the thread failed to decode: left to the readers */
 	uint64_t last_end; /* where the last read ended (UINT64_MAX: none yet) */
+	size_t last_seg;   /* the segment the last read started in (NO_SEG: none yet) */
 	img_err err;       /* the thread's own error slot (readers report their own) */
 	zs_view *next_live;
 };
@@ -843,18 +844,21 @@ static void *ahead_main(void *arg)
 
 /* A read of [off, off + len) (lock held): one that starts within
  * ZS_SEQ_SLACK of where the last one ended (sequential reads, a little out
- * of order when several threads serve them) moves the decode-ahead to its
- * segment, starting the thread. A random read that spans two segments
- * does not: only the start of a read counts. */
+ * of order when several threads serve them) in a later segment than the
+ * last one started in moves the decode-ahead to its segment, starting the
+ * thread. Not reads inside one segment (an image's header and bitmap, read
+ * before a mount daemon forks), nor a random read spanning two segments:
+ * only the start of a read counts. */
 static void ahead_note_read(zs_view *v, uint64_t off, size_t len)
 {
 	uint64_t last = v->ahead.last_end;
+	size_t i = point_before(v, off), prev = v->ahead.last_seg, base = v->ahead.base;
 	v->ahead.last_end = off + len;
+	v->ahead.last_seg = i;
 	if (!ahead_enabled || last == UINT64_MAX || off + ZS_SEQ_SLACK < last || off > last + ZS_SEQ_SLACK)
 		return;
-	size_t i = point_before(v, off);
-	if (i == v->ahead.base)
-		return;
+	if (prev == NO_SEG || i <= prev || i == base || (base != NO_SEG && i < base && i + ZS_AHEAD >= base))
+		return;  /* not into a later segment, or a step back among those decoded ahead */
 	v->ahead.base = i;
 	if (v->ahead.bad != NO_SEG && v->ahead.bad <= i)
 		v->ahead.bad = NO_SEG;
@@ -1256,7 +1260,7 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 	int rc = IMG_OK;
 	for (int i = 0; i < ZS_CURSORS; i++)
 		v->cur[i].held = NO_SEG;
-	v->ahead.base = v->ahead.bad = NO_SEG;
+	v->ahead.base = v->ahead.bad = v->ahead.last_seg = NO_SEG;
 	v->ahead.last_end = UINT64_MAX;
 	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
 		if (!(v->cur[i].scratch = malloc(ZS_SCRATCH)))
