@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <zlib.h>
 
 #include "zseek.h"
@@ -55,6 +56,7 @@
 #define ZS_AHEAD_BUDGET ((uint64_t)40 << 20)
 /* A read that starts this close to where the last one ended is sequential. */
 #define ZS_SEQ_SLACK ((uint64_t)4 << 20)
+#define ZS_SEGBUF_UNIT ((size_t)1 << 20)
 #define ZS_SCRATCH ((size_t)256 << 10)
 /* Segments up to this size are decoded whole into a cursor's buffer, checked,
  * and read from there (so each is decoded once however it is read). */
@@ -752,17 +754,38 @@ static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
 	return rc;
 }
 
+/* Segment buffers are mapped whole, in ZS_SEGBUF_UNIT steps: unmapped when
+ * they grow or the view closes, they never leave holes in malloc's heaps
+ * (which the threads that decode would each fill otherwise). */
+static void segbuf_free(struct cursor *c)
+{
+	if (c->segbuf)
+		munmap(c->segbuf, c->segcap);
+	c->segbuf = NULL;
+	c->segcap = 0;
+}
+
+/* Give c a buffer of at least n bytes (nothing in the old one is wanted);
+ * on failure it has none. */
+static void segbuf_grow(struct cursor *c, size_t n)
+{
+	segbuf_free(c);
+	size_t cap = (n + ZS_SEGBUF_UNIT - 1) / ZS_SEGBUF_UNIT * ZS_SEGBUF_UNIT;
+	void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p != MAP_FAILED) {
+		c->segbuf = p;
+		c->segcap = cap;
+	}
+}
+
 /* Decode segment i into free cursor c, claimed for it (lock held; dropped
  * while decoding). @return hold_segment's outcome. */
 static int decode_held(zs_view *v, struct cursor *c, size_t i, int ahead, img_err *err)
 {
 	cursor_claim(v, c, i);
 	size_t n = (size_t)(seg_end(v, i) - v->core.pts[i].p.uout);
-	if (c->segcap < n) {  /* segcap is read under the lock (the memory budget) */
-		free(c->segbuf);  /* nothing in it is wanted: no copy */
-		c->segbuf = malloc(n);
-		c->segcap = c->segbuf ? n : 0;
-	}
+	if (c->segcap < n)  /* segcap is read under the lock (the memory budget) */
+		segbuf_grow(c, n);
 	pthread_mutex_unlock(&v->lock);
 	int rc = hold_segment(v, c, i, err);
 	pthread_mutex_lock(&v->lock);
@@ -1306,7 +1329,7 @@ void zs_view_close(zs_view *v)
 	for (int i = 0; i < ZS_CURSORS; i++) {
 		cursor_reset(v, &v->cur[i]);
 		free(v->cur[i].scratch);
-		free(v->cur[i].segbuf);
+		segbuf_free(&v->cur[i]);
 	}
 	core_free(&v->core);
 	free(v->checked);
