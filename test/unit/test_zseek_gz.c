@@ -13,7 +13,8 @@
  * reading one view at once. The view's reads (zs_view_counts): threads
  * reading the same segments at once decode each once; sequential reads with
  * decode-ahead are right and decode each segment once; a damaged segment
- * fails alone with decode-ahead on.
+ * fails alone with decode-ahead on; a fork() while the thread runs leaves
+ * both processes reading right, each with its own thread.
  *
  * Not here: the streaming gzip layer (test_codecs.c), mounts (zmount.sh).
  */
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -969,6 +971,50 @@ static void test_damaged_ahead(void **state)
 	view_done(v, raw);
 }
 
+/* The decode-ahead thread and fork() (a mount daemon forks after its
+ * image was read): fork while the thread runs; the child reads everything
+ * right with a thread of its own (more ahead decodes), and so does the
+ * parent after. A child that inherited a segment claimed by a thread it
+ * does not have would wait forever: the alarm ends it. */
+static void test_fork_ahead(void **state)
+{
+	(void)state;
+	zs_set_first_span(VIEW_SPAN);
+	zs_set_decode_ahead(1);
+	img_rsrc *raw = NULL;
+	size_t points = 0;
+	zs_view *v = view_of("g1.gz", NULL, 0, &raw, &points);
+	struct range_reader head = { .v = v, .off = 0, .len = (size_t)4 << 20, .chunk = 131072 };
+	read_range(&head);
+	if (head.bad || !ahead_seen(v))
+		fail_msg("before the fork: %s", head.bad ? head.why : "no decode-ahead");
+	struct zs_view_counts before;
+	zs_view_counts(v, &before);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(60);
+		struct range_reader all = { .v = v, .off = 0, .len = DATA_SIZE, .chunk = 131072 };
+		read_range(&all);
+		struct zs_view_counts after;
+		zs_view_counts(v, &after);
+		if (all.bad)
+			fprintf(stderr, "child: %s\n", all.why);
+		_exit(all.bad ? 1 : after.ahead_decodes > before.ahead_decodes ? 0 : 2);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the forked child: %s %d (1: wrong bytes, 2: no decode-ahead of its own)",
+			 WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	struct range_reader rest = { .v = v, .off = head.len, .len = DATA_SIZE - head.len, .chunk = 131072 };
+	read_range(&rest);
+	if (rest.bad)
+		fail_msg("parent after the fork: %s", rest.why);
+	view_done(v, raw);
+}
+
 static int reset_view(void **state)
 {
 	zs_set_decode_ahead(1);
@@ -996,6 +1042,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_concurrent_one_decode, reset_view),
 		cmocka_unit_test_teardown(test_sequential_ahead, reset_view),
 		cmocka_unit_test_teardown(test_damaged_ahead, reset_view),
+		cmocka_unit_test_teardown(test_fork_ahead, reset_view),
 	};
 	int failed = cmocka_run_group_tests(tests, setup, NULL);
 	free(data);
