@@ -890,16 +890,22 @@ static int ahead_seen(zs_view *v)
 	return 0;
 }
 
+/* g1.gz in a view with VIEW_SPAN and decode-ahead on. */
+static zs_view *ahead_view(img_rsrc **raw, size_t *points)
+{
+	zs_set_first_span(VIEW_SPAN);
+	zs_set_decode_ahead(1);
+	return view_of("g1.gz", NULL, 0, raw, points);
+}
+
 /* Sequential reads with decode-ahead: the right bytes, every segment
  * decoded once, some of them by the decode-ahead thread. */
 static void test_sequential_ahead(void **state)
 {
 	(void)state;
-	zs_set_first_span(VIEW_SPAN);
-	zs_set_decode_ahead(1);
 	img_rsrc *raw = NULL;
 	size_t points = 0;
-	zs_view *v = view_of("g1.gz", NULL, 0, &raw, &points);
+	zs_view *v = ahead_view(&raw, &points);
 	assert_true(points >= 8);
 	struct range_reader head = { .v = v, .off = 0, .len = (size_t)3 << 20, .chunk = 131072 };
 	read_range(&head);  /* crosses segment boundaries: the thread starts */
@@ -979,11 +985,9 @@ static void test_damaged_ahead(void **state)
 static void test_fork_ahead(void **state)
 {
 	(void)state;
-	zs_set_first_span(VIEW_SPAN);
-	zs_set_decode_ahead(1);
 	img_rsrc *raw = NULL;
 	size_t points = 0;
-	zs_view *v = view_of("g1.gz", NULL, 0, &raw, &points);
+	zs_view *v = ahead_view(&raw, &points);
 	struct range_reader head = { .v = v, .off = 0, .len = (size_t)4 << 20, .chunk = 131072 };
 	read_range(&head);
 	if (head.bad || !ahead_seen(v))
