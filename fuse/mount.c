@@ -34,6 +34,11 @@
 /* The readahead we ask for and the I/O size stat reports (the kernel caps
  * both: reads come in at most max_pages, 1 MiB with libfuse 3). */
 #define MAX_READ_BYTES (1u << 20)
+/* Threads serving requests at most (libfuse's default is 10). Each holds a
+ * 1 MiB request buffer and the reply it reads into; reads are served from
+ * decoded segments and the page cache, and a compressed image decodes
+ * ahead in a thread of its own: 4 keep 2 cores busy. */
+#define MAX_WORKERS 4
 /* Attributes never change: the kernel may cache them this long (seconds). */
 #define ATTR_TIMEOUT 86400.0
 
@@ -358,6 +363,7 @@ static int run_loop(struct fuse_image *fi)
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	if (!lc)
 		return -ENOMEM;
+	fuse_loop_cfg_set_max_threads(lc, MAX_WORKERS);
 	int rc = fuse_loop_mt(fi->fuse, lc);
 	fuse_loop_cfg_destroy(lc);
 	return rc;

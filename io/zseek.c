@@ -7,9 +7,13 @@
  *
  * Reading at decoded offset X, in a segment (the bytes from one point to the
  * next) of at most ZS_HOLD_MAX bytes: a cursor that holds that segment, decoded
- * whole and checked, copies from it; else the least recently used idle cursor
- * decodes the segment whole first. So each segment is decoded once for any
- * read pattern while it stays held (ZS_CURSORS segments at a time).
+ * whole and checked, copies from it; else the least recently used free cursor
+ * decodes the segment whole first, and a reader that wants a segment another
+ * thread is decoding waits for it. So each segment is decoded once for any
+ * read pattern while it stays held (ZS_CURSORS segments at a time). When a
+ * read starts near where the last one ended, a decode-ahead thread (started
+ * then, so after a mount daemon's fork) decodes the next ZS_AHEAD segments
+ * into free cursors, within ZS_AHEAD_BUDGET bytes of segment buffers.
  * In a bigger segment: a cursor whose position is at or before X and past
  * the last point before X goes on decoding from where it is (sequential and
  * nearby reads); otherwise the least recently used idle cursor restarts at
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <zlib.h>
 
 #include "zseek.h"
@@ -44,7 +49,14 @@
  * either the span doubles and every other point goes. */
 #define ZS_MAX_STATEFUL ((size_t)1 << 20)
 #define ZS_STATE_BUDGET ((uint64_t)4 << 30)
-#define ZS_CURSORS 3
+#define ZS_CURSORS 4
+/* Decode-ahead: segments decoded past the one sequential reads reached,
+ * and the bytes all held segment buffers may take for it. */
+#define ZS_AHEAD 2
+#define ZS_AHEAD_BUDGET ((uint64_t)40 << 20)
+/* A read that starts this close to where the last one ended is sequential. */
+#define ZS_SEQ_SLACK ((uint64_t)4 << 20)
+#define ZS_SEGBUF_UNIT ((size_t)1 << 20)
 #define ZS_SCRATCH ((size_t)256 << 10)
 /* Segments up to this size are decoded whole into a cursor's buffer, checked,
  * and read from there (so each is decoded once however it is read). */
@@ -54,6 +66,12 @@
 #define ZS_SAVED_POINT 48
 
 static uint64_t first_span = ZS_FIRST_SPAN;
+static int ahead_enabled = 1;
+
+void zs_set_decode_ahead(int on)
+{
+	ahead_enabled = on;
+}
 
 void zs_set_first_span(uint64_t span)
 {
@@ -405,7 +423,8 @@ struct cursor {
 	uint64_t pos;      /* decoded offset of the decoder's next byte */
 	size_t seg;        /* the point whose segment pos is in */
 	uint32_t crc;      /* CRC-32 of the segment's bytes before pos */
-	int busy;
+	int busy;          /* a thread decodes with it (exclusive) */
+	int pins;          /* readers copying out of segbuf (shared; not reused meanwhile) */
 	uint64_t last_use;
 	uint8_t *scratch;
 	size_t held;       /* the segment whose bytes are in segbuf, checked (being decoded while
@@ -415,6 +434,22 @@ struct cursor {
 };
 
 #define NO_SEG ((size_t)-1)
+
+/* Decode-ahead: a thread that, while reads go from one segment to the
+ * next, decodes the following ZS_AHEAD segments into idle cursors. Started
+ * by the first such read (so in the process that serves: a fork()ed mount
+ * daemon), stopped before any fork() and restarted by the next read. */
+struct ahead {
+	pthread_t thread;
+	int running;       /* the thread exists */
+	int stop;          /* asked to end */
+	size_t base;       /* the segment sequential reads reached (NO_SEG: none yet) */
+	size_t bad;        /* a segment the thread failed to decode: left to the readers */
+	uint64_t last_end; /* where the last read ended (UINT64_MAX: none yet) */
+	size_t last_seg;   /* the segment the last read started in (NO_SEG: none yet) */
+	img_err err;       /* the thread's own error slot (readers report their own) */
+	zs_view *next_live;
+};
 
 struct zs_view {
 	img_rsrc *raw;
@@ -426,7 +461,9 @@ struct zs_view {
 	uint8_t *checked;  /* a bit per point: its segment's bytes matched its CRC */
 	uint64_t clock;
 	pthread_mutex_t lock;
-	pthread_cond_t idle;
+	pthread_cond_t idle;  /* a cursor went idle or unpinned, or the ahead base moved */
+	struct ahead ahead;
+	struct zs_view_counts counts;  /* under lock */
 };
 
 uint64_t zs_view_size(const zs_view *v)
@@ -636,15 +673,21 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 			   v->name, (unsigned long long)c->pos, (unsigned long long)v->usize);
 }
 
+/* Whether c may be given a new decode (lock held). */
+static int cursor_free(const struct cursor *c)
+{
+	return !c->busy && c->pins == 0;
+}
+
 /* Pick a cursor for a read at off (lock held): one that can go on decoding
- * to off, else the least recently used idle one. NULL when all are busy. */
+ * to off, else the least recently used free one. NULL when none is free. */
 static struct cursor *cursor_pick(zs_view *v, uint64_t off, int *reuse)
 {
 	uint64_t restart = v->core.pts[point_before(v, off)].p.uout;
 	struct cursor *best = NULL, *lru = NULL;
 	for (int i = 0; i < ZS_CURSORS; i++) {
 		struct cursor *c = &v->cur[i];
-		if (c->busy)
+		if (!cursor_free(c))
 			continue;
 		if (c->dec && c->pos <= off && c->pos >= restart && (!best || c->pos > best->pos))
 			best = c;
@@ -655,28 +698,39 @@ static struct cursor *cursor_pick(zs_view *v, uint64_t off, int *reuse)
 	return best ? best : lru;
 }
 
-/* Make c idle again, holding segment `held` (NO_SEG: none). */
+/* Give free cursor c segment `held` to decode (lock held): another reader
+ * of that segment then waits for c instead of decoding it again. */
+static void cursor_claim(zs_view *v, struct cursor *c, size_t held)
+{
+	c->busy = 1;
+	c->held = held;
+	c->last_use = ++v->clock;
+}
+
+/* Make c idle again, holding segment `held` (NO_SEG: none); lock held. */
+static void cursor_done(zs_view *v, struct cursor *c, size_t held)
+{
+	c->held = held;
+	c->busy = 0;
+	c->last_use = ++v->clock;
+	pthread_cond_broadcast(&v->idle);  /* waiters wait for different things */
+}
+
 static void cursor_release(zs_view *v, struct cursor *c, size_t held)
 {
 	pthread_mutex_lock(&v->lock);
-	c->held = held;
-	c->busy = 0;
-	pthread_cond_broadcast(&v->idle);  /* waiters wait for different things */
+	cursor_done(v, c, held);
 	pthread_mutex_unlock(&v->lock);
 }
 
-/* Decode segment i whole into c->segbuf and have it checked. */
+/* Decode segment i whole into c->segbuf (big enough, else it could not be
+ * had) and have it checked; the decoder is closed after (its window is memory the held bytes do not need). */
 static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
 {
 	uint64_t s0 = v->core.pts[i].p.uout;
 	size_t n = (size_t)(seg_end(v, i) - s0), k = 0;
-	if (c->segcap < n) {
-		uint8_t *b = realloc(c->segbuf, n);
-		if (!b)
-			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
-		c->segbuf = b;
-		c->segcap = n;
-	}
+	if (c->segcap < n)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
 	int rc = cursor_open(v, c, i, err);
 	while (rc == IMG_OK && k < n) {
 		size_t got = 0;
@@ -696,51 +750,262 @@ static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
 	if (rc == IMG_OK && needs_check(v, i) && !seg_checked(v, i))
 		rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: decoded bytes %llu-%llu could not be "
 				 "checked", v->name, (unsigned long long)s0, (unsigned long long)(s0 + n - 1));
+	cursor_reset(v, c);
 	return rc;
 }
 
+/* Segment buffers are mapped whole, in ZS_SEGBUF_UNIT steps: unmapped when
+ * they grow or the view closes, they never leave holes in malloc's heaps
+ * (which the threads that decode would each fill otherwise). */
+static void segbuf_free(struct cursor *c)
+{
+	if (c->segbuf)
+		munmap(c->segbuf, c->segcap);
+	c->segbuf = NULL;
+	c->segcap = 0;
+}
+
+/* Give c a buffer of at least n bytes (nothing in the old one is wanted);
+ * on failure it has none. */
+static void segbuf_grow(struct cursor *c, size_t n)
+{
+	segbuf_free(c);
+	size_t cap = (n + ZS_SEGBUF_UNIT - 1) / ZS_SEGBUF_UNIT * ZS_SEGBUF_UNIT;
+	void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p != MAP_FAILED) {
+		c->segbuf = p;
+		c->segcap = cap;
+	}
+}
+
+/* Decode segment i into free cursor c, claimed for it (lock held; dropped
+ * while decoding). @return hold_segment's outcome. */
+static int decode_held(zs_view *v, struct cursor *c, size_t i, int ahead, img_err *err)
+{
+	cursor_claim(v, c, i);
+	size_t n = (size_t)(seg_end(v, i) - v->core.pts[i].p.uout);
+	if (c->segcap < n)  /* segcap is read under the lock (the memory budget) */
+		segbuf_grow(c, n);
+	pthread_mutex_unlock(&v->lock);
+	int rc = hold_segment(v, c, i, err);
+	pthread_mutex_lock(&v->lock);
+	v->counts.segment_decodes++;
+	v->counts.ahead_decodes += ahead && rc == IMG_OK;
+	cursor_done(v, c, rc == IMG_OK ? i : NO_SEG);
+	return rc;
+}
+
+/* ---- decode-ahead --------------------------------------------------------------- */
+
+static void ahead_start(zs_view *v);
+
+/* Whether segment i can be held whole (and so decoded ahead). */
+static int holdable(const zs_view *v, size_t i)
+{
+	return seg_end(v, i) - v->core.pts[i].p.uout <= ZS_HOLD_MAX;
+}
+
+/* Bytes of held segment buffers if cursor `spare` gave its buffer up for
+ * one of `need` bytes (lock held). */
+static uint64_t held_bytes_with(const zs_view *v, const struct cursor *spare, uint64_t need)
+{
+	uint64_t b = 0;
+	for (int k = 0; k < ZS_CURSORS; k++)
+		b += &v->cur[k] == spare ? (spare->segcap > need ? spare->segcap : need) : v->cur[k].segcap;
+	return b;
+}
+
+/* The next segment to decode ahead and a free cursor for it (lock held):
+ * one of base+1 .. base+ZS_AHEAD held by no cursor, into a cursor that
+ * holds none of base .. base+ZS_AHEAD, within the memory budget. */
+static struct cursor *ahead_next(zs_view *v, size_t *seg)
+{
+	size_t base = v->ahead.base;
+	if (base == NO_SEG)
+		return NULL;
+	for (size_t j = base + 1; j <= base + ZS_AHEAD && j < v->core.n; j++) {
+		if (j == v->ahead.bad || !holdable(v, j))
+			return NULL;
+		int held = 0;
+		for (int k = 0; k < ZS_CURSORS; k++)
+			held |= v->cur[k].held == j;
+		if (held)
+			continue;
+		struct cursor *lru = NULL;
+		for (int k = 0; k < ZS_CURSORS; k++) {
+			struct cursor *x = &v->cur[k];
+			int wanted = x->held != NO_SEG && x->held >= base && x->held <= base + ZS_AHEAD;
+			if (cursor_free(x) && !wanted && (!lru || x->last_use < lru->last_use))
+				lru = x;
+		}
+		uint64_t need = seg_end(v, j) - v->core.pts[j].p.uout;
+		if (!lru || held_bytes_with(v, lru, need) > ZS_AHEAD_BUDGET)
+			return NULL;
+		*seg = j;
+		return lru;
+	}
+	return NULL;
+}
+
+static void *ahead_main(void *arg)
+{
+	zs_view *v = arg;
+	pthread_mutex_lock(&v->lock);
+	while (!v->ahead.stop) {
+		size_t j = NO_SEG;
+		struct cursor *c = ahead_next(v, &j);
+		if (!c) {
+			pthread_cond_wait(&v->idle, &v->lock);
+			continue;
+		}
+		if (decode_held(v, c, j, 1, &v->ahead.err) != IMG_OK)
+			v->ahead.bad = j;  /* its readers decode it and get the error themselves */
+	}
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+/* A read of [off, off + len) (lock held): one that starts within
+ * ZS_SEQ_SLACK of where the last one ended (sequential reads, a little out
+ * of order when several threads serve them) in a later segment than the
+ * last one started in moves the decode-ahead to its segment, starting the
+ * thread. Not reads inside one segment (an image's header and bitmap, read
+ * before a mount daemon forks), nor a random read spanning two segments:
+ * only the start of a read counts. */
+static void ahead_note_read(zs_view *v, uint64_t off, size_t len)
+{
+	uint64_t last = v->ahead.last_end;
+	size_t i = point_before(v, off), prev = v->ahead.last_seg, base = v->ahead.base;
+	v->ahead.last_end = off + len;
+	v->ahead.last_seg = i;
+	if (!ahead_enabled || last == UINT64_MAX || off + ZS_SEQ_SLACK < last || off > last + ZS_SEQ_SLACK)
+		return;
+	if (prev == NO_SEG || i <= prev || i == base || (base != NO_SEG && i < base && i + ZS_AHEAD >= base))
+		return;  /* not into a later segment, or a step back among those decoded ahead */
+	v->ahead.base = i;
+	if (v->ahead.bad != NO_SEG && v->ahead.bad <= i)
+		v->ahead.bad = NO_SEG;
+	ahead_start(v);
+	pthread_cond_broadcast(&v->idle);
+}
+
+/* ---- the thread and fork() ---- */
+
+/* Views whose decode-ahead thread runs: stopped before a fork() (the
+ * child would have the view but not the thread), restarted by the next
+ * sequential read, in the parent and in the child. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static zs_view *live;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* Stop v's thread (lock not held); @return with it joined. */
+static void ahead_stop(zs_view *v)
+{
+	pthread_mutex_lock(&v->lock);
+	int running = v->ahead.running;
+	v->ahead.stop = 1;
+	pthread_cond_broadcast(&v->idle);
+	pthread_mutex_unlock(&v->lock);
+	if (running)
+		pthread_join(v->ahead.thread, NULL);
+	pthread_mutex_lock(&v->lock);
+	v->ahead.running = 0;
+	v->ahead.stop = 0;
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void live_remove(zs_view *v)
+{
+	for (zs_view **p = &live; *p; p = &(*p)->ahead.next_live)
+		if (*p == v) {
+			*p = v->ahead.next_live;
+			break;
+		}
+	v->ahead.next_live = NULL;
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&live_lock);
+	while (live) {
+		zs_view *v = live;
+		live_remove(v);
+		ahead_stop(v);
+	}
+}
+
+static void fork_after(void)
+{
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void atfork_install(void)
+{
+	pthread_atfork(fork_prepare, fork_after, fork_after);
+}
+
+/* Start v's thread unless it runs (lock held). Without a thread reads go
+ * on as before: each decodes what it needs. */
+static void ahead_start(zs_view *v)
+{
+	if (v->ahead.running || v->ahead.stop)
+		return;
+	pthread_once(&atfork_once, atfork_install);
+	if (pthread_mutex_trylock(&live_lock) != 0)
+		return;  /* a fork() or a close is under way: next time */
+	if (pthread_create(&v->ahead.thread, NULL, ahead_main, v) == 0) {
+		v->ahead.running = 1;
+		v->ahead.next_live = live;
+		live = v;
+	}
+	pthread_mutex_unlock(&live_lock);
+}
+
 /* Read from segment i (small enough to hold): from a cursor that holds it,
- * else decoded whole into the least recently used idle one. */
+ * else decoded whole into the least recently used free one. A reader of a
+ * segment another thread is decoding waits for it: each segment is decoded
+ * once, whatever the read order. Readers copy out of a held segment side by
+ * side (pinned, it is not reused meanwhile). */
 static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t off, size_t *got,
 		     img_err *err)
 {
 	pthread_mutex_lock(&v->lock);
 	struct cursor *c = NULL;
 	for (;;) {
-		struct cursor *lru = NULL;
-		int holder_busy = 0;
-		for (int k = 0; k < ZS_CURSORS && !c; k++) {
+		struct cursor *lru = NULL, *holder = NULL;
+		for (int k = 0; k < ZS_CURSORS; k++) {
 			struct cursor *x = &v->cur[k];
-			if (x->held == i && !x->busy)
-				c = x;
-			holder_busy |= x->held == i && x->busy;
-			if (!x->busy && (!lru || x->last_use < lru->last_use))
+			if (x->held == i)
+				holder = x;
+			if (cursor_free(x) && (!lru || x->last_use < lru->last_use))
 				lru = x;
 		}
-		if (!c && !holder_busy)
-			c = lru;
-		if (c)
+		if (holder && !holder->busy) {
+			c = holder;
 			break;
-		pthread_cond_wait(&v->idle, &v->lock);  /* all busy, or the holder is */
+		}
+		if (!holder && lru) {
+			int rc = decode_held(v, lru, i, 0, err);
+			if (rc != IMG_OK) {
+				pthread_mutex_unlock(&v->lock);
+				return rc;
+			}
+			continue;  /* now held (unless taken again meanwhile) */
+		}
+		pthread_cond_wait(&v->idle, &v->lock);  /* the holder decodes, or none is free */
 	}
-	/* c claims segment i before it decodes it: another reader of i waits
-	 * for c (holder busy) instead of decoding i again */
-	int have = c->held == i;
-	c->busy = 1;
-	c->held = i;
+	c->pins++;
 	c->last_use = ++v->clock;
 	pthread_mutex_unlock(&v->lock);
-	int rc = IMG_OK;
-	if (!have)
-		rc = hold_segment(v, c, i, err);
-	if (rc == IMG_OK) {
-		uint64_t s0 = v->core.pts[i].p.uout, end = seg_end(v, i);
-		size_t n = end - off < len ? (size_t)(end - off) : len;
-		memcpy(out, c->segbuf + (off - s0), n);
-		*got = n;
-	}
-	cursor_release(v, c, rc == IMG_OK ? i : NO_SEG);
-	return rc;
+	uint64_t s0 = v->core.pts[i].p.uout, end = seg_end(v, i);
+	size_t n = end - off < len ? (size_t)(end - off) : len;
+	memcpy(out, c->segbuf + (off - s0), n);
+	*got = n;
+	pthread_mutex_lock(&v->lock);
+	if (--c->pins == 0)
+		pthread_cond_broadcast(&v->idle);
+	pthread_mutex_unlock(&v->lock);
+	return IMG_OK;
 }
 
 /* Read [off, off + len) by decoding with a cursor (segments too big to hold). */
@@ -752,9 +1017,8 @@ static int read_streamed(zs_view *v, void *buf, size_t len, uint64_t off, size_t
 	int reuse;
 	while (!(c = cursor_pick(v, off, &reuse)))
 		pthread_cond_wait(&v->idle, &v->lock);
-	c->busy = 1;
-	c->held = NO_SEG;
-	c->last_use = ++v->clock;
+	cursor_claim(v, c, NO_SEG);
+	v->counts.streamed_reads++;
 	pthread_mutex_unlock(&v->lock);
 
 	int rc = IMG_OK;
@@ -800,6 +1064,9 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 		return IMG_OK;
 	if (len > v->usize - off)
 		len = (size_t)(v->usize - off);
+	pthread_mutex_lock(&v->lock);
+	ahead_note_read(v, off, len);
+	pthread_mutex_unlock(&v->lock);
 	uint8_t *out = buf;
 	while (*got < len) {
 		uint64_t at = off + *got;
@@ -1016,6 +1283,8 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 	int rc = IMG_OK;
 	for (int i = 0; i < ZS_CURSORS; i++)
 		v->cur[i].held = NO_SEG;
+	v->ahead.base = v->ahead.bad = v->ahead.last_seg = NO_SEG;
+	v->ahead.last_end = UINT64_MAX;
 	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
 		if (!(v->cur[i].scratch = malloc(ZS_SCRATCH)))
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
@@ -1042,14 +1311,25 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 	return IMG_OK;
 }
 
+void zs_view_counts(zs_view *v, struct zs_view_counts *out)
+{
+	pthread_mutex_lock(&v->lock);
+	*out = v->counts;
+	pthread_mutex_unlock(&v->lock);
+}
+
 void zs_view_close(zs_view *v)
 {
 	if (!v)
 		return;
+	pthread_mutex_lock(&live_lock);
+	live_remove(v);
+	pthread_mutex_unlock(&live_lock);
+	ahead_stop(v);
 	for (int i = 0; i < ZS_CURSORS; i++) {
 		cursor_reset(v, &v->cur[i]);
 		free(v->cur[i].scratch);
-		free(v->cur[i].segbuf);
+		segbuf_free(&v->cur[i]);
 	}
 	core_free(&v->core);
 	free(v->checked);

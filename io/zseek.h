@@ -210,6 +210,15 @@ int zs_view_save(const zs_view *v, uint8_t **out, size_t *len);
 /* Points and the bytes their states take, for messages and tests. */
 void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes);
 void zs_view_close(zs_view *v);
+/* What the view's reads cost so far, for tests and the bench. */
+struct zs_view_counts {
+	uint64_t segment_decodes;  /* segments decoded whole (each once while it stays held) */
+	uint64_t ahead_decodes;    /* of those, by the decode-ahead thread */
+	uint64_t streamed_reads;   /* reads of segments too big to hold */
+};
+void zs_view_counts(zs_view *v, struct zs_view_counts *out);
+/* Process-wide: decode ahead of sequential reads (1, the default) or not. */
+void zs_set_decode_ahead(int on);
 /* Process-wide: decoded bytes between stateful points of later scans (0 =
  * the default, 4 MiB; it doubles as the points outgrow their budget). For
  * tests and fuzzing, which want many points in little data. */
