@@ -75,6 +75,34 @@ int codec_finish_input(img_stream *s, struct codec_defer *d, const char *unit);
 int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv,
 		    img_stream **out);
 
+/*
+ * Decoders that decode whole blocks (lz4.c, lzop.c, bz2.c): a block goes
+ * straight into the caller's buffer when its largest size fits there, else
+ * into a staging buffer that the next reads hand out first.
+ */
+struct codec_stage {
+	uint8_t *buf;
+	size_t cap, pos, len;  /* buf[pos..len) waits to be handed out */
+};
+
+/* Where a block of up to `most` bytes goes: dst when room >= most, else the
+ * stage (grown to most). NULL when out of memory. */
+uint8_t *codec_stage_target(struct codec_stage *st, uint8_t *dst, size_t room, size_t most);
+
+/* A block of n bytes was decoded at out (from codec_stage_target): *made =
+ * n when it went to dst, else 0 and the stage holds it. */
+void codec_stage_done(struct codec_stage *st, const uint8_t *dst, const uint8_t *out, size_t n,
+		      size_t *made);
+
+/* One step of a block decoder: a block into dst (room bytes), *made bytes
+ * there; or a boundary handled (*made 0). */
+typedef int (*codec_block_step)(void *dec, uint8_t *dst, size_t room, size_t *made, img_err *err);
+
+/* zs_ops.read for such a decoder: staged bytes first, then steps until cap
+ * bytes are out or *finished. */
+int codec_stage_read(struct codec_stage *st, void *dec, codec_block_step step, const int *finished,
+		     uint8_t *dst, size_t cap, size_t *got, img_err *err);
+
 /* liblzma's lzma_ret as words (io/xz.c; also io/zseek_xz.c). */
 const char *codec_lzma_error_name(int ret);
 

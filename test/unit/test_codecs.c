@@ -22,6 +22,7 @@
 #include <lz4.h>
 #include <lz4frame.h>
 #include <lzma.h>
+#include <xxhash.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -526,6 +527,50 @@ static void test_lz4_frame(void **state)
 	buf_free(&comp);
 	buf_free(&big);
 	buf_free(&bigc);
+}
+
+/* Linked blocks (lz4 -BD) with block checksums, the content size and the
+ * content checksum: the stream decodes across blocks with the dictionary and
+ * checks every one of them. */
+static void test_lz4_linked(void **state)
+{
+	(void)state;
+	struct buf plain = { 0 }, comp = { 0 }, bad = { 0 }, out = { 0 };
+	img_err err;
+	make_plain(&plain, SMALL, 15);
+	LZ4F_preferences_t prefs;
+	memset(&prefs, 0, sizeof prefs);
+	prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+	prefs.frameInfo.blockMode = LZ4F_blockLinked;
+	prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	prefs.frameInfo.contentSize = plain.n;
+	size_t bound = LZ4F_compressFrameBound(plain.n, &prefs);
+	buf_reserve(&comp, bound);
+	size_t r = LZ4F_compressFrame(comp.p, bound, plain.p, plain.n, &prefs);
+	assert_false(LZ4F_isError(r));
+	comp.n = r;
+	expect_same_all_chunks(codec_lz4_open, &comp, &plain);
+	expect_damage_detected(codec_lz4_open, &comp, &plain, comp.n / 2);
+	expect_trailing_policy(codec_lz4_open, &comp, &plain, IMG_E_TRAILING);
+	/* the content checksum (the last 4 bytes) damaged: every byte out, then the error at it */
+	buf_add(&bad, comp.p, comp.n);
+	bad.p[bad.n - 1] ^= 1;
+	assert_int_equal(decode(codec_lz4_open, &bad, 4096, &out, &err), IMG_E_CORRUPT);
+	assert_non_null(strstr(err.msg, "content checksum mismatch"));
+	assert_int_equal(err.offset, comp.n - 4);
+	assert_int_equal(out.n, plain.n);
+	/* the content size in the header (bytes 6..13) one less, its header checksum redone */
+	bad.n = 0;
+	buf_add(&bad, comp.p, comp.n);
+	bad.p[6] -= 1;
+	bad.p[14] = (uint8_t)(XXH32(bad.p + 4, 10, 0) >> 8);
+	assert_int_equal(decode(codec_lz4_open, &bad, 4096, &out, &err), IMG_E_CORRUPT);
+	assert_non_null(strstr(err.msg, "content size differs"));
+	buf_free(&plain);
+	buf_free(&comp);
+	buf_free(&bad);
+	buf_free(&out);
 }
 
 static void test_lz4_legacy(void **state)
@@ -1142,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_xz),
 		cmocka_unit_test(test_lzma_alone),
 		cmocka_unit_test(test_lz4_frame),
+		cmocka_unit_test(test_lz4_linked),
 		cmocka_unit_test(test_lz4_legacy),
 		cmocka_unit_test(test_lzop),
 		cmocka_unit_test(test_lzip),
