@@ -103,9 +103,6 @@ typedef int (*codec_block_step)(void *dec, uint8_t *dst, size_t room, size_t *ma
 int codec_stage_read(struct codec_stage *st, void *dec, codec_block_step step, const int *finished,
 		     uint8_t *dst, size_t cap, size_t *got, img_err *err);
 
-/* liblzma's lzma_ret as words (io/xz.c; also io/zseek_xz.c). */
-const char *codec_lzma_error_name(int ret);
-
 /* Little-endian u32 at p. */
 static inline uint32_t codec_le32(const uint8_t *p)
 {

@@ -298,7 +298,7 @@ static const struct img_codec zstd_codec = {
 	.tool = "zstd -dc", .suffixes = "zst",
 };
 static const struct img_codec xz_codec = {
-	.name = "xz", .magic_len = 6, .bid = xz_bid, .open = codec_xz_open, .seek = &zs_xz_ops,
+	.name = "xz", .magic_len = 6, .bid = xz_bid, .seek = &zs_xz_ops,
 	.tool = "xz -dc", .suffixes = "xz", .mount_fix = "xz -dc %s | xz -T0 > NEW.xz (multi-block)",
 };
 static const struct img_codec lz4_codec = {
