@@ -290,7 +290,7 @@ static const struct img_codec gzip_codec = {
 	.tool = "gzip -dc", .suffixes = "gz tgz",
 };
 static const struct img_codec bzip2_codec = {
-	.name = "bzip2", .magic_len = 10, .bid = bzip2_bid, .open = codec_bzip2_open, .seek = &zs_bzip2_ops,
+	.name = "bzip2", .magic_len = 10, .bid = bzip2_bid, .seek = &zs_bzip2_ops,
 	.tool = "bzip2 -dc", .suffixes = "bz2",
 };
 static const struct img_codec zstd_codec = {
