@@ -1,9 +1,12 @@
 /*
- * io/codec_util.h - helpers shared by the decoding layers (gz.c, bz2.c,
- * zstd.c, xz.c, lz4.c): one wording for their errors, one policy for the
- * bytes after the last member/stream/frame, and the deferral of an error
- * found after good bytes were already decoded in the same produce() call.
- * Private to io/; implemented in codecs.c.
+ * io/codec_util.h - helpers shared by the codecs, private to io/ and
+ * implemented in codecs.c: the staging of whole decoded blocks (lz4.c,
+ * lzop.c), and, for the one codec that still has a streaming layer of its
+ * own (zstd.c), one wording for its errors, one policy for the bytes after
+ * the last frame, and the deferral of an error found after good bytes were
+ * already decoded in the same produce() call. (The codecs with one decoder
+ * word their errors with zseek.h's zs_corrupt, zs_truncated and
+ * zs_input_finish; io/zstream.c defers for them.)
  *
  * Not here: the codec table (io.h, codecs.c) or anything a caller outside
  * io/ needs.
@@ -76,7 +79,7 @@ int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv
 		    img_stream **out);
 
 /*
- * Decoders that decode whole blocks (lz4.c, lzop.c, bz2.c): a block goes
+ * Decoders that decode whole blocks (lz4.c, lzop.c): a block goes
  * straight into the caller's buffer when its largest size fits there, else
  * into a staging buffer that the next reads hand out first.
  */

@@ -1,9 +1,9 @@
 /*
  * io/codecs.c - the one table of decompressors (img_codecs[]), their bids
- * (magic bytes, FORMATS.md section 4), and the helpers every decoding layer
- * shares (codec_util.h: error wording, deferral, trailing-byte policy).
+ * (magic bytes, FORMATS.md section 4), and the helpers of codec_util.h
+ * (block staging; zstd.c's error wording, deferral, trailing-byte policy).
  *
- * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c, lzip.c) and
+ * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c, lzip.c, lzop.c) and
  * the sniffing loop that asks the bids and stacks layers (open.c).
  *
  * Bid rules:
