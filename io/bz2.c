@@ -733,8 +733,3 @@ static int bz_start(const struct zs_start *st, void **out, img_err *err)
 
 const struct zs_ops zs_bzip2_ops = { .scan = bz_scan, .read = bz_read, .close = bz_close, .self_checked = 1,
 				     .start = bz_start };
-
-int codec_bzip2_open(img_stream *up, img_stream **out)
-{
-	return zs_stream_open(up, "bzip2", &zs_bzip2_ops, out);
-}

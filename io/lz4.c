@@ -474,8 +474,3 @@ static int lz4_start(const struct zs_start *st, void **out, img_err *err)
 }
 
 const struct zs_ops zs_lz4_ops = { .read = lz4_read, .close = lz4_close, .start = lz4_start };
-
-int codec_lz4_open(img_stream *up, img_stream **out)
-{
-	return zs_stream_open(up, "lz4", &zs_lz4_ops, out);
-}

@@ -479,11 +479,6 @@ const struct zs_ops zs_xz_ops = { .scan = xz_scan, .read = xz_read, .close = xz_
 /* lzma-alone: no access points, so a stream only (its table entry's open). */
 static const struct zs_ops lzma_ops = { .read = xz_read, .close = xz_close, .start = lzma_start };
 
-int codec_xz_open(img_stream *up, img_stream **out)
-{
-	return zs_stream_open(up, "xz", &zs_xz_ops, out);
-}
-
 int codec_lzma_open(img_stream *up, img_stream **out)
 {
 	return zs_stream_open(up, "lzma", &lzma_ops, out);
