@@ -1,9 +1,12 @@
 /*
- * io/codec_util.h - helpers shared by the decoding layers (gz.c, bz2.c,
- * zstd.c, xz.c, lz4.c): one wording for their errors, one policy for the
- * bytes after the last member/stream/frame, and the deferral of an error
- * found after good bytes were already decoded in the same produce() call.
- * Private to io/; implemented in codecs.c.
+ * io/codec_util.h - helpers shared by the codecs, private to io/ and
+ * implemented in codecs.c: the staging of whole decoded blocks (lz4.c,
+ * lzop.c), and, for the one codec that still has a streaming layer of its
+ * own (zstd.c), one wording for its errors, one policy for the bytes after
+ * the last frame, and the deferral of an error found after good bytes were
+ * already decoded in the same produce() call. (The codecs with one decoder
+ * word their errors with zseek.h's zs_corrupt, zs_truncated and
+ * zs_input_finish; io/zstream.c defers for them.)
  *
  * Not here: the codec table (io.h, codecs.c) or anything a caller outside
  * io/ needs.
@@ -75,8 +78,33 @@ int codec_finish_input(img_stream *s, struct codec_defer *d, const char *unit);
 int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv,
 		    img_stream **out);
 
-/* liblzma's lzma_ret as words (io/xz.c; also io/zseek_xz.c). */
-const char *codec_lzma_error_name(int ret);
+/*
+ * Decoders that decode whole blocks (lz4.c, lzop.c): a block goes
+ * straight into the caller's buffer when its largest size fits there, else
+ * into a staging buffer that the next reads hand out first.
+ */
+struct codec_stage {
+	uint8_t *buf;
+	size_t cap, pos, len;  /* buf[pos..len) waits to be handed out */
+};
+
+/* Where a block of up to `most` bytes goes: dst when room >= most, else the
+ * stage (grown to most). NULL when out of memory. */
+uint8_t *codec_stage_target(struct codec_stage *st, uint8_t *dst, size_t room, size_t most);
+
+/* A block of n bytes was decoded at out (from codec_stage_target): *made =
+ * n when it went to dst, else 0 and the stage holds it. */
+void codec_stage_done(struct codec_stage *st, const uint8_t *dst, const uint8_t *out, size_t n,
+		      size_t *made);
+
+/* One step of a block decoder: a block into dst (room bytes), *made bytes
+ * there; or a boundary handled (*made 0). */
+typedef int (*codec_block_step)(void *dec, uint8_t *dst, size_t room, size_t *made, img_err *err);
+
+/* zs_ops.read for such a decoder: staged bytes first, then steps until cap
+ * bytes are out or *finished. */
+int codec_stage_read(struct codec_stage *st, void *dec, codec_block_step step, const int *finished,
+		     uint8_t *dst, size_t cap, size_t *got, img_err *err);
 
 /* Little-endian u32 at p. */
 static inline uint32_t codec_le32(const uint8_t *p)

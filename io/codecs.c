@@ -1,9 +1,9 @@
 /*
  * io/codecs.c - the one table of decompressors (img_codecs[]), their bids
- * (magic bytes, FORMATS.md section 4), and the helpers every decoding layer
- * shares (codec_util.h: error wording, deferral, trailing-byte policy).
+ * (magic bytes, FORMATS.md section 4), and the helpers of codec_util.h
+ * (block staging; zstd.c's error wording, deferral, trailing-byte policy).
  *
- * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c, lzip.c) and
+ * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c, lzip.c, lzop.c) and
  * the sniffing loop that asks the bids and stacks layers (open.c).
  *
  * Bid rules:
@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -125,6 +126,51 @@ int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv
 	if (!s)
 		return IMG_E_IO;
 	*out = s;
+	return IMG_OK;
+}
+
+uint8_t *codec_stage_target(struct codec_stage *st, uint8_t *dst, size_t room, size_t most)
+{
+	if (room >= most)
+		return dst;
+	if (st->cap < most) {
+		uint8_t *b = realloc(st->buf, most);
+		if (!b)
+			return NULL;
+		st->buf = b;
+		st->cap = most;
+	}
+	return st->buf;
+}
+
+void codec_stage_done(struct codec_stage *st, const uint8_t *dst, const uint8_t *out, size_t n,
+		      size_t *made)
+{
+	*made = out == dst ? n : 0;
+	st->pos = 0;
+	st->len = out == dst ? 0 : n;
+}
+
+int codec_stage_read(struct codec_stage *st, void *dec, codec_block_step step, const int *finished,
+		     uint8_t *dst, size_t cap, size_t *got, img_err *err)
+{
+	*got = 0;
+	while (*got < cap) {
+		if (st->pos < st->len) {
+			size_t n = st->len - st->pos < cap - *got ? st->len - st->pos : cap - *got;
+			memcpy(dst + *got, st->buf + st->pos, n);
+			st->pos += n;
+			*got += n;
+			continue;
+		}
+		if (*finished)
+			break;
+		size_t made = 0;
+		int rc = step(dec, dst + *got, cap - *got, &made, err);
+		*got += made;
+		if (rc != IMG_OK)
+			return rc;
+	}
 	return IMG_OK;
 }
 
@@ -244,7 +290,7 @@ static const struct img_codec gzip_codec = {
 	.tool = "gzip -dc", .suffixes = "gz tgz",
 };
 static const struct img_codec bzip2_codec = {
-	.name = "bzip2", .magic_len = 10, .bid = bzip2_bid, .open = codec_bzip2_open, .seek = &zs_bzip2_ops,
+	.name = "bzip2", .magic_len = 10, .bid = bzip2_bid, .seek = &zs_bzip2_ops,
 	.tool = "bzip2 -dc", .suffixes = "bz2",
 };
 static const struct img_codec zstd_codec = {
@@ -252,11 +298,11 @@ static const struct img_codec zstd_codec = {
 	.tool = "zstd -dc", .suffixes = "zst",
 };
 static const struct img_codec xz_codec = {
-	.name = "xz", .magic_len = 6, .bid = xz_bid, .open = codec_xz_open, .seek = &zs_xz_ops,
+	.name = "xz", .magic_len = 6, .bid = xz_bid, .seek = &zs_xz_ops,
 	.tool = "xz -dc", .suffixes = "xz", .mount_fix = "xz -dc %s | xz -T0 > NEW.xz (multi-block)",
 };
 static const struct img_codec lz4_codec = {
-	.name = "lz4", .magic_len = 4, .bid = lz4_bid, .open = codec_lz4_open, .seek = &zs_lz4_ops,
+	.name = "lz4", .magic_len = 4, .bid = lz4_bid, .seek = &zs_lz4_ops,
 	.tool = "lz4 -dc", .suffixes = "lz4",
 };
 static const struct img_codec lzip_codec = {

@@ -277,8 +277,3 @@ static int gz_start(const struct zs_start *st, void **out, img_err *err)
 }
 
 const struct zs_ops zs_gzip_ops = { .read = gz_read, .close = gz_close, .start = gz_start };
-
-int codec_gzip_open(img_stream *up, img_stream **out)
-{
-	return zs_stream_open(up, "gzip", &zs_gzip_ops, out);
-}

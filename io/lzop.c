@@ -31,6 +31,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "codec_util.h"
 #include "zseek.h"
 
 #define LZOP_MAGIC "\x89LZO\0\r\n\x1a\n"
@@ -59,8 +60,7 @@ struct lzop_dec {
 	uint64_t uout;         /* decoded offset of the next byte */
 	uint64_t stream_out;   /* decoded bytes of the current stream */
 	uint64_t last_point;   /* decoded offset of the last point (scan) */
-	uint8_t *stage;        /* a block decoded, not yet handed out */
-	size_t stage_pos, stage_len;
+	struct codec_stage stage;  /* a block decoded, not yet handed out */
 };
 
 static uint32_t be32(const uint8_t *p)
@@ -250,12 +250,9 @@ static int next_block(struct lzop_dec *d, uint8_t *dst, size_t room, size_t *mad
 	if (d->sc && (rc = scan_point(d, cin)) != IMG_OK)
 		return rc;
 	p = d->in.buf + d->in.pos;
-	uint8_t *out = dst;
-	if (room < dlen) {
-		if (!d->stage && !(d->stage = malloc(LZOP_BLOCK_MAX)))
-			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: lzop: out of memory", d->name);
-		out = d->stage;
-	}
+	uint8_t *out = codec_stage_target(&d->stage, dst, room, dlen);
+	if (!out)
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: lzop: out of memory", d->name);
 	if ((rc = decode_block(d, cin, p + 8, p + 8 + sums, slen, out, dlen, err)) != IMG_OK)
 		return rc;
 	d->in.pos += whole;
@@ -263,39 +260,21 @@ static int next_block(struct lzop_dec *d, uint8_t *dst, size_t room, size_t *mad
 		zs_scan_output(d->sc, out, dlen);
 	d->uout += dlen;
 	d->stream_out += dlen;
-	if (out == dst) {
-		*made = dlen;
-		return IMG_OK;
-	}
-	d->stage_pos = 0;
-	d->stage_len = dlen;
-	*made = 0;
+	codec_stage_done(&d->stage, dst, out, dlen, made);
 	return IMG_OK;
+}
+
+/* One step: a block, or what comes after a stream's end. */
+static int lzop_step(void *dp, uint8_t *dst, size_t room, size_t *made, img_err *err)
+{
+	struct lzop_dec *d = dp;
+	return d->in_stream ? next_block(d, dst, room, made, err) : next_stream(d, err);
 }
 
 static int lzop_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err)
 {
 	struct lzop_dec *d = dp;
-	*got = 0;
-	while (*got < cap) {
-		if (d->stage_pos < d->stage_len) {
-			size_t n = d->stage_len - d->stage_pos;
-			if (n > cap - *got)
-				n = cap - *got;
-			memcpy(dst + *got, d->stage + d->stage_pos, n);
-			d->stage_pos += n;
-			*got += n;
-			continue;
-		}
-		if (d->finished)
-			break;
-		size_t made = 0;
-		int rc = d->in_stream ? next_block(d, dst + *got, cap - *got, &made, err) : next_stream(d, err);
-		*got += made;
-		if (rc != IMG_OK)
-			return rc;
-	}
-	return IMG_OK;
+	return codec_stage_read(&d->stage, d, lzop_step, &d->finished, dst, cap, got, err);
 }
 
 /* ---- start and end ------------------------------------------------------------------ */
@@ -304,7 +283,7 @@ static void lzop_close(void *dp)
 {
 	struct lzop_dec *d = dp;
 	zs_input_free(&d->in);
-	free(d->stage);
+	free(d->stage.buf);
 	free(d);
 }
 

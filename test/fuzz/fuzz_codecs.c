@@ -1,6 +1,6 @@
 /*
  * test/fuzz/fuzz_codecs.c - libFuzzer target for the decoding layers: one
- * codec's open() on a memory source, then every byte read out through
+ * codec's layer (codec_open of its table entry) on a memory source, then every byte read out through
  * stream_peek/stream_consume; or the sniffing stack (stream_stack_on) on the
  * raw bytes, as img_open does it.
  *
@@ -29,10 +29,8 @@
 /* Stop reading after this much output (a decompression bomb is no bug). */
 #define CODECS_MAX_OUT ((uint64_t)64 << 20)
 
-static int (*const codecs_open[6])(img_stream *, img_stream **) = {
-	codec_gzip_open, codec_bzip2_open, codec_zstd_open,
-	codec_xz_open,   codec_lzma_open,  codec_lz4_open,
-};
+/* The codecs by selector, as the table names them (codec_open stacks them as open.c does). */
+static const char *const codecs_named[6] = { "gzip", "bzip2", "zstd", "xz", "lzma", "lz4" };
 
 static void codecs_drain(img_stream *top, img_err *err, size_t want)
 {
@@ -81,7 +79,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	int which = sel & 7;
 	int rc;
 	if (which < 6) {
-		rc = codecs_open[which](src, &top);
+		rc = codec_open(codec_by_name(codecs_named[which], strlen(codecs_named[which])), src, &top);
 		if (rc != IMG_OK) {
 			fuzz_check_err(rc, &err, NULL);
 			stream_close(src);

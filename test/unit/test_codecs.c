@@ -22,6 +22,7 @@
 #include <lz4.h>
 #include <lz4frame.h>
 #include <lzma.h>
+#include <xxhash.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -328,6 +329,39 @@ static void expect_trailing_policy(open_fn open, const struct buf *comp, const s
 	buf_free(&out);
 }
 
+/* The codec called name's layer, the way open.c stacks it (codec_open). */
+static int open_by_table(const char *name, img_stream *up, img_stream **out)
+{
+	const struct img_codec *c = codec_by_name(name, strlen(name));
+	assert_non_null(c);
+	return codec_open(c, up, out);
+}
+
+static int gzip_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("gzip", up, out);
+}
+
+static int bzip2_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("bzip2", up, out);
+}
+
+static int xz_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("xz", up, out);
+}
+
+static int lzma_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("lzma", up, out);
+}
+
+static int lz4_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("lz4", up, out);
+}
+
 /* ---- per-codec tests ---------------------------------------------------------- */
 
 #define SMALL (150 * 1000 + 3)
@@ -339,27 +373,27 @@ static void test_gzip(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 }, empty = { 0 };
 	make_plain(&plain, SMALL, 1);
 	enc_gzip(&comp, plain.p, plain.n);
-	expect_same_all_chunks(codec_gzip_open, &comp, &plain);
-	expect_damage_detected(codec_gzip_open, &comp, &plain, comp.n / 2);
-	expect_trailing_policy(codec_gzip_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(gzip_open, &comp, &plain);
+	expect_damage_detected(gzip_open, &comp, &plain, comp.n / 2);
+	expect_trailing_policy(gzip_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* multi-member (pigz, cat a.gz b.gz), with an empty member */
 	comp.n = 0;
 	enc_gzip(&comp, plain.p, 1000);
 	enc_gzip(&comp, plain.p + 1000, 0);
 	enc_gzip(&comp, plain.p + 1000, plain.n - 1000);
-	expect_same_all_chunks(codec_gzip_open, &comp, &plain);
-	expect_trailing_policy(codec_gzip_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(gzip_open, &comp, &plain);
+	expect_trailing_policy(gzip_open, &comp, &plain, IMG_E_TRAILING);
 
 	make_plain(&big, LARGE, 2);
 	enc_gzip(&bigc, big.p, big.n / 3);
 	enc_gzip(&bigc, big.p + big.n / 3, big.n - big.n / 3);
-	expect_same(codec_gzip_open, &bigc, &big, 4096);
-	expect_same(codec_gzip_open, &bigc, &big, 7);
+	expect_same(gzip_open, &bigc, &big, 4096);
+	expect_same(gzip_open, &bigc, &big, 7);
 
 	comp.n = 0;
 	enc_gzip(&comp, plain.p, 0);
-	expect_same_all_chunks(codec_gzip_open, &comp, &empty);
+	expect_same_all_chunks(gzip_open, &comp, &empty);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
@@ -372,22 +406,22 @@ static void test_bzip2(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 };
 	make_plain(&plain, SMALL, 3);
 	enc_bzip2(&comp, plain.p, plain.n);
-	expect_same_all_chunks(codec_bzip2_open, &comp, &plain);
-	expect_damage_detected(codec_bzip2_open, &comp, &plain, comp.n / 2);
-	expect_trailing_policy(codec_bzip2_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(bzip2_open, &comp, &plain);
+	expect_damage_detected(bzip2_open, &comp, &plain, comp.n / 2);
+	expect_trailing_policy(bzip2_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* multi-stream (pbzip2, lbzip2), with an empty stream */
 	comp.n = 0;
 	enc_bzip2(&comp, plain.p, 50000);
 	enc_bzip2(&comp, plain.p, 0);
 	enc_bzip2(&comp, plain.p + 50000, plain.n - 50000);
-	expect_same_all_chunks(codec_bzip2_open, &comp, &plain);
-	expect_trailing_policy(codec_bzip2_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(bzip2_open, &comp, &plain);
+	expect_trailing_policy(bzip2_open, &comp, &plain, IMG_E_TRAILING);
 
 	make_plain(&big, LARGE, 4);
 	for (size_t off = 0; off < big.n; off += 900000)
 		enc_bzip2(&bigc, big.p + off, big.n - off < 900000 ? big.n - off : 900000);
-	expect_same(codec_bzip2_open, &bigc, &big, 4096);
+	expect_same(bzip2_open, &bigc, &big, 4096);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
@@ -442,18 +476,18 @@ static void test_xz(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 };
 	make_plain(&plain, SMALL, 7);
 	enc_xz(&comp, plain.p, plain.n);
-	expect_same_all_chunks(codec_xz_open, &comp, &plain);
-	expect_damage_detected(codec_xz_open, &comp, &plain, comp.n / 2);
+	expect_same_all_chunks(xz_open, &comp, &plain);
+	expect_damage_detected(xz_open, &comp, &plain, comp.n / 2);
 	/* xz: 4096 zeros are valid stream padding; 4 junk bytes look like a cut
 	 * stream header to liblzma, more junk is corrupt data */
-	expect_trailing_policy(codec_xz_open, &comp, &plain, 0);
+	expect_trailing_policy(xz_open, &comp, &plain, 0);
 	{
 		struct buf more = { 0 }, out = { 0 };
 		img_err err;
 		buf_add(&more, comp.p, comp.n);
 		for (int i = 0; i < 8; i++)
 			buf_add(&more, "JUNKJUNK", 8);
-		int rc = decode(codec_xz_open, &more, 7, &out, &err);
+		int rc = decode(xz_open, &more, 7, &out, &err);
 		assert_int_equal(rc, IMG_E_CORRUPT);
 		expect_error_with_offset(&err, rc, more.n);
 		assert_int_equal(out.n, plain.n);
@@ -466,13 +500,13 @@ static void test_xz(void **state)
 	enc_xz(&comp, plain.p, 30000);
 	buf_add(&comp, "\0\0\0\0\0\0\0\0", 8);
 	enc_xz_mt(&comp, plain.p + 30000, plain.n - 30000);
-	expect_same_all_chunks(codec_xz_open, &comp, &plain);
+	expect_same_all_chunks(xz_open, &comp, &plain);
 
 	make_plain(&big, LARGE, 8);
 	enc_xz_mt(&bigc, big.p, big.n);
 	enc_xz(&bigc, big.p, 0);
-	expect_same(codec_xz_open, &bigc, &big, 4096);
-	expect_same(codec_xz_open, &bigc, &big, 7);
+	expect_same(xz_open, &bigc, &big, 4096);
+	expect_same(xz_open, &bigc, &big, 7);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
@@ -485,13 +519,13 @@ static void test_lzma_alone(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 };
 	make_plain(&plain, SMALL, 9);
 	enc_lzma(&comp, plain.p, plain.n);
-	expect_same_all_chunks(codec_lzma_open, &comp, &plain);
-	expect_damage_detected(codec_lzma_open, &comp, &plain, 40);
-	expect_trailing_policy(codec_lzma_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(lzma_open, &comp, &plain);
+	expect_damage_detected(lzma_open, &comp, &plain, 40);
+	expect_trailing_policy(lzma_open, &comp, &plain, IMG_E_TRAILING);
 
 	make_plain(&big, LARGE, 10);
 	enc_lzma(&bigc, big.p, big.n);
-	expect_same(codec_lzma_open, &bigc, &big, 4096);
+	expect_same(lzma_open, &bigc, &big, 4096);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
@@ -504,9 +538,9 @@ static void test_lz4_frame(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 };
 	make_plain(&plain, SMALL, 11);
 	enc_lz4f(&comp, plain.p, plain.n);
-	expect_same_all_chunks(codec_lz4_open, &comp, &plain);
-	expect_damage_detected(codec_lz4_open, &comp, &plain, comp.n / 2);
-	expect_trailing_policy(codec_lz4_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(lz4_open, &comp, &plain);
+	expect_damage_detected(lz4_open, &comp, &plain, comp.n / 2);
+	expect_trailing_policy(lz4_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* concatenated frames, skippable frames, an empty frame */
 	comp.n = 0;
@@ -515,17 +549,61 @@ static void test_lz4_frame(void **state)
 	enc_lz4f(&comp, plain.p, 0);
 	enc_skippable(&comp, 0x0, 0);
 	enc_lz4f(&comp, plain.p + 70000, plain.n - 70000);
-	expect_same_all_chunks(codec_lz4_open, &comp, &plain);
-	expect_trailing_policy(codec_lz4_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(lz4_open, &comp, &plain);
+	expect_trailing_policy(lz4_open, &comp, &plain, IMG_E_TRAILING);
 
 	make_plain(&big, LARGE, 12);
 	enc_lz4f(&bigc, big.p, big.n);
-	expect_same(codec_lz4_open, &bigc, &big, 4096);
-	expect_same(codec_lz4_open, &bigc, &big, 7);
+	expect_same(lz4_open, &bigc, &big, 4096);
+	expect_same(lz4_open, &bigc, &big, 7);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
 	buf_free(&bigc);
+}
+
+/* Linked blocks (lz4 -BD) with block checksums, the content size and the
+ * content checksum: the stream decodes across blocks with the dictionary and
+ * checks every one of them. */
+static void test_lz4_linked(void **state)
+{
+	(void)state;
+	struct buf plain = { 0 }, comp = { 0 }, bad = { 0 }, out = { 0 };
+	img_err err;
+	make_plain(&plain, SMALL, 15);
+	LZ4F_preferences_t prefs;
+	memset(&prefs, 0, sizeof prefs);
+	prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+	prefs.frameInfo.blockMode = LZ4F_blockLinked;
+	prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	prefs.frameInfo.contentSize = plain.n;
+	size_t bound = LZ4F_compressFrameBound(plain.n, &prefs);
+	buf_reserve(&comp, bound);
+	size_t r = LZ4F_compressFrame(comp.p, bound, plain.p, plain.n, &prefs);
+	assert_false(LZ4F_isError(r));
+	comp.n = r;
+	expect_same_all_chunks(lz4_open, &comp, &plain);
+	expect_damage_detected(lz4_open, &comp, &plain, comp.n / 2);
+	expect_trailing_policy(lz4_open, &comp, &plain, IMG_E_TRAILING);
+	/* the content checksum (the last 4 bytes) damaged: every byte out, then the error at it */
+	buf_add(&bad, comp.p, comp.n);
+	bad.p[bad.n - 1] ^= 1;
+	assert_int_equal(decode(lz4_open, &bad, 4096, &out, &err), IMG_E_CORRUPT);
+	assert_non_null(strstr(err.msg, "content checksum mismatch"));
+	assert_int_equal(err.offset, comp.n - 4);
+	assert_int_equal(out.n, plain.n);
+	/* the content size in the header (bytes 6..13) one less, its header checksum redone */
+	bad.n = 0;
+	buf_add(&bad, comp.p, comp.n);
+	bad.p[6] -= 1;
+	bad.p[14] = (uint8_t)(XXH32(bad.p + 4, 10, 0) >> 8);
+	assert_int_equal(decode(lz4_open, &bad, 4096, &out, &err), IMG_E_CORRUPT);
+	assert_non_null(strstr(err.msg, "content size differs"));
+	buf_free(&plain);
+	buf_free(&comp);
+	buf_free(&bad);
+	buf_free(&out);
 }
 
 static void test_lz4_legacy(void **state)
@@ -534,32 +612,32 @@ static void test_lz4_legacy(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 };
 	make_plain(&plain, SMALL, 13);
 	enc_lz4_legacy(&comp, plain.p, plain.n, 1);
-	expect_same_all_chunks(codec_lz4_open, &comp, &plain);
-	expect_trailing_policy(codec_lz4_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(lz4_open, &comp, &plain);
+	expect_trailing_policy(lz4_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* damage: a block size past the end, a mangled block, cuts */
 	struct buf bad = { 0 }, out = { 0 };
 	img_err err;
 	buf_add(&bad, comp.p, comp.n);
 	memset(bad.p + 8, 0xFF, 64);  /* the first block's token/literal lengths */
-	int rc = decode(codec_lz4_open, &bad, 7, &out, &err);
+	int rc = decode(lz4_open, &bad, 7, &out, &err);
 	assert_int_equal(rc, IMG_E_CORRUPT);
 	expect_error_with_offset(&err, rc, bad.n);
 	assert_int_equal(err.offset, 8);
-	expect_damage_detected(codec_lz4_open, &comp, &plain, 5);  /* flips the block size */
+	expect_damage_detected(lz4_open, &comp, &plain, 5);  /* flips the block size */
 
 	/* concatenated legacy files (magic again between blocks), then a frame */
 	comp.n = 0;
 	enc_lz4_legacy(&comp, plain.p, 40000, 1);
 	enc_lz4_legacy(&comp, plain.p + 40000, 60000, 1);
 	enc_lz4f(&comp, plain.p + 100000, plain.n - 100000);
-	expect_same_all_chunks(codec_lz4_open, &comp, &plain);
+	expect_same_all_chunks(lz4_open, &comp, &plain);
 
 	/* more than one 8 MiB block (9,000,000 bytes -> 2 blocks, as lz4 -l writes) */
 	make_plain(&big, 9000000, 14);
 	enc_lz4_legacy(&bigc, big.p, big.n, 1);
-	expect_same(codec_lz4_open, &bigc, &big, 4096);
-	expect_same(codec_lz4_open, &bigc, &big, 1 << 20);
+	expect_same(lz4_open, &bigc, &big, 4096);
+	expect_same(lz4_open, &bigc, &big, 1 << 20);
 	buf_free(&bad);
 	buf_free(&out);
 	buf_free(&plain);
@@ -580,7 +658,7 @@ static void test_upstream_error(void **state)
 	img_stream *src, *s;
 	assert_int_equal(memsrc_open(comp.p, comp.n, 1000, &err, &src), IMG_OK);
 	memsrc_fail_at(src, 5);
-	assert_int_equal(codec_gzip_open(src, &s), IMG_OK);
+	assert_int_equal(gzip_open(src, &s), IMG_OK);
 	size_t got = 0;
 	uint8_t *out = malloc(plain.n);
 	int rc = stream_read(s, out, plain.n, &got);
@@ -608,9 +686,9 @@ static void test_damage_fuzz(void **state)
 		void (*enc)(struct buf *, const uint8_t *, size_t);
 		int checked;
 	} c[] = {
-		{ codec_gzip_open, enc_gzip, 1 }, { codec_bzip2_open, enc_bzip2, 1 },
-		{ codec_zstd_open, enc_zstd, 1 }, { codec_xz_open, enc_xz, 1 },
-		{ codec_lzma_open, enc_lzma, 0 }, { codec_lz4_open, enc_lz4f, 1 },
+		{ gzip_open, enc_gzip, 1 }, { bzip2_open, enc_bzip2, 1 },
+		{ codec_zstd_open, enc_zstd, 1 }, { xz_open, enc_xz, 1 },
+		{ lzma_open, enc_lzma, 0 }, { lz4_open, enc_lz4f, 1 },
 	};
 	uint32_t seed = 12345;
 	print_message("damage fuzz seed %u\n", seed);
@@ -729,14 +807,6 @@ static void test_bids(void **state)
 }
 
 /* ---- codecs of one file and one table line (io/lzop.c; lrzip: refused) ------- */
-
-/* The codec called name's layer, the way open.c stacks it (codec_open). */
-static int open_by_table(const char *name, img_stream *up, img_stream **out)
-{
-	const struct img_codec *c = codec_by_name(name, strlen(name));
-	assert_non_null(c);
-	return codec_open(c, up, out);
-}
 
 static int lzop_open(img_stream *up, img_stream **out)
 {
@@ -973,7 +1043,7 @@ static void test_split(void **state)
 	/* gzip over the split set */
 	snprintf(path, sizeof path, "%s/NAME.aa", dir);
 	assert_int_equal(source_open_split(path, &err, &s), IMG_OK);
-	assert_int_equal(codec_gzip_open(s, &z), IMG_OK);
+	assert_int_equal(gzip_open(s, &z), IMG_OK);
 	assert_int_equal(read_all(z, &out), IMG_EOF);
 	assert_int_equal(out.n, plain.n);
 	assert_memory_equal(out.p, plain.p, plain.n);
@@ -1142,6 +1212,7 @@ int main(void)
 		cmocka_unit_test(test_xz),
 		cmocka_unit_test(test_lzma_alone),
 		cmocka_unit_test(test_lz4_frame),
+		cmocka_unit_test(test_lz4_linked),
 		cmocka_unit_test(test_lz4_legacy),
 		cmocka_unit_test(test_lzop),
 		cmocka_unit_test(test_lzip),
