@@ -72,7 +72,9 @@ struct zst_frame {
 struct zst_cand {
 	uint64_t cin, uout, end;
 	uint32_t crc;          /* CRC-32 of the span, taken by the main pass */
-	uint8_t *state;        /* checkpoint: the packed state (zst_pack_state); NULL: frame start */
+	uint8_t *raw;          /* checkpoint: its state before packing (zst_build_state) */
+	size_t raw_len;
+	uint8_t *state;        /* checkpoint: the packed state (the worker packs raw) */
 	size_t state_len;
 	int verified;          /* 1 resumed exactly, -1 did not (dropped); worker-written under the lock */
 	int unusable;          /* the parser found a table the dictionary cannot express */
@@ -322,6 +324,7 @@ static struct zst_cand *zst_new_cand(struct zst_scan *z, uint64_t cin, uint64_t 
 static void zst_free_cand(struct zst_cand *c)
 {
 	free(c->state);
+	free(c->raw);
 	free(c->marks);
 	free(c);
 }
@@ -355,12 +358,32 @@ static int zst_verify(struct zst_scan *z, const struct zst_cand *c, ZSTD_DStream
 	return ok && made == want && crc == c->crc ? 1 : -1;
 }
 
+/* Pack c's state with zstd (c->raw goes). @return 1, or -1 (the state cannot be kept). */
+static int zst_pack_state(struct zst_cand *c, ZSTD_CCtx *cc)
+{
+	size_t room = ZSTD_compressBound(c->raw_len);
+	c->state = malloc(room);
+	size_t n = c->state ? ZSTD_compressCCtx(cc, c->state, room, c->raw, c->raw_len, ZSTD_STATE_LEVEL) : 0;
+	free(c->raw);
+	c->raw = NULL;
+	if (!c->state || ZSTD_isError(n) || n > ZS_MAX_STATE) {
+		free(c->state);
+		c->state = NULL;
+		return -1;
+	}
+	c->state_len = n;
+	return 1;
+}
+
+/* The second thread: packs each checkpoint's state and verifies it, while
+ * the main pass goes on. */
 static void *zst_worker(void *arg)
 {
 	struct zst_scan *z = arg;
 	size_t cap = (size_t)1 << 20;
 	uint8_t *buf = malloc(cap);
 	ZSTD_DStream *ds = zst_new_dstream();  /* one for all: its window is allocated once */
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	pthread_mutex_lock(&z->lock);
 	for (;;) {
 		while (z->qn == 0 && !z->done)
@@ -370,11 +393,14 @@ static void *zst_worker(void *arg)
 		struct zst_cand *c = z->queue[z->qhead++];
 		z->qn--;
 		pthread_mutex_unlock(&z->lock);
-		int v = buf && ds ? zst_verify(z, c, ds, buf, cap) : -1;
+		int v = buf && ds && cc ? zst_pack_state(c, cc) : -1;
+		if (v == 1)
+			v = zst_verify(z, c, ds, buf, cap);
 		pthread_mutex_lock(&z->lock);
 		c->verified = v;
 	}
 	pthread_mutex_unlock(&z->lock);
+	ZSTD_freeCCtx(cc);
 	ZSTD_freeDStream(ds);
 	free(buf);
 	return NULL;
@@ -383,7 +409,7 @@ static void *zst_worker(void *arg)
 /* Hand a checkpoint whose state and span are complete to the worker. */
 static int zst_queue(struct zst_scan *z, struct zst_cand *c)
 {
-	if (!c->state || !c->finalized || !c->closed || c->unusable)
+	if (!c->raw || !c->finalized || !c->closed || c->unusable)
 		return IMG_OK;
 	pthread_mutex_lock(&z->lock);
 	if (z->qhead + z->qn == z->qcap) {
@@ -520,10 +546,9 @@ static int marks_runs(const struct zst_cand *c, uint64_t b, struct zst_run **out
 	return 0;
 }
 
-/* Build and pack c's state from its runs and the ring (frame-relative
- * position of c: b). */
-static int zst_pack_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, const struct zst_ring *ring,
-			  ZSTD_CCtx *cc)
+/* Build c's state (unpacked) from its marked window and the ring
+ * (frame-relative position of c: b). */
+static int zst_build_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, const struct zst_ring *ring)
 {
 	struct zst_run *runs;
 	size_t nruns;
@@ -564,22 +589,8 @@ static int zst_pack_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, co
 	free(runs);
 	free(c->marks);
 	c->marks = NULL;
-	raw_len = (size_t)(p - raw);
-	size_t room = ZSTD_compressBound(raw_len);
-	c->state = malloc(room);
-	if (!c->state) {
-		free(raw);
-		return zst_nomem(z);
-	}
-	size_t n = ZSTD_compressCCtx(cc, c->state, room, raw, raw_len, ZSTD_STATE_LEVEL);
-	free(raw);
-	if (ZSTD_isError(n) || n > ZS_MAX_STATE) {
-		free(c->state);
-		c->state = NULL;
-		c->unusable = 1;
-		return IMG_OK;
-	}
-	c->state_len = n;
+	c->raw = raw;
+	c->raw_len = (size_t)(p - raw);
 	c->finalized = 1;
 	return IMG_OK;
 }
@@ -735,7 +746,7 @@ static int zst_decode_block(struct zst_scan *z, ZSTD_DCtx *dc, const uint8_t *p,
 
 /* Finalise the pending checkpoints whose window of matches is behind pos
  * (all when pos is the frame's end). */
-static int zst_finalize(struct zst_fscan *fs, uint64_t pos, int all, const struct zst_ring *ring, ZSTD_CCtx *cc)
+static int zst_finalize(struct zst_fscan *fs, uint64_t pos, int all, const struct zst_ring *ring)
 {
 	size_t w = 0;
 	for (size_t i = 0; i < fs->npend; i++) {
@@ -745,7 +756,7 @@ static int zst_finalize(struct zst_fscan *fs, uint64_t pos, int all, const struc
 			fs->pend[w++] = c;
 			continue;
 		}
-		int rc = zst_pack_state(fs->z, c, b, ring, cc);
+		int rc = zst_build_state(fs->z, c, b, ring);
 		if (rc == IMG_OK)
 			rc = zst_queue(fs->z, c);
 		if (rc != IMG_OK)
@@ -803,8 +814,7 @@ static uint32_t zst_granule(uint64_t window)
 }
 
 /* Decode frame f (at decoded offset base) block by block, making checkpoints. */
-static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base, ZSTD_DStream *ds,
-			  ZSTD_CCtx *cc)
+static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base, ZSTD_DStream *ds)
 {
 	uint8_t h[ZSTD_FRAMEHEADERSIZE_MAX];
 	size_t got;
@@ -899,6 +909,8 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 			last_point = c->uout;
 		}
 		struct zb_block_info info = { 0 };
+		/* matches matter only when they copy bytes before the last pending checkpoint */
+		fs->st.report_below = fs->npend ? fs->pend[fs->npend - 1]->uout - fs->base : 0;
 		if (parsing && zb_block(&fs->st, p, csize, &need, &info, zst_on_match, fs) != ZB_OK)
 			zst_stop_checkpoints(fs, &parsing);
 		rc = zst_decode_block(z, ds, p, csize, at, &ring, pos, &crc, &made, &ret);
@@ -910,7 +922,7 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 			zst_mark_unusable(z, f->cin, info.unusable_after);
 		pos += made;
 		in.pos += csize;
-		rc = zst_finalize(fs, pos, 0, &ring, cc);
+		rc = zst_finalize(fs, pos, 0, &ring);
 		zs_scan_progress(z->sc, at + csize);
 	}
 	if (rc == IMG_OK && fh.checksum) {  /* libzstd checks the frame's checksum */
@@ -925,7 +937,7 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 	if (rc == IMG_OK && ret != 0)
 		rc = zst_corrupt(z->sc->err, z->sc->name, in.offset + in.pos, "the frame does not end where its blocks do");
 	if (rc == IMG_OK)
-		rc = zst_finalize(fs, pos, 1, &ring, cc);
+		rc = zst_finalize(fs, pos, 1, &ring);
 	open->end = base + pos;
 	open->crc = crc;
 	open->closed = 1;
@@ -983,10 +995,9 @@ static int zst_decode_frame(struct zst_scan *z, struct zst_frame *f, uint64_t ba
 static int zst_decode_all(struct zst_scan *z)
 {
 	ZSTD_DStream *ds = zst_new_dstream();
-	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	uint8_t *in = malloc(ZSTD_STEP), *out = malloc(ZSTD_OUT_STEP);
 	int rc = IMG_OK;
-	if (!ds || !cc || !in || !out)
+	if (!ds || !in || !out)
 		rc = zst_nomem(z);
 	uint64_t base = 0;
 	for (size_t i = 0; i < z->n && rc == IMG_OK; i++) {
@@ -996,14 +1007,13 @@ static int zst_decode_all(struct zst_scan *z)
 		} else {
 			rc = zst_worker_start(z);
 			if (rc == IMG_OK)
-				rc = zst_scan_frame(z, f, base, ds, cc);
+				rc = zst_scan_frame(z, f, base, ds);
 		}
 		base += f->usize;
 		zs_scan_progress(z->sc, f->cin + f->csize);
 	}
 	zst_worker_stop(z);
 	ZSTD_freeDStream(ds);
-	ZSTD_freeCCtx(cc);
 	free(in);
 	free(out);
 	return rc;
@@ -1026,7 +1036,7 @@ static int zst_emit_points(struct zst_scan *z)
 		size_t j = i + 1;
 		for (; j < z->ncand; j++) {
 			struct zst_cand *d = z->cand[j];
-			if (d->state == NULL || (d->verified == 1 && !d->unusable))
+			if (d->head_len == 0 || (d->verified == 1 && !d->unusable))
 				break;
 			crc = (uint32_t)crc32_combine(crc, d->crc, (z_off_t)(d->end - d->uout));
 			end = d->end;
@@ -1034,7 +1044,7 @@ static int zst_emit_points(struct zst_scan *z)
 		if (end > c->uout) {
 			struct zs_point p = { .cin = c->cin, .uout = c->uout, .state = c->state,
 					      .state_len = (uint32_t)c->state_len };
-			if (!c->state)
+			if (c->head_len == 0)
 				p.aux2 = z->fr[frame].csize;
 			int rc = zs_add_point_crc(z->sc, &p, crc);
 			if (rc != IMG_OK)
