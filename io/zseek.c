@@ -49,9 +49,9 @@
 /* Segments up to this size are decoded whole into a cursor's buffer, checked,
  * and read from there (so each is decoded once however it is read). */
 #define ZS_HOLD_MAX ((uint64_t)16 << 20)
-#define ZS_SAVED_MAGIC "IMGBKZS2"
+#define ZS_SAVED_MAGIC "IMGBKZS3"
 #define ZS_SAVED_HEAD 40
-#define ZS_SAVED_POINT 48
+#define ZS_SAVED_POINT 64
 
 static uint64_t first_span = ZS_FIRST_SPAN;
 
@@ -209,13 +209,17 @@ int zs_truncated(img_err *err, const char *name, const char *codec, const char *
 
 /* ---- points ------------------------------------------------------------------- */
 
-/* A point as kept: its state zlib-packed when that is smaller. */
+/* A point as kept: its state zlib-packed when that is smaller. A view
+ * loaded from an index file keeps no state in memory (p.state NULL): it is
+ * read from the file when a decoder starts there (unpack_state). */
 struct kept_point {
-	struct zs_point p;     /* p.state = stored bytes, p.state_len = their length */
+	struct zs_point p;     /* p.state = stored bytes (or NULL: in core.states), p.state_len = their length */
 	uint32_t raw_len;      /* state bytes once unpacked */
 	int packed;            /* stored bytes are a zlib stream */
 	int has_crc;           /* crc holds the CRC-32 of the segment from here to the next point */
 	uint32_t crc;
+	uint64_t soff;         /* saved form: the stored bytes' offset among the states */
+	uint32_t scrc;         /* saved form: their CRC-32 */
 };
 
 struct zs_core {
@@ -228,6 +232,8 @@ struct zs_core {
 	uint32_t run_crc;      /* scan: CRC-32 of the open segment so far */
 	int preset;            /* scan: the last point's segment CRC came from the codec */
 	int fed;               /* scan: zs_scan_output was called */
+	img_rsrc *states;      /* the saved states (an index file), read on demand; owned, or NULL */
+	uint64_t states_at;    /* where in it the states start */
 };
 
 static void kept_free(struct kept_point *k)
@@ -385,19 +391,6 @@ void zs_scan_progress(struct zs_scan *sc, uint64_t compressed_done)
 		sc->progress(sc->progress_ctx, compressed_done, sc->core->raw_size);
 }
 
-/* Unpack a kept point's state into dst (raw_len bytes). */
-static int unpack_state(const struct kept_point *k, uint8_t *dst)
-{
-	if (!k->packed) {
-		memcpy(dst, k->p.state, k->raw_len);
-		return IMG_OK;
-	}
-	uLongf len = k->raw_len;
-	if (uncompress(dst, &len, k->p.state, k->p.state_len) != Z_OK || len != k->raw_len)
-		return IMG_E_CORRUPT;
-	return IMG_OK;
-}
-
 /* ---- the view ------------------------------------------------------------------ */
 
 struct cursor {
@@ -428,6 +421,53 @@ struct zs_view {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 };
+
+/* The stored bytes of k's state, read from the saved states into buf
+ * (k->p.state_len bytes) and checked against their CRC-32.
+ * @return IMG_OK, IMG_E_CORRUPT (damaged or short), IMG_E_IO. */
+static int read_saved_state(const struct zs_core *c, const struct kept_point *k, uint8_t *buf)
+{
+	img_err err;
+	memset(&err, 0, sizeof err);
+	size_t got = 0;
+	int rc = rsrc_pread(c->states, buf, k->p.state_len, c->states_at + k->soff, &got, &err);
+	if (rc != IMG_OK)
+		return IMG_E_IO;
+	return got == k->p.state_len && crc32_fast(0, buf, got) == k->scrc ? IMG_OK : IMG_E_CORRUPT;
+}
+
+/* Unpack a kept point's state into dst (raw_len bytes), reading it from the
+ * saved states when it is not in memory. @return IMG_OK, IMG_E_CORRUPT
+ * (damaged), IMG_E_IO (out of memory, or the index file cannot be read). */
+static int unpack_state(const zs_view *v, const struct kept_point *k, uint8_t *dst)
+{
+	const uint8_t *stored = k->p.state;
+	uint8_t *tmp = NULL;
+	if (!stored) {
+		if (!v->core.states)
+			return IMG_E_CORRUPT;
+		if (!k->packed)  /* stored == raw: straight into dst */
+			return read_saved_state(&v->core, k, dst);
+		if (!(tmp = malloc(k->p.state_len)))
+			return IMG_E_IO;
+		int rc = read_saved_state(&v->core, k, tmp);
+		if (rc != IMG_OK) {
+			free(tmp);
+			return rc;
+		}
+		stored = tmp;
+	}
+	int rc = IMG_OK;
+	if (!k->packed) {
+		memcpy(dst, stored, k->raw_len);
+	} else {
+		uLongf len = k->raw_len;
+		if (uncompress(dst, &len, stored, k->p.state_len) != Z_OK || len != k->raw_len)
+			rc = IMG_E_CORRUPT;
+	}
+	free(tmp);
+	return rc;
+}
 
 uint64_t zs_view_size(const zs_view *v)
 {
@@ -475,7 +515,7 @@ static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
 		state = malloc(k->raw_len);
 		if (!state)
 			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
-		if (unpack_state(k, state) != IMG_OK) {
+		if (unpack_state(v, k, state) != IMG_OK) {
 			free(state);
 			return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0,
 					   "%s: the saved access point at decoded byte %llu is damaged",
