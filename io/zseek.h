@@ -202,6 +202,20 @@ typedef struct zs_view zs_view;
 int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
 		 size_t saved_len, void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
 		 int *rebuilt, img_err *err, zs_view **out);
+/* zs_view_open with the saved states kept apart from saved (which is then
+ * the front of a saved form only, zs_saved_front): in states (an index
+ * file), states_len bytes from byte states_at on. The view owns states (closes it, also on
+ * failure) and reads a point's state from it when a decoder starts there,
+ * checked against the CRC-32 the front holds (damage: IMG_E_CORRUPT for
+ * that segment's reads). NULL states: zs_view_open. */
+int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
+			size_t saved_len, img_rsrc *states, uint64_t states_at, uint64_t states_len,
+			void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt, img_err *err,
+			zs_view **out);
+/* The bytes of a saved form (zs_view_save) before its states: the points
+ * table. An index file stores the states after its checked part, and a
+ * view loaded from it reads them on demand. len when saved is not one. */
+size_t zs_saved_front(const uint8_t *saved, size_t len);
 /* Thread-safe. *got < len only at the end of the data. */
 int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
 uint64_t zs_view_size(const zs_view *v);

@@ -20,7 +20,9 @@
 # Then a 256 MiB ext4 holding ~190 MiB of mixed files (a partclone image of
 # 200+ MiB) as one zstd -T0 -3 frame: mount == partclone.restore, 1,000
 # random reads, loop mount; a byte flipped after indexing reads EIO in its
-# span only; a damaged copy fails its index build naming 'byte N'. Then
+# span only; a checkpoint's state damaged in the .ibkx while mounted reads
+# EIO in its span only (then imgbk index rebuilds the index); a damaged copy
+# fails its index build naming 'byte N'. Then
 # damage: a damaged .gz (index exit 1, 'byte N'), a .gz damaged in place after its
 # index was built (EIO there, other reads work, the daemon lives on), a
 # truncated .gz (exit 1, 'truncated'); an ntfsclone image piped through
@@ -259,6 +261,19 @@ damage_in_place() {
 }
 
 # flip BYTE of FILE at OFFSET (xor 0x55)
+# eio_in_one_span FILE REF WHAT: reading FILE by 1 MiB chunks, some fail with
+# EIO, none gives other bytes than REF, and the failing ones are one span (4
+# MiB; 8 when a checkpoint next to it was dropped) and the chunks across its ends
+eio_in_one_span() {
+	local eio wrong ok
+	chunks_eio "$1" "$2" >scan.out || return 1
+	cat scan.out
+	read -r _ eio _ wrong _ ok _ <scan.out
+	[ "${wrong:-1}" = 0 ] || fail "$wrong MiB chunks read with wrong bytes (no error)" || return 1
+	[ "${eio:-0}" -ge 1 ] || fail "no read failed: $3 went unnoticed" || return 1
+	[ "${eio:-99}" -le 10 ] || fail "$eio MiB chunks fail: $3 spoils more than its span"
+}
+
 flip() {
 	python3 - "$1" "$2" <<'EOF'
 import sys
@@ -393,7 +408,7 @@ c_zstd_big() {
 # the damaged span only, the rest reads right; a damaged copy (no index)
 # fails its index build naming the compressed offset
 c_zstd_big_damaged() {
-	local d=$FIX/big f size eio wrong ok
+	local d=$FIX/big f size
 	start_case
 	need "$d/big.img.zst" "$d/ref.raw" "$d/big.img.zst.ibkx" || return 1
 	cp -p "$d/big.img.zst" late.img.zst && cp "$d/big.img.zst.ibkx" late.img.zst.ibkx || return 1
@@ -401,20 +416,32 @@ c_zstd_big_damaged() {
 	size=$(stat -c %s late.img.zst)
 	mnt late.img.zst m -q || return 1
 	f=$(vfile m) || return 1
-	chunks_eio "$f" "$d/ref.raw" >scan.out || return 1
-	cat scan.out
-	read -r _ eio _ wrong _ ok _ <scan.out
-	[ "${wrong:-1}" = 0 ] || fail "$wrong MiB chunks read with wrong bytes (no error)" || return 1
-	[ "${eio:-0}" -ge 1 ] || fail "no read failed: the damage went unnoticed" || return 1
-	# one span (4 MiB; 8 when a checkpoint next to it was dropped) and the
-	# chunks across its ends
-	[ "${eio:-99}" -le 10 ] || fail "$eio MiB chunks fail: the damage spoils more than its span" || return 1
+	eio_in_one_span "$f" "$d/ref.raw" "the damage" || return 1
 	unmount_clean m || return 1
 	cp "$d/big.img.zst" bad.img.zst && flip bad.img.zst $((size / 3)) || return 1
 	run 1 $TO "$IMGBK" index bad.img.zst || return 1
 	[ "$(wc -l <"$W/err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$W/err")" || return 1
 	err_names bad.img.zst && err_has 'byte [0-9]+' || return 1
 	[ ! -e bad.img.zst.ibkx ] || fail "an index was saved for a damaged image"
+}
+
+# The index keeps its checkpoints' states after its checked part and the
+# mount reads them from the file when a read needs one: a state damaged in
+# the file while mounted gives EIO for its span only (never other bytes); a
+# state damaged before the index is opened makes it rebuilt.
+c_zstd_big_state_damaged() {
+	local d=$FIX/big f
+	start_case
+	need "$d/big.img.zst" "$d/ref.raw" "$d/big.img.zst.ibkx" || return 1
+	cp -p "$d/big.img.zst" st.img.zst && cp "$d/big.img.zst.ibkx" st.img.zst.ibkx || return 1
+	mnt st.img.zst m -q || return 1
+	f=$(vfile m) || return 1
+	# the last byte of the last checkpoint's state (the file ends with the states' XXH64)
+	flip st.img.zst.ibkx $(($(stat -c %s st.img.zst.ibkx) - 9)) || return 1
+	eio_in_one_span "$f" "$d/ref.raw" "the damaged state" || return 1
+	unmount_clean m || return 1
+	run 0 $TO "$IMGBK" index st.img.zst && out_has 'saved to .* \(rebuilt' || return 1
+	cmp -s st.img.zst.ibkx "$d/big.img.zst.ibkx" || fail "the rebuilt index differs from the first one"
 }
 
 c_gz_damaged() {
@@ -562,11 +589,14 @@ if in_part 1; then
 	if [ -n "$FUSE_WHY" ]; then
 		tc_skip "zstd -T0 -3, one frame of 200+ MiB: mount" "$FUSE_WHY"
 		tc_skip "zstd -T0 -3 frame damaged after indexing" "$FUSE_WHY"
+		tc_skip "zstd -T0 -3 checkpoint state damaged in the index" "$FUSE_WHY"
 	else
 		tc "zstd -T0 -3, one frame of 200+ MiB: index with checkpoints, mount == partclone.restore, 1000 random reads, loop mount + diff -r" \
 			c_zstd_big
 		tc "zstd -T0 -3 frame damaged in place after indexing: EIO in its span only, the rest right; a damaged copy: index exit 1 naming 'byte N'" \
 			c_zstd_big_damaged
+		tc "zstd -T0 -3 checkpoint state damaged in the .ibkx while mounted: EIO in its span only, the rest right; then imgbk index rebuilds it" \
+			c_zstd_big_state_damaged
 	fi
 fi
 if in_part 2; then
