@@ -322,3 +322,12 @@ int img_index_origin(const img_image *im)
 {
 	return im->index_origin;
 }
+
+void img_index_points(const img_image *im, uint64_t *checkpoints, uint64_t *units, uint64_t *blind,
+		      const char **codec)
+{
+	*checkpoints = *units = *blind = 0;
+	*codec = im->stack.ncodecs ? im->stack.codecs[0]->name : "";
+	if (im->rs)
+		rsrc_decoded_points(im->rs, checkpoints, units, blind);
+}

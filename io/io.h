@@ -165,6 +165,8 @@ struct img_rsrc_methods {
 	const char *(*first_path)(const img_rsrc *r);
 	/* NULL: nothing to save. */
 	int (*save)(const img_rsrc *r, uint8_t **out, size_t *len);
+	/* NULL: no access points (rsrc_decoded_points). */
+	void (*points)(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind);
 	void (*close)(img_rsrc *r);
 };
 
@@ -242,6 +244,10 @@ size_t rsrc_saved_front(const uint8_t *saved, size_t len);
 /* A decoded source's access points in their saved form (malloc'd); nothing
  * (*out NULL) for another source. @return IMG_OK or IMG_E_IO. */
 int rsrc_decoded_save(const img_rsrc *r, uint8_t **out, size_t *len);
+/* A decoded source's access points with a state (checkpoints), the codec's
+ * data units (zstd frames) and those where none could be made, when its
+ * points were found now (all 0 for a loaded index or another source). */
+void rsrc_decoded_points(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind);
 
 /* ---- composing the source of an image's bytes (io/rsrc_stack.c) ---------- */
 /* What the sniffing stacked under an image's bytes. */

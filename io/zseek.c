@@ -416,6 +416,7 @@ struct zs_view {
 	const struct zs_ops *ops;
 	struct zs_core core;
 	uint64_t usize, span;
+	uint64_t units, blind;  /* from the scan (zs_view_points) */
 	struct cursor cur[ZS_CURSORS];
 	uint8_t *checked;  /* a bit per point: its segment's bytes matched its CRC */
 	uint64_t clock;
@@ -473,6 +474,16 @@ static int unpack_state(const zs_view *v, const struct kept_point *k, uint8_t *d
 uint64_t zs_view_size(const zs_view *v)
 {
 	return v->usize;
+}
+
+void zs_view_points(const zs_view *v, uint64_t *stateful, uint64_t *units, uint64_t *blind)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < v->core.n; i++)
+		n += v->core.pts[i].raw_len != 0;
+	*stateful = n;
+	*units = v->units;
+	*blind = v->blind;
 }
 
 void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes)
@@ -1130,6 +1141,8 @@ int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *op
 			rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: no data to read", name);
 		v->usize = sc.usize;
 		v->span = sc.span;
+		v->units = sc.units;
+		v->blind = sc.blind;
 	}
 	if (rc == IMG_OK && !(v->checked = calloc(v->core.n / 8 + 1, 1)))
 		rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);

@@ -94,6 +94,9 @@ struct zs_scan {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	int states_packed;     /* set by the codec: its states are compressed already (stored as given) */
+	uint64_t units, blind; /* set by the codec: its data units (zstd frames), and how many of
+				* those big enough for points inside could get none (their blocks
+				* could not be followed): reads there decode from the unit's start */
 	const struct img_codec *codec;  /* its table entry (mount_fix, tool), NULL when not in the table */
 	struct zs_core *core;  /* the core's private side */
 };
@@ -223,10 +226,18 @@ uint64_t zs_view_size(const zs_view *v);
 int zs_view_save(const zs_view *v, uint8_t **out, size_t *len);
 /* Points and the bytes their states take, for messages and tests. */
 void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes);
+/* For messages: points with a state (checkpoints), the codec's data units
+ * and those that got no points inside (zs_scan.units, .blind; 0 when the
+ * points were loaded). */
+void zs_view_points(const zs_view *v, uint64_t *stateful, uint64_t *units, uint64_t *blind);
 void zs_view_close(zs_view *v);
 /* Process-wide: decoded bytes between stateful points of later scans (0 =
  * the default, 4 MiB; it doubles as the points outgrow their budget). For
  * tests and fuzzing, which want many points in little data. */
 void zs_set_first_span(uint64_t span);
+/* Process-wide, for tests: 0 makes later zstd scans put no checkpoints in
+ * big frames, as for a frame whose blocks cannot be followed (zs_scan.blind);
+ * 1 (the default) follows them. */
+void zs_zstd_set_follow(int on);
 
 #endif

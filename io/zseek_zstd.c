@@ -793,6 +793,13 @@ static void zst_mark_unusable(struct zst_scan *z, uint64_t frame_cin, uint64_t a
 	}
 }
 
+static int follow_blocks = 1;
+
+void zs_zstd_set_follow(int on)
+{
+	follow_blocks = on;
+}
+
 /* Decoded bytes between checkpoints: 3/4 of the core's span (3 MiB). A
  * read decodes and checks its whole span (about 1 ms per MiB on the 2-core
  * machine measured), and a checkpoint's state hardly shrinks with its span
@@ -852,6 +859,8 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 	open->verified = 1;
 	uint32_t crc = 0;
 	int parsing = 1, last = 0;
+	if (!follow_blocks)
+		zst_stop_checkpoints(fs, &parsing);
 	uint64_t made;
 	size_t ret = 1;
 	ZSTD_DCtx_reset(ds, ZSTD_reset_session_only);
@@ -1070,6 +1079,8 @@ static int zst_scan(struct zs_scan *sc)
 	for (size_t i = 0; i < z.n; i++)
 		total += z.fr[i].usize;
 	sc->usize = total;
+	sc->units = z.n;
+	sc->blind = z.frames_without;
 	for (size_t i = 0; i < z.ncand; i++)
 		zst_free_cand(z.cand[i]);
 	free(z.cand);

@@ -43,6 +43,11 @@ static int decoded_save(const img_rsrc *r, uint8_t **out, size_t *len)
 	return zs_view_save(((const struct decoded *)r)->view, out, len);
 }
 
+static void decoded_points(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind)
+{
+	zs_view_points(((const struct decoded *)r)->view, stateful, units, blind);
+}
+
 static void decoded_close(img_rsrc *r)
 {
 	struct decoded *d = (struct decoded *)r;
@@ -59,6 +64,7 @@ static const struct img_rsrc_methods decoded_methods = {
 	.identity = decoded_identity,
 	.first_path = decoded_first_path,
 	.save = decoded_save,
+	.points = decoded_points,
 	.close = decoded_close,
 };
 
