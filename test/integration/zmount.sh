@@ -22,7 +22,9 @@
 # random reads, loop mount; a byte flipped after indexing reads EIO in its
 # span only; a checkpoint's state damaged in the .ibkx while mounted reads
 # EIO in its span only (then imgbk index rebuilds the index); a damaged copy
-# fails its index build naming 'byte N'. Then
+# fails its index build naming 'byte N'. partclone's XXH128 samples
+# (test/data) each in one zstd -T0 -3 frame mount and hash to the restore's
+# sha256. Then
 # damage: a damaged .gz (index exit 1, 'byte N'), a .gz damaged in place after its
 # index was built (EIO there, other reads work, the daemon lives on), a
 # truncated .gz (exit 1, 'truncated'); an ntfsclone image piped through
@@ -448,6 +450,28 @@ c_zstd_big_state_damaged() {
 	cmp -s st.img.zst.ibkx "$d/big.img.zst.ibkx" || fail "the rebuilt index differs from the first one"
 }
 
+# partclone's XXH128 samples (test/data, made by upstream partclone -a3; see
+# test/data/SAMPLES.md) each wrapped in one zstd frame as Clonezilla writes
+# it (zstd -T0 -3): the mounted partition hashes to the restore's sha256.
+c_xxh128_zstd() {
+	local data=${IMGBK_TEST_DATA:-$HERE/../data} s want got f
+	start_case
+	for s in xxh128_ext2_1k_k1 xxh128_ext2_1k_k7_noreseed xxh128_ext2_1k_k100 xxh128_fat16_default; do
+		case $s in
+		*ext2*) want=6317574cc3b5635ca8a129201e741b2ae48d7a7374174bd09e0eb199374f9071 ;;
+		*) want=faec84f7363879654e969533d995b48ca89574710ce668801c27c0c2d9740460 ;;
+		esac
+		need "$data/$s.pc" || return 1
+		zstd -q -T0 -3 -c "$data/$s.pc" >"$s.pc.zst" || fail "zstd -T0 -3 $s.pc failed" || return 1
+		mnt "$s.pc.zst" m -q || return 1
+		f=$(vfile m) || return 1
+		got=$(sha256sum <"$f" | cut -d' ' -f1)
+		echo "# $s.pc.zst: mounted partition sha256 $got"
+		[ "$got" = "$want" ] || fail "$s.pc.zst: sha256 $got, the restore's is $want" || return 1
+		unmount_clean m || return 1
+	done
+}
+
 c_gz_damaged() {
 	local size
 	need "$FIX/v/gzip9/fs.img.gz" || return 1
@@ -601,6 +625,14 @@ if in_part 1; then
 			c_zstd_big_damaged
 		tc "zstd -T0 -3: the first mount says its checkpoints; a state damaged in the .ibkx while mounted: EIO in its span only, the rest right; then imgbk index rebuilds it" \
 			c_zstd_big_state_damaged
+	fi
+fi
+if in_part 3; then
+	if [ -n "$FUSE_WHY" ]; then
+		tc_skip "XXH128 samples in one zstd frame: mount" "$FUSE_WHY"
+	else
+		tc "partclone XXH128 samples, each in one zstd -T0 -3 frame: the mounted partition's sha256 == the restore's (SAMPLES.md)" \
+			c_xxh128_zstd
 	fi
 fi
 if in_part 2; then
