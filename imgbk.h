@@ -294,6 +294,12 @@ enum img_index_origin {
 /* @return an enum img_index_origin. For a compressed image the index holds
  * the access points too: it is LOADED only when both parts were taken. */
 int img_index_origin(const img_image *im);
+/* For messages after an index was built for a compressed image: its access
+ * points with a state (checkpoints), the codec's data units (zstd frames)
+ * and those that got none inside (reads there decode from the unit's start,
+ * slower). All 0 otherwise. *codec: the codec's name, or "". */
+void img_index_points(const img_image *im, uint64_t *checkpoints, uint64_t *units, uint64_t *blind,
+		      const char **codec);
 
 /* ---- small shared helpers (used by applets and tests) ------------------ */
 /* 1 when sfx (len bytes, no dot, any case) is a compressor's file suffix

@@ -109,6 +109,8 @@ static int build(const char *image, const img_options *opt, uint32_t interval, i
 	}
 	if (json || !quiet)
 		print_result(im, state, json);
+	if (!json && !quiet && state == 2)
+		print_index_points(im);
 	img_close(im);
 	if (fflush(stdout) != 0) {
 		warnx_("index: cannot write the output");

@@ -204,6 +204,26 @@ static void print_hints(const img_info *in, const char *dir, const char *file)
 
 /* ---- the mount ---------------------------------------------------------- */
 
+void print_index_points(const img_image *im)
+{
+	uint64_t ck, units, blind;
+	const char *codec;
+	img_index_points(im, &ck, &units, &blind, &codec);
+	if (units == 0)
+		return;
+	struct stat st;
+	double mb = stat(img_index_path(im), &st) == 0 ? (double)st.st_size / 1e6 : 0;
+	const char *path = img_get_info(im)->path;
+	printf("%s: %llu checkpoint%s in %llu %s frame%s (index %.1f MB)\n", path, (unsigned long long)ck,
+	       ck == 1 ? "" : "s", (unsigned long long)units, codec, units == 1 ? "" : "s", mb);
+	if (blind)
+		printf("%s: %llu %s frame%s could not get checkpoints (imgbk cannot follow %s blocks): %s, "
+		       "but a read there decodes from the frame's start (slower)\n",
+		       path, (unsigned long long)blind, codec, blind == 1 ? "" : "s", blind == 1 ? "its" : "their",
+		       blind == 1 ? "it mounts" : "they mount");
+	fflush(stdout);
+}
+
 static void warn_index_state(const img_image *im, int state, int quiet)
 {
 	if (state == 3 && !quiet)
@@ -252,6 +272,8 @@ int mount_image(const struct mount_request *rq)
 		return code;
 	}
 	warn_index_state(im, state, rq->quiet_progress);
+	if (!rq->quiet_progress && img_index_origin(im) >= IMG_INDEX_BUILT)
+		print_index_points(im);
 	int code = mount_and_serve(im, rq);
 	img_close(im);
 	return code;

@@ -35,6 +35,11 @@ int parse_interval(const char *s, uint32_t *out);
  */
 int random_open_progress(img_image *im, uint32_t interval, int verify, int quiet, int *state);
 
+/* After an index was built for an image in zstd frames: "IMAGE: N
+ * checkpoints in M zstd frame(s) (index X MB)", and one more line when
+ * frames got no checkpoints (they mount, slower). Nothing otherwise. */
+void print_index_points(const img_image *im);
+
 struct mount_request {
 	const char *image;
 	const char *mountpoint;   /* checked by the caller: an empty directory */

@@ -107,7 +107,9 @@ static int reject_stream(img_image *im)
 
 /*
  * The index payload of a compressed image: "IMGBKZS+", u64 length of the
- * access points (rsrc_decoded_save), the points, then the format's payload.
+ * access points (the front of rsrc_decoded_save's form: rsrc_saved_front),
+ * the points, then the format's payload. The points' states go after the
+ * index file's checked part (blkindex_save_states), read on demand.
  */
 #define ZS_WRAP_MAGIC "IMGBKZS+"
 
@@ -129,18 +131,22 @@ static void split_saved(const uint8_t *saved, size_t len, const uint8_t **z, siz
 	*flen = len - 16 - (size_t)n;
 }
 
+/* *out: the payload; *z: the saved form whose states (*states, *slen) go apart. */
 static int wrap_payload(const img_rsrc *rs, const uint8_t *f, size_t flen, uint8_t **out,
-			size_t *outlen)
+			size_t *outlen, uint8_t **zform, const uint8_t **states, size_t *slen)
 {
 	uint8_t *z = NULL;
 	size_t zlen = 0;
 	if (rsrc_decoded_save(rs, &z, &zlen) != IMG_OK)
 		return IMG_E_IO;
+	size_t front = z ? rsrc_saved_front(z, zlen) : 0;
+	*zform = z;
+	*states = z ? z + front : NULL;
+	*slen = zlen - front;
+	zlen = front;
 	uint8_t *b = malloc(16 + zlen + flen);
-	if (!b) {
-		free(z);
+	if (!b)
 		return IMG_E_IO;
-	}
 	memcpy(b, ZS_WRAP_MAGIC, 8);
 	for (int i = 0; i < 8; i++)
 		b[8 + i] = (uint8_t)((uint64_t)zlen >> (8 * i));
@@ -148,7 +154,6 @@ static int wrap_payload(const img_rsrc *rs, const uint8_t *f, size_t flen, uint8
 		memcpy(b + 16, z, zlen);
 	if (flen)
 		memcpy(b + 16 + zlen, f, flen);
-	free(z);
 	*out = b;
 	*outlen = 16 + zlen + flen;
 	return IMG_OK;
@@ -164,6 +169,7 @@ struct index_load {
 	const uint8_t *fsaved;     /* the format's part of it */
 	size_t fsaved_len;
 	int file_there;            /* an index file was there (taken or not) */
+	struct rsrc_build *b;      /* gets the index file's states */
 };
 
 /* rsrc_build.saved_points: bind the index to the stored bytes, load it,
@@ -176,26 +182,41 @@ static int load_index(void *ctx, img_rsrc *stored, const uint8_t **points, size_
 	if (rc != IMG_OK)
 		return rc;
 	blkindex_default_path(im, x->o->index_path, im->index_path, sizeof im->index_path);
-	x->file_there = blkindex_load(im->index_path, &x->id, x->o->index_interval, &x->saved,
-				      &x->saved_len);
+	uint64_t states_at = 0, states_len = 0;
+	x->file_there = blkindex_load_states(im->index_path, &x->id, x->o->index_interval, &x->saved,
+					     &x->saved_len, &states_at, &states_len);
 	x->fsaved = x->saved;
 	x->fsaved_len = x->saved_len;
 	if (im->stack.ncodecs)
 		split_saved(x->saved, x->saved_len, points, len, &x->fsaved, &x->fsaved_len);
+	img_rsrc *states = NULL;
+	img_err err;
+	memset(&err, 0, sizeof err);
+	/* the states are read from the file on demand (a file that is not the
+	 * one just checked any more fails their CRCs: EIO, or a rebuild) */
+	if (*points && states_len && rsrc_open(im->index_path, &err, &states) == IMG_OK) {
+		if (rsrc_size(states) == states_at + states_len + 8) {  /* the states, their XXH64 */
+			x->b->states = states;
+			x->b->states_at = states_at;
+			x->b->states_len = states_len;
+		} else {
+			rsrc_close(states);
+		}
+	}
 	return IMG_OK;
 }
 
 /* The index payload to save: the format's, with the access points in front
  * when the bytes are decoded ones. NULL when nothing needs saving. */
 static int payload_to_save(img_image *im, const struct index_load *x, int rebuilt, uint8_t **payload,
-			   size_t *payload_len)
+			   size_t *payload_len, uint8_t **zform, const uint8_t **states, size_t *slen)
 {
 	if (!(rsrc_caps(im->rs) & RSRC_CAP_DECODED) || !(*payload || rebuilt))
 		return IMG_OK;
 	uint8_t *wrapped = NULL;
 	size_t wlen = 0;
 	int rc = wrap_payload(im->rs, *payload ? *payload : x->fsaved,
-			      *payload ? *payload_len : x->fsaved_len, &wrapped, &wlen);
+			      *payload ? *payload_len : x->fsaved_len, &wrapped, &wlen, zform, states, slen);
 	free(*payload);
 	*payload = wrapped;
 	*payload_len = wlen;
@@ -234,6 +255,7 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	struct index_load x = { .im = im, .o = o };
 	struct rsrc_build b = { .saved_points = load_index, .ctx = &x, .progress = o->progress,
 				.progress_ctx = o->progress_ctx };
+	x.b = &b;
 	int rc = rsrc_open_layers(im->path, &im->stack, &b, &im->err, &im->rs);
 	if (rc != IMG_OK) {
 		free(x.saved);
@@ -242,13 +264,17 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	uint8_t *payload = NULL;
 	size_t payload_len = 0;
 	im->read_verify = o->verify;
+	uint8_t *zform = NULL;  /* the saved access points; their states go after the checked part */
+	const uint8_t *states = NULL;
+	size_t slen = 0;
 	rc = im->fmt->random_open(im, o, x.fsaved, x.fsaved_len, &payload, &payload_len);
 	if (rc == IMG_OK)
-		rc = payload_to_save(im, &x, b.rebuilt, &payload, &payload_len);
+		rc = payload_to_save(im, &x, b.rebuilt, &payload, &payload_len, &zform, &states, &slen);
 	int had_saved = x.saved != NULL;
 	free(x.saved);
 	if (rc != IMG_OK) {
 		free(payload);
+		free(zform);
 		return rc;
 	}
 	/* A format returns a payload only when it built the index (a saved one
@@ -257,11 +283,12 @@ int img_random_open(img_image *im, const img_random_options *o, int *index_state
 	im->index_origin = payload ? (x.file_there ? IMG_INDEX_REBUILT : IMG_INDEX_BUILT)
 				   : had_saved ? IMG_INDEX_LOADED : IMG_INDEX_NONE;
 	if (payload && o->save) {
-		int srv = blkindex_save(im, o->index_path, &x.id, o->index_interval, payload, payload_len,
-					im->index_path, sizeof im->index_path);
+		int srv = blkindex_save_states(im, o->index_path, &x.id, o->index_interval, payload, payload_len,
+					       states, slen, im->index_path, sizeof im->index_path);
 		state = srv == IMG_OK ? 2 : 3;
 	}
 	free(payload);
+	free(zform);
 	if (index_state)
 		*index_state = state;
 	im->random_ready = 1;
@@ -294,4 +321,13 @@ const char *img_index_path(const img_image *im)
 int img_index_origin(const img_image *im)
 {
 	return im->index_origin;
+}
+
+void img_index_points(const img_image *im, uint64_t *checkpoints, uint64_t *units, uint64_t *blind,
+		      const char **codec)
+{
+	*checkpoints = *units = *blind = 0;
+	*codec = im->stack.ncodecs ? im->stack.codecs[0]->name : "";
+	if (im->rs)
+		rsrc_decoded_points(im->rs, checkpoints, units, blind);
 }

@@ -115,34 +115,75 @@ void blkindex_default_path(img_image *im, const char *given, char *out, size_t o
 	cache_path(im->path, out, outsz);
 }
 
+/* The slen bytes at `at` in fd, then their XXH64: whether they match (read
+ * through a small buffer). */
+static int states_good(int fd, uint64_t at, uint64_t slen)
+{
+	uint8_t *buf = malloc((size_t)1 << 20), want[8];
+	XXH64_state_t *x = XXH64_createState();
+	int good = buf && x && lseek(fd, (off_t)at, SEEK_SET) == (off_t)at;
+	if (good)
+		XXH64_reset(x, 0);
+	for (uint64_t left = slen; good && left > 0;) {
+		size_t n = left < ((uint64_t)1 << 20) ? (size_t)left : (size_t)1 << 20;
+		good = blkindex_read_full(fd, buf, n) == 0;
+		if (good)
+			XXH64_update(x, buf, n);
+		left -= n;
+	}
+	good = good && blkindex_read_full(fd, want, 8) == 0 && XXH64_digest(x) == get_le64(want);
+	if (x)
+		XXH64_freeState(x);
+	free(buf);
+	return good;
+}
+
 int blkindex_load(const char *path, const struct blkindex_id *id, uint32_t interval,
 		  uint8_t **payload, size_t *len)
 {
+	uint64_t at, slen;
+	return blkindex_load_states(path, id, interval, payload, len, &at, &slen);
+}
+
+int blkindex_load_states(const char *path, const struct blkindex_id *id, uint32_t interval,
+			 uint8_t **payload, size_t *len, uint64_t *states_at, uint64_t *states_len)
+{
 	*payload = NULL;
 	*len = 0;
+	*states_at = *states_len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno != ENOENT;
 	struct stat st;
-	uint8_t *b = NULL;
-	if (fstat(fd, &st) != 0 || st.st_size < BLKINDEX_HEADER + 8 ||
-	    (uint64_t)st.st_size > BLKINDEX_MAX_PAYLOAD + BLKINDEX_HEADER + 8)
+	uint8_t *b = NULL, head[BLKINDEX_HEADER];
+	if (fstat(fd, &st) != 0 || st.st_size < BLKINDEX_HEADER + 8 || blkindex_read_full(fd, head, sizeof head) != 0)
 		goto out;
-	size_t total = (size_t)st.st_size;
+	/* the checked part: header, payload, XXH64; then the states */
+	uint64_t plen = get_le64(head + 64), slen = get_le64(head + 32);
+	if (plen > BLKINDEX_MAX_PAYLOAD || slen > BLKINDEX_MAX_PAYLOAD ||
+	    (uint64_t)st.st_size != BLKINDEX_HEADER + plen + 8 + slen + (slen ? 8 : 0))
+		goto out;
+	size_t total = (size_t)(BLKINDEX_HEADER + plen + 8);
 	b = malloc(total);
-	if (!b || blkindex_read_full(fd, b, total) != 0)
+	if (!b)
 		goto out;
-	uint64_t plen = get_le64(b + 64);
+	memcpy(b, head, sizeof head);
+	if (blkindex_read_full(fd, b + BLKINDEX_HEADER, total - BLKINDEX_HEADER) != 0)
+		goto out;
 	if (memcmp(b, BLKINDEX_MAGIC, 8) != 0 || get_le32(b + 8) != BLKINDEX_VERSION ||
 	    get_le32(b + 12) != (interval ? interval : 1024) ||
 	    strncmp((const char *)b + 16, id->format, 16) != 0 || get_le64(b + 40) != id->size ||
 	    (int64_t)get_le64(b + 48) != id->mtime_ns || get_le64(b + 56) != id->header_hash ||
 	    plen != total - BLKINDEX_HEADER - 8 || XXH64(b, total - 8, 0) != get_le64(b + total - 8))
 		goto out;
+	if (slen && !states_good(fd, total, slen))
+		goto out;
 	*payload = malloc(plen ? plen : 1);
 	if (*payload) {
 		memcpy(*payload, b + BLKINDEX_HEADER, plen);
 		*len = plen;
+		*states_at = total;
+		*states_len = slen;
 	}
 out:
 	free(b);
@@ -151,8 +192,11 @@ out:
 }
 
 static int write_file(const char *path, const uint8_t *hdr, const uint8_t *payload, size_t len,
-		      const uint8_t *tail)
+		      const uint8_t *tail, const uint8_t *states, size_t slen)
 {
+	uint8_t stail[8];
+	if (slen)
+		put64(stail, XXH64(states, slen, 0));
 	char tmp[1300];
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -160,6 +204,8 @@ static int write_file(const char *path, const uint8_t *hdr, const uint8_t *paylo
 		return -1;
 	int ok = blkindex_write_full(fd, hdr, BLKINDEX_HEADER) == 0 &&
 		 blkindex_write_full(fd, payload, len) == 0 && blkindex_write_full(fd, tail, 8) == 0 &&
+		 (slen == 0 || (blkindex_write_full(fd, states, slen) == 0 &&
+				blkindex_write_full(fd, stail, 8) == 0)) &&
 		 fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (!ok || rename(tmp, path) != 0) {
@@ -185,6 +231,13 @@ static void make_dirs(const char *file)
 int blkindex_save(img_image *im, const char *given, const struct blkindex_id *id,
 		  uint32_t interval, const uint8_t *payload, size_t len, char *used, size_t usedsz)
 {
+	return blkindex_save_states(im, given, id, interval, payload, len, NULL, 0, used, usedsz);
+}
+
+int blkindex_save_states(img_image *im, const char *given, const struct blkindex_id *id, uint32_t interval,
+			 const uint8_t *payload, size_t len, const uint8_t *states, size_t slen, char *used,
+			 size_t usedsz)
+{
 	uint8_t hdr[BLKINDEX_HEADER] = { 0 }, tail[8];
 	memcpy(hdr, BLKINDEX_MAGIC, 8);
 	uint32_t v = BLKINDEX_VERSION, k = interval ? interval : 1024;
@@ -195,6 +248,7 @@ int blkindex_save(img_image *im, const char *given, const struct blkindex_id *id
 	memcpy(hdr + 16, id->format, strnlen(id->format, 16));
 	put64(hdr + 40, id->size);
 	put64(hdr + 48, (uint64_t)id->mtime_ns);
+	put64(hdr + 32, slen);
 	put64(hdr + 56, id->header_hash);
 	put64(hdr + 64, len);
 	XXH64_state_t *x = XXH64_createState();
@@ -205,11 +259,11 @@ int blkindex_save(img_image *im, const char *given, const struct blkindex_id *id
 	XXH64_update(x, payload, len);
 	put64(tail, XXH64_digest(x));
 	XXH64_freeState(x);
-	if (write_file(used, hdr, payload, len, tail) == 0)
+	if (write_file(used, hdr, payload, len, tail, states, slen) == 0)
 		return IMG_OK;
 	if (given && *given)
 		return IMG_E_IO;
 	cache_path(im->path, used, usedsz);
 	make_dirs(used);
-	return write_file(used, hdr, payload, len, tail) == 0 ? IMG_OK : IMG_E_IO;
+	return write_file(used, hdr, payload, len, tail, states, slen) == 0 ? IMG_OK : IMG_E_IO;
 }

@@ -19,7 +19,7 @@ struct blkindex_id {
 };
 
 #define BLKINDEX_MAGIC "IMGBKIDX"
-#define BLKINDEX_VERSION 1
+#define BLKINDEX_VERSION 2  /* 2: states after the checked part (an index of version 1 is rebuilt) */
 #define BLKINDEX_HEADER 72
 #define BLKINDEX_MAX_PAYLOAD ((uint64_t)1 << 34)
 
@@ -33,10 +33,22 @@ void blkindex_default_path(img_image *im, const char *given, char *out, size_t o
  * @return 1 when there is a file at path (taken or not), 0 when there is none. */
 int blkindex_load(const char *path, const struct blkindex_id *id, uint32_t interval,
 		   uint8_t **payload, size_t *len);
+/* blkindex_load that also says where the states stored after the payload
+ * are (*states_len bytes from file offset *states_at; 0 when none). They are
+ * checked here against their own XXH64 (streamed, not kept: a reader reads
+ * them from the file when it needs one, checked by its CRC-32 then). */
+int blkindex_load_states(const char *path, const struct blkindex_id *id, uint32_t interval,
+			 uint8_t **payload, size_t *len, uint64_t *states_at, uint64_t *states_len);
 /* Write the index atomically (temporary file + rename); falls back to the
  * cache folder when `path` cannot be written. The path used goes to used. */
 int blkindex_save(img_image *im, const char *given, const struct blkindex_id *id,
 		  uint32_t interval, const uint8_t *payload, size_t len, char *used, size_t usedsz);
+/* blkindex_save with states (slen bytes) stored after the checked part:
+ * header (72 bytes; bytes 32-39 hold slen), payload, XXH64 of header and
+ * payload, then (slen > 0) the states and their XXH64. */
+int blkindex_save_states(img_image *im, const char *given, const struct blkindex_id *id, uint32_t interval,
+			 const uint8_t *payload, size_t len, const uint8_t *states, size_t slen, char *used,
+			 size_t usedsz);
 
 /* Read or write all len bytes, going on after short counts (a single call
  * moves at most about 2 GiB on Linux) and EINTR. @return 0, or -1 (errno

@@ -166,6 +166,8 @@ struct img_rsrc_methods {
 	const char *(*first_path)(const img_rsrc *r);
 	/* NULL: nothing to save. */
 	int (*save)(const img_rsrc *r, uint8_t **out, size_t *len);
+	/* NULL: no access points (rsrc_decoded_points). */
+	void (*points)(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind);
 	void (*close)(img_rsrc *r);
 };
 
@@ -230,9 +232,23 @@ struct img_codec;
 int rsrc_decode(img_rsrc **r, const struct img_codec *c, const uint8_t *saved, size_t saved_len,
 		void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt,
 		img_err *err);
+/* rsrc_decode with the saved states apart from `saved` (its front only): in
+ * `states` (states_len bytes from byte states_at on), taken over (closed on failure too), read
+ * on demand (zs_view_open_states). NULL states: rsrc_decode. */
+int rsrc_decode_states(img_rsrc **r, const struct img_codec *c, const uint8_t *saved, size_t saved_len,
+		       img_rsrc *states, uint64_t states_at, uint64_t states_len,
+		       void (*progress)(void *, uint64_t, uint64_t),
+		       void *progress_ctx, int *rebuilt, img_err *err);
+/* How many leading bytes of a saved form (rsrc_decoded_save) are its points
+ * table: the rest are their states, which an index file keeps apart. */
+size_t rsrc_saved_front(const uint8_t *saved, size_t len);
 /* A decoded source's access points in their saved form (malloc'd); nothing
  * (*out NULL) for another source. @return IMG_OK or IMG_E_IO. */
 int rsrc_decoded_save(const img_rsrc *r, uint8_t **out, size_t *len);
+/* A decoded source's access points with a state (checkpoints), the codec's
+ * data units (zstd frames) and those where none could be made, when its
+ * points were found now (all 0 for a loaded index or another source). */
+void rsrc_decoded_points(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind);
 
 /* ---- composing the source of an image's bytes (io/rsrc_stack.c) ---------- */
 /* What the sniffing stacked under an image's bytes. */
@@ -257,6 +273,12 @@ struct rsrc_build {
 	 * none). May be NULL. A negative return stops the build. */
 	int (*saved_points)(void *ctx, img_rsrc *stored, const uint8_t **points, size_t *len);
 	void *ctx;
+	/* May be set by saved_points: the states of *points kept apart from them
+	 * (*points is then the front only, rsrc_saved_front), in this source (an
+	 * index file) from byte states_at on. The decoded source takes it over
+	 * and reads a state from it when a read needs it. */
+	img_rsrc *states;
+	uint64_t states_at, states_len;
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);  /* scan progress, may be NULL */
 	void *progress_ctx;
 	int rebuilt;  /* set: the access points were found by a scan */

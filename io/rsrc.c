@@ -66,6 +66,13 @@ int rsrc_decoded_save(const img_rsrc *r, uint8_t **out, size_t *len)
 	return r->m->save ? r->m->save(r, out, len) : IMG_OK;
 }
 
+void rsrc_decoded_points(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind)
+{
+	*stateful = *units = *blind = 0;
+	if (r->m->points)
+		r->m->points(r, stateful, units, blind);
+}
+
 void rsrc_close(img_rsrc *r)
 {
 	if (r)

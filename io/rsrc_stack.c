@@ -58,9 +58,15 @@ int rsrc_open_layers(const char *path, const struct rsrc_layers *l, struct rsrc_
 	size_t len = 0;
 	if (rc == IMG_OK && b->saved_points)
 		rc = b->saved_points(b->ctx, r, &points, &len);
-	if (rc == IMG_OK && l->ncodecs == 1)
-		rc = rsrc_decode(&r, l->codecs[0], points, len, b->progress, b->progress_ctx, &b->rebuilt,
-				 err);
+	img_rsrc *states = b->states;  /* taken over by the decoded source */
+	b->states = NULL;
+	if (rc == IMG_OK && l->ncodecs == 1) {
+		rc = rsrc_decode_states(&r, l->codecs[0], points, len, states, b->states_at, b->states_len, b->progress,
+					b->progress_ctx, &b->rebuilt, err);
+		states = NULL;
+	}
+	if (states)
+		rsrc_close(states);
 	if (rc != IMG_OK) {
 		rsrc_close(r);
 		return rc;

@@ -61,9 +61,9 @@
 /* Segments up to this size are decoded whole into a cursor's buffer, checked,
  * and read from there (so each is decoded once however it is read). */
 #define ZS_HOLD_MAX ((uint64_t)16 << 20)
-#define ZS_SAVED_MAGIC "IMGBKZS2"
+#define ZS_SAVED_MAGIC "IMGBKZS3"
 #define ZS_SAVED_HEAD 40
-#define ZS_SAVED_POINT 48
+#define ZS_SAVED_POINT 64
 
 static uint64_t first_span = ZS_FIRST_SPAN;
 static int ahead_enabled = 1;
@@ -227,13 +227,17 @@ int zs_truncated(img_err *err, const char *name, const char *codec, const char *
 
 /* ---- points ------------------------------------------------------------------- */
 
-/* A point as kept: its state zlib-packed when that is smaller. */
+/* A point as kept: its state zlib-packed when that is smaller. A view
+ * loaded from an index file keeps no state in memory (p.state NULL): it is
+ * read from the file when a decoder starts there (unpack_state). */
 struct kept_point {
-	struct zs_point p;     /* p.state = stored bytes, p.state_len = their length */
+	struct zs_point p;     /* p.state = stored bytes (or NULL: in core.states), p.state_len = their length */
 	uint32_t raw_len;      /* state bytes once unpacked */
 	int packed;            /* stored bytes are a zlib stream */
 	int has_crc;           /* crc holds the CRC-32 of the segment from here to the next point */
 	uint32_t crc;
+	uint64_t soff;         /* saved form: the stored bytes' offset among the states */
+	uint32_t scrc;         /* saved form: their CRC-32 */
 };
 
 struct zs_core {
@@ -246,6 +250,9 @@ struct zs_core {
 	uint32_t run_crc;      /* scan: CRC-32 of the open segment so far */
 	int preset;            /* scan: the last point's segment CRC came from the codec */
 	int fed;               /* scan: zs_scan_output was called */
+	img_rsrc *states;      /* the saved states (an index file), read on demand; owned, or NULL */
+	uint64_t states_at;    /* where in it the states start */
+	uint64_t states_len;   /* and their bytes */
 };
 
 static void kept_free(struct kept_point *k)
@@ -403,19 +410,6 @@ void zs_scan_progress(struct zs_scan *sc, uint64_t compressed_done)
 		sc->progress(sc->progress_ctx, compressed_done, sc->core->raw_size);
 }
 
-/* Unpack a kept point's state into dst (raw_len bytes). */
-static int unpack_state(const struct kept_point *k, uint8_t *dst)
-{
-	if (!k->packed) {
-		memcpy(dst, k->p.state, k->raw_len);
-		return IMG_OK;
-	}
-	uLongf len = k->raw_len;
-	if (uncompress(dst, &len, k->p.state, k->p.state_len) != Z_OK || len != k->raw_len)
-		return IMG_E_CORRUPT;
-	return IMG_OK;
-}
-
 /* ---- the view ------------------------------------------------------------------ */
 
 struct cursor {
@@ -457,6 +451,7 @@ struct zs_view {
 	const struct zs_ops *ops;
 	struct zs_core core;
 	uint64_t usize, span;
+	uint64_t units, blind;  /* from the scan (zs_view_points) */
 	struct cursor cur[ZS_CURSORS];
 	uint8_t *checked;  /* a bit per point: its segment's bytes matched its CRC */
 	uint64_t clock;
@@ -466,9 +461,66 @@ struct zs_view {
 	struct zs_view_counts counts;  /* under lock */
 };
 
+/* The stored bytes of k's state, read from the saved states into buf
+ * (k->p.state_len bytes) and checked against their CRC-32.
+ * @return IMG_OK, IMG_E_CORRUPT (damaged or short), IMG_E_IO. */
+static int read_saved_state(const struct zs_core *c, const struct kept_point *k, uint8_t *buf)
+{
+	img_err err;
+	memset(&err, 0, sizeof err);
+	size_t got = 0;
+	int rc = rsrc_pread(c->states, buf, k->p.state_len, c->states_at + k->soff, &got, &err);
+	if (rc != IMG_OK)
+		return IMG_E_IO;
+	return got == k->p.state_len && crc32_fast(0, buf, got) == k->scrc ? IMG_OK : IMG_E_CORRUPT;
+}
+
+/* Unpack a kept point's state into dst (raw_len bytes), reading it from the
+ * saved states when it is not in memory. @return IMG_OK, IMG_E_CORRUPT
+ * (damaged), IMG_E_IO (out of memory, or the index file cannot be read). */
+static int unpack_state(const zs_view *v, const struct kept_point *k, uint8_t *dst)
+{
+	const uint8_t *stored = k->p.state;
+	uint8_t *tmp = NULL;
+	if (!stored) {
+		if (!v->core.states)
+			return IMG_E_CORRUPT;
+		if (!k->packed)  /* stored == raw: straight into dst */
+			return read_saved_state(&v->core, k, dst);
+		if (!(tmp = malloc(k->p.state_len)))
+			return IMG_E_IO;
+		int rc = read_saved_state(&v->core, k, tmp);
+		if (rc != IMG_OK) {
+			free(tmp);
+			return rc;
+		}
+		stored = tmp;
+	}
+	int rc = IMG_OK;
+	if (!k->packed) {
+		memcpy(dst, stored, k->raw_len);
+	} else {
+		uLongf len = k->raw_len;
+		if (uncompress(dst, &len, stored, k->p.state_len) != Z_OK || len != k->raw_len)
+			rc = IMG_E_CORRUPT;
+	}
+	free(tmp);
+	return rc;
+}
+
 uint64_t zs_view_size(const zs_view *v)
 {
 	return v->usize;
+}
+
+void zs_view_points(const zs_view *v, uint64_t *stateful, uint64_t *units, uint64_t *blind)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < v->core.n; i++)
+		n += v->core.pts[i].raw_len != 0;
+	*stateful = n;
+	*units = v->units;
+	*blind = v->blind;
 }
 
 void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes)
@@ -512,7 +564,7 @@ static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
 		state = malloc(k->raw_len);
 		if (!state)
 			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
-		if (unpack_state(k, state) != IMG_OK) {
+		if (unpack_state(v, k, state) != IMG_OK) {
 			free(state);
 			return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0,
 					   "%s: the saved access point at decoded byte %llu is damaged",
@@ -1086,9 +1138,12 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 }
 
 /* ---- the saved form -------------------------------------------------------------
- * "IMGBKZS1", u32 points, u32 0, u64 decoded size, u64 span, u64 compressed
- * size; per point u64 cin, u64 uout, u32 bits, u32 aux, u64 aux2, u32 stored
- * length, u32 raw length | packed << 31; then the stored states in order. */
+ * "IMGBKZS3", u32 points, u32 0, u64 decoded size, u64 span, u64 compressed
+ * size (40 bytes); per point (64 bytes) u64 cin, u64 uout, u32 bits, u32 aux,
+ * u64 aux2, u32 stored length, u32 raw length | packed << 31, u32 segment
+ * CRC-32, u32 has CRC, u64 offset of the stored state among the states, u32
+ * its CRC-32, u32 0; then the stored states in order (the "front" is what
+ * comes before them: an index file keeps the states apart, zs_saved_front). */
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -1131,6 +1186,7 @@ int zs_view_save(const zs_view *v, uint8_t **out, size_t *len)
 	put64(b + 24, v->span);
 	put64(b + 32, v->core.raw_size);
 	uint8_t *q = b + ZS_SAVED_HEAD, *s = q + v->core.n * ZS_SAVED_POINT;
+	uint64_t soff = 0;
 	for (size_t i = 0; i < v->core.n; i++, q += ZS_SAVED_POINT) {
 		const struct kept_point *k = &v->core.pts[i];
 		put64(q, k->p.cin);
@@ -1142,16 +1198,62 @@ int zs_view_save(const zs_view *v, uint8_t **out, size_t *len)
 		put32(q + 36, k->raw_len | (uint32_t)k->packed << 31);
 		put32(q + 40, k->crc);
 		put32(q + 44, (uint32_t)k->has_crc);
-		if (k->p.state_len)
+		put64(q + 48, soff);
+		put32(q + 60, 0);
+		if (k->p.state_len && k->p.state) {
 			memcpy(s, k->p.state, k->p.state_len);
+		} else if (k->p.state_len && read_saved_state(&v->core, k, s) != IMG_OK) {
+			free(b);  /* the index file the states were in is damaged or gone */
+			return IMG_E_IO;
+		}
+		put32(q + 56, k->p.state_len ? crc32_fast(0, s, k->p.state_len) : 0);
 		s += k->p.state_len;
+		soff += k->p.state_len;
 	}
 	*out = b;
 	*len = total;
 	return IMG_OK;
 }
 
-/* Load saved points when they fit this data; @return 1 when loaded. */
+size_t zs_saved_front(const uint8_t *b, size_t len)
+{
+	if (len < ZS_SAVED_HEAD || memcmp(b, ZS_SAVED_MAGIC, 8) != 0)
+		return len;
+	uint32_t n = get32(b + 8);
+	if ((len - ZS_SAVED_HEAD) / ZS_SAVED_POINT < n)
+		return len;
+	return ZS_SAVED_HEAD + (size_t)n * ZS_SAVED_POINT;
+}
+
+/* One point of the saved form at q; 0 when its fields are out of range
+ * (prev: the point before it, or NULL; usize, raw: the data's sizes). */
+static int saved_point(const uint8_t *q, const struct kept_point *prev, uint64_t usize, uint64_t raw,
+		       struct kept_point *k)
+{
+	memset(k, 0, sizeof *k);
+	k->p.cin = get64(q);
+	k->p.uout = get64(q + 8);
+	k->p.bits = get32(q + 16);
+	k->p.aux = get32(q + 20);
+	k->p.aux2 = get64(q + 24);
+	k->p.state_len = get32(q + 32);
+	uint32_t rl = get32(q + 36);
+	k->raw_len = rl & 0x7FFFFFFFu;
+	k->packed = (int)(rl >> 31);
+	k->crc = get32(q + 40);
+	k->has_crc = (int)get32(q + 44);
+	k->soff = get64(q + 48);
+	k->scrc = get32(q + 56);
+	return !(k->p.cin > raw || k->p.uout > usize || (!prev && k->p.uout != 0) ||
+		 (prev && (k->p.uout < prev->p.uout || k->p.cin < prev->p.cin)) || k->p.bits >= 65536 ||
+		 k->has_crc > 1 || k->raw_len > ZS_MAX_STATE || k->p.state_len > ZS_MAX_STATE ||
+		 (k->raw_len == 0) != (k->p.state_len == 0) || (!k->packed && k->p.state_len != k->raw_len) ||
+		 get32(q + 60) != 0);
+}
+
+/* Load saved points when they fit this data; @return 1 when loaded. The
+ * states follow the points in b, or (b is the front only) are read from
+ * v->core.states when a decoder needs them. */
 static int load_saved(zs_view *v, const uint8_t *b, size_t len)
 {
 	if (len < ZS_SAVED_HEAD || memcmp(b, ZS_SAVED_MAGIC, 8) != 0)
@@ -1162,41 +1264,30 @@ static int load_saved(zs_view *v, const uint8_t *b, size_t len)
 	    (len - ZS_SAVED_HEAD) / ZS_SAVED_POINT < n)
 		return 0;
 	const uint8_t *q = b + ZS_SAVED_HEAD, *s = q + (size_t)n * ZS_SAVED_POINT, *end = b + len;
-	struct zs_core c = { .raw_size = raw };
-	for (uint32_t i = 0; i < n; i++, q += ZS_SAVED_POINT) {
-		struct kept_point k = { 0 };
-		k.p.cin = get64(q);
-		k.p.uout = get64(q + 8);
-		k.p.bits = get32(q + 16);
-		k.p.aux = get32(q + 20);
-		k.p.aux2 = get64(q + 24);
-		k.p.state_len = get32(q + 32);
-		uint32_t rl = get32(q + 36);
-		k.raw_len = rl & 0x7FFFFFFFu;
-		k.packed = (int)(rl >> 31);
-		k.crc = get32(q + 40);
-		k.has_crc = (int)get32(q + 44);
-		int bad = k.p.cin > raw || k.p.uout > usize || (i == 0 && k.p.uout != 0) ||
-			  (i > 0 && (k.p.uout < c.pts[i - 1].p.uout || k.p.cin < c.pts[i - 1].p.cin)) ||
-			  k.p.bits >= 65536 || k.has_crc > 1 || k.raw_len > ZS_MAX_STATE || k.p.state_len > ZS_MAX_STATE ||
-			  (k.raw_len == 0) != (k.p.state_len == 0) || (!k.packed && k.p.state_len != k.raw_len) ||
-			  (size_t)(end - s) < k.p.state_len;
-		if (!bad && k.p.state_len) {
-			k.p.state = malloc(k.p.state_len);
-			bad = !k.p.state;
+	int apart = s == end && v->core.states;  /* the states are in the index file */
+	if (apart && rsrc_size(v->core.states) - v->core.states_len < v->core.states_at)
+		return 0;
+	uint64_t room = apart ? v->core.states_len : (uint64_t)(end - s);
+	struct zs_core c = { .raw_size = raw, .states = v->core.states, .states_at = v->core.states_at,
+			     .states_len = v->core.states_len };
+	uint64_t soff = 0;
+	int bad = 0;
+	for (uint32_t i = 0; i < n && !bad; i++, q += ZS_SAVED_POINT) {
+		struct kept_point k;
+		bad = !saved_point(q, i ? &c.pts[i - 1] : NULL, usize, raw, &k) || k.soff != soff ||
+		      room - soff < k.p.state_len;
+		if (!bad && k.p.state_len && !apart) {
+			bad = crc32_fast(0, s + soff, k.p.state_len) != k.scrc || !(k.p.state = malloc(k.p.state_len));
 			if (!bad)
-				memcpy(k.p.state, s, k.p.state_len);
+				memcpy(k.p.state, s + soff, k.p.state_len);
 		}
-		s += bad ? 0 : k.p.state_len;
-		if (bad || core_push(&c, &k) != IMG_OK) {
+		soff += bad ? 0 : k.p.state_len;
+		if (!bad && core_push(&c, &k) != IMG_OK) {
 			kept_free(&k);
-			for (size_t j = 0; j < c.n; j++)
-				kept_free(&c.pts[j]);
-			free(c.pts);
-			return 0;
+			bad = 1;
 		}
 	}
-	if (s != end) {
+	if (bad || soff != room) {
 		for (size_t j = 0; j < c.n; j++)
 			kept_free(&c.pts[j]);
 		free(c.pts);
@@ -1213,6 +1304,8 @@ static void core_free(struct zs_core *c)
 	for (size_t i = 0; i < c->n; i++)
 		kept_free(&c->pts[i]);
 	free(c->pts);
+	if (c->states)
+		rsrc_close(c->states);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1268,13 +1361,27 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 		 size_t saved_len, void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
 		 int *rebuilt, img_err *err, zs_view **out)
 {
+	return zs_view_open_states(raw, name, ops, saved, saved_len, NULL, 0, 0, progress, progress_ctx,
+				   rebuilt, err, out);
+}
+
+int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
+			size_t saved_len, img_rsrc *states, uint64_t states_at, uint64_t states_len,
+			void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt, img_err *err,
+			zs_view **out)
+{
 	*out = NULL;
 	*rebuilt = 0;
 	zs_view *v = calloc(1, sizeof *v);
 	if (!v || !(v->name = strdup(name))) {
 		free(v);
+		if (states)
+			rsrc_close(states);
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
 	}
+	v->core.states = states;
+	v->core.states_at = states_at;
+	v->core.states_len = states_len;
 	v->raw = raw;
 	v->ops = ops;
 	v->core.raw_size = rsrc_size(raw);
@@ -1290,6 +1397,9 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
 	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
 		*rebuilt = 1;
+		if (v->core.states)  /* the scan keeps its states in memory */
+			rsrc_close(v->core.states);
+		v->core.states = NULL;
 		struct zs_scan sc = { .raw = raw, .name = v->name, .span = first_span, .err = err,
 				      .progress = progress, .progress_ctx = progress_ctx, .core = &v->core,
 				      .codec = codec_of(ops) };
@@ -1300,6 +1410,8 @@ int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, cons
 			rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: no data to read", name);
 		v->usize = sc.usize;
 		v->span = sc.span;
+		v->units = sc.units;
+		v->blind = sc.blind;
 	}
 	if (rc == IMG_OK && !(v->checked = calloc(v->core.n / 8 + 1, 1)))
 		rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);

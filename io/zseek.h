@@ -94,6 +94,9 @@ struct zs_scan {
 	void (*progress)(void *ctx, uint64_t done, uint64_t total);
 	void *progress_ctx;
 	int states_packed;     /* set by the codec: its states are compressed already (stored as given) */
+	uint64_t units, blind; /* set by the codec: its data units (zstd frames), and how many of
+				* those big enough for points inside could get none (their blocks
+				* could not be followed): reads there decode from the unit's start */
 	const struct img_codec *codec;  /* its table entry (mount_fix, tool), NULL when not in the table */
 	struct zs_core *core;  /* the core's private side */
 };
@@ -202,6 +205,20 @@ typedef struct zs_view zs_view;
 int zs_view_open(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
 		 size_t saved_len, void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx,
 		 int *rebuilt, img_err *err, zs_view **out);
+/* zs_view_open with the saved states kept apart from saved (which is then
+ * the front of a saved form only, zs_saved_front): in states (an index
+ * file), states_len bytes from byte states_at on. The view owns states (closes it, also on
+ * failure) and reads a point's state from it when a decoder starts there,
+ * checked against the CRC-32 the front holds (damage: IMG_E_CORRUPT for
+ * that segment's reads). NULL states: zs_view_open. */
+int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *ops, const uint8_t *saved,
+			size_t saved_len, img_rsrc *states, uint64_t states_at, uint64_t states_len,
+			void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt, img_err *err,
+			zs_view **out);
+/* The bytes of a saved form (zs_view_save) before its states: the points
+ * table. An index file stores the states after its checked part, and a
+ * view loaded from it reads them on demand. len when saved is not one. */
+size_t zs_saved_front(const uint8_t *saved, size_t len);
 /* Thread-safe. *got < len only at the end of the data. */
 int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
 uint64_t zs_view_size(const zs_view *v);
@@ -209,6 +226,10 @@ uint64_t zs_view_size(const zs_view *v);
 int zs_view_save(const zs_view *v, uint8_t **out, size_t *len);
 /* Points and the bytes their states take, for messages and tests. */
 void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes);
+/* For messages: points with a state (checkpoints), the codec's data units
+ * and those that got no points inside (zs_scan.units, .blind; 0 when the
+ * points were loaded). */
+void zs_view_points(const zs_view *v, uint64_t *stateful, uint64_t *units, uint64_t *blind);
 void zs_view_close(zs_view *v);
 /* What the view's reads cost so far, for tests and the bench. */
 struct zs_view_counts {
@@ -223,5 +244,9 @@ void zs_set_decode_ahead(int on);
  * the default, 4 MiB; it doubles as the points outgrow their budget). For
  * tests and fuzzing, which want many points in little data. */
 void zs_set_first_span(uint64_t span);
+/* Process-wide, for tests: 0 makes later zstd scans put no checkpoints in
+ * big frames, as for a frame whose blocks cannot be followed (zs_scan.blind);
+ * 1 (the default) follows them. */
+void zs_zstd_set_follow(int on);
 
 #endif

@@ -72,7 +72,9 @@ struct zst_frame {
 struct zst_cand {
 	uint64_t cin, uout, end;
 	uint32_t crc;          /* CRC-32 of the span, taken by the main pass */
-	uint8_t *state;        /* checkpoint: the packed state (zst_pack_state); NULL: frame start */
+	uint8_t *raw;          /* checkpoint: its state before packing (zst_build_state) */
+	size_t raw_len;
+	uint8_t *state;        /* checkpoint: the packed state (the worker packs raw) */
 	size_t state_len;
 	int verified;          /* 1 resumed exactly, -1 did not (dropped); worker-written under the lock */
 	int unusable;          /* the parser found a table the dictionary cannot express */
@@ -82,8 +84,11 @@ struct zst_cand {
 	size_t head_len;
 	uint32_t min_content;
 	uint8_t window_byte;
-	struct zst_run *runs;  /* window bytes before uout that matches after it copy */
-	size_t nruns, rcap;
+	uint64_t *marks;       /* the window before uout in granules: a bit per granule
+				* that a match after uout copies (zst_on_match) */
+	uint64_t marks_lo;     /* frame-relative decoded offset of granule 0 */
+	size_t nmarks;         /* granules */
+	uint32_t granule;      /* bytes per granule: 1, more for windows over 8 MiB (zst_granule) */
 	int finalized, closed, dropped_early;
 };
 
@@ -288,7 +293,7 @@ static int zst_walk(struct zst_scan *z)
 /* ---- candidates and the verifying thread ---------------------------------------- */
 
 #define ZSTD_PEND_MAX 64      /* checkpoints waiting for their window's matches */
-#define ZSTD_RUN_GAP 16       /* runs closer than this are stored as one */
+#define ZSTD_RUN_GAP 16       /* window runs closer than this are stored as one */
 #define ZSTD_STATE_LEVEL 3    /* zstd level packing checkpoint states */
 #define ZSTD_DICT_ID 0x7A53u  /* the ID of checkpoint dictionaries */
 
@@ -319,7 +324,8 @@ static struct zst_cand *zst_new_cand(struct zst_scan *z, uint64_t cin, uint64_t 
 static void zst_free_cand(struct zst_cand *c)
 {
 	free(c->state);
-	free(c->runs);
+	free(c->raw);
+	free(c->marks);
 	free(c);
 }
 
@@ -352,12 +358,32 @@ static int zst_verify(struct zst_scan *z, const struct zst_cand *c, ZSTD_DStream
 	return ok && made == want && crc == c->crc ? 1 : -1;
 }
 
+/* Pack c's state with zstd (c->raw goes). @return 1, or -1 (the state cannot be kept). */
+static int zst_pack_state(struct zst_cand *c, ZSTD_CCtx *cc)
+{
+	size_t room = ZSTD_compressBound(c->raw_len);
+	c->state = malloc(room);
+	size_t n = c->state ? ZSTD_compressCCtx(cc, c->state, room, c->raw, c->raw_len, ZSTD_STATE_LEVEL) : 0;
+	free(c->raw);
+	c->raw = NULL;
+	if (!c->state || ZSTD_isError(n) || n > ZS_MAX_STATE) {
+		free(c->state);
+		c->state = NULL;
+		return -1;
+	}
+	c->state_len = n;
+	return 1;
+}
+
+/* The second thread: packs each checkpoint's state and verifies it, while
+ * the main pass goes on. */
 static void *zst_worker(void *arg)
 {
 	struct zst_scan *z = arg;
 	size_t cap = (size_t)1 << 20;
 	uint8_t *buf = malloc(cap);
 	ZSTD_DStream *ds = zst_new_dstream();  /* one for all: its window is allocated once */
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	pthread_mutex_lock(&z->lock);
 	for (;;) {
 		while (z->qn == 0 && !z->done)
@@ -367,11 +393,14 @@ static void *zst_worker(void *arg)
 		struct zst_cand *c = z->queue[z->qhead++];
 		z->qn--;
 		pthread_mutex_unlock(&z->lock);
-		int v = buf && ds ? zst_verify(z, c, ds, buf, cap) : -1;
+		int v = buf && ds && cc ? zst_pack_state(c, cc) : -1;
+		if (v == 1)
+			v = zst_verify(z, c, ds, buf, cap);
 		pthread_mutex_lock(&z->lock);
 		c->verified = v;
 	}
 	pthread_mutex_unlock(&z->lock);
+	ZSTD_freeCCtx(cc);
 	ZSTD_freeDStream(ds);
 	free(buf);
 	return NULL;
@@ -380,7 +409,7 @@ static void *zst_worker(void *arg)
 /* Hand a checkpoint whose state and span are complete to the worker. */
 static int zst_queue(struct zst_scan *z, struct zst_cand *c)
 {
-	if (!c->state || !c->finalized || !c->closed || c->unusable)
+	if (!c->raw || !c->finalized || !c->closed || c->unusable)
 		return IMG_OK;
 	pthread_mutex_lock(&z->lock);
 	if (z->qhead + z->qn == z->qcap) {
@@ -446,56 +475,96 @@ static int get_leb(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-static int run_order(const void *a, const void *b)
-{
-	const struct zst_run *x = a, *y = b;
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* Sort and merge c's runs (closer than ZSTD_RUN_GAP: one run). */
-static void zst_merge_runs(struct zst_cand *c)
-{
-	if (c->nruns == 0)
-		return;
-	qsort(c->runs, c->nruns, sizeof *c->runs, run_order);
-	size_t w = 0;
-	for (size_t i = 1; i < c->nruns; i++) {
-		if (c->runs[i].start <= c->runs[w].end + ZSTD_RUN_GAP) {
-			if (c->runs[i].end > c->runs[w].end)
-				c->runs[w].end = c->runs[i].end;
-		} else {
-			c->runs[++w] = c->runs[i];
-		}
-	}
-	c->nruns = w + 1;
-}
+/* The decoded bytes of a frame as the scan makes them, in libzstd's round
+ * buffer: blocks are decoded one after the other into buf, back to its
+ * start when a whole block no longer fits; bytes stay valid for
+ * size - ZSTD_BLOCK_MAX - ZSTD_RING_SLACK behind the newest. */
+#define ZSTD_RING_SLACK 64
+struct zst_ring {
+	uint8_t *buf;
+	size_t size;
+	size_t w;               /* where the next block goes */
+	uint64_t cur, prev;     /* frame offsets of buf[0] in this round and the last */
+};
 
 /* Copy decoded bytes [from, to) of the frame out of the ring. */
-static void ring_copy(const uint8_t *ring, uint64_t rsize, uint64_t from, uint64_t to, uint8_t *dst)
+static void ring_copy(const struct zst_ring *r, uint64_t from, uint64_t to, uint8_t *dst)
 {
-	while (from < to) {
-		uint64_t at = from % rsize, n = rsize - at < to - from ? rsize - at : to - from;
-		memcpy(dst, ring + at, (size_t)n);
-		dst += n;
-		from += n;
+	if (from < r->cur) {
+		uint64_t mid = to < r->cur ? to : r->cur;
+		memcpy(dst, r->buf + (from - r->prev), (size_t)(mid - from));
+		dst += mid - from;
+		from = mid;
 	}
+	if (from < to)
+		memcpy(dst, r->buf + (from - r->cur), (size_t)(to - from));
 }
 
-/* Build and pack c's state from its runs and the ring (frame-relative
- * position of c: b). */
-static int zst_pack_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, const uint8_t *ring, uint64_t rsize,
-			  ZSTD_CCtx *cc)
+/* The first bit at or after i that is `want` (0 or 1), or n. */
+static size_t marks_next(const uint64_t *m, size_t i, size_t n, int want)
 {
-	zst_merge_runs(c);
-	uint64_t content = c->min_content, bytes = 0;
-	if (c->nruns && b - c->runs[0].start > content)
-		content = b - c->runs[0].start;
-	for (size_t i = 0; i < c->nruns; i++)
-		bytes += c->runs[i].end - c->runs[i].start;
-	size_t raw_len = 12 + c->head_len + c->nruns * 20 + (size_t)bytes;
-	uint8_t *raw = malloc(raw_len);
-	if (!raw)
+	while (i < n) {
+		uint64_t word = (want ? m[i / 64] : ~m[i / 64]) >> (i % 64);
+		if (word) {
+			i += (size_t)__builtin_ctzll(word);
+			return i < n ? i : n;
+		}
+		i = (i / 64 + 1) * 64;
+	}
+	return n;
+}
+
+/* The runs of marked granules of c (gaps up to ZSTD_RUN_GAP bytes joined), clipped to [lo, b). */
+static int marks_runs(const struct zst_cand *c, uint64_t b, struct zst_run **out, size_t *n)
+{
+	size_t cap = 64, k = 0, g = c->nmarks, join = ZSTD_RUN_GAP / c->granule;
+	struct zst_run *runs = malloc(cap * sizeof *runs);
+	if (!runs)
+		return -1;
+	size_t i = marks_next(c->marks, 0, g, 1);
+	while (i < g) {
+		size_t j = marks_next(c->marks, i, g, 0), next = marks_next(c->marks, j, g, 1);
+		while (next < g && next - j <= join) {
+			j = marks_next(c->marks, next, g, 0);
+			next = marks_next(c->marks, j, g, 1);
+		}
+		if (k == cap) {
+			struct zst_run *nr = realloc(runs, 2 * cap * sizeof *nr);
+			if (!nr) {
+				free(runs);
+				return -1;
+			}
+			runs = nr;
+			cap *= 2;
+		}
+		uint64_t rs = c->marks_lo + (uint64_t)i * c->granule, re = c->marks_lo + (uint64_t)j * c->granule;
+		runs[k++] = (struct zst_run){ rs, re < b ? re : b };
+		i = next;
+	}
+	*out = runs;
+	*n = k;
+	return 0;
+}
+
+/* Build c's state (unpacked) from its marked window and the ring
+ * (frame-relative position of c: b). */
+static int zst_build_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, const struct zst_ring *ring)
+{
+	struct zst_run *runs;
+	size_t nruns;
+	if (marks_runs(c, b, &runs, &nruns) != 0)
 		return zst_nomem(z);
+	uint64_t content = c->min_content, bytes = 0;
+	if (nruns && b - runs[0].start > content)
+		content = b - runs[0].start;
+	for (size_t i = 0; i < nruns; i++)
+		bytes += runs[i].end - runs[i].start;
+	size_t raw_len = 12 + c->head_len + nruns * 20 + (size_t)bytes;
+	uint8_t *raw = malloc(raw_len);
+	if (!raw) {
+		free(runs);
+		return zst_nomem(z);
+	}
 	uint8_t *p = raw;
 	*p++ = 1;
 	*p++ = c->window_byte;
@@ -504,38 +573,24 @@ static int zst_pack_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, co
 	for (int i = 0; i < 4; i++)
 		*p++ = (uint8_t)(content >> (8 * i));
 	for (int i = 0; i < 4; i++)
-		*p++ = (uint8_t)(c->nruns >> (8 * i));
+		*p++ = (uint8_t)(nruns >> (8 * i));
 	memcpy(p, c->head, c->head_len);
 	p += c->head_len;
 	uint64_t prev = b - content;
-	for (size_t i = 0; i < c->nruns; i++) {
-		put_leb(&p, c->runs[i].start - prev);
-		put_leb(&p, c->runs[i].end - c->runs[i].start);
-		prev = c->runs[i].end;
+	for (size_t i = 0; i < nruns; i++) {
+		put_leb(&p, runs[i].start - prev);
+		put_leb(&p, runs[i].end - runs[i].start);
+		prev = runs[i].end;
 	}
-	for (size_t i = 0; i < c->nruns; i++) {
-		ring_copy(ring, rsize, c->runs[i].start, c->runs[i].end, p);
-		p += c->runs[i].end - c->runs[i].start;
+	for (size_t i = 0; i < nruns; i++) {
+		ring_copy(ring, runs[i].start, runs[i].end, p);
+		p += runs[i].end - runs[i].start;
 	}
-	raw_len = (size_t)(p - raw);
-	size_t room = ZSTD_compressBound(raw_len);
-	c->state = malloc(room);
-	if (!c->state) {
-		free(raw);
-		return zst_nomem(z);
-	}
-	size_t n = ZSTD_compressCCtx(cc, c->state, room, raw, raw_len, ZSTD_STATE_LEVEL);
-	free(raw);
-	free(c->runs);
-	c->runs = NULL;
-	c->nruns = c->rcap = 0;
-	if (ZSTD_isError(n) || n > ZS_MAX_STATE) {
-		free(c->state);
-		c->state = NULL;
-		c->unusable = 1;
-		return IMG_OK;
-	}
-	c->state_len = n;
+	free(runs);
+	free(c->marks);
+	c->marks = NULL;
+	c->raw = raw;
+	c->raw_len = (size_t)(p - raw);
 	c->finalized = 1;
 	return IMG_OK;
 }
@@ -618,30 +673,31 @@ struct zst_fscan {
 	struct zb_state st;
 	struct zst_cand *pend[ZSTD_PEND_MAX];  /* checkpoints whose state is not final */
 	size_t npend;
-	int oom;
 };
 
-static void zst_add_run(struct zst_fscan *fs, struct zst_cand *c, uint64_t start, uint64_t end)
+/* Mark the granules of [start, end) (frame offsets before c's point) in c's bitmap. */
+static void zst_mark(struct zst_cand *c, uint64_t start, uint64_t end)
 {
-	if (c->nruns) {
-		struct zst_run *last = &c->runs[c->nruns - 1];
-		if (start >= last->start && start <= last->end + ZSTD_RUN_GAP) {
-			if (end > last->end)
-				last->end = end;
-			return;
-		}
+	if (start < c->marks_lo)
+		start = c->marks_lo;
+	if (end <= start)
+		return;
+	size_t i = (size_t)((start - c->marks_lo) / c->granule);
+	size_t e = (size_t)((end - c->marks_lo + c->granule - 1) / c->granule);
+	if (e > c->nmarks)
+		e = c->nmarks;
+	while (i < e && i % 64) {
+		c->marks[i / 64] |= (uint64_t)1 << (i % 64);
+		i++;
 	}
-	if (c->nruns == c->rcap) {
-		size_t ncap = c->rcap ? c->rcap * 2 : 1024;
-		struct zst_run *nr = realloc(c->runs, ncap * sizeof *nr);
-		if (!nr) {
-			fs->oom = 1;
-			return;
-		}
-		c->runs = nr;
-		c->rcap = ncap;
+	while (i + 64 <= e) {
+		c->marks[i / 64] = UINT64_MAX;
+		i += 64;
 	}
-	c->runs[c->nruns++] = (struct zst_run){ start, end };
+	while (i < e) {
+		c->marks[i / 64] |= (uint64_t)1 << (i % 64);
+		i++;
+	}
 }
 
 /* The parser's report of one match: a run for every checkpoint before it
@@ -653,35 +709,44 @@ static void zst_on_match(void *ctx, uint64_t dst, uint64_t src, uint32_t len)
 		struct zst_cand *c = fs->pend[i];
 		uint64_t b = c->uout - fs->base;
 		if (src < b && dst >= b && dst - b < fs->window)
-			zst_add_run(fs, c, src, src + len < b ? src + len : b);
+			zst_mark(c, src, src + len < b ? src + len : b);
 	}
 }
 
-/* Decode exactly one block (or the checksum) with libzstd into the ring at
- * frame position pos; its bytes go into *crc. */
-static int zst_decode_block(struct zst_scan *z, ZSTD_DStream *ds, const uint8_t *p, size_t n, uint64_t at,
-			    uint8_t *ring, uint64_t rsize, uint64_t pos, uint32_t *crc, uint64_t *made,
-			    size_t *ret)
+/* Decode exactly one block (or the frame header, or the checksum: n bytes
+ * at p, compressed offset at) with libzstd's buffer-less API straight into
+ * the ring at frame position pos (no copy out of a stream buffer); its bytes
+ * go into *crc. *next: the bytes libzstd wants next, 0 when the frame ended. */
+static int zst_decode_block(struct zst_scan *z, ZSTD_DCtx *dc, const uint8_t *p, size_t n, uint64_t at,
+			    struct zst_ring *ring, uint64_t pos, uint32_t *crc, uint64_t *made, size_t *next)
 {
-	ZSTD_inBuffer ib = { p, n, 0 };
 	*made = 0;
-	for (;;) {
-		uint64_t w = (pos + *made) % rsize;
-		ZSTD_outBuffer ob = { ring + w, (size_t)(rsize - w), 0 };
-		*ret = ZSTD_decompressStream(ds, &ob, &ib);
-		if (ZSTD_isError(*ret))
-			return zst_lib_error(z->sc->err, z->sc->name, at, *ret);
-		*crc = crc32_fast(*crc, ring + w, ob.pos);
-		*made += ob.pos;
-		if ((ib.pos == ib.size && ob.pos < ob.size) || *ret == 0)
-			return IMG_OK;
+	if (ring->size - ring->w < ZSTD_BLOCK_MAX + ZSTD_RING_SLACK) {
+		ring->prev = ring->cur;
+		ring->cur = pos;
+		ring->w = 0;
 	}
+	while (n > 0) {
+		size_t need = ZSTD_nextSrcSizeToDecompress(dc);
+		if (need == 0 || need > n)
+			return zst_corrupt(z->sc->err, z->sc->name, at, "the frame does not end where its blocks do");
+		uint8_t *dst = ring->buf + ring->w;
+		size_t r = ZSTD_decompressContinue(dc, dst, ring->size - ring->w, p, need);
+		if (ZSTD_isError(r))
+			return zst_lib_error(z->sc->err, z->sc->name, at, r);
+		*crc = crc32_fast(*crc, dst, r);
+		ring->w += r;
+		*made += r;
+		p += need;
+		n -= need;
+	}
+	*next = ZSTD_nextSrcSizeToDecompress(dc);
+	return IMG_OK;
 }
 
 /* Finalise the pending checkpoints whose window of matches is behind pos
  * (all when pos is the frame's end). */
-static int zst_finalize(struct zst_fscan *fs, uint64_t pos, int all, const uint8_t *ring, uint64_t rsize,
-			ZSTD_CCtx *cc)
+static int zst_finalize(struct zst_fscan *fs, uint64_t pos, int all, const struct zst_ring *ring)
 {
 	size_t w = 0;
 	for (size_t i = 0; i < fs->npend; i++) {
@@ -691,7 +756,7 @@ static int zst_finalize(struct zst_fscan *fs, uint64_t pos, int all, const uint8
 			fs->pend[w++] = c;
 			continue;
 		}
-		int rc = zst_pack_state(fs->z, c, b, ring, rsize, cc);
+		int rc = zst_build_state(fs->z, c, b, ring);
 		if (rc == IMG_OK)
 			rc = zst_queue(fs->z, c);
 		if (rc != IMG_OK)
@@ -706,9 +771,8 @@ static void zst_stop_checkpoints(struct zst_fscan *fs, int *parsing)
 {
 	for (size_t i = 0; i < fs->npend; i++) {
 		fs->pend[i]->unusable = 1;
-		free(fs->pend[i]->runs);
-		fs->pend[i]->runs = NULL;
-		fs->pend[i]->nruns = 0;
+		free(fs->pend[i]->marks);
+		fs->pend[i]->marks = NULL;
 	}
 	fs->npend = 0;
 	if (*parsing)
@@ -729,6 +793,13 @@ static void zst_mark_unusable(struct zst_scan *z, uint64_t frame_cin, uint64_t a
 	}
 }
 
+static int follow_blocks = 1;
+
+void zs_zstd_set_follow(int on)
+{
+	follow_blocks = on;
+}
+
 /* Decoded bytes between checkpoints: 3/4 of the core's span (3 MiB). A
  * read decodes and checks its whole span (about 1 ms per MiB on the 2-core
  * machine measured), and a checkpoint's state hardly shrinks with its span
@@ -739,9 +810,18 @@ static uint64_t zst_ckpt_span(const struct zs_scan *sc)
 	return sc->span - sc->span / 4;  /* >= 1 */
 }
 
+/* Bytes per bit of a checkpoint's window bitmap: 1 up to 8 MiB windows (a
+ * bitmap of at most 1 MiB; at most 3 checkpoints wait for their window
+ * then), so that the stored window is the bytes matches copy; larger
+ * windows (--long) get coarser bitmaps of 1 MiB, as up to 43 wait at once. */
+static uint32_t zst_granule(uint64_t window)
+{
+	uint64_t g = window >> 23;
+	return g > 1 ? (uint32_t)g : 1;
+}
+
 /* Decode frame f (at decoded offset base) block by block, making checkpoints. */
-static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base, ZSTD_DStream *ds,
-			  ZSTD_CCtx *cc)
+static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base, ZSTD_DStream *ds)
 {
 	uint8_t h[ZSTD_FRAMEHEADERSIZE_MAX];
 	size_t got;
@@ -760,27 +840,36 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 	}
 	zb_state_init(&fs->st, &fh);
 	fs->window = fh.window_size;
-	uint64_t rsize = 2 * fs->window + 4 * (uint64_t)ZB_BLOCK_MAX, pos = 0, last_point = base;
-	uint8_t *ring = malloc((size_t)rsize);
+	/* libzstd's round buffer needs a window and a block (and slack); the
+	 * checkpoints' windows are read from it up to a window and a block
+	 * behind the newest byte */
+	struct zst_ring ring = { .size = (size_t)(2 * fs->window + 4 * (uint64_t)ZB_BLOCK_MAX) };
+	uint64_t pos = 0, last_point = base;
+	ring.buf = malloc(ring.size);
 	struct zs_input in;
-	rc = ring ? zs_input_init(&in, z->sc->raw, f->cin, (size_t)1 << 20, z->sc->err) : zst_nomem(z);
+	rc = ring.buf ? zs_input_init(&in, z->sc->raw, f->cin, (size_t)1 << 20, z->sc->err) : zst_nomem(z);
 	struct zst_cand *open = rc == IMG_OK ? zst_new_cand(z, f->cin, base) : NULL;
 	if (!open) {
 		if (rc == IMG_OK)
 			zs_input_free(&in);
-		free(ring);
+		free(ring.buf);
 		free(fs);
 		return rc == IMG_OK ? zst_nomem(z) : rc;
 	}
 	open->verified = 1;
 	uint32_t crc = 0;
 	int parsing = 1, last = 0;
+	if (!follow_blocks)
+		zst_stop_checkpoints(fs, &parsing);
 	uint64_t made;
 	size_t ret = 1;
 	ZSTD_DCtx_reset(ds, ZSTD_reset_session_only);
-	rc = zs_input_fill(&in, fh.header_size, z->sc->err);
+	if (ZSTD_isError(ZSTD_decompressBegin(ds)))
+		rc = zst_nomem(z);
 	if (rc == IMG_OK)
-		rc = zst_decode_block(z, ds, in.buf, fh.header_size, f->cin, ring, rsize, 0, &crc, &made, &ret);
+		rc = zs_input_fill(&in, fh.header_size, z->sc->err);
+	if (rc == IMG_OK)
+		rc = zst_decode_block(z, ds, in.buf, fh.header_size, f->cin, &ring, 0, &crc, &made, &ret);
 	in.pos = fh.header_size;
 	while (rc == IMG_OK && !last) {
 		rc = zs_input_fill(&in, ZB_BLOCK_MAX + 3, z->sc->err);
@@ -808,6 +897,14 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 			}
 			c->frame_cpos = fs->st.cpos;
 			c->window_byte = fh.window_byte;
+			c->marks_lo = pos > fs->window ? pos - fs->window : 0;
+			c->granule = zst_granule(fs->window);
+			c->nmarks = (size_t)((pos - c->marks_lo + c->granule - 1) / c->granule);
+			c->marks = calloc((c->nmarks + 63) / 64, sizeof *c->marks);
+			if (!c->marks) {
+				rc = zst_nomem(z);
+				break;
+			}
 			c->min_content = zb_dict_min_content(&fs->st);
 			zb_dict_header(&fs->st, ZSTD_DICT_ID, c->head, sizeof c->head, &c->head_len);
 			open->end = base + pos;
@@ -821,22 +918,20 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 			last_point = c->uout;
 		}
 		struct zb_block_info info = { 0 };
+		/* matches matter only when they copy bytes before the last pending checkpoint */
+		fs->st.report_below = fs->npend ? fs->pend[fs->npend - 1]->uout - fs->base : 0;
 		if (parsing && zb_block(&fs->st, p, csize, &need, &info, zst_on_match, fs) != ZB_OK)
 			zst_stop_checkpoints(fs, &parsing);
-		rc = zst_decode_block(z, ds, p, csize, at, ring, rsize, pos, &crc, &made, &ret);
+		rc = zst_decode_block(z, ds, p, csize, at, &ring, pos, &crc, &made, &ret);
 		if (rc != IMG_OK)
 			break;
-		if (fs->oom) {
-			rc = zst_nomem(z);
-			break;
-		}
 		if (parsing && made != info.usize)
 			zst_stop_checkpoints(fs, &parsing);
 		if (parsing && info.unusable_after != UINT64_MAX)
 			zst_mark_unusable(z, f->cin, info.unusable_after);
 		pos += made;
 		in.pos += csize;
-		rc = zst_finalize(fs, pos, 0, ring, rsize, cc);
+		rc = zst_finalize(fs, pos, 0, &ring);
 		zs_scan_progress(z->sc, at + csize);
 	}
 	if (rc == IMG_OK && fh.checksum) {  /* libzstd checks the frame's checksum */
@@ -844,21 +939,21 @@ static int zst_scan_frame(struct zst_scan *z, struct zst_frame *f, uint64_t base
 		if (rc == IMG_OK && in.end - in.pos < 4)
 			rc = zst_truncated(z->sc->err, z->sc->name, in.offset + in.end);
 		if (rc == IMG_OK)
-			rc = zst_decode_block(z, ds, in.buf + in.pos, 4, in.offset + in.pos, ring, rsize, pos, &crc,
-					      &made, &ret);
+			rc = zst_decode_block(z, ds, in.buf + in.pos, 4, in.offset + in.pos, &ring, pos, &crc, &made,
+					      &ret);
 		in.pos += 4;
 	}
 	if (rc == IMG_OK && ret != 0)
 		rc = zst_corrupt(z->sc->err, z->sc->name, in.offset + in.pos, "the frame does not end where its blocks do");
 	if (rc == IMG_OK)
-		rc = zst_finalize(fs, pos, 1, ring, rsize, cc);
+		rc = zst_finalize(fs, pos, 1, &ring);
 	open->end = base + pos;
 	open->crc = crc;
 	open->closed = 1;
 	if (rc == IMG_OK)
 		rc = zst_queue(z, open);
 	f->usize = pos;
-	free(ring);
+	free(ring.buf);
 	zs_input_free(&in);
 	free(fs);
 	return rc;
@@ -909,10 +1004,9 @@ static int zst_decode_frame(struct zst_scan *z, struct zst_frame *f, uint64_t ba
 static int zst_decode_all(struct zst_scan *z)
 {
 	ZSTD_DStream *ds = zst_new_dstream();
-	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	uint8_t *in = malloc(ZSTD_STEP), *out = malloc(ZSTD_OUT_STEP);
 	int rc = IMG_OK;
-	if (!ds || !cc || !in || !out)
+	if (!ds || !in || !out)
 		rc = zst_nomem(z);
 	uint64_t base = 0;
 	for (size_t i = 0; i < z->n && rc == IMG_OK; i++) {
@@ -922,14 +1016,13 @@ static int zst_decode_all(struct zst_scan *z)
 		} else {
 			rc = zst_worker_start(z);
 			if (rc == IMG_OK)
-				rc = zst_scan_frame(z, f, base, ds, cc);
+				rc = zst_scan_frame(z, f, base, ds);
 		}
 		base += f->usize;
 		zs_scan_progress(z->sc, f->cin + f->csize);
 	}
 	zst_worker_stop(z);
 	ZSTD_freeDStream(ds);
-	ZSTD_freeCCtx(cc);
 	free(in);
 	free(out);
 	return rc;
@@ -952,7 +1045,7 @@ static int zst_emit_points(struct zst_scan *z)
 		size_t j = i + 1;
 		for (; j < z->ncand; j++) {
 			struct zst_cand *d = z->cand[j];
-			if (d->state == NULL || (d->verified == 1 && !d->unusable))
+			if (d->head_len == 0 || (d->verified == 1 && !d->unusable))
 				break;
 			crc = (uint32_t)crc32_combine(crc, d->crc, (z_off_t)(d->end - d->uout));
 			end = d->end;
@@ -960,7 +1053,7 @@ static int zst_emit_points(struct zst_scan *z)
 		if (end > c->uout) {
 			struct zs_point p = { .cin = c->cin, .uout = c->uout, .state = c->state,
 					      .state_len = (uint32_t)c->state_len };
-			if (!c->state)
+			if (c->head_len == 0)
 				p.aux2 = z->fr[frame].csize;
 			int rc = zs_add_point_crc(z->sc, &p, crc);
 			if (rc != IMG_OK)
@@ -986,6 +1079,8 @@ static int zst_scan(struct zs_scan *sc)
 	for (size_t i = 0; i < z.n; i++)
 		total += z.fr[i].usize;
 	sc->usize = total;
+	sc->units = z.n;
+	sc->blind = z.frames_without;
 	for (size_t i = 0; i < z.ncand; i++)
 		zst_free_cand(z.cand[i]);
 	free(z.cand);

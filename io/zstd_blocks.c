@@ -134,6 +134,7 @@ void zb_state_init(struct zb_state *s, const struct zb_frame *f)
 	s->rep[0] = 1;
 	s->rep[1] = 4;
 	s->rep[2] = 8;
+	s->report_below = UINT64_MAX;
 }
 
 /* ---- FSE table descriptions ---------------------------------------------------- */
@@ -365,10 +366,9 @@ static uint64_t load_le64(const uint8_t *p)
 	return x;
 }
 
-static uint32_t back_read(struct back_bits *b, unsigned nb)
+/* Inlined (6 reads per sequence); nb == 0 reads nothing (the mask is 0). */
+static inline __attribute__((always_inline)) uint32_t back_read(struct back_bits *b, unsigned nb)
 {
-	if (nb == 0)
-		return 0;
 	b->pos -= nb;
 	if (b->pos < 0) {
 		b->over = 1;
@@ -555,6 +555,7 @@ struct seq_run {
 	uint64_t lits_left;
 	zb_match_fn fn;
 	void *ctx;
+	uint64_t below;            /* report matches whose source starts before this */
 };
 
 /* FSE-decode nseq sequences from the bitstream p[0..n). */
@@ -587,7 +588,7 @@ static int decode_sequences(struct seq_run *r, uint32_t nseq, const uint8_t *p, 
 			return corrupt(s, "match offset beyond the decoded data or the window");
 		if (r->out + ml + r->lits_left - s->pos > ZB_BLOCK_MAX)
 			return corrupt(s, "block decodes to more than 128 KiB");
-		if (r->fn)
+		if (r->out - off < r->below)
 			r->fn(r->ctx, r->out, r->out - off, off < ml ? (uint32_t)off : ml);
 		r->out += ml;
 		if (i + 1 < nseq) {
@@ -667,7 +668,8 @@ static int parse_compressed(struct zb_state *s, const uint8_t *p, size_t n, uint
 		p += used;
 		n -= used;
 	}
-	struct seq_run r = { .s = s, .t = next, .out = s->pos, .lits_left = regen, .fn = fn, .ctx = ctx };
+	struct seq_run r = { .s = s, .t = next, .out = s->pos, .lits_left = regen, .fn = fn, .ctx = ctx,
+			     .below = fn ? s->report_below : 0 };
 	memcpy(r.rep, s->rep, sizeof r.rep);
 	rc = decode_sequences(&r, nseq, p, n);
 	if (rc != ZB_OK)

@@ -80,6 +80,8 @@ struct zb_state {
 	uint8_t huf[ZB_HUF_DESC_MAX];
 	struct zb_table t[3];
 	int ended;               /* the last block was parsed */
+	uint64_t report_below;   /* zb_block reports only matches whose source starts
+				  * before this (set by the caller; UINT64_MAX from zb_state_init) */
 	const char *why;         /* ZB_E_CORRUPT: the reason */
 };
 

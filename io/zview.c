@@ -43,6 +43,11 @@ static int decoded_save(const img_rsrc *r, uint8_t **out, size_t *len)
 	return zs_view_save(((const struct decoded *)r)->view, out, len);
 }
 
+static void decoded_points(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind)
+{
+	zs_view_points(((const struct decoded *)r)->view, stateful, units, blind);
+}
+
 static void decoded_close(img_rsrc *r)
 {
 	struct decoded *d = (struct decoded *)r;
@@ -59,6 +64,7 @@ static const struct img_rsrc_methods decoded_methods = {
 	.identity = decoded_identity,
 	.first_path = decoded_first_path,
 	.save = decoded_save,
+	.points = decoded_points,
 	.close = decoded_close,
 };
 
@@ -66,16 +72,32 @@ int rsrc_decode(img_rsrc **r, const struct img_codec *c, const uint8_t *saved, s
 		void (*progress)(void *, uint64_t, uint64_t), void *progress_ctx, int *rebuilt,
 		img_err *err)
 {
+	return rsrc_decode_states(r, c, saved, saved_len, NULL, 0, 0, progress, progress_ctx, rebuilt, err);
+}
+
+size_t rsrc_saved_front(const uint8_t *saved, size_t len)
+{
+	return zs_saved_front(saved, len);
+}
+
+int rsrc_decode_states(img_rsrc **r, const struct img_codec *c, const uint8_t *saved, size_t saved_len,
+		       img_rsrc *states, uint64_t states_at, uint64_t states_len,
+		       void (*progress)(void *, uint64_t, uint64_t),
+		       void *progress_ctx, int *rebuilt, img_err *err)
+{
 	img_rsrc *raw = *r;
 	*rebuilt = 0;
-	if (!c->seek)
-		return img_err_set(err, IMG_E_FORMAT, 0, 0, 0,
-				   "%s: %s data cannot be read at random", rsrc_first_path(raw), c->name);
-	struct decoded *d = calloc(1, sizeof *d);
-	if (!d)
+	struct decoded *d = c->seek ? calloc(1, sizeof *d) : NULL;
+	if (!d) {
+		if (states)
+			rsrc_close(states);
+		if (!c->seek)
+			return img_err_set(err, IMG_E_FORMAT, 0, 0, 0, "%s: %s data cannot be read at random",
+					   rsrc_first_path(raw), c->name);
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", rsrc_first_path(raw));
-	int rc = zs_view_open(raw, rsrc_first_path(raw), c->seek, saved, saved_len, progress,
-			      progress_ctx, rebuilt, err, &d->view);
+	}
+	int rc = zs_view_open_states(raw, rsrc_first_path(raw), c->seek, saved, saved_len, states, states_at,
+				     states_len, progress, progress_ctx, rebuilt, err, &d->view);
 	if (rc != IMG_OK) {
 		free(d);
 		return rc;

@@ -189,6 +189,7 @@ static void index_raw(const uint8_t *data, size_t size, int patch)
 		index_put64(file + 8, (uint64_t)BLKINDEX_VERSION | (uint64_t)interval << 32);
 		memset(file + 16, 0, 16);
 		memcpy(file + 16, id.format, strlen(id.format));
+		memset(file + 32, 0, 8);  /* no states after the checked part */
 		index_put64(file + 40, id.size);
 		index_put64(file + 48, (uint64_t)id.mtime_ns);
 		index_put64(file + 56, id.header_hash);

@@ -20,7 +20,11 @@
 # Then a 256 MiB ext4 holding ~190 MiB of mixed files (a partclone image of
 # 200+ MiB) as one zstd -T0 -3 frame: mount == partclone.restore, 1,000
 # random reads, loop mount; a byte flipped after indexing reads EIO in its
-# span only; a damaged copy fails its index build naming 'byte N'. Then
+# span only; a checkpoint's state damaged in the .ibkx while mounted reads
+# EIO in its span only (then imgbk index rebuilds the index); a damaged copy
+# fails its index build naming 'byte N'. partclone's XXH128 samples
+# (test/data) each in one zstd -T0 -3 frame mount and hash to the restore's
+# sha256. Then
 # damage: a damaged .gz (index exit 1, 'byte N'), a .gz damaged in place after its
 # index was built (EIO there, other reads work, the daemon lives on), a
 # truncated .gz (exit 1, 'truncated'); an ntfsclone image piped through
@@ -259,6 +263,19 @@ damage_in_place() {
 }
 
 # flip BYTE of FILE at OFFSET (xor 0x55)
+# eio_in_one_span FILE REF WHAT: reading FILE by 1 MiB chunks, some fail with
+# EIO, none gives other bytes than REF, and the failing ones are one span (4
+# MiB; 8 when a checkpoint next to it was dropped) and the chunks across its ends
+eio_in_one_span() {
+	local eio wrong ok
+	chunks_eio "$1" "$2" >scan.out || return 1
+	cat scan.out
+	read -r _ eio _ wrong _ ok _ <scan.out
+	[ "${wrong:-1}" = 0 ] || fail "$wrong MiB chunks read with wrong bytes (no error)" || return 1
+	[ "${eio:-0}" -ge 1 ] || fail "no read failed: $3 went unnoticed" || return 1
+	[ "${eio:-99}" -le 10 ] || fail "$eio MiB chunks fail: $3 spoils more than its span"
+}
+
 flip() {
 	python3 - "$1" "$2" <<'EOF'
 import sys
@@ -287,6 +304,7 @@ c_index() { # NAME CODEC
 	fi
 	[ $rc = 0 ] || { echo "imgbk index $img: exit $rc"; show "$W/err"; return 1; }
 	out_has "saved to .*\.ibkx \(built\)" || return 1
+	case $1 in zstd?*) out_has "[1-9][0-9]* checkpoints in 1 zstd frame \(index [0-9.]+ MB\)" || return 1 ;; esac
 	ls "$FIX/v/$1"/*.ibkx >/dev/null 2>&1 || fail "no .ibkx next to $img" || return 1
 	run 0 $TO "$IMGBK" index "$img" && out_has 'up to date' || return 1
 	run 0 $TO "$IMGBK" index --json "$img" && out_has '"state":"up-to-date","origin":"loaded"' || return 1
@@ -393,7 +411,7 @@ c_zstd_big() {
 # the damaged span only, the rest reads right; a damaged copy (no index)
 # fails its index build naming the compressed offset
 c_zstd_big_damaged() {
-	local d=$FIX/big f size eio wrong ok
+	local d=$FIX/big f size
 	start_case
 	need "$d/big.img.zst" "$d/ref.raw" "$d/big.img.zst.ibkx" || return 1
 	cp -p "$d/big.img.zst" late.img.zst && cp "$d/big.img.zst.ibkx" late.img.zst.ibkx || return 1
@@ -401,20 +419,60 @@ c_zstd_big_damaged() {
 	size=$(stat -c %s late.img.zst)
 	mnt late.img.zst m -q || return 1
 	f=$(vfile m) || return 1
-	chunks_eio "$f" "$d/ref.raw" >scan.out || return 1
-	cat scan.out
-	read -r _ eio _ wrong _ ok _ <scan.out
-	[ "${wrong:-1}" = 0 ] || fail "$wrong MiB chunks read with wrong bytes (no error)" || return 1
-	[ "${eio:-0}" -ge 1 ] || fail "no read failed: the damage went unnoticed" || return 1
-	# one span (4 MiB; 8 when a checkpoint next to it was dropped) and the
-	# chunks across its ends
-	[ "${eio:-99}" -le 10 ] || fail "$eio MiB chunks fail: the damage spoils more than its span" || return 1
+	eio_in_one_span "$f" "$d/ref.raw" "the damage" || return 1
 	unmount_clean m || return 1
 	cp "$d/big.img.zst" bad.img.zst && flip bad.img.zst $((size / 3)) || return 1
 	run 1 $TO "$IMGBK" index bad.img.zst || return 1
 	[ "$(wc -l <"$W/err")" = 1 ] || fail "expected one line on stderr, got $(wc -l <"$W/err")" || return 1
 	err_names bad.img.zst && err_has 'byte [0-9]+' || return 1
 	[ ! -e bad.img.zst.ibkx ] || fail "an index was saved for a damaged image"
+}
+
+# The index keeps its checkpoints' states after its checked part and the
+# mount reads them from the file when a read needs one: a state damaged in
+# the file while mounted gives EIO for its span only (never other bytes); a
+# state damaged before the index is opened makes it rebuilt. The first
+# mount (which builds the index) says how many checkpoints it made.
+c_zstd_big_state_damaged() {
+	local d=$FIX/big f
+	start_case
+	need "$d/big.img.zst" "$d/ref.raw" "$d/big.img.zst.ibkx" || return 1
+	cp -p "$d/big.img.zst" st.img.zst || return 1
+	# the first mount builds the index and says what it made (its states stay
+	# in memory); the second loads it (states read from the file)
+	mnt st.img.zst m || return 1
+	out_has "st.img.zst: [1-9][0-9]* checkpoints in 1 zstd frame \(index [0-9.]+ MB\)" || return 1
+	unmount_clean m || return 1
+	mnt st.img.zst m -q || return 1
+	f=$(vfile m) || return 1
+	# the last byte of the last checkpoint's state (the file ends with the states' XXH64)
+	flip st.img.zst.ibkx $(($(stat -c %s st.img.zst.ibkx) - 9)) || return 1
+	eio_in_one_span "$f" "$d/ref.raw" "the damaged state" || return 1
+	unmount_clean m || return 1
+	run 0 $TO "$IMGBK" index st.img.zst && out_has 'saved to .* \(rebuilt' || return 1
+	cmp -s st.img.zst.ibkx "$d/big.img.zst.ibkx" || fail "the rebuilt index differs from the first one"
+}
+
+# partclone's XXH128 samples (test/data, made by upstream partclone -a3; see
+# test/data/SAMPLES.md) each wrapped in one zstd frame as Clonezilla writes
+# it (zstd -T0 -3): the mounted partition hashes to the restore's sha256.
+c_xxh128_zstd() {
+	local data=${IMGBK_TEST_DATA:-$HERE/../data} s want got f
+	start_case
+	for s in xxh128_ext2_1k_k1 xxh128_ext2_1k_k7_noreseed xxh128_ext2_1k_k100 xxh128_fat16_default; do
+		case $s in
+		*ext2*) want=6317574cc3b5635ca8a129201e741b2ae48d7a7374174bd09e0eb199374f9071 ;;
+		*) want=faec84f7363879654e969533d995b48ca89574710ce668801c27c0c2d9740460 ;;
+		esac
+		need "$data/$s.pc" || return 1
+		zstd -q -T0 -3 -c "$data/$s.pc" >"$s.pc.zst" || fail "zstd -T0 -3 $s.pc failed" || return 1
+		mnt "$s.pc.zst" m -q || return 1
+		f=$(vfile m) || return 1
+		got=$(sha256sum <"$f" | cut -d' ' -f1)
+		echo "# $s.pc.zst: mounted partition sha256 $got"
+		[ "$got" = "$want" ] || fail "$s.pc.zst: sha256 $got, the restore's is $want" || return 1
+		unmount_clean m || return 1
+	done
 }
 
 c_gz_damaged() {
@@ -562,11 +620,22 @@ if in_part 1; then
 	if [ -n "$FUSE_WHY" ]; then
 		tc_skip "zstd -T0 -3, one frame of 200+ MiB: mount" "$FUSE_WHY"
 		tc_skip "zstd -T0 -3 frame damaged after indexing" "$FUSE_WHY"
+		tc_skip "zstd -T0 -3 checkpoint state damaged in the index" "$FUSE_WHY"
 	else
 		tc "zstd -T0 -3, one frame of 200+ MiB: index with checkpoints, mount == partclone.restore, 1000 random reads, loop mount + diff -r" \
 			c_zstd_big
 		tc "zstd -T0 -3 frame damaged in place after indexing: EIO in its span only, the rest right; a damaged copy: index exit 1 naming 'byte N'" \
 			c_zstd_big_damaged
+		tc "zstd -T0 -3: the first mount says its checkpoints; a state damaged in the .ibkx while mounted: EIO in its span only, the rest right; then imgbk index rebuilds it" \
+			c_zstd_big_state_damaged
+	fi
+fi
+if in_part 3; then
+	if [ -n "$FUSE_WHY" ]; then
+		tc_skip "XXH128 samples in one zstd frame: mount" "$FUSE_WHY"
+	else
+		tc "partclone XXH128 samples, each in one zstd -T0 -3 frame: the mounted partition's sha256 == the restore's (SAMPLES.md)" \
+			c_xxh128_zstd
 	fi
 fi
 if in_part 2; then

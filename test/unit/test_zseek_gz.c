@@ -425,10 +425,11 @@ static void expect_rejected(const char *name, const uint8_t *s, size_t len, cons
 }
 
 /*
- * Layout (io/zseek.c): "IMGBKZS1", u32 points, u32 0, u64 decoded size, u64
+ * Layout (io/zseek.c): "IMGBKZS3", u32 points, u32 0, u64 decoded size, u64
  * span, u64 compressed size (40 bytes); 40 bytes per point: u64 cin, u64 uout,
  * u32 bits, u32 aux, u64 aux2, u32 stored length, u32 raw length | packed <<
- * 31, u32 segment CRC-32, u32 has CRC (48 bytes a point); then the states.
+ * 31, u32 segment CRC-32, u32 has CRC, u64 state offset, u32 state CRC-32,
+ * u32 0 (64 bytes a point); then the states.
  */
 static void test_saved_damaged(void **state)
 {
@@ -461,13 +462,17 @@ static void test_saved_damaged(void **state)
 	DAMAGE("with a byte appended", (void)0, len + 1);
 	DAMAGE("with the first point not at 0", d[40 + 8] = 1, len);
 	/* point 2's decoded offset below point 1's */
-	DAMAGE("with points out of order", memset(d + 40 + 2 * 48 + 8, 0, 8), len);
-	DAMAGE("with a point past the compressed size", d[40 + 48 + 7] = 0x7F, len);
-	DAMAGE("with bits >= 65536", d[40 + 48 + 18] = 1, len);
+	DAMAGE("with points out of order", memset(d + 40 + 2 * 64 + 8, 0, 8), len);
+	DAMAGE("with a point past the compressed size", d[40 + 64 + 7] = 0x7F, len);
+	DAMAGE("with bits >= 65536", d[40 + 64 + 18] = 1, len);
 	/* a stored state length that overruns the data */
-	DAMAGE("with a state longer than the data", put32le(d + 40 + 48 + 32, get32le(d + 40 + 48 + 32) + 1), len);
-	DAMAGE("unpacked with a length that differs", put32le(d + 40 + 48 + 36, get32le(d + 40 + 48 + 32) + 1), len);
-	DAMAGE("with a CRC flag that is neither 0 nor 1", put32le(d + 40 + 48 + 44, 2), len);
+	DAMAGE("with a state longer than the data", put32le(d + 40 + 64 + 32, get32le(d + 40 + 64 + 32) + 1), len);
+	DAMAGE("unpacked with a length that differs", put32le(d + 40 + 64 + 36, get32le(d + 40 + 64 + 32) + 1), len);
+	DAMAGE("with a CRC flag that is neither 0 nor 1", put32le(d + 40 + 64 + 44, 2), len);
+	/* point 1 has a state (a gzip window) */
+	DAMAGE("with a state offset that differs", d[40 + 64 + 48] ^= 1, len);
+	DAMAGE("with a state whose CRC-32 differs", d[40 + 64 + 56] ^= 1, len);
+	DAMAGE("with a nonzero pad field", d[40 + 64 + 60] = 1, len);
 	DAMAGE("empty", (void)0, 0);
 #undef DAMAGE
 	free(d);

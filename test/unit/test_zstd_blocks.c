@@ -14,8 +14,11 @@
  * next 1 MiB past B. An exact resume at every boundary is the proof that the
  * parser's repeat offsets and tables at B are the decoder's.
  * Also: FSE description write/read round trips, the predefined tables
- * against the RFC's Appendix A, a single-segment frame, and damaged frames
- * (errors, never a crash).
+ * against the RFC's Appendix A, a single-segment frame, damaged frames
+ * (errors, never a crash), and a 24 MiB frame read through a view
+ * (io/zseek_zstd.c) with its checkpoints and with the parser forced off
+ * (zs_zstd_set_follow: no checkpoints, the frame counted as not followed,
+ * reads still right).
  *
  * Not here: the index and reads (test_zseek_codecs.c), fuzzing
  * (test/fuzz/fuzz_zstd_blocks.c).
@@ -28,10 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <zstd.h>
 
+#include "io/zseek.h"
 #include "io/zstd_blocks.h"
 
 #define RESUME_CHECK ((size_t)1 << 20)  /* bytes compared after each boundary */
@@ -301,6 +306,69 @@ static void test_long27(void **st)
 }
 
 /* The predefined literal length table against RFC 8878 Appendix A (first rows). */
+/* One view of a one-frame file: its checkpoints, frames and frames
+ * without checkpoints (zs_view_points), and 60 random reads against truth. */
+static void view_points(const char *path, const uint8_t *truth, size_t size, uint64_t *ck, uint64_t *units,
+			uint64_t *blind)
+{
+	img_err err;
+	memset(&err, 0, sizeof err);
+	img_rsrc *raw = NULL;
+	zs_view *v = NULL;
+	int rebuilt = 0;
+	assert_int_equal(rsrc_open(path, &err, &raw), IMG_OK);
+	if (zs_view_open(raw, path, &zs_zstd_ops, NULL, 0, NULL, NULL, &rebuilt, &err, &v) != IMG_OK)
+		fail_msg("%s: %s", path, err.msg);
+	assert_int_equal(zs_view_size(v), size);
+	zs_view_points(v, ck, units, blind);
+	uint8_t *buf = malloc((size_t)1 << 20);
+	assert_non_null(buf);
+	rng_state = 99;
+	for (int i = 0; i < 60; i++) {
+		uint64_t off = rnd() % size;
+		size_t len = 1 + rnd() % ((size_t)1 << 20), got = 0;
+		assert_int_equal(zs_view_pread(v, buf, len, off, &got, &err), IMG_OK);
+		assert_int_equal(got, len < size - off ? len : (size_t)(size - off));
+		assert_memory_equal(buf, truth + off, got);
+	}
+	free(buf);
+	zs_view_close(v);
+	rsrc_close(raw);
+}
+
+/* A frame the parser does not follow (forced: zstd's tools write none that
+ * it cannot) gets no checkpoints, says so (blind), and still reads right. */
+static void test_frame_not_followed(void **st)
+{
+	(void)st;
+	size_t size = (size_t)24 << 20, flen;
+	uint8_t *truth = make_data(size, 21);
+	uint8_t *frame = compress(truth, size, 3, 0, 0, &flen);
+	char path[] = "/tmp/imgbk-zb-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, frame, flen), (ssize_t)flen);
+	close(fd);
+	uint64_t ck, units, blind;
+	view_points(path, truth, size, &ck, &units, &blind);
+	print_message("followed: %llu checkpoints in %llu frame, %llu without\n", (unsigned long long)ck,
+		      (unsigned long long)units, (unsigned long long)blind);
+	assert_true(ck >= 5);
+	assert_int_equal(units, 1);
+	assert_int_equal(blind, 0);
+	zs_zstd_set_follow(0);
+	view_points(path, truth, size, &ck, &units, &blind);
+	zs_zstd_set_follow(1);
+	print_message("not followed: %llu checkpoints in %llu frame, %llu without\n", (unsigned long long)ck,
+		      (unsigned long long)units, (unsigned long long)blind);
+	assert_int_equal(ck, 0);
+	assert_int_equal(units, 1);
+	assert_int_equal(blind, 1);
+	unlink(path);
+	free(frame);
+	free(truth);
+}
+
 static void test_predefined_tables(void **st)
 {
 	static const int16_t ll[36] = { 4, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 2,
@@ -438,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_ncount_roundtrip),
 		cmocka_unit_test(test_single_segment),
 		cmocka_unit_test(test_damaged),
+		cmocka_unit_test(test_frame_not_followed),
 		cmocka_unit_test(test_level1),
 		cmocka_unit_test(test_level3),
 		cmocka_unit_test(test_level3_mt),
