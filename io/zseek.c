@@ -39,6 +39,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <zlib.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
+#endif
 
 #include "zseek.h"
 
@@ -80,13 +86,62 @@ void zs_set_first_span(uint64_t span)
 
 /* ---- sequential input ------------------------------------------------------ */
 
+/* Compressed-input buffers kept for the next decoder: a random read starts
+ * one each time, and a fresh buffer is fresh pages for the kernel to fault
+ * in (under AddressSanitizer, a mapping of its own each time). A few of each
+ * usual size are kept, lock-free; one that does not fit goes to free(). In
+ * an ASan build a kept buffer is poisoned, so a stale pointer still trips. */
+#define ZS_POOL_SLOTS 4
+static const size_t pool_size[] = {(size_t)256 << 10, (size_t)512 << 10, ZS_INPUT_DEFAULT};
+#define ZS_POOL_SIZES (sizeof pool_size / sizeof pool_size[0])
+static uint8_t *pool_slot[ZS_POOL_SIZES][ZS_POOL_SLOTS];
+
+static int pool_class(size_t cap)
+{
+	for (size_t k = 0; k < ZS_POOL_SIZES; k++)
+		if (pool_size[k] == cap)
+			return (int)k;
+	return -1;
+}
+
+static uint8_t *pool_take(size_t cap)
+{
+	int k = pool_class(cap);
+	for (int i = 0; k >= 0 && i < ZS_POOL_SLOTS; i++) {
+		uint8_t *b = __atomic_exchange_n(&pool_slot[k][i], NULL, __ATOMIC_ACQ_REL);
+		if (b) {
+			ASAN_UNPOISON_MEMORY_REGION(b, cap);
+			return b;
+		}
+	}
+	return malloc(cap);
+}
+
+static void pool_give(uint8_t *b, size_t cap)
+{
+	int k = pool_class(cap);
+	if (!b)
+		return;
+	if (k >= 0) {
+		ASAN_POISON_MEMORY_REGION(b, cap);
+		for (int i = 0; i < ZS_POOL_SLOTS; i++) {
+			uint8_t *none = NULL;
+			if (__atomic_compare_exchange_n(&pool_slot[k][i], &none, b, 0, __ATOMIC_ACQ_REL,
+							__ATOMIC_ACQUIRE))
+				return;
+		}
+		ASAN_UNPOISON_MEMORY_REGION(b, cap);
+	}
+	free(b);
+}
+
 int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t cap, img_err *err)
 {
 	memset(in, 0, sizeof *in);
 	in->raw = raw;
 	in->offset = offset;
 	in->cap = cap ? cap : ZS_INPUT_DEFAULT;
-	in->buf = malloc(in->cap);
+	in->buf = pool_take(in->cap);
 	if (!in->buf)
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (compressed input buffer)",
 				   rsrc_first_path(raw));
@@ -203,7 +258,7 @@ void zs_input_free(struct zs_input *in)
 		if (in->buf)
 			stream_consume(in->up, in->pos);
 	} else {
-		free(in->buf);
+		pool_give(in->buf, in->cap);
 	}
 	in->buf = NULL;
 	in->pos = in->end = 0;
@@ -1340,7 +1395,7 @@ static int scan_by_decoding(struct zs_scan *sc, const struct zs_ops *ops)
 	struct zs_point first = { 0 };
 	struct zs_start st = { .raw = sc->raw, .name = sc->name, .p = &first, .sc = sc, .whole = 1 };
 	void *dec = NULL;
-	uint8_t *buf = malloc(ZS_SCRATCH);
+	uint8_t *buf = pool_take(ZS_SCRATCH);
 	if (!buf)
 		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", sc->name);
 	int rc = ops->start(&st, &dec, sc->err);
@@ -1352,7 +1407,7 @@ static int scan_by_decoding(struct zs_scan *sc, const struct zs_ops *ops)
 	}
 	if (dec)
 		ops->close(dec);
-	free(buf);
+	pool_give(buf, ZS_SCRATCH);
 	sc->usize = total;
 	return rc;
 }
@@ -1393,7 +1448,7 @@ int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *op
 	v->ahead.base = v->ahead.bad = v->ahead.last_seg = NO_SEG;
 	v->ahead.last_end = UINT64_MAX;
 	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
-		if (!(v->cur[i].scratch = malloc(ZS_SCRATCH)))
+		if (!(v->cur[i].scratch = pool_take(ZS_SCRATCH)))
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
 	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
 		*rebuilt = 1;
@@ -1440,7 +1495,7 @@ void zs_view_close(zs_view *v)
 	ahead_stop(v);
 	for (int i = 0; i < ZS_CURSORS; i++) {
 		cursor_reset(v, &v->cur[i]);
-		free(v->cur[i].scratch);
+		pool_give(v->cur[i].scratch, ZS_SCRATCH);
 		segbuf_free(&v->cur[i]);
 	}
 	core_free(&v->core);
