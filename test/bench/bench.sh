@@ -188,7 +188,7 @@ ratio() {
 	END {
 		for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
 		m = (n == 0 ? 0 : n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
-		ok = (op == ">=" ? m >= g : m > g)
+		ok = (op == ">=" ? m >= g : op == "<=" ? m <= g : m > g)
 		if (op == "") printf "%-58s %7.2f\n", l, m
 		else printf "%-58s %7.2f   goal %-2s %-5s %s\n", l, m, op, g, (ok ? "PASS" : "FAIL") }'
 }
@@ -213,7 +213,7 @@ bench_partclone() {
 
 	# ---- 2. the commands --------------------------------------------------------
 	# (each partclone reference runs before the imgbk command it is compared with)
-	NAMES="cat cp pc_restore restore restore_nv pc_chkimg verify zstd pc_pipe restore_zst"
+	NAMES="cat cp pc_restore restore restore_nv pc_chkimg verify zstd zstd_out pc_pipe restore_zst"
 
 	label() {
 		case $1 in
@@ -225,6 +225,7 @@ bench_partclone() {
 		verify)      echo "imgbk verify IMAGE" ;;
 		pc_chkimg)   echo "partclone.chkimg -s IMAGE" ;;
 		zstd)        echo "zstd -dc IMAGE.zst > /dev/null" ;;
+		zstd_out)    echo "zstd -dc IMAGE.zst > out; sync out" ;;
 		restore_zst) echo "imgbk restore IMAGE.zst out" ;;
 		pc_pipe)     echo "zstd -dc IMAGE.zst | partclone.restore" ;;
 		esac
@@ -250,6 +251,7 @@ bench_partclone() {
 		verify)      echo "'$IMGBK' verify '$IMG'" ;;
 		pc_chkimg)   echo "partclone.chkimg -s '$IMG' -L /dev/null" ;;
 		zstd)        echo "zstd -dc '$ZST' > /dev/null" ;;
+		zstd_out)    echo "zstd -dc '$ZST' > '$o' && sync '$o'" ;;
 		restore_zst) echo "'$IMGBK' restore '$ZST' '$o' && sync '$o'" ;;
 		pc_pipe)     echo "zstd -dc '$ZST' | partclone.restore -s - -O '$o' -L /dev/null; rc=\$?; sync '$o'; exit \$rc" ;;
 		esac
@@ -363,6 +365,8 @@ bench_partclone() {
 	ratio "restore speedup vs partclone.restore" pc_restore restore ">" 1
 	ratio "verify speedup vs partclone.chkimg" pc_chkimg verify ">=" 5
 	ratio "restore .zst speed vs zstd -dc > /dev/null" zstd restore_zst ">=" 0.9
+	ratio "restore .zst speed vs zstd -dc > out; sync out" zstd_out restore_zst ">=" 1.2
+	ratio "restore .zst time / restore of the plain image" restore_zst restore "<=" 1.4
 	ratio "restore .zst speedup vs zstd -dc | partclone.restore" pc_pipe restore_zst ">" 1
 	maxr=$R_restore
 	for n in restore_nv verify restore_zst; do eval "v=\$R_$n"; [ "$v" -gt "$maxr" ] && maxr=$v; done
