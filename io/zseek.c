@@ -1,6 +1,6 @@
 /*
  * io/zseek.c - the codec-independent half of random reads into compressed
- * data (zseek.h): sequential input for codecs, the list of access points
+ * data (zseek.h): the list of access points
  * built by a scan (thinned to a memory budget, states kept zlib-packed),
  * their saved form, and the decoded view that serves reads from a few
  * cursors (decoders left where the last reads ended).
@@ -29,8 +29,9 @@
  * unchecked segment decodes on to that segment's end before it returns, so
  * no byte is handed out from a segment that was never checked.
  *
- * Not here: any codec library call (zseek_gz.c, zseek_bz2.c, ...), where
- * the saved points are stored (formats/access.c puts them in the index).
+ * Not here: any codec library call (io/gz.c, io/bz2.c, ...), the codecs'
+ * input (zs_input.c), where the saved points are stored (formats/access.c
+ * puts them in the index).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,17 +40,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <zlib.h>
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#else
-#define ASAN_POISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
-#define ASAN_UNPOISON_MEMORY_REGION(a, n) ((void)(a), (void)(n))
-#endif
 
 #include "zseek.h"
 
-#define ZS_INPUT_DEFAULT ((size_t)1 << 20)
-#define ZS_PROGRESS_EVERY ((uint64_t)64 << 20)  /* compressed bytes between progress reports */
 #define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
 /* Stateful points and the bytes their (packed) states take, at most; past
  * either the span doubles and every other point goes. */
@@ -82,202 +75,6 @@ void zs_set_decode_ahead(int on)
 void zs_set_first_span(uint64_t span)
 {
 	first_span = span ? span : ZS_FIRST_SPAN;
-}
-
-/* ---- sequential input ------------------------------------------------------ */
-
-/* Compressed-input buffers kept for the next decoder: a random read starts
- * one each time, and a fresh buffer is fresh pages for the kernel to fault
- * in (under AddressSanitizer, a mapping of its own each time). A few of each
- * usual size are kept, lock-free; one that does not fit goes to free(). In
- * an ASan build a kept buffer is poisoned, so a stale pointer still trips. */
-#define ZS_POOL_SLOTS 4
-static const size_t pool_size[] = {(size_t)256 << 10, (size_t)512 << 10, ZS_INPUT_DEFAULT};
-#define ZS_POOL_SIZES (sizeof pool_size / sizeof pool_size[0])
-static uint8_t *pool_slot[ZS_POOL_SIZES][ZS_POOL_SLOTS];
-
-static int pool_class(size_t cap)
-{
-	for (size_t k = 0; k < ZS_POOL_SIZES; k++)
-		if (pool_size[k] == cap)
-			return (int)k;
-	return -1;
-}
-
-static uint8_t *pool_take(size_t cap)
-{
-	int k = pool_class(cap);
-	for (int i = 0; k >= 0 && i < ZS_POOL_SLOTS; i++) {
-		uint8_t *b = __atomic_exchange_n(&pool_slot[k][i], NULL, __ATOMIC_ACQ_REL);
-		if (b) {
-			ASAN_UNPOISON_MEMORY_REGION(b, cap);
-			return b;
-		}
-	}
-	return malloc(cap);
-}
-
-static void pool_give(uint8_t *b, size_t cap)
-{
-	int k = pool_class(cap);
-	if (!b)
-		return;
-	if (k >= 0) {
-		ASAN_POISON_MEMORY_REGION(b, cap);
-		for (int i = 0; i < ZS_POOL_SLOTS; i++) {
-			uint8_t *none = NULL;
-			if (__atomic_compare_exchange_n(&pool_slot[k][i], &none, b, 0, __ATOMIC_ACQ_REL,
-							__ATOMIC_ACQUIRE))
-				return;
-		}
-		ASAN_UNPOISON_MEMORY_REGION(b, cap);
-	}
-	free(b);
-}
-
-int zs_input_init(struct zs_input *in, img_rsrc *raw, uint64_t offset, size_t cap, img_err *err)
-{
-	memset(in, 0, sizeof *in);
-	in->raw = raw;
-	in->offset = offset;
-	in->cap = cap ? cap : ZS_INPUT_DEFAULT;
-	in->buf = pool_take(in->cap);
-	if (!in->buf)
-		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (compressed input buffer)",
-				   rsrc_first_path(raw));
-	return IMG_OK;
-}
-
-int zs_input_start(struct zs_input *in, const struct zs_start *st, uint64_t offset, size_t cap,
-		   img_err *err)
-{
-	if (!st->up) {
-		int rc = zs_input_init(in, st->raw, offset, cap, err);
-		in->sc = st->sc;
-		return rc;
-	}
-	memset(in, 0, sizeof *in);
-	in->up = st->up;
-	in->offset = st->up->offset;
-	in->cap = STREAM_MAX_PEEK;
-	return IMG_OK;
-}
-
-/* Stream source: hand back what the decoder used, then peek (zero copy). */
-static int fill_from_stream(struct zs_input *in, size_t min)
-{
-	stream_consume(in->up, in->pos);
-	const uint8_t *p = NULL;
-	size_t avail = 0;
-	int rc = stream_peek(in->up, min, &p, &avail);
-	in->buf = rc < 0 ? NULL : (uint8_t *)p;
-	in->pos = 0;
-	in->end = rc < 0 ? 0 : avail;
-	in->offset = in->up->offset;
-	if (rc < 0)
-		return rc;
-	in->eof = rc == IMG_EOF;
-	return IMG_OK;
-}
-
-int zs_input_fill(struct zs_input *in, size_t min, img_err *err)
-{
-	if (min > in->cap)
-		min = in->cap;
-	if (in->end - in->pos >= min || in->eof)
-		return IMG_OK;
-	if (in->up)
-		return fill_from_stream(in, min);
-	if (in->pos > 0) {
-		memmove(in->buf, in->buf + in->pos, in->end - in->pos);
-		in->offset += in->pos;
-		in->end -= in->pos;
-		in->pos = 0;
-	}
-	while (in->end < min && !in->eof) {
-		size_t got = 0;
-		int rc = rsrc_pread(in->raw, in->buf + in->end, in->cap - in->end, in->offset + in->end, &got,
-				    err);
-		if (rc != IMG_OK)
-			return rc;
-		if (got < in->cap - in->end)
-			in->eof = 1;
-		in->end += got;
-	}
-	if (in->sc && in->offset >= in->next_progress) {
-		zs_scan_progress(in->sc, in->offset);
-		in->next_progress = in->offset + ZS_PROGRESS_EVERY;
-	}
-	return IMG_OK;
-}
-
-int zs_input_need(struct zs_input *in, size_t min, img_err *err)
-{
-	if (!in->up && min > in->cap) {
-		if (in->pos > 0) {
-			memmove(in->buf, in->buf + in->pos, in->end - in->pos);
-			in->offset += in->pos;
-			in->end -= in->pos;
-			in->pos = 0;
-		}
-		uint8_t *b = realloc(in->buf, min);
-		if (!b)
-			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (compressed input buffer)",
-					   rsrc_first_path(in->raw));
-		in->buf = b;
-		in->cap = min;
-	}
-	return zs_input_fill(in, min, err);
-}
-
-int zs_input_finish(struct zs_input *in, const char *name, const char *codec, const char *unit,
-		    img_err *err)
-{
-	for (;;) {
-		int rc = zs_input_fill(in, 1, err);
-		if (rc != IMG_OK)
-			return rc;
-		if (in->end == in->pos)
-			return IMG_OK;
-		const uint8_t *p = in->buf + in->pos;
-		size_t n = in->end - in->pos, z = 0;
-		while (z < n && p[z] == 0)
-			z++;
-		if (z < n)
-			return img_err_set(err, IMG_E_TRAILING, 0, 1, zs_input_at(in) + z,
-					   "%s: %s: trailing garbage at byte %llu of the compressed stream, "
-					   "after the last %s (0x%02x is not the start of another one)",
-					   name, codec, (unsigned long long)(zs_input_at(in) + z), unit, p[z]);
-		in->pos = in->end;
-	}
-}
-
-void zs_input_free(struct zs_input *in)
-{
-	if (in->up) {
-		if (in->buf)
-			stream_consume(in->up, in->pos);
-	} else {
-		pool_give(in->buf, in->cap);
-	}
-	in->buf = NULL;
-	in->pos = in->end = 0;
-}
-
-int zs_corrupt(img_err *err, const char *name, const char *codec, uint64_t at, const char *detail)
-{
-	return img_err_set(err, IMG_E_CORRUPT, 0, 1, at,
-			   "%s: %s: invalid compressed data at byte %llu of the compressed stream (%s: %s)",
-			   name, codec, (unsigned long long)at, codec, detail);
-}
-
-int zs_truncated(img_err *err, const char *name, const char *codec, const char *unit, uint64_t at)
-{
-	/* "an xz stream", "an lz4 frame", "an lzop block": by the sound of the first letter */
-	const char *article = strchr("aeioux", unit[0]) || !strncmp(unit, "lz", 2) ? "an" : "a";
-	return img_err_set(err, IMG_E_TRUNCATED, 0, 1, at,
-			   "%s: %s: the compressed stream ends inside %s %s at byte %llu (truncated)", name,
-			   codec, article, unit, (unsigned long long)at);
 }
 
 /* ---- points ------------------------------------------------------------------- */
@@ -1395,7 +1192,7 @@ static int scan_by_decoding(struct zs_scan *sc, const struct zs_ops *ops)
 	struct zs_point first = { 0 };
 	struct zs_start st = { .raw = sc->raw, .name = sc->name, .p = &first, .sc = sc, .whole = 1 };
 	void *dec = NULL;
-	uint8_t *buf = pool_take(ZS_SCRATCH);
+	uint8_t *buf = zs_buf_take(ZS_SCRATCH);
 	if (!buf)
 		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", sc->name);
 	int rc = ops->start(&st, &dec, sc->err);
@@ -1407,7 +1204,7 @@ static int scan_by_decoding(struct zs_scan *sc, const struct zs_ops *ops)
 	}
 	if (dec)
 		ops->close(dec);
-	pool_give(buf, ZS_SCRATCH);
+	zs_buf_give(buf, ZS_SCRATCH);
 	sc->usize = total;
 	return rc;
 }
@@ -1448,7 +1245,7 @@ int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *op
 	v->ahead.base = v->ahead.bad = v->ahead.last_seg = NO_SEG;
 	v->ahead.last_end = UINT64_MAX;
 	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
-		if (!(v->cur[i].scratch = pool_take(ZS_SCRATCH)))
+		if (!(v->cur[i].scratch = zs_buf_take(ZS_SCRATCH)))
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
 	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
 		*rebuilt = 1;
@@ -1495,7 +1292,7 @@ void zs_view_close(zs_view *v)
 	ahead_stop(v);
 	for (int i = 0; i < ZS_CURSORS; i++) {
 		cursor_reset(v, &v->cur[i]);
-		pool_give(v->cur[i].scratch, ZS_SCRATCH);
+		zs_buf_give(v->cur[i].scratch, ZS_SCRATCH);
 		segbuf_free(&v->cur[i]);
 	}
 	core_free(&v->core);

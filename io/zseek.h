@@ -82,6 +82,11 @@ static inline uint64_t zs_input_at(const struct zs_input *in)
 int zs_input_finish(struct zs_input *in, const char *name, const char *codec, const char *unit,
 		    img_err *err);
 void zs_input_free(struct zs_input *in);
+/* A buffer of cap bytes from the few kept for reuse (256 KiB, 512 KiB and
+ * 1 MiB ones), else malloc(cap); give it back with zs_buf_give (kept, or
+ * freed when the sizes' slots are full). Thread-safe. NULL when out of memory. */
+uint8_t *zs_buf_take(size_t cap);
+void zs_buf_give(uint8_t *b, size_t cap);
 
 /* What a scan is given and reports. */
 struct zs_scan {
