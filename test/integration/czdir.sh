@@ -191,11 +191,11 @@ ref_sda() {
 	truncate -s $((SDA_SECTORS * 512)) "$d" && sfdisk -q --force "$d" <"$CZ/sda-pt.sf" >"$W/sfdisk.log" 2>&1 ||
 		{ cat "$W/sfdisk.log"; fail "sfdisk (MBR) of the reference"; return 1; }
 	put "$CZ/sda-hidden-data-after-mbr" "$d" 1 || return 1
-	zstd -dc "$CZ/sda1.ext4-ptcl-img.zst" >"$W/img" && : >"$W/p" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+	zstd -dc "$CZ/sda1.ext4-ptcl-img.zst" >"$W/img" && : >"$W/p" && pc_restore partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
 		put "$W/p" "$d" $SDA1_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sda1"; return 1; }
-	cat "$CZ"/sda5.vfat-ptcl-img.gz.* | gzip -dc >"$W/img" && : >"$W/p" && partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+	cat "$CZ"/sda5.vfat-ptcl-img.gz.* | gzip -dc >"$W/img" && : >"$W/p" && pc_restore partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
 		put "$W/p" "$d" $SDA5_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sda5"; return 1; }
-	lz4 -dc "$CZ/sda7.ext4-ptcl-img.lz4" >"$W/img" && : >"$W/p" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+	lz4 -dc "$CZ/sda7.ext4-ptcl-img.lz4" >"$W/img" && : >"$W/p" && pc_restore partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
 		put "$W/p" "$d" $SDA7_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sda7"; return 1; }
 	dd if="$CZ/sda-mbr" of="$d" bs=446 count=1 conv=notrunc status=none &&
 		dd if="$CZ/sda2-ebr" of="$d" bs=1 count=446 seek=$((SDA2_S * 512)) conv=notrunc status=none
@@ -206,9 +206,9 @@ ref_sdb() {
 	truncate -s $((SDB_SECTORS * 512)) "$d" || return 1
 	grep -v last-lba "$CZ/sdb-pt.sf" | sfdisk -q --wipe always "$d" >"$W/sfdisk.log" 2>&1 ||
 		{ cat "$W/sfdisk.log"; fail "sfdisk (GPT) of the reference"; return 1; }
-	zstd -dc "$CZ/sdb1.ext4-ptcl-img.zst" >"$W/img" && : >"$W/p" && partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+	zstd -dc "$CZ/sdb1.ext4-ptcl-img.zst" >"$W/img" && : >"$W/p" && pc_restore partclone.extfs -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
 		put "$W/p" "$d" $SDB1_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sdb1"; return 1; }
-	gzip -dc "$CZ/sdb2.vfat-ptcl-img.gz" >"$W/img" && : >"$W/p" && partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
+	gzip -dc "$CZ/sdb2.vfat-ptcl-img.gz" >"$W/img" && : >"$W/p" && pc_restore partclone.vfat -r -C -s "$W/img" -O "$W/p" -L "$W/l" >/dev/null 2>&1 &&
 		put "$W/p" "$d" $SDB2_S && rm -f "$W/p" || { tail -5 "$W/l"; fail "restore of sdb2"; return 1; }
 	cat "$CZ"/sdb3.ntfs-img.* | gzip -dc | ntfsclone -r -O "$W/p" - >"$W/n.log" 2>&1 &&
 		put "$W/p" "$d" $SDB3_S && rm -f "$W/p" || { tail -5 "$W/n.log"; fail "restore of sdb3"; return 1; }
@@ -707,7 +707,7 @@ case_nvme() {
 	# partclone.ntfs image (no backup boot sector: partclone skips the
 	# partial cluster at the volume's end, where mkntfs put it)
 	cp "$REF/sdb.img" want.img && truncate -s $((SDB3_N * 512)) p3.raw &&
-		zstd -dc nv/${n}p3.ntfs-ptcl-img.zst | partclone.restore -s - -O p3.raw -L "$W/lr" >/dev/null 2>&1 &&
+		zstd -dc nv/${n}p3.ntfs-ptcl-img.zst | pc_restore partclone.restore -s - -O p3.raw -L "$W/lr" >/dev/null 2>&1 &&
 		put p3.raw want.img $SDB3_S || fail "partclone.restore of ${n}p3" || return 1
 	run 0 "$IMGBK" info nv && out_has "^$n +160\\.0 MB +327680 +GPT " "^${n}p1 +2048 +32\\.0 MB +ext4 " \
 		"^${n}p3 +149504 +32\\.0 MB +ntfs +partclone +zst " "^${n}p4 +215040 +4\\.0 MB +dd " || return 1

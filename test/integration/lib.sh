@@ -297,3 +297,11 @@ loop_detach_all() {
 		detach_ours "$l"
 	done <"$T/loops"
 }
+
+# Run a partclone restore and ignore its exit code: 0.3.23 can abort (double
+# free, exit 134) after a complete, correct restore (FORMATS.md 6). Callers
+# compare the bytes it wrote, with the source or with imgbk's output.
+pc_restore() {
+	"$@"
+	return 0
+}
