@@ -64,8 +64,19 @@ mnt_up() {
 	case $1 in
 	imgbk)   "$IMGBK" mount -q "${2:-$IMG}" "$MA" || return 1; DPID=$(daemon_pid imgbk "$MA") ;;
 	imgbk-n) "$IMGBK" mount -q -n "${2:-$IMG}" "$MA" || return 1; DPID=$(daemon_pid imgbk "$MA") ;;
-	fusepass) bin/fusepass "$RAW" "$MB" -o ro || return 1; DPID=$(daemon_pid fusepass "$MB") ;;
+	fusepass) bin/fusepass "$RAW" "$MB" -o ro || return 1; DPID=$(daemon_pid fusepass "$MB")
+		ra_like_imgbk "$MB" ;;
 	esac
+}
+
+# ra_like_imgbk MOUNTPOINT: give fusepass the readahead window imgbk's daemon
+# sets on its own mounts (fuse/mount.c READAHEAD_KB), so that the ceiling is
+# the same kernel path and not the kernel's 128 KiB default
+ra_like_imgbk() {
+	_dev=$(awk -v m="$1" '$5 == m { d = $3 } END { print d }' /proc/self/mountinfo)
+	[ -n "$_dev" ] && [ -w "/sys/class/bdi/$_dev/read_ahead_kb" ] &&
+		echo 4096 > "/sys/class/bdi/$_dev/read_ahead_kb"
+	return 0
 }
 
 # mnt_down NAME MOUNTPOINT: note the daemon's VmHWM (KiB) in logs/NAME.hwm, unmount
