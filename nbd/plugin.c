@@ -46,7 +46,10 @@
  * from the slot) against ~12-20 us for nbdkit file's pread: the plugin's own
  * time is ~0.15 s of the run, about what verify=false spends; the rest is
  * nbdkit's send and the client. Per 1 MiB group: pread ~140 us, CRC ~50 us
- * (ISA-L), copy ~45 us (measured under load).
+ * (ISA-L), copy ~45 us (measured under load). System calls of one run
+ * (strace -c -f): the plugin 18,439 sendto, 6,149 read, 1,095 pread64;
+ * nbdkit file 18,437 sendto, 6,150 read, 6,144 pread64 and 12,498 futex
+ * (its 16 workers per connection hand the requests over).
  * Tried and dropped: a helper thread (started in .after_fork) checking the
  * next 2-4 MiB past a sequential reader while its requests were answered.
  * The request opening a group fell from ~70 to ~12-25 us, but the others
