@@ -10,9 +10,17 @@
 # afresh (PRE hook: nbdkit returns once serving) and stops it after (POST
 # hook), so no checked-group bit or decoded block survives between runs.
 # Rows:
-#   nbdcopy --no-extents URI /dev/null       sequential, every byte read
-#                                            (4 connections when the server
-#                                            offers multi-conn, 64 requests)
+#   nbdcopy --no-extents URI /dev/null       sequential, every byte read. To a
+#                                            pipe or character device nbdcopy
+#                                            (1.14) copies synchronously: one
+#                                            connection, one 256 KiB request at
+#                                            a time (nbdcopy -v: "connections=1
+#                                            ... synchronous=true"), so every
+#                                            request's whole round trip counts
+#   nbdcopy --no-extents URI null:           the same into nbdcopy's own sink:
+#                                            asynchronous, multi-conn (one
+#                                            connection per CPU, 64 requests
+#                                            in flight); for information
 #   nbdrand URI $NBD_RR_READS 1|4 SEED       random 4 KiB reads over 1 or 4
 #                                            connections (test/bench/nbdrand.c,
 #                                            libnbd), latency median and p99
@@ -32,7 +40,11 @@
 # Goal: the plugin at >= 0.8x nbdkit file, sequential and random.
 # Besides the times, every server's own CPU seconds (/proc/PID/stat, read
 # before it is stopped) and their ratios: on a machine others load, a run's
-# time is mostly its share of the CPUs, its CPU seconds much less so.
+# time is mostly its share of the CPUs, its CPU seconds much less so; and
+# the bytes each server read (/proc/PID/io rchar: its pread()s of the backing
+# file, plus the 28-byte request headers) against the image's size: 1.00
+# when the plugin reads every checksum group once (a group whose slot was
+# reused before all its requests came would be read again).
 # --no-extents: both servers send every byte. With nbdcopy's defaults it
 # first asks for block status: nbdkit file answers from the sparse file's
 # holes (and nbdcopy skips them), the plugin reports no extents (the library
@@ -64,12 +76,15 @@ nbd_up() {
 
 # nbd_down [NAME]: stop the server and wait (<= 10 s) until it has exited;
 # with NAME, first append the server's CPU seconds (user + system, all its
-# threads) to logs/NAME.srv
+# threads) to logs/NAME.srv and the bytes it read to logs/NAME.rchar
 nbd_down() {
 	_p=$(cat "$NBD_PID" 2>/dev/null)
 	[ -n "$_p" ] || return 0
-	[ -n "${1:-}" ] && awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' \
-		"/proc/$_p/stat" >> "logs/$1.srv"
+	if [ -n "${1:-}" ]; then
+		awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' \
+			"/proc/$_p/stat" >> "logs/$1.srv"
+		awk '$1 == "rchar:" { print $2 }' "/proc/$_p/io" >> "logs/$1.rchar"
+	fi
 	kill "$_p" 2>/dev/null
 	_i=0
 	while kill -0 "$_p" 2>/dev/null && [ "$_i" -lt 500 ]; do
@@ -80,14 +95,23 @@ nbd_down() {
 	return 0
 }
 
-# nbd_srv NAME: the median of NAME's server CPU seconds over the timed runs
-# (the first line, the warm-up run's, left out), or -
+# nbd_srv NAME [EXT [FORMAT]]: the median of NAME's server CPU seconds
+# (logs/NAME.srv; or of logs/NAME.EXT) over the timed runs (the first line,
+# the warm-up run's, left out), or -
 nbd_srv() {
-	awk 'NR > 1 { v[++n] = $1 }
+	awk -v fmt="${3:-%.2f}" 'NR > 1 { v[++n] = $1 }
 	END {
 		for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-		if (n) printf "%.2f\n", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; else print "-"
-	}' "logs/$1.srv" 2>/dev/null || echo -
+		if (n) printf fmt "\n", n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; else print "-"
+	}' "logs/$1.${2:-srv}" 2>/dev/null || echo -
+}
+
+# nbd_read_line NAME: NAME's bytes read (median) and that / the image's size
+nbd_read_line() {
+	eval "_l=\$L_$1"
+	_r=$(nbd_srv "$1" rchar %.0f)
+	printf '%-54s %14s %8s\n' "$_l" "$_r" "$(awk -v r="$_r" -v s="$(stat -c %s "$IMG")" \
+		'BEGIN { if (r + 0 > 0) printf "%.3f", r / s; else print "-" }')"
 }
 
 # nbd_srv_ratio LABEL FILE_ROW PLUGIN_ROW: server CPU of FILE_ROW / of PLUGIN_ROW
@@ -141,6 +165,10 @@ bench_nbd() {
 	tdef nseq_imp "nbdkit imgbk parallel=true: nbdcopy" "$NC '$NBD_URI' /dev/null"
 	PRE_nseq_imp='nbd_up imgbk-p' POST_nseq_imp='nbd_down nseq_imp'
 	tdef nseq_file1 "nbdkit -t 1 file: nbdcopy --no-extents" "$NC '$NBD_URI' /dev/null"
+	tdef nseq_filen "nbdkit file: nbdcopy --no-extents to null:" "$NC '$NBD_URI' null:"
+	tdef nseq_imnull "nbdkit imgbk: nbdcopy --no-extents to null:" "$NC '$NBD_URI' null:"
+	PRE_nseq_filen='nbd_up file' POST_nseq_filen='nbd_down nseq_filen'
+	PRE_nseq_imnull='nbd_up imgbk' POST_nseq_imnull='nbd_down nseq_imnull'
 	PRE_nseq_file1='nbd_up file-t1' POST_nseq_file1='nbd_down nseq_file1'
 	tdef nseq_fuse "imgbk mount (FUSE): dd bs=1M" "dd if='$MA/image.pc' of=/dev/null bs=1M"
 	PRE_nseq_file='nbd_up file' PRE_nseq_im='nbd_up imgbk' PRE_nseq_imn='nbd_up imgbk-n'
@@ -160,8 +188,8 @@ bench_nbd() {
 			eval "PRE_nrr${c}_$s='nbd_up $up' POST_nrr${c}_$s='nbd_down nrr${c}_$s'"
 		done
 	done
-	NNAMES="nseq_file nseq_filex nseq_im nseq_imn nseq_imp nseq_file1 $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_imp"
-	for n in $NNAMES; do : > "logs/$n.srv"; done
+	NNAMES="nseq_file nseq_filex nseq_im nseq_imn nseq_imp nseq_file1 nseq_filen nseq_imnull $FUSE_ROW nrr1_file nrr1_im nrr1_imn nrr4_file nrr4_im nrr4_imn nrr4_imp"
+	for n in $NNAMES; do : > "logs/$n.srv"; : > "logs/$n.rchar"; done
 	trounds "$NNAMES"
 
 	# the same bytes from both servers: nbdrand's sums (every run)
@@ -192,6 +220,12 @@ bench_nbd() {
 		printf '%-54s %10s\n' "$_l" "$(nbd_srv "$n")"
 	done
 	echo
+	printf '%-54s %14s %8s\n' "sequential: bytes the server read (rchar, median)" "bytes" "/ image"
+	for n in nseq_file nseq_im nseq_imn nseq_imp nseq_imnull; do
+		nbd_read_line "$n"
+	done
+	echo "(the image: $(stat -c %s "$IMG") bytes; nbdkit file reads the restored partition, holes included)"
+	echo
 	echo "ratios: time of nbdkit file / time of the plugin (= the plugin's speed / the ceiling), median over the rounds"
 	ratio "nbd: sequential read (nbdcopy --no-extents) vs nbdkit file" nseq_file nseq_im ">=" 0.8
 	ratio "nbd: $NBD_RR_READS random 4 KiB reads, 1 conn, vs nbdkit file" nrr1_file nrr1_im ">=" 0.8
@@ -203,11 +237,13 @@ bench_nbd() {
 	ratio "nbd parallel=true: random 4 KiB, 4 conns, vs nbdkit file" nrr4_file nrr4_imp "" 0
 	ratio "nbd: sequential vs nbdkit -t 1 file (one thread per connection too)" nseq_file1 nseq_im "" 0
 	ratio "nbd: sequential, nbdcopy defaults (file skips holes) vs plugin" nseq_filex nseq_im "" 0
+	ratio "nbd: sequential to null: (async, multi-conn) vs nbdkit file" nseq_filen nseq_imnull "" 0
 	nbd_srv_ratio "server CPU: sequential, nbdkit file / plugin" nseq_file nseq_im
 	nbd_srv_ratio "server CPU: random 4 KiB, 1 conn, nbdkit file / plugin" nrr1_file nrr1_im
 	nbd_srv_ratio "server CPU: random 4 KiB, 4 conns, nbdkit file / plugin" nrr4_file nrr4_im
 	nbd_srv_ratio "server CPU: sequential, nbdkit -t 1 file / plugin" nseq_file1 nseq_im
 	nbd_srv_ratio "server CPU: sequential, nbdkit file / plugin parallel=true" nseq_file nseq_imp
+	nbd_srv_ratio "server CPU: sequential to null:, nbdkit file / plugin" nseq_filen nseq_imnull
 	nbd_srv_ratio "server CPU: random 4 KiB, 4 conns, nbdkit file / plugin parallel=true" nrr4_file nrr4_imp
 	[ -n "$FUSE_ROW" ] && ratio "nbd plugin vs FUSE mount: sequential (time fuse / time nbd)" nseq_fuse nseq_im "" 0
 	rm -f "$NBD_RAW"
