@@ -294,7 +294,7 @@ static const struct img_codec bzip2_codec = {
 	.tool = "bzip2 -dc", .suffixes = "bz2",
 };
 static const struct img_codec zstd_codec = {
-	.name = "zstd", .magic_len = 4, .bid = zstd_bid, .open = codec_zstd_open, .seek = &zs_zstd_ops,
+	.name = "zstd", .magic_len = 4, .bid = zstd_bid, .seek = &zs_zstd_ops,
 	.tool = "zstd -dc", .suffixes = "zst",
 };
 static const struct img_codec xz_codec = {

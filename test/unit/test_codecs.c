@@ -357,6 +357,11 @@ static int lzma_open(img_stream *up, img_stream **out)
 	return open_by_table("lzma", up, out);
 }
 
+static int zstd_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("zstd", up, out);
+}
+
 static int lz4_open(img_stream *up, img_stream **out)
 {
 	return open_by_table("lz4", up, out);
@@ -434,9 +439,9 @@ static void test_zstd(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 };
 	make_plain(&plain, SMALL, 5);
 	enc_zstd(&comp, plain.p, plain.n);
-	expect_same_all_chunks(codec_zstd_open, &comp, &plain);
-	expect_damage_detected(codec_zstd_open, &comp, &plain, comp.n / 2);
-	expect_trailing_policy(codec_zstd_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(zstd_open, &comp, &plain);
+	expect_damage_detected(zstd_open, &comp, &plain, comp.n / 2);
+	expect_trailing_policy(zstd_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* pzstd-like: a skippable frame first, frames, skippable frames between */
 	comp.n = 0;
@@ -447,23 +452,23 @@ static void test_zstd(void **state)
 	enc_zstd(&comp, plain.p + 20000, 0);
 	enc_zstd(&comp, plain.p + 20000, plain.n - 20000);
 	enc_skippable(&comp, 0x1, 9);
-	expect_same_all_chunks(codec_zstd_open, &comp, &plain);
-	expect_trailing_policy(codec_zstd_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(zstd_open, &comp, &plain);
+	expect_trailing_policy(zstd_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* a skippable frame cut short at the end is truncated too */
 	struct buf cut = { 0 };
 	buf_add(&cut, comp.p, comp.n - 3);
 	struct buf out = { 0 };
 	img_err err;
-	assert_int_equal(decode(codec_zstd_open, &cut, 7, &out, &err), IMG_E_TRUNCATED);
+	assert_int_equal(decode(zstd_open, &cut, 7, &out, &err), IMG_E_TRUNCATED);
 	buf_free(&cut);
 	buf_free(&out);
 
 	make_plain(&big, LARGE, 6);
 	enc_zstd(&bigc, big.p, big.n / 2);
 	enc_zstd(&bigc, big.p + big.n / 2, big.n - big.n / 2);
-	expect_same(codec_zstd_open, &bigc, &big, 4096);
-	expect_same(codec_zstd_open, &bigc, &big, 7);
+	expect_same(zstd_open, &bigc, &big, 4096);
+	expect_same(zstd_open, &bigc, &big, 7);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
@@ -687,7 +692,7 @@ static void test_damage_fuzz(void **state)
 		int checked;
 	} c[] = {
 		{ gzip_open, enc_gzip, 1 }, { bzip2_open, enc_bzip2, 1 },
-		{ codec_zstd_open, enc_zstd, 1 }, { xz_open, enc_xz, 1 },
+		{ zstd_open, enc_zstd, 1 }, { xz_open, enc_xz, 1 },
 		{ lzma_open, enc_lzma, 0 }, { lz4_open, enc_lz4f, 1 },
 	};
 	uint32_t seed = 12345;
