@@ -125,6 +125,26 @@ static void enc_zstd(struct buf *o, const uint8_t *in, size_t n)
 	ZSTD_freeCCtx(c);
 }
 
+/* One frame with a 256 MiB window (as zstd --long=28 writes when it is not
+ * told the size): streamed, so libzstd does not shrink the window to the data. */
+static void enc_zstd_window28(struct buf *o, const uint8_t *in, size_t n)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 28)));
+	size_t bound = ZSTD_compressBound(n) + 64;
+	buf_reserve(o, bound);
+	ZSTD_outBuffer ob = { o->p + o->n, bound, 0 };
+	ZSTD_inBuffer ib = { in, n, 0 };
+	assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
+	size_t left;
+	do
+		left = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end);
+	while (left != 0 && !ZSTD_isError(left));
+	assert_false(ZSTD_isError(left));
+	o->n += ob.pos;
+	ZSTD_freeCCtx(c);
+}
+
 static void enc_skippable(struct buf *o, uint32_t nibble, size_t payload)
 {
 	buf_le32(o, 0x184D2A50u + nibble);
@@ -469,6 +489,16 @@ static void test_zstd(void **state)
 	enc_zstd(&bigc, big.p + big.n / 2, big.n - big.n / 2);
 	expect_same(zstd_open, &bigc, &big, 4096);
 	expect_same(zstd_open, &bigc, &big, 7);
+
+	/* a window over 128 MiB: refused at the frame's start, with the pipe that decodes it */
+	comp.n = 0;
+	enc_zstd_window28(&comp, plain.p, 5000);
+	assert_int_equal(decode(zstd_open, &comp, 4096, &out, &err), IMG_E_CORRUPT);
+	assert_true(err.has_offset);
+	assert_int_equal(err.offset, 0);
+	assert_non_null(strstr(err.msg, "at byte 0 of the compressed stream"));
+	assert_non_null(strstr(err.msg, "decode it with: zstd --long=31 -dc IMAGE | imgbk APPLET -"));
+	buf_free(&out);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
