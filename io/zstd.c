@@ -253,7 +253,8 @@ void zst_close(void *dp)
 }
 
 /* Load a checkpoint's state as the decoder's dictionary and queue the frame header to feed. */
-static int load_checkpoint(struct zst_dec *d, uint64_t cin, const uint8_t *state, size_t state_len, img_err *err)
+static int load_checkpoint(struct zst_dec *d, uint64_t cin, const uint8_t *state, size_t state_len,
+			   img_err *err)
 {
 	size_t dict_len = 0;
 	uint8_t wb = 0;
@@ -426,6 +427,6 @@ int zst_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err)
 	return rc;
 }
 
-int zs_zstd_scan(struct zs_scan *sc);  /* zstd_scan.c */
-
-const struct zs_ops zs_zstd_ops = { .scan = zs_zstd_scan, .read = zst_read, .close = zst_close, .start = zst_start };
+const struct zs_ops zs_zstd_ops = {
+	.scan = zs_zstd_scan, .read = zst_read, .close = zst_close, .start = zst_start,
+};

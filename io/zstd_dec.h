@@ -2,7 +2,8 @@
  * io/zstd_dec.h - what the zstd scan (io/zstd_scan.c) uses of the codec's
  * one decoder (io/zstd.c): its error wording, its libzstd contexts, and the
  * decoder itself, which the scan's second thread resumes at each checkpoint
- * to verify it. Private to these two files.
+ * to verify it; and the scan, which zs_zstd_ops names. Private to these
+ * two files.
  */
 #ifndef IMGBK_IO_ZSTD_DEC_H
 #define IMGBK_IO_ZSTD_DEC_H
@@ -33,6 +34,9 @@ static inline int zst_truncated(img_err *err, const char *name, uint64_t at)
 {
 	return zs_truncated(err, name, "zstd", "zstd frame", at);
 }
+
+/* The scan (zstd_scan.c): zs_zstd_ops.scan. */
+int zs_zstd_scan(struct zs_scan *sc);
 
 /* A decoding context with imgbk's window limit, NULL when out of memory. */
 ZSTD_DStream *zst_new_dstream(void);
