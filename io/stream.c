@@ -179,46 +179,48 @@ void stream_consume(img_stream *s, size_t n)
 	s->offset += n;
 }
 
-int stream_read(img_stream *s, void *dst, size_t n, size_t *got)
+/* Consume up to n bytes, copying them to out unless it is NULL.
+ * @return IMG_OK (n taken), IMG_EOF (the data ended first) or an error. */
+static int stream_take(img_stream *s, uint8_t *out, uint64_t n, uint64_t *taken)
 {
-	uint8_t *out = dst;
-	size_t done = 0;
+	uint64_t done = 0;
+	int rc = IMG_OK;
 	while (done < n) {
 		const uint8_t *p;
 		size_t avail;
-		int rc = stream_peek(s, 1, &p, &avail);
+		rc = stream_peek(s, 1, &p, &avail);
 		if (rc < 0)
-			return rc;
+			break;
 		if (avail == 0)
 			break;
-		size_t take = n - done < avail ? n - done : avail;
-		memcpy(out + done, p, take);
+		size_t take = n - done < avail ? (size_t)(n - done) : avail;
+		if (out)
+			memcpy(out + done, p, take);
 		stream_consume(s, take);
 		done += take;
 	}
-	if (got)
-		*got = done;
+	*taken = done;
+	if (rc < 0)
+		return rc;
 	return done == n ? IMG_OK : IMG_EOF;
+}
+
+int stream_read(img_stream *s, void *dst, size_t n, size_t *got)
+{
+	uint64_t done;
+	int rc = stream_take(s, dst, n, &done);
+	if (rc >= 0 && got)
+		*got = (size_t)done;
+	return rc;
 }
 
 int stream_skip(img_stream *s, uint64_t n, uint64_t *skipped)
 {
-	uint64_t done = 0;
-	while (done < n) {
-		const uint8_t *p;
-		size_t avail;
-		int rc = stream_peek(s, 1, &p, &avail);
-		if (rc < 0)
-			return rc;
-		if (avail == 0)
-			break;
-		size_t take = n - done < avail ? (size_t)(n - done) : avail;
-		stream_consume(s, take);
-		done += take;
-	}
-	if (skipped)
+	uint64_t done;
+	int rc = stream_take(s, NULL, n, &done);
+	if (rc >= 0 && skipped)
 		*skipped = done;
-	return done == n ? IMG_OK : IMG_EOF;
+	return rc;
 }
 
 int stream_read_direct(img_stream *s, void *dst, size_t cap, size_t *got)

@@ -213,13 +213,28 @@ static int thread_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 	return IMG_OK;
 }
 
+static void free_ring(struct thread_src *t)
+{
+	for (int i = 0; i < THREAD_BUFS; i++)
+		free(t->ring[i].data);
+}
+
+/* Free t, its ring, lock and conditions (its worker has ended). */
+static void free_thread_src(struct thread_src *t)
+{
+	free_ring(t);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->filled);
+	pthread_cond_destroy(&t->emptied);
+	free(t);
+}
+
 static void thread_close(img_stream *s)
 {
 	struct thread_src *t = s->priv;
 	live_remove(t);
 	if (t->orphan) {  /* no worker to stop; its lock may be held: leave it */
-		for (int i = 0; i < THREAD_BUFS; i++)
-			free(t->ring[i].data);
+		free_ring(t);
 		free(t);
 		return;
 	}
@@ -229,12 +244,7 @@ static void thread_close(img_stream *s)
 	pthread_mutex_unlock(&t->lock);
 	pthread_cancel(t->thread);  /* only takes effect while it waits in read(2): source_read */
 	pthread_join(t->thread, NULL);
-	for (int i = 0; i < THREAD_BUFS; i++)
-		free(t->ring[i].data);
-	pthread_mutex_destroy(&t->lock);
-	pthread_cond_destroy(&t->filled);
-	pthread_cond_destroy(&t->emptied);
-	free(t);
+	free_thread_src(t);
 }
 
 static const struct img_stream_ops thread_ops = { "read-ahead", thread_produce, thread_close };
@@ -271,12 +281,7 @@ int stream_push_thread(img_stream *up, img_stream **out)
 		live_remove(t);
 		for (img_stream *l = up; l; l = l->up)
 			l->err = s->err;
-		for (int i = 0; i < THREAD_BUFS; i++)
-			free(t->ring[i].data);
-		pthread_mutex_destroy(&t->lock);
-		pthread_cond_destroy(&t->filled);
-		pthread_cond_destroy(&t->emptied);
-		free(t);
+		free_thread_src(t);
 		free(s->buf);
 		free(s);  /* the caller keeps `up` */
 		return stream_fail(up, IMG_E_IO, EAGAIN, 0, 0, "cannot start the read-ahead thread");
