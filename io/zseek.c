@@ -11,9 +11,10 @@
  * decodes the segment whole first, and a reader that wants a segment another
  * thread is decoding waits for it. So each segment is decoded once for any
  * read pattern while it stays held (ZS_CURSORS segments at a time). When a
- * read starts near where the last one ended, a decode-ahead thread (started
- * then, so after a mount daemon's fork) decodes the next ZS_AHEAD segments
- * into free cursors, within ZS_AHEAD_BUDGET bytes of segment buffers.
+ * read starts near where the last one ended, ZS_AHEAD_THREADS decode-ahead
+ * threads (started then, so after a mount daemon's fork) decode the next
+ * ZS_AHEAD segments into free cursors, side by side, within ZS_AHEAD_BUDGET
+ * bytes of segment buffers.
  * In a bigger segment: a cursor whose position is at or before X and past
  * the last point before X goes on decoding from where it is (sequential and
  * nearby reads); otherwise the least recently used idle cursor restarts at
@@ -283,17 +284,19 @@ struct cursor {
 
 #define NO_SEG ((size_t)-1)
 
-/* Decode-ahead: a thread that, while reads go from one segment to the
- * next, decodes the following ZS_AHEAD segments into idle cursors. Started
- * by the first such read (so in the process that serves: a fork()ed mount
- * daemon), stopped before any fork() and restarted by the next read. */
+/* Decode-ahead: threads that, while reads go from one segment to the
+ * next, decode the following ZS_AHEAD segments into idle cursors, each
+ * taking the next one nobody holds. Started by the first such read (so in
+ * the process that serves: a fork()ed mount daemon), stopped before any
+ * fork() and restarted by the next read. */
 struct ahead {
 	pthread_t thread[ZS_AHEAD_THREADS];
 	int running;       /* threads that exist */
 	int stop;          /* asked to end */
 	int waiting;       /* threads waiting for work */
+	int busy;          /* threads decoding (for zs_view_counts) */
 	size_t base;       /* the segment sequential reads reached (NO_SEG: none yet) */
-	size_t bad;        /* a segment the thread failed to decode: left to the readers */
+	size_t bad;        /* a segment a thread failed to decode: left to the readers */
 	uint64_t last_end; /* where the last read ended (UINT64_MAX: none yet) */
 	size_t last_seg;   /* the segment the last read started in (NO_SEG: none yet) */
 	zs_view *next_live;
@@ -796,7 +799,11 @@ static void *ahead_main(void *arg)
 			v->ahead.waiting--;
 			continue;
 		}
-		if (decode_held(v, c, j, 1, &err) != IMG_OK)
+		if ((uint64_t)++v->ahead.busy > v->counts.ahead_most)
+			v->counts.ahead_most = (uint64_t)v->ahead.busy;
+		int rc = decode_held(v, c, j, 1, &err);
+		v->ahead.busy--;
+		if (rc != IMG_OK)
 			v->ahead.bad = j;  /* its readers decode it and get the error themselves */
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -827,16 +834,16 @@ static void ahead_note_read(zs_view *v, uint64_t off, size_t len)
 	ahead_wake(v);
 }
 
-/* ---- the thread and fork() ---- */
+/* ---- the threads and fork() ---- */
 
-/* Views whose decode-ahead thread runs: stopped before a fork() (the
- * child would have the view but not the thread), restarted by the next
+/* Views whose decode-ahead threads run: stopped before a fork() (the
+ * child would have the view but not the threads), restarted by the next
  * sequential read, in the parent and in the child. */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static zs_view *live;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-/* Stop v's thread (lock not held); @return with it joined. */
+/* Stop v's threads (lock not held); @return with them joined. */
 static void ahead_stop(zs_view *v)
 {
 	pthread_mutex_lock(&v->lock);
@@ -882,7 +889,7 @@ static void atfork_install(void)
 	pthread_atfork(fork_prepare, fork_after, fork_after);
 }
 
-/* Start v's thread unless it runs (lock held). Without a thread reads go
+/* Start v's threads unless they run (lock held). Without them reads go
  * on as before: each decodes what it needs. */
 static void ahead_start(zs_view *v)
 {
