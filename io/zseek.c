@@ -11,9 +11,10 @@
  * decodes the segment whole first, and a reader that wants a segment another
  * thread is decoding waits for it. So each segment is decoded once for any
  * read pattern while it stays held (ZS_CURSORS segments at a time). When a
- * read starts near where the last one ended, a decode-ahead thread (started
- * then, so after a mount daemon's fork) decodes the next ZS_AHEAD segments
- * into free cursors, within ZS_AHEAD_BUDGET bytes of segment buffers.
+ * read starts near where the last one ended, ZS_AHEAD_THREADS decode-ahead
+ * threads (started then, so after a mount daemon's fork) decode the next
+ * ZS_AHEAD segments into free cursors, side by side, within ZS_AHEAD_BUDGET
+ * bytes of segment buffers.
  * In a bigger segment: a cursor whose position is at or before X and past
  * the last point before X goes on decoding from where it is (sequential and
  * nearby reads); otherwise the least recently used idle cursor restarts at
@@ -48,11 +49,13 @@
  * either the span doubles and every other point goes. */
 #define ZS_MAX_STATEFUL ((size_t)1 << 20)
 #define ZS_STATE_BUDGET ((uint64_t)4 << 30)
-#define ZS_CURSORS 4
+#define ZS_CURSORS 6
 /* Decode-ahead: segments decoded past the one sequential reads reached,
- * and the bytes all held segment buffers may take for it. */
-#define ZS_AHEAD 2
+ * and the bytes all held segment buffers may take for it; the threads that
+ * decode them, side by side (segments are independent: one per core). */
+#define ZS_AHEAD 3
 #define ZS_AHEAD_BUDGET ((uint64_t)40 << 20)
+#define ZS_AHEAD_THREADS 2
 /* A read that starts this close to where the last one ended is sequential. */
 #define ZS_SEQ_SLACK ((uint64_t)4 << 20)
 #define ZS_SEGBUF_UNIT ((size_t)1 << 20)
@@ -281,19 +284,21 @@ struct cursor {
 
 #define NO_SEG ((size_t)-1)
 
-/* Decode-ahead: a thread that, while reads go from one segment to the
- * next, decodes the following ZS_AHEAD segments into idle cursors. Started
- * by the first such read (so in the process that serves: a fork()ed mount
- * daemon), stopped before any fork() and restarted by the next read. */
+/* Decode-ahead: threads that, while reads go from one segment to the
+ * next, decode the following ZS_AHEAD segments into idle cursors, each
+ * taking the next one nobody holds. Started by the first such read (so in
+ * the process that serves: a fork()ed mount daemon), stopped before any
+ * fork() and restarted by the next read. */
 struct ahead {
-	pthread_t thread;
-	int running;       /* the thread exists */
+	pthread_t thread[ZS_AHEAD_THREADS];
+	int running;       /* threads that exist */
 	int stop;          /* asked to end */
+	int waiting;       /* threads waiting for work */
+	int busy;          /* threads decoding (for zs_view_counts) */
 	size_t base;       /* the segment sequential reads reached (NO_SEG: none yet) */
-	size_t bad;        /* a segment the thread failed to decode: left to the readers */
+	size_t bad;        /* a segment a thread failed to decode: left to the readers */
 	uint64_t last_end; /* where the last read ended (UINT64_MAX: none yet) */
 	size_t last_seg;   /* the segment the last read started in (NO_SEG: none yet) */
-	img_err err;       /* the thread's own error slot (readers report their own) */
 	zs_view *next_live;
 };
 
@@ -308,7 +313,9 @@ struct zs_view {
 	uint8_t *checked;  /* a bit per point: its segment's bytes matched its CRC */
 	uint64_t clock;
 	pthread_mutex_t lock;
-	pthread_cond_t idle;  /* a cursor went idle or unpinned, or the ahead base moved */
+	pthread_cond_t idle;  /* readers: a cursor went idle (or unpinned, with free_waiters) */
+	pthread_cond_t work;  /* decode-ahead threads: the base moved, a cursor went idle or unpinned */
+	int free_waiters;     /* threads waiting for a free cursor (not for a decode) */
 	struct ahead ahead;
 	struct zs_view_counts counts;  /* under lock */
 };
@@ -577,6 +584,31 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 			   v->name, (unsigned long long)c->pos, (unsigned long long)v->usize);
 }
 
+/* Wake the decode-ahead threads that wait for work (lock held). */
+static void ahead_wake(zs_view *v)
+{
+	if (v->ahead.waiting)
+		pthread_cond_broadcast(&v->work);
+}
+
+/* Wait for a cursor to go idle (lock held); for_free: for any free cursor,
+ * so unpinning one wakes this thread too. */
+static void wait_idle(zs_view *v, int for_free)
+{
+	v->free_waiters += for_free;
+	pthread_cond_wait(&v->idle, &v->lock);
+	v->free_waiters -= for_free;
+}
+
+/* A cursor's last reader copied out (lock held): it is free again for
+ * whoever waits for one. */
+static void cursor_unpinned(zs_view *v)
+{
+	if (v->free_waiters)
+		pthread_cond_broadcast(&v->idle);
+	ahead_wake(v);
+}
+
 /* Whether c may be given a new decode (lock held). */
 static int cursor_free(const struct cursor *c)
 {
@@ -618,6 +650,7 @@ static void cursor_done(zs_view *v, struct cursor *c, size_t held)
 	c->busy = 0;
 	c->last_use = ++v->clock;
 	pthread_cond_broadcast(&v->idle);  /* waiters wait for different things */
+	ahead_wake(v);
 }
 
 static void cursor_release(zs_view *v, struct cursor *c, size_t held)
@@ -754,15 +787,23 @@ static struct cursor *ahead_next(zs_view *v, size_t *seg)
 static void *ahead_main(void *arg)
 {
 	zs_view *v = arg;
+	img_err err;  /* the thread's own error slot (readers report their own) */
+	memset(&err, 0, sizeof err);
 	pthread_mutex_lock(&v->lock);
 	while (!v->ahead.stop) {
 		size_t j = NO_SEG;
 		struct cursor *c = ahead_next(v, &j);
 		if (!c) {
-			pthread_cond_wait(&v->idle, &v->lock);
+			v->ahead.waiting++;
+			pthread_cond_wait(&v->work, &v->lock);
+			v->ahead.waiting--;
 			continue;
 		}
-		if (decode_held(v, c, j, 1, &v->ahead.err) != IMG_OK)
+		if ((uint64_t)++v->ahead.busy > v->counts.ahead_most)
+			v->counts.ahead_most = (uint64_t)v->ahead.busy;
+		int rc = decode_held(v, c, j, 1, &err);
+		v->ahead.busy--;
+		if (rc != IMG_OK)
 			v->ahead.bad = j;  /* its readers decode it and get the error themselves */
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -790,28 +831,28 @@ static void ahead_note_read(zs_view *v, uint64_t off, size_t len)
 	if (v->ahead.bad != NO_SEG && v->ahead.bad <= i)
 		v->ahead.bad = NO_SEG;
 	ahead_start(v);
-	pthread_cond_broadcast(&v->idle);
+	ahead_wake(v);
 }
 
-/* ---- the thread and fork() ---- */
+/* ---- the threads and fork() ---- */
 
-/* Views whose decode-ahead thread runs: stopped before a fork() (the
- * child would have the view but not the thread), restarted by the next
+/* Views whose decode-ahead threads run: stopped before a fork() (the
+ * child would have the view but not the threads), restarted by the next
  * sequential read, in the parent and in the child. */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static zs_view *live;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-/* Stop v's thread (lock not held); @return with it joined. */
+/* Stop v's threads (lock not held); @return with them joined. */
 static void ahead_stop(zs_view *v)
 {
 	pthread_mutex_lock(&v->lock);
 	int running = v->ahead.running;
 	v->ahead.stop = 1;
-	pthread_cond_broadcast(&v->idle);
+	pthread_cond_broadcast(&v->work);
 	pthread_mutex_unlock(&v->lock);
-	if (running)
-		pthread_join(v->ahead.thread, NULL);
+	for (int t = 0; t < running; t++)
+		pthread_join(v->ahead.thread[t], NULL);
 	pthread_mutex_lock(&v->lock);
 	v->ahead.running = 0;
 	v->ahead.stop = 0;
@@ -848,7 +889,7 @@ static void atfork_install(void)
 	pthread_atfork(fork_prepare, fork_after, fork_after);
 }
 
-/* Start v's thread unless it runs (lock held). Without a thread reads go
+/* Start v's threads unless they run (lock held). Without them reads go
  * on as before: each decodes what it needs. */
 static void ahead_start(zs_view *v)
 {
@@ -857,8 +898,10 @@ static void ahead_start(zs_view *v)
 	pthread_once(&atfork_once, atfork_install);
 	if (pthread_mutex_trylock(&live_lock) != 0)
 		return;  /* a fork() or a close is under way: next time */
-	if (pthread_create(&v->ahead.thread, NULL, ahead_main, v) == 0) {
-		v->ahead.running = 1;
+	while (v->ahead.running < ZS_AHEAD_THREADS &&
+	       pthread_create(&v->ahead.thread[v->ahead.running], NULL, ahead_main, v) == 0)
+		v->ahead.running++;
+	if (v->ahead.running) {
 		v->ahead.next_live = live;
 		live = v;
 	}
@@ -896,7 +939,7 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 			}
 			continue;  /* now held (unless taken again meanwhile) */
 		}
-		pthread_cond_wait(&v->idle, &v->lock);  /* the holder decodes, or none is free */
+		wait_idle(v, holder == NULL);  /* the holder decodes, or none is free */
 	}
 	c->pins++;
 	c->last_use = ++v->clock;
@@ -907,7 +950,7 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 	*got = n;
 	pthread_mutex_lock(&v->lock);
 	if (--c->pins == 0)
-		pthread_cond_broadcast(&v->idle);
+		cursor_unpinned(v);
 	pthread_mutex_unlock(&v->lock);
 	return IMG_OK;
 }
@@ -920,7 +963,7 @@ static int read_streamed(zs_view *v, void *buf, size_t len, uint64_t off, size_t
 	struct cursor *c;
 	int reuse;
 	while (!(c = cursor_pick(v, off, &reuse)))
-		pthread_cond_wait(&v->idle, &v->lock);
+		wait_idle(v, 1);
 	cursor_claim(v, c, NO_SEG);
 	v->counts.streamed_reads++;
 	pthread_mutex_unlock(&v->lock);
@@ -1239,6 +1282,7 @@ int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *op
 	v->core.raw_size = rsrc_size(raw);
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->idle, NULL);
+	pthread_cond_init(&v->work, NULL);
 	int rc = IMG_OK;
 	for (int i = 0; i < ZS_CURSORS; i++)
 		v->cur[i].held = NO_SEG;
@@ -1299,6 +1343,7 @@ void zs_view_close(zs_view *v)
 	free(v->checked);
 	pthread_mutex_destroy(&v->lock);
 	pthread_cond_destroy(&v->idle);
+	pthread_cond_destroy(&v->work);
 	free(v->name);
 	free(v);
 }

@@ -239,7 +239,8 @@ void zs_view_close(zs_view *v);
 /* What the view's reads cost so far, for tests and the bench. */
 struct zs_view_counts {
 	uint64_t segment_decodes;  /* segments decoded whole (each once while it stays held) */
-	uint64_t ahead_decodes;    /* of those, by the decode-ahead thread */
+	uint64_t ahead_decodes;    /* of those, by the decode-ahead threads */
+	uint64_t ahead_most;       /* the most decode-ahead decodes that ran at once */
 	uint64_t streamed_reads;   /* reads of segments too big to hold */
 };
 void zs_view_counts(zs_view *v, struct zs_view_counts *out);

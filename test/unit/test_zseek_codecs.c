@@ -7,7 +7,8 @@
  * a scratch folder; each file is opened as a view with a 64 KiB span and
  * read at random offsets and lengths, across points, at and past the end,
  * from its saved points too, and from several threads at once (single zstd
- * frames through checkpoints inside them). Damaged, truncated, padded and
+ * frames through checkpoints inside them). The threads a view runs start
+ * after a fork() (a mount daemon forks after the view was opened). Damaged, truncated, padded and
  * garbage-followed copies, and single xz blocks too large to read at
  * random, must fail with a message naming the file.
  *
@@ -23,7 +24,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helper_tmpdir.h"
 #include "io/io.h"
@@ -587,6 +591,79 @@ static void test_single_unit_limit(void **state)
 	free(big);
 }
 
+/* ---- threads and fork() --------------------------------------------------------- */
+
+/* Threads of this process now. */
+static int threads_now(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Read the whole view sequentially in 128 KiB reads; 0 when every byte is right. */
+static int read_all(zs_view *v, const uint8_t *exp, size_t n)
+{
+	static uint8_t buf[(size_t)128 << 10];
+	for (uint64_t off = 0; off < n; off += sizeof buf) {
+		img_err err;
+		memset(&err, 0, sizeof err);
+		size_t want = n - off < sizeof buf ? (size_t)(n - off) : sizeof buf, got = 0;
+		if (zs_view_pread(v, buf, sizeof buf, off, &got, &err) != IMG_OK || got != want ||
+		    memcmp(buf, exp + off, want) != 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* A mount daemon forks after its image was opened and read: no thread of
+ * the view runs then (the scan's checkpoint verification has ended; the
+ * decode-ahead threads are stopped before the fork), and the child starts
+ * its own decode-ahead threads with its first sequential reads. A thread
+ * started before the fork would not exist in the child: its reads would
+ * hang (the alarm) or fail. */
+static void test_zstd_threads_after_fork(void **state)
+{
+	(void)state;
+	run("zstd -q -T2 -3 -c plain > fork.zst");
+	assert_int_equal(threads_now(), 1);
+	struct opened o;
+	if (open_view(&o, "fork.zst", &zs_zstd_ops, NULL, 0) != IMG_OK)
+		fail_msg("%s", o.err.msg);
+	uint64_t stateful = 0, units = 0, blind = 0;
+	zs_view_points(o.v, &stateful, &units, &blind);
+	assert_true(stateful >= 8);
+	assert_int_equal(threads_now(), 1);  /* the scan's threads ended with it */
+	assert_int_equal(read_all(o.v, plain, PLAIN_SIZE), 0);
+	assert_true(threads_now() > 1);  /* sequential reads started decode-ahead */
+	struct zs_view_counts before;
+	zs_view_counts(o.v, &before);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(60);
+		int bad = read_all(o.v, plain, PLAIN_SIZE);
+		struct zs_view_counts c;
+		zs_view_counts(o.v, &c);
+		_exit(bad ? 1 : threads_now() == 1 || c.ahead_decodes == before.ahead_decodes ? 2 : 0);
+	}
+	assert_int_equal(threads_now(), 1);  /* stopped for the fork, not yet restarted */
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the forked child: %s %d (1: wrong bytes, 2: no decode-ahead thread of its own)",
+			 WIFEXITED(st) ? "exit" : "signal",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	assert_int_equal(read_all(o.v, plain, PLAIN_SIZE), 0);
+	close_view(&o);
+	assert_int_equal(threads_now(), 1);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -623,6 +700,7 @@ int main(void)
 		cmocka_unit_test(test_lzop),
 		cmocka_unit_test(test_lzip),
 		cmocka_unit_test(test_single_unit_limit),
+		cmocka_unit_test(test_zstd_threads_after_fork),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
