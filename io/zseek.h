@@ -187,7 +187,27 @@ struct zs_ops {
 	/* The codec's one decoder (struct zs_start says where and how); with
 	 * it, read/close serve it, open is NULL and scan may be NULL. */
 	int (*start)(const struct zs_start *st, void **dec, img_err *err);
+	/*
+	 * Optional: the unit finder of data made of independent units (whole
+	 * streams or frames that start() decodes alone exactly as it decodes
+	 * them in sequence), from headers and magics only, nothing decoded.
+	 * p[0..n) are the compressed bytes from a unit's start; at_end: the
+	 * data ends at p + n. @return the unit's length (<= n), 0 when more
+	 * bytes are needed to tell, or ZS_UNIT_NONE when p does not start a
+	 * unit it knows (the rest is then decoded in one piece). A boundary
+	 * may be false (a magic by chance): the layer checks every unit by
+	 * decoding it (io/zpar.c). With a finder, the sequential layer decodes
+	 * units on two cores.
+	 */
+	size_t (*unit_len)(const uint8_t *p, size_t n, int at_end);
 };
+
+#define ZS_UNIT_NONE ((size_t)-1)
+
+/* The finders (io/zunits.c): bzip2 streams (pbzip2), zstd frames with the
+ * skippable frames before them (pzstd, zstd -T0 --rsyncable...). */
+size_t zs_bzip2_unit_len(const uint8_t *p, size_t n, int at_end);
+size_t zs_zstd_unit_len(const uint8_t *p, size_t n, int at_end);
 
 /*
  * The sequential decoding layer of a codec with a start() decoder: the
@@ -195,6 +215,23 @@ struct zs_ops {
  * deferral of an error found after good bytes: those go out first).
  */
 int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out);
+/* That deferral, for the layers that run decoders (zstream.c, zpar.c): the
+ * decoders report into err; IMG_OK there means the layer below failed and
+ * its message is in the stack's slot already. */
+struct zs_defer {
+	int pending;  /* an error waits to be reported */
+	img_err err;
+};
+/* Before a read(): @return the error deferred by the last call (handed to
+ * s's slot), or IMG_OK when none. */
+int zs_defer_due(img_stream *s, struct zs_defer *d);
+/* After a read() that returned rc with got bytes: @return what produce()
+ * returns (IMG_OK when bytes came with the error: it is deferred). */
+int zs_defer_outcome(img_stream *s, struct zs_defer *d, int rc, size_t got);
+/* The same layer for a codec with a unit finder, decoding units ahead on
+ * worker threads (io/zpar.c); zs_stream_open opens it when the machine has
+ * more than one core. */
+int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out);
 
 extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops, zs_lzip_ops;
 
