@@ -1,21 +1,12 @@
 /*
  * io/codec_util.h - helpers shared by the codecs, private to io/ and
  * implemented in codecs.c: the staging of whole decoded blocks (lz4.c,
- * lzop.c), and, for the one codec that still has a streaming layer of its
- * own (zstd.c), one wording for its errors, one policy for the bytes after
- * the last frame, and the deferral of an error found after good bytes were
- * already decoded in the same produce() call. (The codecs with one decoder
- * word their errors with zseek.h's zs_corrupt, zs_truncated and
- * zs_input_finish; io/zstream.c defers for them.)
+ * lzop.c) and small byte helpers. (Every codec words its errors with
+ * zseek.h's zs_corrupt, zs_truncated and zs_input_finish; io/zstream.c
+ * defers an error found after good bytes for all of them.)
  *
  * Not here: the codec table (io.h, codecs.c) or anything a caller outside
  * io/ needs.
- *
- * The deferral: produce() must not lose the bytes it decoded before it hit
- * damage (or the end of a truncated input), so a layer records the error in
- * its struct codec_defer, stops, and codec_done() hands out the bytes made so
- * far; the error is reported (stream_fail) by the next produce() call, which
- * then makes no bytes.
  */
 #ifndef IMGBK_IO_CODEC_UTIL_H
 #define IMGBK_IO_CODEC_UTIL_H
@@ -24,59 +15,6 @@
 
 /* Most bytes handed to one library call (zlib/libbz2 count in unsigned int). */
 #define CODEC_MAX_STEP ((size_t)1 << 30)
-/*
- * Input handed to one call of a library that does not say where in its input
- * an error is (libzstd, LZ4F leave the input position at the start of the
- * call): the error's offset is then the start of this step.
- */
-#define CODEC_LOCATE_STEP ((size_t)128 << 10)
-
-struct codec_defer {
-	int code;       /* IMG_E_* waiting to be reported; IMG_OK when none */
-	int sys_errno;
-	int upstream;   /* the layer below failed: its message is in the slot already */
-	uint64_t at;    /* offset in the compressed input (s->up) */
-	char msg[320];
-};
-
-/* Record an error (the first one sticks). */
-void codec_raise(struct codec_defer *d, int code, int sys_errno, uint64_t at, const char *fmt,
-		 ...) __attribute__((format(printf, 5, 6)));
-
-/* Record that the layer below returned `code` (< 0). */
-void codec_raise_up(struct codec_defer *d, int code);
-
-/* "invalid compressed data at byte AT of the compressed stream (LIB: DETAIL)" */
-void codec_corrupt(struct codec_defer *d, uint64_t at, const char *lib, const char *detail);
-
-/* "the compressed stream ends inside a UNIT at byte AT (truncated)" */
-void codec_truncated(struct codec_defer *d, uint64_t at, const char *unit);
-
-/* Out of memory in the library named `lib`. */
-void codec_nomem(struct codec_defer *d, uint64_t at, const char *lib);
-
-/*
- * End of a produce() call: *got = done. With a recorded error and no bytes
- * made, fail s with it (stream_fail) and @return its code; else IMG_OK.
- */
-int codec_done(img_stream *s, struct codec_defer *d, size_t done, size_t *got);
-
-/*
- * Called at a boundary (a member/stream/frame ended) when the next bytes of
- * s->up do not start another one. Zero bytes up to the end of the input are
- * padding (tape blocks, a device larger than the file) and are consumed:
- * @return IMG_OK, the data ended. A non-zero byte records IMG_E_TRAILING
- * with its offset (nothing after a complete member is silently dropped or
- * decoded): @return IMG_E_TRAILING. An error below: @return it (recorded).
- */
-int codec_finish_input(img_stream *s, struct codec_defer *d, const char *unit);
-
-/*
- * Stack a codec layer with `ops` and `priv` over up (default buffer).
- * @return IMG_OK and *out, or IMG_E_IO (error set; the caller frees priv).
- */
-int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv,
-		    img_stream **out);
 
 /*
  * Decoders that decode whole blocks (lz4.c, lzop.c): a block goes

@@ -1,7 +1,7 @@
 /*
  * io/codecs.c - the one table of decompressors (img_codecs[]), their bids
  * (magic bytes, FORMATS.md section 4), and the helpers of codec_util.h
- * (block staging; zstd.c's error wording, deferral, trailing-byte policy).
+ * (block staging).
  *
  * Not here: the decoders themselves (gz.c, bz2.c, zstd.c, xz.c, lz4.c, lzip.c, lzop.c) and
  * the sniffing loop that asks the bids and stacks layers (open.c).
@@ -17,8 +17,6 @@
  *    only skippable frames), zstd takes it.
  *  - lzma-alone has no magic; its heuristic bid comes last in the table.
  */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,106 +26,6 @@
 #include "zseek.h"
 
 /* ---- shared helpers (codec_util.h) -------------------------------------- */
-
-void codec_raise(struct codec_defer *d, int code, int sys_errno, uint64_t at, const char *fmt,
-		 ...)
-{
-	if (d->code != IMG_OK)
-		return;
-	d->code = code;
-	d->sys_errno = sys_errno;
-	d->upstream = 0;
-	d->at = at;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-	va_end(ap);
-}
-
-void codec_raise_up(struct codec_defer *d, int code)
-{
-	if (d->code != IMG_OK)
-		return;
-	d->code = code;
-	d->upstream = 1;
-}
-
-void codec_corrupt(struct codec_defer *d, uint64_t at, const char *lib, const char *detail)
-{
-	codec_raise(d, IMG_E_CORRUPT, 0, at,
-		    "invalid compressed data at byte %llu of the compressed stream (%s: %s)",
-		    (unsigned long long)at, lib, detail ? detail : "no detail");
-}
-
-void codec_truncated(struct codec_defer *d, uint64_t at, const char *unit)
-{
-	const char *article = unit[0] == 'x' ? "an" : "a";
-	codec_raise(d, IMG_E_TRUNCATED, 0, at,
-		    "the compressed stream ends inside %s %s at byte %llu (truncated)", article, unit,
-		    (unsigned long long)at);
-}
-
-void codec_nomem(struct codec_defer *d, uint64_t at, const char *lib)
-{
-	codec_raise(d, IMG_E_IO, ENOMEM, at, "out of memory in %s at byte %llu of the compressed stream",
-		    lib, (unsigned long long)at);
-}
-
-int codec_done(img_stream *s, struct codec_defer *d, size_t done, size_t *got)
-{
-	*got = done;
-	if (d->code == IMG_OK || done > 0)
-		return IMG_OK;
-	if (d->upstream)
-		return d->code;
-	return stream_fail(s, d->code, d->sys_errno, 1, d->at, "%s", d->msg);
-}
-
-/* @return the number of leading zero bytes of p[0..n). */
-static size_t zero_prefix(const uint8_t *p, size_t n)
-{
-	if (n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0))
-		return n;
-	size_t i = 0;
-	while (p[i] == 0)
-		i++;
-	return i;
-}
-
-int codec_finish_input(img_stream *s, struct codec_defer *d, const char *unit)
-{
-	for (;;) {
-		const uint8_t *p;
-		size_t avail;
-		int rc = stream_peek(s->up, 1, &p, &avail);
-		if (rc < 0) {
-			codec_raise_up(d, rc);
-			return rc;
-		}
-		if (avail == 0)
-			return IMG_OK;
-		size_t z = zero_prefix(p, avail);
-		if (z < avail) {
-			uint64_t at = s->up->offset + z;
-			codec_raise(d, IMG_E_TRAILING, 0, at,
-				    "trailing garbage at byte %llu of the compressed stream, after the last %s "
-				    "(0x%02x is not the start of another one)",
-				    (unsigned long long)at, unit, p[z]);
-			return IMG_E_TRAILING;
-		}
-		stream_consume(s->up, avail);
-	}
-}
-
-int codec_layer_new(img_stream *up, const struct img_stream_ops *ops, void *priv,
-		    img_stream **out)
-{
-	img_stream *s = stream_new(ops, priv, up, NULL, NULL, 0);
-	if (!s)
-		return IMG_E_IO;
-	*out = s;
-	return IMG_OK;
-}
 
 uint8_t *codec_stage_target(struct codec_stage *st, uint8_t *dst, size_t room, size_t most)
 {
@@ -294,7 +192,7 @@ static const struct img_codec bzip2_codec = {
 	.tool = "bzip2 -dc", .suffixes = "bz2",
 };
 static const struct img_codec zstd_codec = {
-	.name = "zstd", .magic_len = 4, .bid = zstd_bid, .open = codec_zstd_open, .seek = &zs_zstd_ops,
+	.name = "zstd", .magic_len = 4, .bid = zstd_bid, .seek = &zs_zstd_ops,
 	.tool = "zstd -dc", .suffixes = "zst",
 };
 static const struct img_codec xz_codec = {

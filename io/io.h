@@ -333,9 +333,8 @@ const struct img_codec *codec_by_name(const char *name, size_t len);
  * with one line saying how to convert the file). */
 int codec_open(const struct img_codec *c, img_stream *up, img_stream **out);
 
-/* The layers of the two entries with an open of their own (io/zstd.c; io/xz.c:
- * lzma-alone, a stream without access points). Others: codec_open. */
-int codec_zstd_open(img_stream *up, img_stream **out);
+/* The layer of the one entry with an open of its own (io/xz.c: lzma-alone,
+ * a stream without access points). Others: codec_open. */
 int codec_lzma_open(img_stream *up, img_stream **out);
 
 /* Every file the bytes of `path` may come from: the pieces of a split set,

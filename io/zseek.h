@@ -14,7 +14,7 @@
  * entry (io/codecs.c); a codec whose data has no restart points (one xz
  * block) reports that from its scan with IMG_E_FORMAT and a message saying
  * how to make the image mountable. (One zstd frame gets checkpoints inside
- * it: zseek_zstd.c.)
+ * it: zstd_scan.c.)
  *
  * The core (io/zseek.c) owns the points, their thinning, their saved form,
  * a few decoders ("cursors") positioned at the places last read so that

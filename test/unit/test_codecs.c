@@ -125,6 +125,26 @@ static void enc_zstd(struct buf *o, const uint8_t *in, size_t n)
 	ZSTD_freeCCtx(c);
 }
 
+/* One frame with a 256 MiB window (as zstd --long=28 writes when it is not
+ * told the size): streamed, so libzstd does not shrink the window to the data. */
+static void enc_zstd_window28(struct buf *o, const uint8_t *in, size_t n)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 28)));
+	size_t bound = ZSTD_compressBound(n) + 64;
+	buf_reserve(o, bound);
+	ZSTD_outBuffer ob = { o->p + o->n, bound, 0 };
+	ZSTD_inBuffer ib = { in, n, 0 };
+	assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
+	size_t left;
+	do
+		left = ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end);
+	while (left != 0 && !ZSTD_isError(left));
+	assert_false(ZSTD_isError(left));
+	o->n += ob.pos;
+	ZSTD_freeCCtx(c);
+}
+
 static void enc_skippable(struct buf *o, uint32_t nibble, size_t payload)
 {
 	buf_le32(o, 0x184D2A50u + nibble);
@@ -357,6 +377,11 @@ static int lzma_open(img_stream *up, img_stream **out)
 	return open_by_table("lzma", up, out);
 }
 
+static int zstd_open(img_stream *up, img_stream **out)
+{
+	return open_by_table("zstd", up, out);
+}
+
 static int lz4_open(img_stream *up, img_stream **out)
 {
 	return open_by_table("lz4", up, out);
@@ -434,9 +459,9 @@ static void test_zstd(void **state)
 	struct buf plain = { 0 }, comp = { 0 }, big = { 0 }, bigc = { 0 };
 	make_plain(&plain, SMALL, 5);
 	enc_zstd(&comp, plain.p, plain.n);
-	expect_same_all_chunks(codec_zstd_open, &comp, &plain);
-	expect_damage_detected(codec_zstd_open, &comp, &plain, comp.n / 2);
-	expect_trailing_policy(codec_zstd_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(zstd_open, &comp, &plain);
+	expect_damage_detected(zstd_open, &comp, &plain, comp.n / 2);
+	expect_trailing_policy(zstd_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* pzstd-like: a skippable frame first, frames, skippable frames between */
 	comp.n = 0;
@@ -447,23 +472,33 @@ static void test_zstd(void **state)
 	enc_zstd(&comp, plain.p + 20000, 0);
 	enc_zstd(&comp, plain.p + 20000, plain.n - 20000);
 	enc_skippable(&comp, 0x1, 9);
-	expect_same_all_chunks(codec_zstd_open, &comp, &plain);
-	expect_trailing_policy(codec_zstd_open, &comp, &plain, IMG_E_TRAILING);
+	expect_same_all_chunks(zstd_open, &comp, &plain);
+	expect_trailing_policy(zstd_open, &comp, &plain, IMG_E_TRAILING);
 
 	/* a skippable frame cut short at the end is truncated too */
 	struct buf cut = { 0 };
 	buf_add(&cut, comp.p, comp.n - 3);
 	struct buf out = { 0 };
 	img_err err;
-	assert_int_equal(decode(codec_zstd_open, &cut, 7, &out, &err), IMG_E_TRUNCATED);
+	assert_int_equal(decode(zstd_open, &cut, 7, &out, &err), IMG_E_TRUNCATED);
 	buf_free(&cut);
 	buf_free(&out);
 
 	make_plain(&big, LARGE, 6);
 	enc_zstd(&bigc, big.p, big.n / 2);
 	enc_zstd(&bigc, big.p + big.n / 2, big.n - big.n / 2);
-	expect_same(codec_zstd_open, &bigc, &big, 4096);
-	expect_same(codec_zstd_open, &bigc, &big, 7);
+	expect_same(zstd_open, &bigc, &big, 4096);
+	expect_same(zstd_open, &bigc, &big, 7);
+
+	/* a window over 128 MiB: refused at the frame's start, with the pipe that decodes it */
+	comp.n = 0;
+	enc_zstd_window28(&comp, plain.p, 5000);
+	assert_int_equal(decode(zstd_open, &comp, 4096, &out, &err), IMG_E_CORRUPT);
+	assert_true(err.has_offset);
+	assert_int_equal(err.offset, 0);
+	assert_non_null(strstr(err.msg, "at byte 0 of the compressed stream"));
+	assert_non_null(strstr(err.msg, "decode it with: zstd --long=31 -dc IMAGE | imgbk APPLET -"));
+	buf_free(&out);
 	buf_free(&plain);
 	buf_free(&comp);
 	buf_free(&big);
@@ -687,7 +722,7 @@ static void test_damage_fuzz(void **state)
 		int checked;
 	} c[] = {
 		{ gzip_open, enc_gzip, 1 }, { bzip2_open, enc_bzip2, 1 },
-		{ codec_zstd_open, enc_zstd, 1 }, { xz_open, enc_xz, 1 },
+		{ zstd_open, enc_zstd, 1 }, { xz_open, enc_xz, 1 },
 		{ lzma_open, enc_lzma, 0 }, { lz4_open, enc_lz4f, 1 },
 	};
 	uint32_t seed = 12345;

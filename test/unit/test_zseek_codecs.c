@@ -1,7 +1,7 @@
 /*
  * test/unit/test_zseek_codecs.c - unit tests of random reads into bzip2,
- * xz, zstd and lz4 data (io/zseek_bz2.c, zseek_xz.c, zseek_zstd.c,
- * zseek_lz4.c through the core, io/zseek.c). Deterministic data (random and
+ * xz, zstd and lz4 data (io/bz2.c, xz.c, zstd.c + zstd_scan.c,
+ * lz4.c through the core, io/zseek.c). Deterministic data (random and
  * repetitive parts) is compressed at test time with the real tools (bzip2,
  * pbzip2, xz -T2, zstd, pzstd, lz4 in its frame variants and legacy), into
  * a scratch folder; each file is opened as a view with a 64 KiB span and
@@ -401,6 +401,40 @@ static void test_xz(void **state)
 	check_garbage("a.xz", &zs_xz_ops, IMG_E_TRUNCATED);
 }
 
+/* zstd's decoder started at the data frame at compressed offset cin of
+ * `name` (decoded offset copy * PLAIN_SIZE), from the file as a parallel
+ * decoder would: exactly that frame's bytes, then the end. */
+static void check_zstd_frame_start(const char *name, uint64_t cin, int copy)
+{
+	struct opened o;
+	memset(&o, 0, sizeof o);
+	path_of(o.path, sizeof o.path, name);
+	assert_int_equal(rsrc_open(o.path, &o.err, &o.raw), IMG_OK);
+	struct zs_point p = { .cin = cin, .uout = (uint64_t)copy * PLAIN_SIZE };
+	struct zs_start st = { .raw = o.raw, .name = o.path, .p = &p, .next_uout = p.uout + PLAIN_SIZE };
+	void *dec = NULL;
+	assert_int_equal(zs_zstd_ops.start(&st, &dec, &o.err), IMG_OK);
+	uint8_t *buf = malloc(PLAIN_SIZE + 1);
+	assert_non_null(buf);
+	size_t total = 0, got = 1;
+	while (got > 0) {
+		assert_int_equal(zs_zstd_ops.read(dec, buf + total, PLAIN_SIZE + 1 - total, &got, &o.err), IMG_OK);
+		total += got;
+	}
+	assert_int_equal(total, PLAIN_SIZE);
+	assert_memory_equal(buf, plain, PLAIN_SIZE);
+	zs_zstd_ops.close(dec);
+	free(buf);
+	rsrc_close(o.raw);
+}
+
+static uint64_t file_size(const char *name)
+{
+	size_t n;
+	free(read_file(name, &n));
+	return n;
+}
+
 static void test_zstd(void **state)
 {
 	(void)state;
@@ -416,6 +450,17 @@ static void test_zstd(void **state)
 	check_truncated("a.zst", &zs_zstd_ops);
 	check_truncated("p.zst", &zs_zstd_ops);
 	check_garbage("p.zst", &zs_zstd_ops, IMG_E_TRAILING);
+	check_zstd_frame_start("cat.zst", 0, 0);
+	check_zstd_frame_start("cat.zst", file_size("a.zst") + file_size("p.zst"), 2);
+
+	/* a window over 128 MiB (zstd --long=28, size not known): refused at
+	 * its frame, with the command that makes it mountable */
+	run("head -c 5000 plain | zstd -q --long=28 -c > long28.zst");
+	struct opened o;
+	assert_int_equal(open_view(&o, "long28.zst", &zs_zstd_ops, NULL, 0), IMG_E_CORRUPT);
+	check_message(&o.err, o.path);
+	assert_int_equal(o.err.offset, 0);
+	assert_non_null(strstr(o.err.msg, "decompress it first: zstd --long=31 -dc IMAGE > IMAGE.img"));
 }
 
 static void test_lz4(void **state)

@@ -16,7 +16,7 @@
  * Also: FSE description write/read round trips, the predefined tables
  * against the RFC's Appendix A, a single-segment frame, damaged frames
  * (errors, never a crash), and a 24 MiB frame read through a view
- * (io/zseek_zstd.c) with its checkpoints and with the parser forced off
+ * (io/zstd_scan.c) with its checkpoints and with the parser forced off
  * (zs_zstd_set_follow: no checkpoints, the frame counted as not followed,
  * reads still right).
  *

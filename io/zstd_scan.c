@@ -1,8 +1,9 @@
 /*
- * io/zseek_zstd.c - random access into zstd data (zseek.h). Every zstd
- * frame is an access point without state; skippable frames (pzstd writes
- * one before each frame) are stepped over. A big frame (zstd -T0 writes one
- * per file, Clonezilla's default) gets checkpoints inside it too.
+ * io/zstd_scan.c - the scan of zstd data (zs_ops.scan of io/zstd.c's
+ * decoder): the access points for random reads. Every zstd frame is one
+ * without state; skippable frames (pzstd writes one before each frame) are
+ * stepped over. A big frame (zstd -T0 writes one per file, Clonezilla's
+ * default) gets checkpoints inside it too.
  *
  * The scan first walks the frames by their headers and block headers
  * (frame ends, truncation, garbage, found without decoding), then decodes
@@ -11,32 +12,27 @@
  * and the CRC-32 of every span (the decoded bytes from one point to the
  * next) is taken for the core, which checks every byte a read hands out.
  *
- * Checkpoints (frames over 2 spans, every 3/4 span): the frame is decoded block by block,
- * libzstd making the bytes and the parser of io/zstd_blocks.h following its
- * entropy tables, repeat offsets and matches. At the first block boundary B
- * 3/4 of a span after the last point, the parser's state becomes a dictionary
+ * Checkpoints (frames over 2 spans, every 3/4 span): the frame is decoded
+ * block by block with libzstd's buffer-less API into a ring (no copy out of
+ * a stream buffer), the parser of io/zstd_blocks.h following its entropy
+ * tables, repeat offsets and matches. At the first block boundary B 3/4 of
+ * a span after the last point, the parser's state becomes a dictionary
  * header; once the scan has passed B + window, the window bytes before B
  * that matches in [B, B + window) copy (a sparse window; the rest is zeros)
- * are known, taken from the scan's ring of decoded bytes, and the state is
- * packed (below). A second thread then resumes from it and decodes its span
- * against the CRC the main pass took: a checkpoint that does not give the
- * same bytes is dropped (its span joins the one before). A frame the parser
- * cannot follow still decodes from its start (fewer checkpoints).
+ * are known, taken from the ring, and the state (its layout: io/zstd.c,
+ * which loads it) is packed with zstd. A second thread then resumes the
+ * codec's decoder from it and decodes its span against the CRC the main
+ * pass took: a checkpoint that does not give the same bytes is dropped (its
+ * span joins the one before). A frame the parser cannot follow still
+ * decodes from its start (fewer checkpoints).
  *
- * A checkpoint's state, before packing with zstd: u8 1, u8 window
- * descriptor, u16 header length, u32 content length, u32 runs; the
- * dictionary header; per run two LEB128 numbers (the gap since the previous
- * run's end, or the content's start, and the run's length); the runs'
- * bytes. A decoder there loads header + content (zeros but the runs) as a
- * dictionary by reference and is fed a 6-byte frame header (magic,
- * descriptor 0x00, the window descriptor) then the original blocks from B.
+ * As the decoder: windows up to 128 MiB (windowLog 27), no dictionaries,
+ * zero padding after the last frame, anything else there is
+ * IMG_E_TRAILING. Point fields: aux2 = the frame's compressed size (frame
+ * starts).
  *
- * As in zstd.c: windows up to 128 MiB (windowLog 27), no dictionaries, zero
- * padding after the last frame, anything else there is IMG_E_TRAILING.
- * Point fields: aux2 = the frame's compressed size (frame starts).
- *
- * Not here: the streaming zstd layer (zstd.c), the list of points
- * (zseek.c), the block format (zstd_blocks.c).
+ * Not here: decoding from a point (zstd.c), the list of points (zseek.c),
+ * the block format (zstd_blocks.c).
  */
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader, ZSTD_frameHeader */
 #include <errno.h>
@@ -48,16 +44,13 @@
 #include <zstd_errors.h>
 
 #include "codec_util.h"
-#include "zseek.h"
 #include "zstd_blocks.h"
+#include "zstd_dec.h"
 
-#define ZSTD_FRAME_MAGIC 0xFD2FB528u
-#define ZSTD_SKIPPABLE_MASK 0xFFFFFFF0u
-#define ZSTD_SKIPPABLE_MAGIC 0x184D2A50u
-#define ZSTD_WINDOW_LOG_LIMIT 27
 #define ZSTD_BLOCK_MAX ((uint32_t)128 << 10)
-/* Input per ZSTD_decompressStream call: libzstd does not say where in its
- * input an error is, so errors are placed at the start of the step. */
+/* Input per ZSTD_decompressStream call of a small frame's decoding: libzstd
+ * does not say where in its input an error is, so errors are placed at the
+ * start of the step. */
 #define ZSTD_STEP ((size_t)128 << 10)
 #define ZSTD_UNKNOWN UINT64_MAX
 #define ZSTD_OUT_STEP ((size_t)1 << 20)
@@ -112,39 +105,6 @@ struct zst_scan {
 	struct zst_cand **queue;
 	size_t qhead, qn, qcap;
 };
-
-static int zst_corrupt(img_err *err, const char *name, uint64_t at, const char *detail)
-{
-	return zs_corrupt(err, name, "zstd", at, detail);
-}
-
-static int zst_truncated(img_err *err, const char *name, uint64_t at)
-{
-	return zs_truncated(err, name, "zstd", "zstd frame", at);
-}
-
-/* A libzstd error code from a decoding call. */
-static int zst_lib_error(img_err *err, const char *name, uint64_t at, size_t ret)
-{
-	ZSTD_ErrorCode code = ZSTD_getErrorCode(ret);
-	if (code == ZSTD_error_memory_allocation)
-		return img_err_set(err, IMG_E_IO, ENOMEM, 1, at,
-				   "%s: zstd: out of memory in libzstd at byte %llu of the compressed stream",
-				   name, (unsigned long long)at);
-	if (code == ZSTD_error_frameParameter_windowTooLarge)
-		return zst_corrupt(err, name, at,
-				   "the frame needs a window over 128 MiB (made with zstd --long=28 or more); "
-				   "decompress it first: zstd --long=31 -dc IMAGE > IMAGE.img, then mount IMAGE.img");
-	return zst_corrupt(err, name, at, ZSTD_getErrorName(ret));
-}
-
-static ZSTD_DStream *zst_new_dstream(void)
-{
-	ZSTD_DStream *ds = ZSTD_createDStream();
-	if (ds)
-		ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_LIMIT);
-	return ds;
-}
 
 /* ---- scan: the walk over frame and block headers -------------------------------- */
 
@@ -214,12 +174,12 @@ static int zst_walk_frame(struct zst_scan *z, uint64_t *off)
 	ZSTD_frameHeader fh;
 	size_t r = ZSTD_getFrameHeader(&fh, h, got);
 	if (ZSTD_isError(r))
-		return zst_lib_error(z->sc->err, z->sc->name, *off, r);
+		return zst_lib_error(z->sc->err, z->sc->name, *off, r, ZST_FIX_FILE);
 	if (r > 0)
 		return zst_truncated(z->sc->err, z->sc->name, z->size);
 	if (fh.windowSize > ((uint64_t)1 << ZSTD_WINDOW_LOG_LIMIT))
 		return zst_lib_error(z->sc->err, z->sc->name, *off,
-				     (size_t)-ZSTD_error_frameParameter_windowTooLarge);
+				     (size_t)-ZSTD_error_frameParameter_windowTooLarge, ZST_FIX_FILE);
 	if (fh.dictID != 0)
 		return img_err_set(z->sc->err, IMG_E_FORMAT, 0, 1, *off,
 				   "%s: zstd: the frame at byte %llu needs dictionary %u, which imgbk does not have",
@@ -329,12 +289,6 @@ static void zst_free_cand(struct zst_cand *c)
 	free(c);
 }
 
-struct zst_dec;
-static int zst_dec_start(img_rsrc *raw, const char *name, uint64_t cin, const uint8_t *state, size_t state_len,
-			 uint64_t limit, ZSTD_DStream *borrow, struct zst_dec **out, img_err *err);
-static int zst_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err);
-static void zst_close(void *dp);
-
 /* Resume at checkpoint c and decode its span: 1 when it gives the bytes the
  * main pass saw (same length, same CRC-32), else -1. */
 static int zst_verify(struct zst_scan *z, const struct zst_cand *c, ZSTD_DStream *ds, uint8_t *buf, size_t cap)
@@ -343,7 +297,7 @@ static int zst_verify(struct zst_scan *z, const struct zst_cand *c, ZSTD_DStream
 	memset(&err, 0, sizeof err);
 	struct zst_dec *d;
 	uint64_t want = c->end - c->uout, made = 0;
-	if (zst_dec_start(z->sc->raw, z->sc->name, c->cin, c->state, c->state_len, want, ds, &d, &err) != IMG_OK)
+	if (zst_dec_borrowing(z->sc->raw, z->sc->name, c->cin, c->state, c->state_len, want, ds, &d, &err) != IMG_OK)
 		return -1;
 	uint32_t crc = 0;
 	int ok = 1;
@@ -459,20 +413,6 @@ static void put_leb(uint8_t **p, uint64_t v)
 		v >>= 7;
 	}
 	*(*p)++ = (uint8_t)v;
-}
-
-static int get_leb(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	*v = 0;
-	for (unsigned sh = 0; sh < 64; sh += 7) {
-		if (*p >= end)
-			return -1;
-		uint8_t b = *(*p)++;
-		*v |= (uint64_t)(b & 0x7F) << sh;
-		if (!(b & 0x80))
-			return 0;
-	}
-	return -1;
 }
 
 /* The decoded bytes of a frame as the scan makes them, in libzstd's round
@@ -595,75 +535,6 @@ static int zst_build_state(struct zst_scan *z, struct zst_cand *c, uint64_t b, c
 	return IMG_OK;
 }
 
-/* Make *dict (*cap bytes) hold at least n. @return 1, or 0 out of memory. */
-static int zst_dict_room(uint8_t **dict, size_t *cap, size_t n)
-{
-	if (*cap >= n)
-		return 1;
-	uint8_t *nd = realloc(*dict, n);
-	if (!nd)
-		return 0;
-	*dict = nd;
-	*cap = n;
-	return 1;
-}
-
-/* Unpack a state into the dictionary it stands for, in *dict (grown as needed). @return IMG_OK or IMG_E_CORRUPT. */
-static int zst_unpack_state(const uint8_t *state, size_t len, uint8_t **dict, size_t *dict_cap, size_t *dict_len,
-			    uint8_t *window_byte)
-{
-	unsigned long long raw_len = ZSTD_getFrameContentSize(state, len);
-	if (raw_len == ZSTD_CONTENTSIZE_UNKNOWN || raw_len == ZSTD_CONTENTSIZE_ERROR || raw_len < 12 ||
-	    raw_len > ZS_MAX_STATE)
-		return IMG_E_CORRUPT;
-	uint8_t *raw = malloc((size_t)raw_len);
-	if (!raw)
-		return IMG_E_IO;
-	size_t n = ZSTD_decompress(raw, (size_t)raw_len, state, len);
-	int rc = IMG_E_CORRUPT;
-	uint8_t *d = NULL;
-	if (!ZSTD_isError(n) && n == raw_len && raw[0] == 1) {
-		const uint8_t *p = raw + 12, *end = raw + n;
-		size_t head = raw[2] | (size_t)raw[3] << 8;
-		uint32_t content = codec_le32(raw + 4), runs = codec_le32(raw + 8);
-		*window_byte = raw[1];
-		if (head <= ZB_DICT_HEAD_MAX && (size_t)(end - p) >= head && content <= ZS_MAX_STATE &&
-		    zst_dict_room(dict, dict_cap, head + (size_t)content)) {
-			d = *dict;
-			memset(d + head, 0, content);
-			memcpy(d, p, head);
-			p += head;
-			/* the runs' table, then their bytes */
-			const uint8_t *q = p;
-			uint64_t total = 0, at = 0, gap, rl;
-			int bad = 0;
-			for (uint32_t i = 0; i < runs && !bad; i++) {
-				bad = get_leb(&q, end, &gap) || get_leb(&q, end, &rl) || gap > content - at ||
-				      rl > content - at - gap;
-				at += bad ? 0 : gap + rl;
-				total += bad ? 0 : rl;
-			}
-			if (!bad && (uint64_t)(end - q) == total) {
-				const uint8_t *bytes = q;
-				at = 0;
-				for (uint32_t i = 0; i < runs; i++) {
-					get_leb(&p, end, &gap);
-					get_leb(&p, end, &rl);
-					memcpy(d + head + at + gap, bytes, (size_t)rl);
-					bytes += rl;
-					at += gap + rl;
-				}
-				*dict_len = head + content;
-				rc = IMG_OK;
-			}
-		}
-	} else if (ZSTD_isError(n) && ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation) {
-		rc = IMG_E_IO;
-	}
-	free(raw);
-	return rc;
-}
-
 /* ---- scan: one frame, decoded block by block, with checkpoints --------------------- */
 
 struct zst_fscan {
@@ -733,7 +604,7 @@ static int zst_decode_block(struct zst_scan *z, ZSTD_DCtx *dc, const uint8_t *p,
 		uint8_t *dst = ring->buf + ring->w;
 		size_t r = ZSTD_decompressContinue(dc, dst, ring->size - ring->w, p, need);
 		if (ZSTD_isError(r))
-			return zst_lib_error(z->sc->err, z->sc->name, at, r);
+			return zst_lib_error(z->sc->err, z->sc->name, at, r, ZST_FIX_FILE);
 		*crc = crc32_fast(*crc, dst, r);
 		ring->w += r;
 		*made += r;
@@ -980,7 +851,7 @@ static int zst_decode_frame(struct zst_scan *z, struct zst_frame *f, uint64_t ba
 			ZSTD_outBuffer ob = { out, out_cap, 0 };
 			ret = ZSTD_decompressStream(ds, &ob, &ib);
 			if (ZSTD_isError(ret))
-				return zst_lib_error(z->sc->err, z->sc->name, pos, ret);
+				return zst_lib_error(z->sc->err, z->sc->name, pos, ret, ZST_FIX_FILE);
 			crc = crc32_fast(crc, out, ob.pos);
 			made += ob.pos;
 			if (ib.pos == ib.size && ob.pos < ob.size)
@@ -1064,7 +935,7 @@ static int zst_emit_points(struct zst_scan *z)
 	return IMG_OK;
 }
 
-static int zst_scan(struct zs_scan *sc)
+int zs_zstd_scan(struct zs_scan *sc)
 {
 	struct zst_scan z = { .sc = sc, .size = rsrc_size(sc->raw) };
 	pthread_mutex_init(&z.lock, NULL);
@@ -1090,172 +961,3 @@ static int zst_scan(struct zs_scan *sc)
 	pthread_cond_destroy(&z.wake);
 	return rc;
 }
-
-/* ---- decoder --------------------------------------------------------------------- */
-
-/* Decoder contexts and dictionary buffers of closed decoders, kept for the
- * next ones: a new context allocates and faults in its window, and a read
- * at random opens a decoder each time. A process-wide cache (any view may
- * use any entry); the contexts hold no state of their last frame. */
-#define ZSTD_POOL 4
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct zst_pooled {
-	ZSTD_DStream *ds;
-	uint8_t *dict;
-	size_t cap;
-} pool[ZSTD_POOL];
-static size_t pool_n;
-
-static void pool_take(ZSTD_DStream **ds, uint8_t **dict, size_t *cap)
-{
-	*ds = NULL;
-	*dict = NULL;
-	*cap = 0;
-	pthread_mutex_lock(&pool_lock);
-	if (pool_n > 0) {
-		struct zst_pooled *e = &pool[--pool_n];
-		*ds = e->ds;
-		*dict = e->dict;
-		*cap = e->cap;
-	}
-	pthread_mutex_unlock(&pool_lock);
-	if (*ds) {
-		ZSTD_DCtx_reset(*ds, ZSTD_reset_session_only);
-		ZSTD_DCtx_refDDict(*ds, NULL);
-	}
-}
-
-static void pool_give(ZSTD_DStream *ds, uint8_t *dict, size_t cap)
-{
-	pthread_mutex_lock(&pool_lock);
-	if (pool_n < ZSTD_POOL && ds) {
-		pool[pool_n++] = (struct zst_pooled){ ds, dict, cap };
-		ds = NULL;
-		dict = NULL;
-	}
-	pthread_mutex_unlock(&pool_lock);
-	ZSTD_freeDStream(ds);
-	free(dict);
-}
-
-struct zst_dec {
-	const char *name;
-	struct zs_input in;
-	ZSTD_DStream *ds;
-	uint8_t *dict;         /* checkpoint: the dictionary, loaded by reference */
-	size_t dict_cap;
-	uint8_t head[6];       /* checkpoint: the frame header fed before the blocks */
-	size_t head_left;
-	uint64_t left;         /* bytes until the next point */
-	int ended;             /* the frame ended */
-	int borrowed;          /* ds is the caller's */
-};
-
-static void zst_close(void *dp)
-{
-	struct zst_dec *d = dp;
-	zs_input_free(&d->in);
-	if (d->borrowed)
-		free(d->dict);
-	else
-		pool_give(d->ds, d->dict, d->dict_cap);
-	free(d);
-}
-
-static int zst_dec_start(img_rsrc *raw, const char *name, uint64_t cin, const uint8_t *state, size_t state_len,
-			 uint64_t limit, ZSTD_DStream *borrow, struct zst_dec **out, img_err *err)
-{
-	struct zst_dec *d = calloc(1, sizeof *d);
-	if (d && borrow) {
-		ZSTD_DCtx_reset(borrow, ZSTD_reset_session_only);
-		ZSTD_DCtx_refDDict(borrow, NULL);  /* the last dictionary goes */
-		d->ds = borrow;
-		d->borrowed = 1;
-	} else if (d) {
-		pool_take(&d->ds, &d->dict, &d->dict_cap);
-	}
-	if (!d || !(d->ds || (d->ds = zst_new_dstream()))) {
-		free(d);
-		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory", name);
-	}
-	d->name = name;
-	d->left = limit;
-	int rc = IMG_OK;
-	if (state) {
-		size_t dict_len = 0;
-		uint8_t wb = 0;
-		rc = zst_unpack_state(state, state_len, &d->dict, &d->dict_cap, &dict_len, &wb);
-		if (rc == IMG_E_IO)
-			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory", name);
-		else if (rc != IMG_OK || ZSTD_isError(ZSTD_DCtx_loadDictionary_byReference(d->ds, d->dict, dict_len)))
-			rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, cin,
-					 "%s: zstd: the saved checkpoint at compressed byte %llu is damaged (index)",
-					 name, (unsigned long long)cin);
-		static const uint8_t magic[4] = { 0x28, 0xB5, 0x2F, 0xFD };
-		memcpy(d->head, magic, 4);
-		d->head[4] = 0;
-		d->head[5] = wb;
-		d->head_left = 6;
-	}
-	if (rc == IMG_OK)
-		rc = zs_input_init(&d->in, raw, cin, (size_t)256 << 10, err);
-	if (rc != IMG_OK) {
-		zs_input_free(&d->in);
-		zst_close(d);
-		return rc;
-	}
-	*out = d;
-	return IMG_OK;
-}
-
-static int zst_open(img_rsrc *raw, const char *name, const struct zs_point *p, uint64_t next_uout,
-		    void **out, img_err *err)
-{
-	struct zst_dec *d;
-	int rc = zst_dec_start(raw, name, p->cin, p->state, p->state_len, next_uout - p->uout, NULL, &d, err);
-	if (rc == IMG_OK)
-		*out = d;
-	return rc;
-}
-
-static int zst_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err)
-{
-	struct zst_dec *d = dp;
-	*got = 0;
-	if (cap > d->left)
-		cap = (size_t)d->left;
-	while (d->head_left) {
-		ZSTD_inBuffer ib = { d->head + 6 - d->head_left, d->head_left, 0 };
-		ZSTD_outBuffer ob = { dst, 0, 0 };
-		size_t ret = ZSTD_decompressStream(d->ds, &ob, &ib);
-		if (ZSTD_isError(ret))
-			return zst_lib_error(err, d->name, d->in.offset, ret);
-		if (ib.pos == 0)
-			return zst_corrupt(err, d->name, d->in.offset, "checkpoint frame header refused");
-		d->head_left -= ib.pos;
-	}
-	while (!d->ended && *got < cap) {
-		int rc = zs_input_fill(&d->in, ZSTD_STEP, err);
-		if (rc != IMG_OK)
-			return rc;
-		size_t avail = d->in.end - d->in.pos;
-		uint64_t at = d->in.offset + d->in.pos;
-		ZSTD_inBuffer ib = { d->in.buf + d->in.pos, avail < ZSTD_STEP ? avail : ZSTD_STEP, 0 };
-		ZSTD_outBuffer ob = { dst + *got, cap - *got, 0 };
-		size_t ret = ZSTD_decompressStream(d->ds, &ob, &ib);
-		if (ZSTD_isError(ret))
-			return zst_lib_error(err, d->name, at, ret);
-		d->in.pos += ib.pos;
-		*got += ob.pos;
-		if (ret == 0)
-			d->ended = 1;
-		else if (ib.pos == 0 && ob.pos == 0 && avail == 0)
-			return zst_truncated(err, d->name, at);
-	}
-	d->left -= *got;
-	return IMG_OK;
-}
-
-/* Decoders start mid-frame without the frame's checks: the core checks
- * every span against the CRC-32 the scan took (self_checked 0). */
-const struct zs_ops zs_zstd_ops = { zst_scan, zst_open, zst_read, zst_close, 0, NULL };
