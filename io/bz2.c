@@ -732,4 +732,4 @@ static int bz_start(const struct zs_start *st, void **out, img_err *err)
 }
 
 const struct zs_ops zs_bzip2_ops = { .scan = bz_scan, .read = bz_read, .close = bz_close, .self_checked = 1,
-				     .start = bz_start, .unit_len = zs_bzip2_unit_len };
+				     .start = bz_start };

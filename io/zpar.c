@@ -1,8 +1,8 @@
 /*
  * io/zpar.c - the sequential decoding layer, two units at once: for codecs
  * whose data is made of independent units (pbzip2's streams, pzstd's
- * frames) and whose zs_ops has a unit finder (unit_len: boundaries from
- * headers and magics, nothing decoded), the compressed bytes are cut into
+ * frames) and whose table entry has a unit finder (unit_len: boundaries
+ * from headers and magics, nothing decoded), the compressed bytes are cut into
  * units as they are read, and worker threads decode the units ahead while
  * this layer hands out the one at the head, in order.
  *
@@ -33,7 +33,7 @@
  * layer there frees nothing that a worker may hold and joins no thread.
  *
  * Not here: the codecs' finders (io/zunits.c), the one-decoder layer
- * (io/zstream.c), which opens this one when the codec has a finder.
+ * (io/zstream.c), the choice between the two (codec_open, io/codecs.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -73,6 +73,7 @@ struct unit {
 
 struct zpar {
 	const struct zs_ops *ops;
+	zs_unit_len_fn unit_len;
 	const char *codec, *name;
 	img_stream *up;
 	struct zs_point first;      /* all zeros: the start of (a unit's) data */
@@ -93,7 +94,8 @@ struct zpar {
 	/* the tail: one decoder from a unit's start to the end, after a replay of buffered units */
 	void *tail;
 	img_stream *replay;         /* the tail's input when units were replayed, else NULL */
-	struct unit *rq[ZPAR_AHEAD];/* units to replay, in order */
+	struct unit *prev;          /* the last unit handed out (its compressed bytes) */
+	struct unit *rq[ZPAR_AHEAD + 1];  /* units to replay, in order */
 	int rcount, rnext;
 	size_t rpos;
 	uint64_t skip;              /* decoded bytes the tail makes that were handed out already */
@@ -102,13 +104,14 @@ struct zpar {
 	struct img_stream_ops mops;  /* the units' streams' (same name, nothing to produce) */
 };
 
+static void drop_out(struct zpar *zp, struct unit *u);
+
 static void unit_free(struct zpar *zp, struct unit *u)
 {
 	if (!u)
 		return;
-	zp->out_used -= u->ocap;
+	drop_out(zp, u);
 	free(u->c);
-	free(u->out);
 	free(u);
 }
 
@@ -269,7 +272,7 @@ static int find_unit(struct zpar *zp, size_t *len, int *at_end)
 			*len = 0;
 			return IMG_OK;
 		}
-		size_t n = zp->ops->unit_len(p, avail, *at_end);
+		size_t n = zp->unit_len(p, avail, *at_end);
 		if (n == ZS_UNIT_NONE || (n == 0 && (*at_end || want >= ZPAR_UNIT_MAX))) {
 			*len = 0;
 			return IMG_OK;
@@ -379,6 +382,16 @@ static int start_tail(struct zpar *zp)
 	}
 	zp->skip = h->handed;
 	uint64_t cin = h->cin;
+	struct unit *p = zp->prev;
+	if (h->state == U_TAIL && p && p->cin + p->clen == h->cin) {
+		/* bytes that start no unit: the decoder judges them as bytes after a
+		 * unit (padding, trailing garbage, a cut unit), so it starts at the
+		 * unit before them and drops that unit's bytes */
+		zp->rq[zp->rcount++] = p;
+		zp->prev = NULL;
+		zp->skip = p->handed;
+		cin = p->cin;
+	}
 	for (int i = 0; i < zp->count; i++) {
 		struct unit *u = zp->q[i];
 		drop_out(zp, u);
@@ -429,9 +442,13 @@ static int tail_produce(img_stream *s, struct zpar *zp, uint8_t *dst, size_t cap
 
 /* ---- handing the head out ------------------------------------------------------------ */
 
+/* The head is all out: it becomes the previous unit (its compressed bytes
+ * kept for a tail that starts right after it). Under the lock. */
 static void pop_head(struct zpar *zp)
 {
-	unit_free(zp, zp->q[0]);
+	unit_free(zp, zp->prev);
+	zp->prev = zp->q[0];
+	drop_out(zp, zp->prev);
 	memmove(zp->q, zp->q + 1, (size_t)(zp->count - 1) * sizeof zp->q[0]);
 	zp->q[--zp->count] = NULL;
 }
@@ -542,6 +559,7 @@ static void zpar_close(img_stream *s)
 		unit_free(zp, zp->q[i]);
 	for (int i = zp->rnext; i < zp->rcount; i++)
 		unit_free(zp, zp->rq[i]);
+	unit_free(zp, zp->prev);
 	pthread_mutex_destroy(&zp->lock);
 	pthread_cond_destroy(&zp->work);
 	pthread_cond_destroy(&zp->done);
@@ -554,12 +572,14 @@ static int worker_count(void)
 	return cpus - 1 < 1 ? 1 : cpus - 1 > ZPAR_MAX_WORKERS ? ZPAR_MAX_WORKERS : (int)(cpus - 1);
 }
 
-int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out)
+int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, zs_unit_len_fn unit_len,
+		     img_stream **out)
 {
 	struct zpar *zp = calloc(1, sizeof *zp);
 	if (!zp)
 		return img_err_set(up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", up->path, codec);
 	zp->ops = ops;
+	zp->unit_len = unit_len;
 	zp->codec = codec;
 	zp->name = up->path ? up->path : "?";
 	zp->up = up;

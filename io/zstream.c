@@ -10,14 +10,13 @@
  * they go out and the error is handed to the stack's slot by the next
  * produce(), which then makes no bytes.
  *
- * A codec whose data has independent units (zs_ops.unit_len) gets the
+ * A codec whose data has independent units (img_codec.unit_len) gets the
  * layer of io/zpar.c instead, which decodes them on two cores.
  *
  * Not here: any codec (gz.c, ...), the choice of codec (open.c, codecs.c).
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "zseek.h"
 
@@ -74,8 +73,6 @@ static void zstream_close(img_stream *s)
 
 int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out)
 {
-	if (ops->unit_len && sysconf(_SC_NPROCESSORS_ONLN) > 1)
-		return zpar_stream_open(up, codec, ops, out);
 	struct zstream *z = calloc(1, sizeof *z);
 	if (!z)
 		return img_err_set(up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", up->path, codec);

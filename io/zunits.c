@@ -1,5 +1,5 @@
 /*
- * io/zunits.c - the unit finders of zs_ops.unit_len (zseek.h): where an
+ * io/zunits.c - the unit finders of img_codec.unit_len (zseek.h): where an
  * independently decodable unit of compressed data ends, found from headers
  * and magics without decoding, so io/zpar.c can decode units on two cores.
  *
