@@ -50,6 +50,8 @@
 #define ZPAR_OUT_FIRST ((size_t)1 << 20)        /* a worker's first decoded buffer */
 #define ZPAR_OUT_BUDGET ((size_t)32 << 20)      /* the workers' decoded buffers together */
 #define ZPAR_REPLAY_BUFFER ((size_t)1 << 20)
+#define ZPAR_AHEAD_BYTES ((size_t)12 << 20)     /* compressed bytes read ahead, at most (2 units at least) */
+#define ZPAR_SPARES 3                           /* buffers kept for reuse (their pages are there already) */
 
 enum unit_state {
 	U_QUEUED,  /* read, waiting for a decoder */
@@ -63,7 +65,7 @@ enum unit_state {
 struct unit {
 	uint64_t cin;       /* compressed offset of its first byte */
 	uint8_t *c;         /* its compressed bytes */
-	size_t clen;
+	size_t clen, ccap;
 	enum unit_state state;
 	uint8_t *out;       /* decoded bytes (workers) */
 	size_t olen, ocap;
@@ -86,7 +88,10 @@ struct zpar {
 	int count;
 	int in_end;                 /* every compressed byte was read into a unit */
 	int up_rc;                  /* the layer below failed (its message is in the stack's slot) */
-	size_t out_used;            /* bytes of the workers' decoded buffers */
+	size_t out_used;            /* bytes of the decoded buffers, the spare ones included */
+	size_t queued;              /* compressed bytes of the queued units */
+	struct spare { uint8_t *p; size_t cap; } out_spare[ZPAR_SPARES], in_spare[ZPAR_SPARES];
+	pthread_mutex_t spare_lock; /* out_spare (workers and reader); in_spare is the reader's */
 	/* the head unit decoded by the reader (U_DIRECT), over its bytes */
 	void *direct;
 	img_stream direct_src;
@@ -106,12 +111,50 @@ struct zpar {
 
 static void drop_out(struct zpar *zp, struct unit *u);
 
+/* Keep b (cap bytes) in one of the slots, or @return 0 when they are full. */
+static int spare_put(struct spare *slots, uint8_t *b, size_t cap)
+{
+	for (int i = 0; i < ZPAR_SPARES; i++)
+		if (!slots[i].p) {
+			slots[i] = (struct spare){ b, cap };
+			return 1;
+		}
+	return 0;
+}
+
+/* The largest kept buffer (*cap its size), or NULL. */
+static uint8_t *spare_take(struct spare *slots, size_t *cap)
+{
+	int best = -1;
+	for (int i = 0; i < ZPAR_SPARES; i++)
+		if (slots[i].p && (best < 0 || slots[i].cap > slots[best].cap))
+			best = i;
+	if (best < 0)
+		return NULL;
+	uint8_t *b = slots[best].p;
+	*cap = slots[best].cap;
+	slots[best].p = NULL;
+	return b;
+}
+
+/* A buffer for n compressed bytes (the reader's thread). */
+static uint8_t *in_take(struct zpar *zp, size_t n, size_t *cap)
+{
+	uint8_t *b = spare_take(zp->in_spare, cap);
+	if (b && *cap >= n)
+		return b;
+	free(b);
+	*cap = (n | (((size_t)256 << 10) - 1)) + 1;  /* room for a slightly larger next unit */
+	return malloc(*cap);
+}
+
 static void unit_free(struct zpar *zp, struct unit *u)
 {
 	if (!u)
 		return;
 	drop_out(zp, u);
-	free(u->c);
+	if (u->c && !spare_put(zp->in_spare, u->c, u->ccap))
+		free(u->c);
 	free(u);
 }
 
@@ -149,9 +192,31 @@ static int start_over(struct zpar *zp, img_stream *src, void **dec, img_err *err
 /* ---- decoding a unit into a buffer (workers; the reader for later units) ---------- */
 
 /* Room for more output within the budget. @return 0, or -1 when over it. */
+/* Free the spare decoded buffers (their bytes count in the budget). */
+static void out_spares_free(struct zpar *zp)
+{
+	size_t cap;
+	uint8_t *b;
+	pthread_mutex_lock(&zp->spare_lock);
+	while ((b = spare_take(zp->out_spare, &cap))) {
+		free(b);
+		__atomic_sub_fetch(&zp->out_used, cap, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&zp->spare_lock);
+}
+
 static int grow_out(struct zpar *zp, struct unit *u)
 {
+	if (u->ocap == 0) {
+		pthread_mutex_lock(&zp->spare_lock);
+		u->out = spare_take(zp->out_spare, &u->ocap);
+		pthread_mutex_unlock(&zp->spare_lock);
+		if (u->out)
+			return 0;
+	}
 	size_t want = u->ocap ? u->ocap * 2 : ZPAR_OUT_FIRST;
+	if (__atomic_load_n(&zp->out_used, __ATOMIC_RELAXED) + want - u->ocap > ZPAR_OUT_BUDGET)
+		out_spares_free(zp);
 	size_t used = __atomic_add_fetch(&zp->out_used, want - u->ocap, __ATOMIC_RELAXED);
 	uint8_t *b = used <= ZPAR_OUT_BUDGET ? realloc(u->out, want) : NULL;
 	if (!b) {
@@ -163,10 +228,16 @@ static int grow_out(struct zpar *zp, struct unit *u)
 	return 0;
 }
 
+/* Give u's decoded buffer back: kept for the next unit, or freed. */
 static void drop_out(struct zpar *zp, struct unit *u)
 {
-	__atomic_sub_fetch(&zp->out_used, u->ocap, __ATOMIC_RELAXED);
-	free(u->out);
+	pthread_mutex_lock(&zp->spare_lock);
+	int kept = u->out && spare_put(zp->out_spare, u->out, u->ocap);
+	pthread_mutex_unlock(&zp->spare_lock);
+	if (!kept) {
+		__atomic_sub_fetch(&zp->out_used, u->ocap, __ATOMIC_RELAXED);
+		free(u->out);
+	}
 	u->out = NULL;
 	u->ocap = u->olen = 0;
 }
@@ -311,7 +382,7 @@ static int read_unit(struct zpar *zp)
 	u->cin = cin;
 	u->state = len ? U_QUEUED : U_TAIL;
 	if (len) {
-		u->c = malloc(len);
+		u->c = in_take(zp, len, &u->ccap);
 		if (!u->c) {
 			free(u);
 			return img_err_set(zp->up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
@@ -324,6 +395,7 @@ static int read_unit(struct zpar *zp)
 	}
 	zp->in_end = !len || at_end;
 	pthread_mutex_lock(&zp->lock);
+	zp->queued += len;
 	enqueue(zp, u);
 	pthread_mutex_unlock(&zp->lock);
 	return IMG_OK;
@@ -334,7 +406,7 @@ static int read_unit(struct zpar *zp)
  * before it are out. */
 static void read_ahead(struct zpar *zp)
 {
-	while (!zp->in_end && zp->count < ZPAR_AHEAD) {
+	while (!zp->in_end && zp->count < ZPAR_AHEAD && (zp->count < 2 || zp->queued < ZPAR_AHEAD_BYTES)) {
 		int rc = read_unit(zp);
 		if (rc < 0) {
 			zp->up_rc = rc;
@@ -402,6 +474,7 @@ static int start_tail(struct zpar *zp)
 		zp->q[i] = NULL;
 	}
 	zp->count = 0;
+	zp->queued = 0;
 	zp->in_end = 1;
 	img_stream *src = zp->up;
 	if (zp->rcount > 0) {
@@ -448,6 +521,7 @@ static void pop_head(struct zpar *zp)
 {
 	unit_free(zp, zp->prev);
 	zp->prev = zp->q[0];
+	zp->queued -= zp->prev->clen;
 	drop_out(zp, zp->prev);
 	memmove(zp->q, zp->q + 1, (size_t)(zp->count - 1) * sizeof zp->q[0]);
 	zp->q[--zp->count] = NULL;
@@ -560,6 +634,12 @@ static void zpar_close(img_stream *s)
 	for (int i = zp->rnext; i < zp->rcount; i++)
 		unit_free(zp, zp->rq[i]);
 	unit_free(zp, zp->prev);
+	out_spares_free(zp);
+	size_t cap;
+	uint8_t *b;
+	while ((b = spare_take(zp->in_spare, &cap)))
+		free(b);
+	pthread_mutex_destroy(&zp->spare_lock);
 	pthread_mutex_destroy(&zp->lock);
 	pthread_cond_destroy(&zp->work);
 	pthread_cond_destroy(&zp->done);
@@ -587,6 +667,7 @@ int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops
 	zp->sops = (struct img_stream_ops){ codec, zpar_produce, zpar_close };
 	zp->mops = (struct img_stream_ops){ codec, memory_produce, NULL };
 	pthread_mutex_init(&zp->lock, NULL);
+	pthread_mutex_init(&zp->spare_lock, NULL);
 	pthread_cond_init(&zp->work, NULL);
 	pthread_cond_init(&zp->done, NULL);
 	int want = worker_count();
