@@ -23,9 +23,12 @@
  * is then exactly what one decoder makes. Data where the finder sees no
  * boundary (one big stream, another layout) goes to the tail at once.
  *
- * Bounded memory: at most ZPAR_AHEAD units are read ahead, each at most
- * ZPAR_UNIT_MAX compressed bytes, and the workers' decoded buffers together
- * at most ZPAR_OUT_BUDGET bytes; a unit that would need more is left to the
+ * Bounded memory: at most ZPAR_AHEAD units (ZPAR_AHEAD_BYTES compressed
+ * bytes, or two units) are read ahead, each at most ZPAR_UNIT_MAX
+ * compressed bytes, and the decoded buffers together (two spare ones kept
+ * for reuse included) hold at most ZPAR_OUT_BUDGET bytes. A unit is taken
+ * into a buffer only when the budget has room for the largest unit seen so
+ * far (pzstd's are 4-8 MiB); one that still outgrows it is left to the
  * reader, which decodes it straight into produce()'s buffer when it reaches
  * it (no buffer at all).
  *
@@ -48,10 +51,10 @@
 #define ZPAR_UNIT_MAX ((size_t)8 << 20)         /* compressed bytes of one unit, at most */
 #define ZPAR_PEEK_FIRST ((size_t)256 << 10)     /* the first look for a unit's end */
 #define ZPAR_OUT_FIRST ((size_t)1 << 20)        /* a worker's first decoded buffer */
-#define ZPAR_OUT_BUDGET ((size_t)32 << 20)      /* the workers' decoded buffers together */
+#define ZPAR_OUT_BUDGET ((size_t)16 << 20)      /* the decoded buffers together, the spare ones included */
 #define ZPAR_REPLAY_BUFFER ((size_t)1 << 20)
-#define ZPAR_AHEAD_BYTES ((size_t)12 << 20)     /* compressed bytes read ahead, at most (2 units at least) */
-#define ZPAR_SPARES 3                           /* buffers kept for reuse (their pages are there already) */
+#define ZPAR_AHEAD_BYTES ((size_t)4 << 20)      /* compressed bytes read ahead, at most (2 units at least) */
+#define ZPAR_SPARES 2                           /* buffers kept for reuse (their pages are there already) */
 
 enum unit_state {
 	U_QUEUED,  /* read, waiting for a decoder */
@@ -89,6 +92,7 @@ struct zpar {
 	int in_end;                 /* every compressed byte was read into a unit */
 	int up_rc;                  /* the layer below failed (its message is in the stack's slot) */
 	size_t out_used;            /* bytes of the decoded buffers, the spare ones included */
+	size_t out_most;            /* the largest decoded size of a unit so far (a buffer's first size) */
 	size_t queued;              /* compressed bytes of the queued units */
 	struct spare { uint8_t *p; size_t cap; } out_spare[ZPAR_SPARES], in_spare[ZPAR_SPARES];
 	pthread_mutex_t spare_lock; /* out_spare (workers and reader); in_spare is the reader's */
@@ -214,7 +218,8 @@ static int grow_out(struct zpar *zp, struct unit *u)
 		if (u->out)
 			return 0;
 	}
-	size_t want = u->ocap ? u->ocap * 2 : ZPAR_OUT_FIRST;
+	size_t most = __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED);
+	size_t want = u->ocap ? u->ocap * 2 : most > ZPAR_OUT_FIRST ? most : ZPAR_OUT_FIRST;
 	if (__atomic_load_n(&zp->out_used, __ATOMIC_RELAXED) + want - u->ocap > ZPAR_OUT_BUDGET)
 		out_spares_free(zp);
 	size_t used = __atomic_add_fetch(&zp->out_used, want - u->ocap, __ATOMIC_RELAXED);
@@ -266,13 +271,34 @@ static enum unit_state decode_unit(struct zpar *zp, struct unit *u)
 		zp->ops->close(dec);
 	if (st == U_BIG || rc != IMG_OK)
 		drop_out(zp, u);
+	else if (u->olen > __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED))
+		__atomic_store_n(&zp->out_most, u->olen, __ATOMIC_RELAXED);
 	u->rc = rc;
 	return st;
 }
 
-/* The first queued unit behind the head, or NULL. Under the lock. */
+/* Whether a unit as large as the largest so far fits the budget now (a
+ * spare buffer is reused, so it counts as room): decoding one that does not
+ * would be thrown away half done. */
+static int budget_room(struct zpar *zp)
+{
+	size_t spare = 0, cap = 0;
+	pthread_mutex_lock(&zp->spare_lock);
+	for (int i = 0; i < ZPAR_SPARES; i++)
+		if (zp->out_spare[i].p && (cap = zp->out_spare[i].cap) > spare)
+			spare = cap;
+	pthread_mutex_unlock(&zp->spare_lock);
+	size_t most = __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED);
+	size_t used = __atomic_load_n(&zp->out_used, __ATOMIC_RELAXED);
+	return used - spare + (most > ZPAR_OUT_FIRST ? most : ZPAR_OUT_FIRST) <= ZPAR_OUT_BUDGET;
+}
+
+/* The first queued unit behind the head that the budget has room for, or
+ * NULL. Under the lock. */
 static struct unit *next_queued(struct zpar *zp)
 {
+	if (!budget_room(zp))
+		return NULL;
 	for (int i = 1; i < zp->count; i++)
 		if (zp->q[i]->state == U_QUEUED)
 			return zp->q[i];
@@ -523,6 +549,7 @@ static void pop_head(struct zpar *zp)
 	zp->prev = zp->q[0];
 	zp->queued -= zp->prev->clen;
 	drop_out(zp, zp->prev);
+	pthread_cond_signal(&zp->work);  /* budget came free */
 	memmove(zp->q, zp->q + 1, (size_t)(zp->count - 1) * sizeof zp->q[0]);
 	zp->q[--zp->count] = NULL;
 }
