@@ -34,14 +34,14 @@
 
 #define ZPAR_MAX_OUT ((size_t)32 << 20)  /* a decompression bomb is no bug: stop there */
 
-struct outcome {
+struct zpar_outcome {
 	uint8_t *out;
 	size_t n;
 	int rc;
 	img_err err;
 };
 
-static void drain(img_stream *s, struct outcome *o)
+static void zpar_drain(img_stream *s, struct zpar_outcome *o)
 {
 	static uint8_t chunk[1 << 16];
 	for (;;) {
@@ -57,8 +57,8 @@ static void drain(img_stream *s, struct outcome *o)
 	}
 }
 
-static void run(const uint8_t *data, size_t size, size_t chunk, const char *codec, const struct zs_ops *ops,
-		zs_unit_len_fn finder, struct outcome *o)
+static void zpar_run(const uint8_t *data, size_t size, size_t chunk, const char *codec, const struct zs_ops *ops,
+		zs_unit_len_fn finder, struct zpar_outcome *o)
 {
 	memset(o, 0, sizeof *o);
 	img_stream *src, *top = NULL;
@@ -71,7 +71,7 @@ static void run(const uint8_t *data, size_t size, size_t chunk, const char *code
 		stream_close(src);
 		return;
 	}
-	drain(top, o);
+	zpar_drain(top, o);
 	stream_close(top);
 }
 
@@ -92,9 +92,9 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 	zs_unit_len_fn finder = zstd ? zs_zstd_unit_len : zs_bzip2_unit_len;
 	size_t len = finder(data, size, 1);
 	FUZZ_CHECK(len == ZS_UNIT_NONE || len <= size, "unit of %zu bytes in %zu", len, size);
-	struct outcome one, par;
-	run(data, size, chunk, codec, ops, NULL, &one);
-	run(data, size, chunk, codec, ops, finder, &par);
+	struct zpar_outcome one, par;
+	zpar_run(data, size, chunk, codec, ops, NULL, &one);
+	zpar_run(data, size, chunk, codec, ops, finder, &par);
 	int capped = one.n + (1 << 16) > ZPAR_MAX_OUT || par.n + (1 << 16) > ZPAR_MAX_OUT;
 	size_t common = one.n < par.n ? one.n : par.n;
 	FUZZ_CHECK(common == 0 || memcmp(one.out, par.out, common) == 0, "bytes differ within %zu", common);
