@@ -13,6 +13,10 @@
 # verify, within a round, median over the rounds) >= 1.6 on 2 cores. Also
 # reported: the peak RSS of imgbk against 64 MiB + the image's bitmap.
 #
+# About 3 to 4 minutes with BENCH_RUNS=3 on a busy 2-core machine (a round
+# ~45-75 s: xz -dc -T1 and bzip2 -dc take ~10 s each), plus ~100 s once to
+# build units.pc.pbz2 (a 150 MiB image; 55 MB of pbzip2 streams of 900 kB each).
+#
 # Environment: BENCH_UN_MIB=256, BENCH_UN_RAND_MIB=40, BENCH_UN_TEXT_MIB=80.
 
 UN_MIB=${BENCH_UN_MIB:-256}
