@@ -233,7 +233,7 @@ check-jobs:
 # fuzz_zseek inputs among others). Any report fails the run. The partimage
 # and ntfsclone access tests take over 10 minutes each under TSan: add them
 # with TSAN_TESTS="... test_partimage_access test_ntfsclone_access".
-TSAN_TESTS ?= test_zseek_gz test_zseek_codecs test_partclone_access test_regress test_rsrc
+TSAN_TESTS ?= test_zseek_gz test_zseek_codecs test_partclone_access test_regress test_rsrc test_zpar
 .PHONY: tsan
 tsan:
 	$(MAKE) TSAN=1 $(TSAN_TESTS:%=build-tsan/test/%)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "codec_util.h"
 #include "zseek.h"
@@ -189,11 +190,11 @@ static const struct img_codec gzip_codec = {
 };
 static const struct img_codec bzip2_codec = {
 	.name = "bzip2", .magic_len = 10, .bid = bzip2_bid, .seek = &zs_bzip2_ops,
-	.tool = "bzip2 -dc", .suffixes = "bz2",
+	.tool = "bzip2 -dc", .suffixes = "bz2", .unit_len = zs_bzip2_unit_len,
 };
 static const struct img_codec zstd_codec = {
 	.name = "zstd", .magic_len = 4, .bid = zstd_bid, .seek = &zs_zstd_ops,
-	.tool = "zstd -dc", .suffixes = "zst",
+	.tool = "zstd -dc", .suffixes = "zst", .unit_len = zs_zstd_unit_len,
 };
 static const struct img_codec xz_codec = {
 	.name = "xz", .magic_len = 6, .bid = xz_bid, .seek = &zs_xz_ops,
@@ -260,6 +261,8 @@ int codec_open(const struct img_codec *c, img_stream *up, img_stream **out)
 {
 	if (c->open)
 		return c->open(up, out);
+	if (c->seek && c->seek->start && c->unit_len && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+		return zpar_stream_open(up, c->name, c->seek, c->unit_len, out);
 	if (c->seek && c->seek->start)
 		return zs_stream_open(up, c->name, c->seek, out);
 	const char *path = up->path ? up->path : "FILE";

@@ -323,6 +323,9 @@ struct img_codec {
 	/* A codec imgbk does not decode (seek NULL): the command (%s: the file)
 	 * that converts the file to one it does. */
 	const char *convert;
+	/* Its data's unit finder (zseek.h zs_unit_len_fn), or NULL: with one,
+	 * the sequential layer decodes two units at once (io/zpar.c). */
+	size_t (*unit_len)(const uint8_t *p, size_t n, int at_end);
 };
 
 extern const struct img_codec *const img_codecs[];  /* NULL-terminated */

@@ -190,11 +190,47 @@ struct zs_ops {
 };
 
 /*
+ * A unit finder (struct img_codec's unit_len), for data made of independent
+ * units: whole streams or frames that the codec's start() decodes alone
+ * exactly as it decodes them in sequence. From headers and magics only,
+ * nothing decoded: p[0..n) are the compressed bytes from a unit's start;
+ * at_end: the data ends at p + n. @return the unit's length (<= n), 0 when
+ * more bytes are needed to tell, or ZS_UNIT_NONE when p does not start a
+ * unit it knows (the rest is then decoded in one piece). A boundary may be
+ * false (a magic by chance): io/zpar.c checks every unit by decoding it.
+ */
+typedef size_t (*zs_unit_len_fn)(const uint8_t *p, size_t n, int at_end);
+#define ZS_UNIT_NONE ((size_t)-1)
+
+/* The finders (io/zunits.c): bzip2 streams (pbzip2), zstd frames with the
+ * skippable frames before them (pzstd, zstd -T0 --rsyncable...). */
+size_t zs_bzip2_unit_len(const uint8_t *p, size_t n, int at_end);
+size_t zs_zstd_unit_len(const uint8_t *p, size_t n, int at_end);
+
+/*
  * The sequential decoding layer of a codec with a start() decoder: the
  * decoder started at the start of up's data, produce() = read() (with the
  * deferral of an error found after good bytes: those go out first).
  */
 int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, img_stream **out);
+/* That deferral, for the layers that run decoders (zstream.c, zpar.c): the
+ * decoders report into err; IMG_OK there means the layer below failed and
+ * its message is in the stack's slot already. */
+struct zs_defer {
+	int pending;  /* an error waits to be reported */
+	img_err err;
+};
+/* Before a read(): @return the error deferred by the last call (handed to
+ * s's slot), or IMG_OK when none. */
+int zs_defer_due(img_stream *s, struct zs_defer *d);
+/* After a read() that returned rc with got bytes: @return what produce()
+ * returns (IMG_OK when bytes came with the error: it is deferred). */
+int zs_defer_outcome(img_stream *s, struct zs_defer *d, int rc, size_t got);
+/* The same layer for data with units that unit_len finds, decoding them
+ * ahead on worker threads (io/zpar.c); codec_open opens it for a codec with
+ * a finder when the machine has more than one core. */
+int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, zs_unit_len_fn unit_len,
+		     img_stream **out);
 
 extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops, zs_lzip_ops;
 

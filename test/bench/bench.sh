@@ -13,6 +13,8 @@
 #              restored partition, the NBD ceiling: nbdcopy, random 4 KiB
 #              reads over 1 and 4 connections (median, p99), and the FUSE
 #              mount's sequential read (nbd.sh)
+#   units      imgbk verify of multi-unit compressed images (pzstd, xz -T2,
+#              pbzip2) against the single-thread decoders (units.sh)
 #   czdir      a Clonezilla image directory (GPT; ext4, FAT32, NTFS; zstd):
 #              whole-disk imgbk restore against sfdisk + zstd -dc |
 #              partclone.restore per partition, and whole-disk mount
@@ -25,7 +27,7 @@
 #   IMGBK=/abs/imgbk sh test/bench/bench.sh      (make bench sets IMGBK)
 #
 # Environment:
-#   BENCH_ONLY=partclone,mount,ntfsclone,partimage,nbd,czdir   the sections to run
+#   BENCH_ONLY=partclone,mount,ntfsclone,partimage,nbd,units,czdir   the sections to run
 #   BENCH_SKIP=            sections not to run (e.g. BENCH_SKIP=partimage)
 #   (each section's own settings are described in its file)
 #   BENCH_RUNS=5           timed runs per command (median reported)
@@ -72,7 +74,7 @@ RAND_MIB=${BENCH_RAND_MIB:-600}
 TEXT_MIB=${BENCH_TEXT_MIB:-420}
 SMALL_FILES=${BENCH_SMALL_FILES:-400}
 CC=${CC:-cc}
-ONLY=${BENCH_ONLY:-partclone,mount,ntfsclone,partimage,nbd,czdir}
+ONLY=${BENCH_ONLY:-partclone,mount,ntfsclone,partimage,nbd,units,czdir}
 SKIP=${BENCH_SKIP:-}
 FAILED=""
 REFNOTE=""
@@ -83,7 +85,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 for t in cmp od "$CC"; do
 	command -v "$t" >/dev/null 2>&1 || die "$t is missing (run make deps)"
 done
-if want partclone || want mount || want nbd; then
+if want partclone || want mount || want nbd || want units; then
 	for t in mkfs.ext4 debugfs partclone.ext4 partclone.restore partclone.chkimg zstd; do
 		command -v "$t" >/dev/null 2>&1 || die "$t is missing (run make deps)"
 	done
@@ -160,7 +162,7 @@ build_image() {
 	echo "bench: image built in $(( $(date +%s) - t0 )) s"
 }
 
-if ! want partclone && ! want mount && ! want nbd; then
+if ! want partclone && ! want mount && ! want nbd && ! want units; then
 	:
 elif [ "${BENCH_REBUILD:-0}" = 1 ] || [ ! -f "$IMG" ] || [ ! -f "$ZST" ] || [ ! -f params ] ||
 	[ "$(cat params)" != "$params" ]; then
@@ -394,6 +396,8 @@ want ntfsclone && bench_ntfsclone
 want partimage && bench_partimage
 . "$HERE/nbd.sh"
 want nbd && bench_nbd
+. "$HERE/units.sh"
+want units && bench_units
 . "$HERE/czdir.sh"
 want czdir && bench_czdir
 

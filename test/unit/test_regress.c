@@ -41,6 +41,9 @@
 #define FUZZ_ENTRY regress_zseek
 #include "../fuzz/fuzz_zseek.c"
 #undef FUZZ_ENTRY
+#define FUZZ_ENTRY regress_zpar
+#include "../fuzz/fuzz_zpar.c"
+#undef FUZZ_ENTRY
 
 struct harness {
 	const char *name;
@@ -52,6 +55,7 @@ static const struct harness harnesses[] = {
 	{ "fuzz_image", regress_image, 5 },   { "fuzz_codecs", regress_codecs, 19 },
 	{ "fuzz_split", regress_split, 5 },   { "fuzz_index", regress_index, 14 },
 	{ "fuzz_random", regress_random, 1 }, { "fuzz_zseek", regress_zseek, 4 },
+	{ "fuzz_zpar", regress_zpar, 3 },
 };
 
 static int by_name(const void *a, const void *b)

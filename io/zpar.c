@@ -1,0 +1,712 @@
+/*
+ * io/zpar.c - the sequential decoding layer, two units at once: for codecs
+ * whose data is made of independent units (pbzip2's streams, pzstd's
+ * frames) and whose table entry has a unit finder (unit_len: boundaries
+ * from headers and magics, nothing decoded), the compressed bytes are cut into
+ * units as they are read, and worker threads decode the units ahead while
+ * this layer hands out the one at the head, in order.
+ *
+ * Every unit is decoded by the codec's one decoder (zs_ops.start, whole
+ * mode) reading the unit's bytes in memory, at their real compressed
+ * offsets, so messages name the same byte as a single decoder would. The
+ * head unit, when no worker took it, is decoded by the reader straight into
+ * the buffer produce() was given; the units behind it go to workers, which
+ * decode each into a buffer of its own.
+ *
+ * Speculation is checked, never trusted: a unit that fails (damage, a
+ * truncated input, a false boundary such as a bzip2 magic that occurs by
+ * chance inside compressed data, out of memory) is thrown away with every
+ * unit after it, and one decoder takes over from that unit's first
+ * compressed byte to the end of the data (the "tail": the units' buffered
+ * bytes replayed, then the layer below), skipping the bytes of that unit
+ * already handed out. What comes out, and the first error with its offset,
+ * is then exactly what one decoder makes. Data where the finder sees no
+ * boundary (one big stream, another layout) goes to the tail at once.
+ *
+ * Bounded memory: at most ZPAR_AHEAD units (ZPAR_AHEAD_BYTES compressed
+ * bytes, or two units) are read ahead, each at most ZPAR_UNIT_MAX
+ * compressed bytes, and the decoded buffers together (two spare ones kept
+ * for reuse included) hold at most ZPAR_OUT_BUDGET bytes. A unit is taken
+ * into a buffer only when the budget has room for the largest unit seen so
+ * far (pzstd's are 4-8 MiB); one that still outgrows it is left to the
+ * reader, which decodes it straight into produce()'s buffer when it reaches
+ * it (no buffer at all).
+ *
+ * fork(): a child of a process with this layer has no workers; closing the
+ * layer there frees nothing that a worker may hold and joins no thread.
+ *
+ * Not here: the codecs' finders (io/zunits.c), the one-decoder layer
+ * (io/zstream.c), the choice between the two (codec_open, io/codecs.c).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zseek.h"
+
+#define ZPAR_MAX_WORKERS 3
+#define ZPAR_AHEAD 6                            /* units read ahead, the head included */
+#define ZPAR_UNIT_MAX ((size_t)8 << 20)         /* compressed bytes of one unit, at most */
+#define ZPAR_PEEK_FIRST ((size_t)256 << 10)     /* the first look for a unit's end */
+#define ZPAR_OUT_FIRST ((size_t)1 << 20)        /* a worker's first decoded buffer */
+#define ZPAR_OUT_BUDGET ((size_t)16 << 20)      /* the decoded buffers together, the spare ones included */
+#define ZPAR_REPLAY_BUFFER ((size_t)1 << 20)
+#define ZPAR_AHEAD_BYTES ((size_t)4 << 20)      /* compressed bytes read ahead, at most (2 units at least) */
+#define ZPAR_SPARES 2                           /* buffers kept for reuse (their pages are there already) */
+
+enum unit_state {
+	U_QUEUED,  /* read, waiting for a decoder */
+	U_BUSY,    /* a worker (or the reader, for a later unit) decodes it into out */
+	U_DONE,    /* out holds its bytes (rc IMG_OK), or it failed (rc) */
+	U_BIG,     /* its bytes would not fit the budget: the reader decodes it when it is the head */
+	U_DIRECT,  /* the head, decoded by the reader straight into produce()'s buffer */
+	U_TAIL,    /* no boundary found from here: one decoder to the end of the data */
+};
+
+struct unit {
+	uint64_t cin;       /* compressed offset of its first byte */
+	uint8_t *c;         /* its compressed bytes */
+	size_t clen, ccap;
+	enum unit_state state;
+	uint8_t *out;       /* decoded bytes (workers) */
+	size_t olen, ocap;
+	size_t handed;      /* decoded bytes already handed out */
+	int rc;             /* U_DONE: IMG_OK or the failure (which makes the tail start here) */
+};
+
+struct zpar {
+	const struct zs_ops *ops;
+	zs_unit_len_fn unit_len;
+	const char *codec, *name;
+	img_stream *up;
+	struct zs_point first;      /* all zeros: the start of (a unit's) data */
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;  /* a unit was queued / a unit was decoded */
+	pthread_t tid[ZPAR_MAX_WORKERS];
+	int nworkers, stop;
+	pid_t pid;                  /* the process whose threads the workers are */
+	struct unit *q[ZPAR_AHEAD]; /* q[0] is the head */
+	int count;
+	int in_end;                 /* every compressed byte was read into a unit */
+	int up_rc;                  /* the layer below failed (its message is in the stack's slot) */
+	size_t out_used;            /* bytes of the decoded buffers, the spare ones included */
+	size_t out_most;            /* the largest decoded size of a unit so far (a buffer's first size) */
+	size_t queued;              /* compressed bytes of the queued units */
+	struct spare { uint8_t *p; size_t cap; } out_spare[ZPAR_SPARES], in_spare[ZPAR_SPARES];
+	pthread_mutex_t spare_lock; /* out_spare (workers and reader); in_spare is the reader's */
+	/* the head unit decoded by the reader (U_DIRECT), over its bytes */
+	void *direct;
+	img_stream direct_src;
+	img_err direct_err;
+	/* the tail: one decoder from a unit's start to the end, after a replay of buffered units */
+	void *tail;
+	img_stream *replay;         /* the tail's input when units were replayed, else NULL */
+	struct unit *prev;          /* the last unit handed out (its compressed bytes) */
+	struct unit *rq[ZPAR_AHEAD + 1];  /* units to replay, in order */
+	int rcount, rnext;
+	size_t rpos;
+	uint64_t skip;              /* decoded bytes the tail makes that were handed out already */
+	struct zs_defer d;          /* the tail's errors, and one deferred (zstream.c) */
+	struct img_stream_ops sops;  /* this layer's, named after the codec */
+	struct img_stream_ops mops;  /* the units' streams' (same name, nothing to produce) */
+};
+
+static void drop_out(struct zpar *zp, struct unit *u);
+
+/* Keep b (cap bytes) in one of the slots, or @return 0 when they are full. */
+static int spare_put(struct spare *slots, uint8_t *b, size_t cap)
+{
+	for (int i = 0; i < ZPAR_SPARES; i++)
+		if (!slots[i].p) {
+			slots[i] = (struct spare){ b, cap };
+			return 1;
+		}
+	return 0;
+}
+
+/* The largest kept buffer (*cap its size), or NULL. */
+static uint8_t *spare_take(struct spare *slots, size_t *cap)
+{
+	int best = -1;
+	for (int i = 0; i < ZPAR_SPARES; i++)
+		if (slots[i].p && (best < 0 || slots[i].cap > slots[best].cap))
+			best = i;
+	if (best < 0)
+		return NULL;
+	uint8_t *b = slots[best].p;
+	*cap = slots[best].cap;
+	slots[best].p = NULL;
+	return b;
+}
+
+/* A buffer for n compressed bytes (the reader's thread). */
+static uint8_t *in_take(struct zpar *zp, size_t n, size_t *cap)
+{
+	uint8_t *b = spare_take(zp->in_spare, cap);
+	if (b && *cap >= n)
+		return b;
+	free(b);
+	*cap = (n | (((size_t)256 << 10) - 1)) + 1;  /* room for a slightly larger next unit */
+	return malloc(*cap);
+}
+
+static void unit_free(struct zpar *zp, struct unit *u)
+{
+	if (!u)
+		return;
+	drop_out(zp, u);
+	if (u->c && !spare_put(zp->in_spare, u->c, u->ccap))
+		free(u->c);
+	free(u);
+}
+
+/* ---- a unit's bytes as the stream a decoder reads ---------------------------------- */
+
+static int memory_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
+{
+	(void)s, (void)dst, (void)cap;
+	*got = 0;
+	return IMG_OK;
+}
+
+/* A stream whose bytes are all visible already: u's compressed bytes, at
+ * their compressed offset; errors of the layer itself go to err. */
+static void memory_stream(img_stream *ms, const struct img_stream_ops *ops, const struct unit *u,
+			  const char *name, img_err *err)
+{
+	memset(ms, 0, sizeof *ms);
+	ms->ops = ops;
+	ms->err = err;
+	ms->path = name;
+	ms->buf = u->c;
+	ms->cap = ms->end = u->clen;
+	ms->offset = u->cin;
+	ms->at_end = 1;
+}
+
+/* Start the codec's decoder over a stream. */
+static int start_over(struct zpar *zp, img_stream *src, void **dec, img_err *err)
+{
+	struct zs_start st = { .up = src, .name = zp->name, .p = &zp->first, .whole = 1 };
+	return zp->ops->start(&st, dec, err);
+}
+
+/* ---- decoding a unit into a buffer (workers; the reader for later units) ---------- */
+
+/* Room for more output within the budget. @return 0, or -1 when over it. */
+/* Free the spare decoded buffers (their bytes count in the budget). */
+static void out_spares_free(struct zpar *zp)
+{
+	size_t cap;
+	uint8_t *b;
+	pthread_mutex_lock(&zp->spare_lock);
+	while ((b = spare_take(zp->out_spare, &cap))) {
+		free(b);
+		__atomic_sub_fetch(&zp->out_used, cap, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&zp->spare_lock);
+}
+
+static int grow_out(struct zpar *zp, struct unit *u)
+{
+	if (u->ocap == 0) {
+		pthread_mutex_lock(&zp->spare_lock);
+		u->out = spare_take(zp->out_spare, &u->ocap);
+		pthread_mutex_unlock(&zp->spare_lock);
+		if (u->out)
+			return 0;
+	}
+	size_t most = __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED);
+	size_t want = u->ocap ? u->ocap * 2 : most > ZPAR_OUT_FIRST ? most : ZPAR_OUT_FIRST;
+	if (__atomic_load_n(&zp->out_used, __ATOMIC_RELAXED) + want - u->ocap > ZPAR_OUT_BUDGET)
+		out_spares_free(zp);
+	size_t used = __atomic_add_fetch(&zp->out_used, want - u->ocap, __ATOMIC_RELAXED);
+	uint8_t *b = used <= ZPAR_OUT_BUDGET ? realloc(u->out, want) : NULL;
+	if (!b) {
+		__atomic_sub_fetch(&zp->out_used, want - u->ocap, __ATOMIC_RELAXED);
+		return -1;
+	}
+	u->out = b;
+	u->ocap = want;
+	return 0;
+}
+
+/* Give u's decoded buffer back: kept for the next unit, or freed. */
+static void drop_out(struct zpar *zp, struct unit *u)
+{
+	pthread_mutex_lock(&zp->spare_lock);
+	int kept = u->out && spare_put(zp->out_spare, u->out, u->ocap);
+	pthread_mutex_unlock(&zp->spare_lock);
+	if (!kept) {
+		__atomic_sub_fetch(&zp->out_used, u->ocap, __ATOMIC_RELAXED);
+		free(u->out);
+	}
+	u->out = NULL;
+	u->ocap = u->olen = 0;
+}
+
+/* Decode u whole into u->out. @return U_DONE (u->rc says how it went) or U_BIG. */
+static enum unit_state decode_unit(struct zpar *zp, struct unit *u)
+{
+	img_err err = { 0 };
+	img_stream ms;
+	memory_stream(&ms, &zp->mops, u, zp->name, &err);
+	void *dec = NULL;
+	int rc = start_over(zp, &ms, &dec, &err);
+	enum unit_state st = U_DONE;
+	while (rc == IMG_OK) {
+		if (u->olen == u->ocap && grow_out(zp, u) != 0) {
+			st = U_BIG;
+			break;
+		}
+		size_t got = 0;
+		rc = zp->ops->read(dec, u->out + u->olen, u->ocap - u->olen, &got, &err);
+		u->olen += got;
+		if (rc == IMG_OK && got == 0)
+			break;
+	}
+	if (dec)
+		zp->ops->close(dec);
+	if (st == U_BIG || rc != IMG_OK)
+		drop_out(zp, u);
+	else if (u->olen > __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED))
+		__atomic_store_n(&zp->out_most, u->olen, __ATOMIC_RELAXED);
+	u->rc = rc;
+	return st;
+}
+
+/* Whether a unit as large as the largest so far fits the budget now (a
+ * spare buffer is reused, so it counts as room): decoding one that does not
+ * would be thrown away half done. */
+static int budget_room(struct zpar *zp)
+{
+	size_t spare = 0, cap = 0;
+	pthread_mutex_lock(&zp->spare_lock);
+	for (int i = 0; i < ZPAR_SPARES; i++)
+		if (zp->out_spare[i].p && (cap = zp->out_spare[i].cap) > spare)
+			spare = cap;
+	pthread_mutex_unlock(&zp->spare_lock);
+	size_t most = __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED);
+	size_t used = __atomic_load_n(&zp->out_used, __ATOMIC_RELAXED);
+	return used - spare + (most > ZPAR_OUT_FIRST ? most : ZPAR_OUT_FIRST) <= ZPAR_OUT_BUDGET;
+}
+
+/* The first queued unit behind the head that the budget has room for, or
+ * NULL. Under the lock. */
+static struct unit *next_queued(struct zpar *zp)
+{
+	if (!budget_room(zp))
+		return NULL;
+	for (int i = 1; i < zp->count; i++)
+		if (zp->q[i]->state == U_QUEUED)
+			return zp->q[i];
+	return NULL;
+}
+
+/* Decode u (claimed: U_BUSY) with the lock released; under the lock again after. */
+static void decode_claimed(struct zpar *zp, struct unit *u)
+{
+	pthread_mutex_unlock(&zp->lock);
+	enum unit_state st = decode_unit(zp, u);
+	pthread_mutex_lock(&zp->lock);
+	u->state = st;
+	pthread_cond_broadcast(&zp->done);
+}
+
+static void *worker_main(void *arg)
+{
+	struct zpar *zp = arg;
+	pthread_mutex_lock(&zp->lock);
+	while (!zp->stop) {
+		struct unit *u = next_queued(zp);
+		if (!u) {
+			pthread_cond_wait(&zp->work, &zp->lock);
+			continue;
+		}
+		u->state = U_BUSY;
+		decode_claimed(zp, u);
+	}
+	pthread_mutex_unlock(&zp->lock);
+	return NULL;
+}
+
+static void stop_workers(struct zpar *zp)
+{
+	pthread_mutex_lock(&zp->lock);
+	zp->stop = 1;
+	pthread_cond_broadcast(&zp->work);
+	pthread_mutex_unlock(&zp->lock);
+	for (int i = 0; i < zp->nworkers; i++)
+		pthread_join(zp->tid[i], NULL);
+	zp->nworkers = 0;
+}
+
+/* ---- reading units from the layer below (the reader's thread) -------------------- */
+
+/* Queue a unit. Under the lock. */
+static void enqueue(struct zpar *zp, struct unit *u)
+{
+	zp->q[zp->count++] = u;
+	if (u->state == U_QUEUED)
+		pthread_cond_signal(&zp->work);
+}
+
+/* How long the unit at the layer below's next byte is: *len, or 0 for a
+ * tail (no boundary within ZPAR_UNIT_MAX, or bytes the finder does not know). */
+static int find_unit(struct zpar *zp, size_t *len, int *at_end)
+{
+	size_t want = ZPAR_PEEK_FIRST;
+	for (;;) {
+		const uint8_t *p;
+		size_t avail;
+		int rc = stream_peek(zp->up, want, &p, &avail);
+		if (rc < 0)
+			return rc;
+		*at_end = rc == IMG_EOF;
+		if (avail == 0) {
+			*len = 0;
+			return IMG_OK;
+		}
+		size_t n = zp->unit_len(p, avail, *at_end);
+		if (n == ZS_UNIT_NONE || (n == 0 && (*at_end || want >= ZPAR_UNIT_MAX))) {
+			*len = 0;
+			return IMG_OK;
+		}
+		if (n > 0) {
+			*len = n;
+			*at_end = *at_end && n == avail;
+			return IMG_OK;
+		}
+		want *= 2;
+	}
+}
+
+/* Read the next unit (or mark the tail) when there is room. Runs without the lock. */
+static int read_unit(struct zpar *zp)
+{
+	size_t len = 0;
+	int at_end = 0;
+	uint64_t cin = zp->up->offset;
+	const uint8_t *p;
+	size_t avail;
+	int rc = stream_peek(zp->up, 1, &p, &avail);
+	if (rc < 0)
+		return rc;
+	if (avail == 0) {  /* the data ended at a unit boundary */
+		zp->in_end = 1;
+		return IMG_OK;
+	}
+	rc = find_unit(zp, &len, &at_end);
+	if (rc < 0)
+		return rc;
+	struct unit *u = calloc(1, sizeof *u);
+	if (!u)
+		return img_err_set(zp->up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
+				   zp->codec);
+	u->cin = cin;
+	u->state = len ? U_QUEUED : U_TAIL;
+	if (len) {
+		u->c = in_take(zp, len, &u->ccap);
+		if (!u->c) {
+			free(u);
+			return img_err_set(zp->up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
+					   zp->codec);
+		}
+		stream_peek(zp->up, len, &p, &avail);
+		memcpy(u->c, p, len);
+		u->clen = len;
+		stream_consume(zp->up, len);
+	}
+	zp->in_end = !len || at_end;
+	pthread_mutex_lock(&zp->lock);
+	zp->queued += len;
+	enqueue(zp, u);
+	pthread_mutex_unlock(&zp->lock);
+	return IMG_OK;
+}
+
+/* Read units until ZPAR_AHEAD are queued. A failure below ends the
+ * reading: it is reported (it is in the stack's slot) once the units read
+ * before it are out. */
+static void read_ahead(struct zpar *zp)
+{
+	while (!zp->in_end && zp->count < ZPAR_AHEAD && (zp->count < 2 || zp->queued < ZPAR_AHEAD_BYTES)) {
+		int rc = read_unit(zp);
+		if (rc < 0) {
+			zp->up_rc = rc;
+			zp->in_end = 1;
+		}
+	}
+}
+
+/* ---- the tail: one decoder from a unit to the end ------------------------------------ */
+
+/* The replayed units' bytes, then the layer below's. */
+static int replay_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
+{
+	struct zpar *zp = s->priv;
+	*got = 0;
+	while (zp->rnext < zp->rcount) {
+		struct unit *u = zp->rq[zp->rnext];
+		if (zp->rpos < u->clen) {
+			size_t n = u->clen - zp->rpos < cap ? u->clen - zp->rpos : cap;
+			memcpy(dst, u->c + zp->rpos, n);
+			zp->rpos += n;
+			*got = n;
+			return IMG_OK;
+		}
+		unit_free(zp, u);
+		zp->rq[zp->rnext++] = NULL;
+		zp->rpos = 0;
+	}
+	return stream_read_direct(zp->up, dst, cap, got);
+}
+
+/*
+ * Give up on units from the head on: stop the workers, close the head's
+ * decoder, and start one decoder at the head's first compressed byte that
+ * reads the queued units' bytes and then the layer below, skipping what of
+ * the head was handed out.
+ */
+static int start_tail(struct zpar *zp)
+{
+	stop_workers(zp);
+	struct unit *h = zp->q[0];
+	if (zp->direct) {
+		zp->ops->close(zp->direct);
+		zp->direct = NULL;
+	}
+	zp->skip = h->handed;
+	uint64_t cin = h->cin;
+	struct unit *p = zp->prev;
+	if (h->state == U_TAIL && p && p->cin + p->clen == h->cin) {
+		/* bytes that start no unit: the decoder judges them as bytes after a
+		 * unit (padding, trailing garbage, a cut unit), so it starts at the
+		 * unit before them and drops that unit's bytes */
+		zp->rq[zp->rcount++] = p;
+		zp->prev = NULL;
+		zp->skip = p->handed;
+		cin = p->cin;
+	}
+	for (int i = 0; i < zp->count; i++) {
+		struct unit *u = zp->q[i];
+		drop_out(zp, u);
+		if (u->state == U_TAIL)
+			unit_free(zp, u);
+		else
+			zp->rq[zp->rcount++] = u;
+		zp->q[i] = NULL;
+	}
+	zp->count = 0;
+	zp->queued = 0;
+	zp->in_end = 1;
+	img_stream *src = zp->up;
+	if (zp->rcount > 0) {
+		static const struct img_stream_ops replay_ops = { "replay", replay_produce, NULL };
+		zp->replay = stream_new(&replay_ops, zp, NULL, zp->up->err, zp->name, ZPAR_REPLAY_BUFFER);
+		if (!zp->replay)
+			return IMG_E_IO;
+		zp->replay->offset = cin;
+		src = zp->replay;
+	}
+	return start_over(zp, src, &zp->tail, &zp->d.err);
+}
+
+/* Read from a decoder into dst, dropping the first zp->skip bytes. */
+static int read_skipping(struct zpar *zp, void *dec, uint8_t *dst, size_t cap, size_t *got)
+{
+	for (;;) {
+		int rc = zp->ops->read(dec, dst, cap, got, &zp->d.err);
+		if (zp->skip == 0 || *got == 0)
+			return rc;
+		size_t drop = *got < zp->skip ? *got : (size_t)zp->skip;
+		zp->skip -= drop;
+		*got -= drop;
+		memmove(dst, dst + drop, *got);
+		if (*got > 0 || rc != IMG_OK)
+			return rc;
+	}
+}
+
+static int tail_produce(img_stream *s, struct zpar *zp, uint8_t *dst, size_t cap, size_t *got)
+{
+	int rc = zs_defer_due(s, &zp->d);
+	if (rc != IMG_OK)
+		return rc;
+	rc = read_skipping(zp, zp->tail, dst, cap, got);
+	return zs_defer_outcome(s, &zp->d, rc, *got);
+}
+
+/* ---- handing the head out ------------------------------------------------------------ */
+
+/* The head is all out: it becomes the previous unit (its compressed bytes
+ * kept for a tail that starts right after it). Under the lock. */
+static void pop_head(struct zpar *zp)
+{
+	unit_free(zp, zp->prev);
+	zp->prev = zp->q[0];
+	zp->queued -= zp->prev->clen;
+	drop_out(zp, zp->prev);
+	pthread_cond_signal(&zp->work);  /* budget came free */
+	memmove(zp->q, zp->q + 1, (size_t)(zp->count - 1) * sizeof zp->q[0]);
+	zp->q[--zp->count] = NULL;
+}
+
+/* Open the reader's decoder over the head. */
+static int direct_open(struct zpar *zp, struct unit *h)
+{
+	memset(&zp->direct_err, 0, sizeof zp->direct_err);
+	memory_stream(&zp->direct_src, &zp->mops, h, zp->name, &zp->direct_err);
+	return start_over(zp, &zp->direct_src, &zp->direct, &zp->direct_err);
+}
+
+/* The head, decoded by the reader into dst. *got == 0: it ended and was
+ * popped. A failure (the tail redoes this unit and finds it again) leaves
+ * the head U_DONE with its code; bytes made before it go out. */
+static void direct_read(struct zpar *zp, struct unit *h, uint8_t *dst, size_t cap, size_t *got)
+{
+	int rc = zp->direct ? IMG_OK : direct_open(zp, h);
+	if (rc == IMG_OK)
+		rc = zp->ops->read(zp->direct, dst, cap, got, &zp->direct_err);
+	h->handed += *got;
+	pthread_mutex_lock(&zp->lock);
+	if (rc != IMG_OK) {
+		h->state = U_DONE;
+		h->rc = rc;
+	} else if (*got == 0) {
+		zp->ops->close(zp->direct);
+		zp->direct = NULL;
+		pop_head(zp);
+	}
+	pthread_mutex_unlock(&zp->lock);
+}
+
+/* Copy out of a head a worker decoded; pop it when it is all out. */
+static void buffered_read(struct zpar *zp, struct unit *h, uint8_t *dst, size_t cap, size_t *got)
+{
+	size_t n = h->olen - h->handed < cap ? h->olen - h->handed : cap;
+	memcpy(dst, h->out + h->handed, n);
+	h->handed += n;
+	*got = n;
+	if (h->handed == h->olen) {
+		pthread_mutex_lock(&zp->lock);
+		pop_head(zp);
+		pthread_mutex_unlock(&zp->lock);
+	}
+}
+
+/* The head is a worker's: decode a later unit meanwhile, or wait. Under the lock. */
+static void help_or_wait(struct zpar *zp)
+{
+	struct unit *u = next_queued(zp);
+	if (u) {
+		u->state = U_BUSY;
+		decode_claimed(zp, u);
+	} else {
+		pthread_cond_wait(&zp->done, &zp->lock);
+	}
+}
+
+static int zpar_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
+{
+	struct zpar *zp = s->priv;
+	*got = 0;
+	for (;;) {
+		if (zp->tail)
+			return tail_produce(s, zp, dst, cap, got);
+		read_ahead(zp);
+		pthread_mutex_lock(&zp->lock);
+		if (zp->count == 0) {
+			pthread_mutex_unlock(&zp->lock);
+			return zp->up_rc;
+		}
+		struct unit *h = zp->q[0];
+		enum unit_state st = h->state;
+		if (st == U_QUEUED || st == U_BIG)
+			h->state = st = U_DIRECT;
+		if (st == U_BUSY)
+			help_or_wait(zp);
+		pthread_mutex_unlock(&zp->lock);
+		if (st == U_TAIL || (st == U_DONE && h->rc != IMG_OK)) {
+			int rc = start_tail(zp);
+			if (rc != IMG_OK)
+				return zs_defer_outcome(s, &zp->d, rc, 0);
+			continue;
+		}
+		if (st == U_DONE)
+			buffered_read(zp, h, dst, cap, got);
+		else if (st == U_DIRECT)
+			direct_read(zp, h, dst, cap, got);
+		if (*got > 0)
+			return IMG_OK;
+	}
+}
+
+static void zpar_close(img_stream *s)
+{
+	struct zpar *zp = s->priv;
+	if (zp->pid != getpid())  /* a fork()ed child: no workers, their lock may be held */
+		return;
+	stop_workers(zp);
+	if (zp->direct)
+		zp->ops->close(zp->direct);
+	if (zp->tail)
+		zp->ops->close(zp->tail);
+	if (zp->replay)
+		stream_close(zp->replay);
+	for (int i = 0; i < zp->count; i++)
+		unit_free(zp, zp->q[i]);
+	for (int i = zp->rnext; i < zp->rcount; i++)
+		unit_free(zp, zp->rq[i]);
+	unit_free(zp, zp->prev);
+	out_spares_free(zp);
+	size_t cap;
+	uint8_t *b;
+	while ((b = spare_take(zp->in_spare, &cap)))
+		free(b);
+	pthread_mutex_destroy(&zp->spare_lock);
+	pthread_mutex_destroy(&zp->lock);
+	pthread_cond_destroy(&zp->work);
+	pthread_cond_destroy(&zp->done);
+	free(zp);
+}
+
+static int worker_count(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus - 1 < 1 ? 1 : cpus - 1 > ZPAR_MAX_WORKERS ? ZPAR_MAX_WORKERS : (int)(cpus - 1);
+}
+
+int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, zs_unit_len_fn unit_len,
+		     img_stream **out)
+{
+	struct zpar *zp = calloc(1, sizeof *zp);
+	if (!zp)
+		return img_err_set(up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", up->path, codec);
+	zp->ops = ops;
+	zp->unit_len = unit_len;
+	zp->codec = codec;
+	zp->name = up->path ? up->path : "?";
+	zp->up = up;
+	zp->pid = getpid();
+	zp->sops = (struct img_stream_ops){ codec, zpar_produce, zpar_close };
+	zp->mops = (struct img_stream_ops){ codec, memory_produce, NULL };
+	pthread_mutex_init(&zp->lock, NULL);
+	pthread_mutex_init(&zp->spare_lock, NULL);
+	pthread_cond_init(&zp->work, NULL);
+	pthread_cond_init(&zp->done, NULL);
+	int want = worker_count();
+	for (int i = 0; i < want; i++)
+		if (pthread_create(&zp->tid[zp->nworkers], NULL, worker_main, zp) == 0)
+			zp->nworkers++;
+	img_stream *s = stream_new(&zp->sops, zp, up, NULL, NULL, 0);
+	if (!s) {
+		zp->up = NULL;
+		zpar_close(&(img_stream){ .priv = zp });
+		return IMG_E_IO;
+	}
+	*out = s;
+	return IMG_OK;
+}
