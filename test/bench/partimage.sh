@@ -20,7 +20,7 @@
 # The "restore vs cp + sync" row compares like with like: the -z0 image is
 # uncompressed (761 MB), cp copies it (copy_file_range: one in-kernel copy,
 # 0.17-0.2 s CPU, then `sync` writes it out) and imgbk writes the same data
-# (the used blocks, 0.3-0.4 s CPU: read copy, partimage's byte sum, CRC-32,
+# (the used blocks, 0.29-0.35 s CPU: read copy, partimage's byte sum, CRC-32,
 # write copy) into a sparse file of the partition size, on the same file
 # system; both end with an fsync. It once gave 0.79 and 1.36 (issue 13);
 # measured causes of the spread, on this 2-core Firecracker VM:
@@ -41,8 +41,16 @@
 #    restore freed 2 GiB (its loop device's cache and backing file); the two
 #    now run one after the other, so a neighbour's burst hits both.
 #  - CPU: the machine is shared (load 4-9 while measuring, CPU pressure
-#    70%+): imgbk needs twice cp's CPU, so a busy neighbour slows it more;
+#    70%+): imgbk needs 1.5 times cp's CPU, so a busy neighbour slows it more;
 #    the round lines show the load. Run the section when the load is low.
+# What is left (at load 1.5, by strace): imgbk's write phase takes 0.41-0.47
+# s and its final fsync 0.29-0.40 s; cp copies in 0.17-0.23 s and its sync
+# takes 0.50-0.53 s. The writeback imgbk starts while writing (every 32 MiB)
+# saves it only ~0.15 s of the flush (an fsync from a second process every
+# 30 ms made it slower), so the row is about 0.9 and the noise decides:
+# three runs with every change gave 0.96, 0.90 and 0.78 (loads 5-6, 2-2.5,
+# 3-6); before: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
+# writes but the SSE2 byte sum (load 8-12).
 #
 # Environment: BENCH_PI_MIB=1024, BENCH_PI_RAND_MIB=400, BENCH_PI_TEXT_MIB=270,
 # BENCH_PI_SMALL=200, BENCH_PI_SETTLE=3 (seconds before each timed writer).
