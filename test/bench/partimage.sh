@@ -48,8 +48,8 @@
 # takes 0.50-0.53 s. The writeback imgbk starts while writing (every 32 MiB)
 # saves it only ~0.15 s of the flush (an fsync from a second process every
 # 30 ms made it slower), so the row is about 0.9 and the noise decides:
-# three runs with every change gave 0.96, 0.90 and 0.78 (loads 5-6, 2-2.5,
-# 3-6); before: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
+# four runs with every change gave 0.96, 0.90, 0.78 and 0.89 (loads 5-6,
+# 2-2.5, 3-6, 2.4-4.2); before: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
 # writes but the SSE2 byte sum (load 8-12).
 #
 # Environment: BENCH_PI_MIB=1024, BENCH_PI_RAND_MIB=400, BENCH_PI_TEXT_MIB=270,
