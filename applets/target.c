@@ -251,12 +251,17 @@ static void start_writeback(struct target *t, size_t written)
 	sync_file_range(t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);  /* a hint: errors show at fsync */
 }
 
-/* Bytes given to one write call at most. A bigger write lets the kernel put
- * the page cache into 2 MiB folios, and taking those from the free lists is
- * slow where the free memory was handed back to a hypervisor (free page
- * reporting): 4 MiB writes ran at 0.4-1 GB/s on the bench machine, 1 MiB
- * writes at 3.8 GB/s (`make bench` partimage section, dd bs=64K..4M). */
-#define WRITE_CALL_MAX ((size_t)1 << 20)
+/* Bytes given to one write call at most. The kernel sizes the page-cache
+ * folios of a write by the write call (an aligned 1 MiB write: one 1 MiB
+ * folio), and on the bench machine (a VM whose free memory is handed back to
+ * the hypervisor: free page reporting) large folios come from reported memory
+ * that must be faulted back in: a 1 GiB page-cache write took 1.5-1.9 s with
+ * 1 MiB writes a few seconds after memory was freed, against 0.15-0.45 s
+ * with 64-512 KiB writes in either state (dd); 2-4 MiB writes were slower
+ * still. imgbk restore of the partimage bench image with 1 MiB writes used
+ * 0.53 s CPU in that state, 0.36 s with 256 KiB (cp writes 64 KiB pieces and
+ * never pays it). test/bench/partimage.sh's header has the measurements. */
+#define WRITE_CALL_MAX ((size_t)256 << 10)
 
 /* Write the first buffers of @iov, at most WRITE_CALL_MAX bytes. */
 static ssize_t write_some(struct target *t, struct iovec *iov, int cnt, uint64_t off)

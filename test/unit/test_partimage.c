@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "formats/fmt.h"
+#include "formats/partimage_layout.h"
 #include "helper_partimage.h"
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -419,6 +420,30 @@ static void test_unsigned_sums(void **state)
 	pih_synth_free(&s);
 }
 
+/* The byte sum of the tail's qwCRC (AVX2, SSE2 and byte paths) equals a
+ * plain loop at every length and alignment around their steps, high bytes
+ * included (an unsigned sum, no sign extension). */
+static void test_byte_sum_paths(void **state)
+{
+	(void)state;
+	enum { N = 4096 + 200 };
+	static uint8_t buf[N];
+	for (size_t i = 0; i < N; i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 11);
+	memset(buf + 1000, 0xFF, 300);  /* a long run of the largest byte */
+	static const size_t lens[] = { 0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 191, 1000, 4096, 4096 + 127 };
+	for (size_t a = 0; a < 40; a++) {
+		for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+			uint64_t want = 0;
+			for (size_t i = 0; i < lens[k]; i++)
+				want += buf[a + i];
+			assert_true(pi_byte_sum(buf + a, lens[k]) == want);
+		}
+	}
+	memset(buf, 0xFF, N);
+	assert_true(pi_byte_sum(buf, N) == (uint64_t)N * 255);
+}
+
 /* Set a u64 of the local header (and fix its sum) and expect open to fail. */
 static void hostile_local(struct pih_synth *s, const char *name, size_t field, uint64_t v)
 {
@@ -544,6 +569,7 @@ int main(void)
 		cmocka_unit_test(test_volume_set_errors),
 		cmocka_unit_test(test_damage),
 		cmocka_unit_test(test_unsigned_sums),
+		cmocka_unit_test(test_byte_sum_paths),
 		cmocka_unit_test(test_hostile_sizes),
 		cmocka_unit_test(test_random_flips),
 	};
