@@ -126,6 +126,9 @@ int fmt_fail(img_image *im, int code, uint64_t offset, const char *fmt, ...)
 img_field *fmt_field(img_image *im, const char *label, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Same, with a raw number for --json. */
+/* A NUL-padded text field of at most n bytes of a header as printable
+ * ASCII ('?' for other bytes), for names and messages. */
+void fmt_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n);
 img_field *fmt_field_num(img_image *im, const char *label, const char *key, uint64_t number,
 			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

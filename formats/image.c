@@ -92,6 +92,18 @@ img_field *fmt_level(img_field *f, int level)
 	return f;
 }
 
+void fmt_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n)
+{
+	size_t len = 0;
+	while (len < n && p[len])
+		len++;
+	if (len >= outsz)
+		len = outsz - 1;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+	out[len] = 0;
+}
+
 img_field *fmt_field(img_image *im, const char *label, const char *key, const char *fmt, ...)
 {
 	img_field *f = field_add(im, label, key);

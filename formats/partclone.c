@@ -29,18 +29,6 @@ static int pc_bid(const uint8_t *p, size_t n)
 	       (memcmp(p + 30, "0002", 4) == 0 || memcmp(p + 30, "0001", 4) == 0);
 }
 
-static void copy_name(char *out, size_t outsz, const uint8_t *p, size_t n)
-{
-	size_t len = 0;
-	while (len < n && p[len])
-		len++;
-	if (len >= outsz)
-		len = outsz - 1;
-	for (size_t i = 0; i < len; i++)
-		out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
-	out[len] = 0;
-}
-
 static int check_checksum_fields(img_image *im, unsigned mode, unsigned size, uint32_t bpc,
 				 enum img_hash_kind *kind)
 {
@@ -214,8 +202,8 @@ static int parse_v2(img_image *im, struct pc_state *st)
 	st->lay.cpu_bits = pc_rd16(&st->lay, h + 94);
 	if (st->lay.big_endian && st->lay.cpu_bits != 32 && st->lay.cpu_bits != 64)
 		return fmt_fail(im, IMG_E_CORRUPT, 94, "cpu bits %u is neither 32 nor 64", st->lay.cpu_bits);
-	copy_name(st->lay.version, sizeof st->lay.version, h + 16, 14);
-	copy_name(st->lay.fs, sizeof st->lay.fs, h + 36, 16);
+	fmt_copy_text(st->lay.version, sizeof st->lay.version, h + 16, 14);
+	fmt_copy_text(st->lay.fs, sizeof st->lay.fs, h + 36, 16);
 	st->lay.device_size = pc_rd64(&st->lay, h + 52);
 	st->lay.total = pc_rd64(&st->lay, h + 60);
 	uint64_t used_fs = pc_rd64(&st->lay, h + 68), used_hdr = pc_rd64(&st->lay, h + 76);
@@ -577,7 +565,7 @@ static int parse_v1(img_image *im, struct pc_state *st)
 		free(h);
 		return rc;
 	}
-	copy_name(st->lay.fs, sizeof st->lay.fs, h + 15, 15);
+	fmt_copy_text(st->lay.fs, sizeof st->lay.fs, h + 15, 15);
 	snprintf(st->lay.version, sizeof st->lay.version, "n/a");
 	st->lay.bs = get_le32(h + 36);
 	st->lay.device_size = get_le64(h + 40);

@@ -114,7 +114,7 @@ int pi_check_volume_header(img_err *err, const char *name, const uint8_t *h, uin
 	const char *ver = (const char *)h + 32;
 	if (memchr(ver, 0, 64) == NULL || (strcmp(ver, "0.6.1") != 0 && strcmp(ver, "0.6.0") != 0)) {
 		char shown[24];
-		pi_copy_text(shown, sizeof shown, h + 32, 64);
+		fmt_copy_text(shown, sizeof shown, h + 32, 64);
 		return img_err_set(err, IMG_E_FORMAT, 0, 1, 32,
 				   "%s: partimage: volume format version \"%s\" is not supported "
 				   "(0.6.0 and 0.6.1 are)", name, shown);
@@ -315,7 +315,7 @@ static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_si
 		return rc;
 	if (memcmp(h + 9728, "0.6.", 4) != 0) {
 		char ver[16];
-		pi_copy_text(ver, sizeof ver, h + 9728, 64);
+		fmt_copy_text(ver, sizeof ver, h + 9728, 64);
 		return pi_fail(im, IMG_E_FORMAT, im->s->offset + 9728,
 			       "main header version \"%s\" is not 0.6.x (images from 64-bit builds "
 			       "older than 0.6.7 are not supported)", ver);
@@ -323,7 +323,7 @@ static int read_main_header(img_image *im, uint32_t *mbr_count, uint32_t *mbr_si
 	if (get_le32(h + 9800) != 0)
 		return pi_fail(im, IMG_E_FORMAT, im->s->offset + 9800,
 			       "encryption algorithm %u is not supported", get_le32(h + 9800));
-	pi_copy_text(st->fs, sizeof st->fs, h, 512);
+	fmt_copy_text(st->fs, sizeof st->fs, h, 512);
 	st->lay.part_size = get_le64(h + 9592);
 	*mbr_count = get_le32(h + 9792);
 	*mbr_size = get_le32(h + 9796);
@@ -547,7 +547,7 @@ static int pi_open(img_image *im)
 	if (!st)
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", im->path);
 	im->priv = st;
-	pi_copy_text(st->version, sizeof st->version, vh + 32, 64);
+	fmt_copy_text(st->version, sizeof st->version, vh + 32, 64);
 	pi_add_volume_fields(im, vh);
 	stream_consume(im->s, PI_VOLUME_HEADER);
 	rc = open_volumes(im, 0, ident);

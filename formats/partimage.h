@@ -85,7 +85,6 @@ int pi_check_volume_header(img_err *err, const char *name, const uint8_t *h, uin
 			   uint64_t *ident, int ident_known);
 
 /* partimage_info.c: the header print of `info` */
-void pi_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n);
 void pi_add_volume_fields(img_image *im, const uint8_t *vh);
 void pi_add_main_fields(img_image *im, const uint8_t *h, uint64_t part_size);
 void pi_add_mbr_fields(img_image *im, uint32_t index, const uint8_t *rec, uint32_t size);

@@ -26,20 +26,6 @@
 #define PI_MAX_MBR_SHOWN 4
 #define PI_TEXT_MAX 4096     /* longest text field: the description */
 
-/* A NUL-padded text field of at most n bytes as printable ASCII ('?' for
- * others), for names and messages. */
-void pi_copy_text(char *out, size_t outsz, const uint8_t *p, size_t n)
-{
-	size_t len = 0;
-	while (len < n && p[len])
-		len++;
-	if (len >= outsz)
-		len = outsz - 1;
-	for (size_t i = 0; i < len; i++)
-		out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
-	out[len] = 0;
-}
-
 /* Length of the well-formed UTF-8 sequence of 2 to 4 bytes at p[0..n), or 0. */
 static size_t utf8_sequence(const uint8_t *p, size_t n)
 {

@@ -49,7 +49,7 @@
  * either the span doubles and every other point goes. */
 #define ZS_MAX_STATEFUL ((size_t)1 << 20)
 #define ZS_STATE_BUDGET ((uint64_t)4 << 30)
-#define ZS_CURSORS 6
+#define ZS_CURSORS 5
 /* Decode-ahead: segments decoded past the one sequential reads reached,
  * and the bytes all held segment buffers may take for it; the threads that
  * decode them, side by side (segments are independent: one per core). */

@@ -366,7 +366,6 @@ bench_partclone() {
 	ratio "restore speed vs cp + sync (write limit)" cp restore ">=" 0.9
 	ratio "restore speedup vs partclone.restore" pc_restore restore ">" 1
 	ratio "verify speedup vs partclone.chkimg" pc_chkimg verify ">=" 5
-	ratio "restore .zst speed vs zstd -dc > /dev/null" zstd restore_zst ">=" 0.9
 	ratio "restore .zst speed vs zstd -dc > out; sync out" zstd_out restore_zst ">=" 1.2
 	ratio "restore .zst time / restore of the plain image" restore_zst restore "<=" 1.4
 	ratio "restore .zst speedup vs zstd -dc | partclone.restore" pc_pipe restore_zst ">" 1
@@ -377,6 +376,9 @@ bench_partclone() {
 		printf "%-58s %7.1f   goal <  %-5.1f %s (MiB; 64 + bitmap %.2f)\n", "peak RSS of imgbk (max over its commands)",
 			r / 1024, lim, (r / 1024 < lim ? "PASS" : "FAIL"), b / 1048576 }'
 	echo "for information:"
+	# issue 13: reported, no goal (zstd -dc writes nothing; the two rows above
+	# compare with the pipelines that write what restore writes)
+	ratio "restore .zst speed vs zstd -dc > /dev/null" zstd restore_zst "" 0
 	ratio "verify speed vs cat > /dev/null (read limit)" cat verify "" 0
 	ratio "restore --no-verify speedup vs restore" restore restore_nv "" 0
 	ratio "verify vs partclone.chkimg, by CPU time" pc_chkimg verify "" 0 cpu
