@@ -172,19 +172,26 @@ setup_czdir() {
 		dd if="$d" of="$CZ/sda-mbr" bs=512 count=1 status=none &&
 		dd if="$d" of="$CZ/sda-gpt-1st" bs=512 count=34 status=none &&
 		dd if="$d" of="$CZ/sda-gpt-2nd" skip=$((SDA_SECTORS - 33)) bs=512 count=33 status=none || return 1
-	partclone.extfs -c -s "$FIX/sda1.src" -o - -L "$W/l1" 2>/dev/null | gzip -c >"$CZ/sda1.ext4-ptcl-img.gz" &&
-		partclone.vfat -c -s "$FIX/sda2.src" -o - -L "$W/l2" 2>/dev/null | zstd -q -3 >"$CZ/sda2.vfat-ptcl-img.zst" ||
-		fail "saving a partition failed" || return 1
-	# the references: what Clonezilla's restore writes on a zeroed disk
-	# (restored into a file, partclone stops after the last used block: the rest is zeros).
-	# partclone's exit code is not trusted (FORMATS.md 6: it fails now and then
-	# after writing every byte): the bytes are, against the source filesystems,
-	# of which partclone copies every block (ext4, FAT32)
-	gzip -dc "$CZ/sda1.ext4-ptcl-img.gz" | partclone.extfs -r -C -s - -O "$FIX/sda1.ref" -L "$W/l" >/dev/null 2>&1
-	zstd -dc "$CZ/sda2.vfat-ptcl-img.zst" | partclone.vfat -r -C -s - -O "$FIX/sda2.ref" -L "$W/l" >/dev/null 2>&1
-	truncate -s $((SDA1_N * 512)) "$FIX/sda1.ref" && truncate -s $((SDA2_N * 512)) "$FIX/sda2.ref" || return 1
-	cmp -s "$FIX/sda1.ref" "$FIX/sda1.src" && cmp -s "$FIX/sda2.ref" "$FIX/sda2.src" ||
-		fail "partclone.restore of a partition differs from its source filesystem" || return 1
+	# the images, and the references: what Clonezilla's restore writes on a
+	# zeroed disk (restored into a file, partclone stops after the last used
+	# block: the rest is zeros). partclone's exit code is not trusted
+	# (FORMATS.md 6: it fails now and then after writing every byte): the
+	# bytes are, against the source filesystems, of which partclone copies
+	# every block (ext4, FAT32). A fresh-clone run once got a reference unlike
+	# its source: the image and its reference are then made again, up to 3
+	# times; an unlike one is never used
+	for try in 1 2 3; do
+		rm -f "$FIX/sda1.ref" "$FIX/sda2.ref"
+		partclone.extfs -c -s "$FIX/sda1.src" -o - -L "$W/l1" 2>/dev/null | gzip -c >"$CZ/sda1.ext4-ptcl-img.gz" &&
+			partclone.vfat -c -s "$FIX/sda2.src" -o - -L "$W/l2" 2>/dev/null |
+			zstd -q -3 >"$CZ/sda2.vfat-ptcl-img.zst" || { fail "saving a partition failed"; return 1; }
+		gzip -dc "$CZ/sda1.ext4-ptcl-img.gz" | partclone.extfs -r -C -s - -O "$FIX/sda1.ref" -L "$W/l" >/dev/null 2>&1
+		zstd -dc "$CZ/sda2.vfat-ptcl-img.zst" | partclone.vfat -r -C -s - -O "$FIX/sda2.ref" -L "$W/l" >/dev/null 2>&1
+		truncate -s $((SDA1_N * 512)) "$FIX/sda1.ref" && truncate -s $((SDA2_N * 512)) "$FIX/sda2.ref" || return 1
+		cmp -s "$FIX/sda1.ref" "$FIX/sda1.src" && cmp -s "$FIX/sda2.ref" "$FIX/sda2.src" && break
+		echo "# partclone made an image or reference unlike its source (try $try of 3)"
+		[ $try = 3 ] && { fail "partclone.restore of a partition differs from its source filesystem (3 tries)"; return 1; }
+	done
 	truncate -s $((SDA_SECTORS * 512)) "$FIX/sda.ref" &&
 		grep -v last-lba "$CZ/sda-pt.sf" | sfdisk -q --wipe always "$FIX/sda.ref" >/dev/null 2>&1 &&
 		dd if="$FIX/sda1.ref" of="$FIX/sda.ref" bs=512 seek=$SDA1_S conv=notrunc status=none &&
