@@ -35,7 +35,23 @@ struct img_stream_ops {
 	const char *name;  /* "file", "stdin", "split", "gzip", ... used in messages */
 	int (*produce)(img_stream *s, uint8_t *dst, size_t cap, size_t *got);
 	void (*close)(img_stream *s);  /* frees s->priv only; NULL if nothing to free */
+	/*
+	 * Optional, for a layer that decodes into whole buffers of its own
+	 * (io/zpar.c): hand over the next decoded bytes as a buffer instead of
+	 * copying them. On entry *buf (*cap bytes; NULL: none) is an emptied
+	 * buffer the caller gives away; on IMG_OK with *len > 0, *buf is the
+	 * layer's buffer (*cap bytes), its *len bytes at *buf + STREAM_KEEP.
+	 * *len == 0: no whole buffer now (*buf and *cap untouched): call
+	 * produce(). Use it through stream_exchange.
+	 */
+	int (*exchange)(img_stream *s, uint8_t **buf, size_t *cap, size_t *len);
 };
+
+/* Room in front of the data of a buffer that is handed over (thread.c,
+ * zpar.c) for the bytes the reader still had visible in the buffer it gives
+ * up (a partclone checksum group is 1 MiB plus its checksum; a larger rest
+ * is copied the old way). */
+#define STREAM_KEEP (((size_t)1 << 20) + 4096)
 
 struct img_stream {
 	const struct img_stream_ops *ops;
@@ -84,6 +100,11 @@ int stream_read(img_stream *s, void *dst, size_t n, size_t *got);
  * stream's buffer. *got == 0 with IMG_OK: the end. For a layer that feeds
  * another buffer (read-ahead, volume sets). */
 int stream_read_direct(img_stream *s, void *dst, size_t cap, size_t *got);
+
+/* The layer's next whole buffer (img_stream_ops.exchange), when it hands
+ * over buffers and no bytes of it are visible; else *len = 0 (use
+ * stream_read_direct). @return IMG_OK or the layer's failure. */
+int stream_exchange(img_stream *s, uint8_t **buf, size_t *cap, size_t *len);
 
 /* Skip n bytes. @return IMG_OK, IMG_EOF if the data ends first, or an error. */
 int stream_skip(img_stream *s, uint64_t n, uint64_t *skipped);

@@ -223,6 +223,21 @@ int stream_skip(img_stream *s, uint64_t n, uint64_t *skipped)
 	return rc;
 }
 
+int stream_exchange(img_stream *s, uint8_t **buf, size_t *cap, size_t *len)
+{
+	*len = 0;
+	if (s->failed || s->at_end || !s->ops->exchange || s->end > s->pos)
+		return IMG_OK;
+	int rc = s->ops->exchange(s, buf, cap, len);
+	if (rc != IMG_OK) {
+		s->failed = rc;
+		*len = 0;
+		return rc;
+	}
+	s->offset += *len;
+	return IMG_OK;
+}
+
 int stream_read_direct(img_stream *s, void *dst, size_t cap, size_t *got)
 {
 	*got = 0;

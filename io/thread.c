@@ -8,7 +8,10 @@
  * its buffer finds a whole ring buffer ready, the two buffers change places
  * (only the few bytes the reader still had visible are copied, into the
  * room kept in front of each ring buffer's data). Read directly (no peek),
- * bytes are copied as before.
+ * bytes are copied as before. A layer below that decodes into whole
+ * buffers of its own (zpar.c, stream_exchange) hands those over instead of
+ * filling the ring's: the ring then holds one at a time, and the buffer
+ * the reader gives up goes back to that layer.
  *
  * The layers below report errors to a slot of this layer's own (never the
  * shared one, which the reader's thread writes); produce() copies such an
@@ -29,16 +32,16 @@
 
 #define THREAD_BUFS 4
 #define THREAD_BUF_SIZE ((size_t)2 << 20)
-/* Room in front of a ring buffer's data for the bytes the reader still had
- * visible when the buffer is handed over (a partclone checksum group is 1 MiB
- * plus its checksum; a larger rest is copied the old way). */
-#define THREAD_KEEP (((size_t)1 << 20) + 4096)
-/* Each ring buffer, and the reader's buffer they change places with. */
-#define THREAD_ALLOC (THREAD_KEEP + THREAD_BUF_SIZE)
+/* Each ring buffer, and the reader's buffer they change places with (room
+ * in front of the data: STREAM_KEEP). */
+#define THREAD_ALLOC (STREAM_KEEP + THREAD_BUF_SIZE)
+/* Decoded bytes ready in the ring, at most (one buffer at least): a layer
+ * below that hands over its own buffers (8 MiB units) fills fewer. */
+#define THREAD_RING_BYTES ((size_t)8 << 20)
 
 struct ring_buf {
-	uint8_t *data;         /* THREAD_ALLOC bytes (or more); the bytes from THREAD_KEEP on */
-	size_t len, pos;
+	uint8_t *data;         /* cap bytes (NULL until first filled); the bytes from STREAM_KEEP on */
+	size_t cap, len, pos;
 	int status;  /* IMG_OK, IMG_EOF (end of data), or the error that ended the data */
 };
 
@@ -48,7 +51,13 @@ struct thread_src {
 	pthread_cond_t filled, emptied;
 	struct ring_buf ring[THREAD_BUFS];
 	int head, count;       /* the reader takes ring[head]; count buffers are ready */
+	size_t ready;          /* their bytes */
+	int whole;             /* the layer below hands over whole buffers: one at a time in the ring */
 	int stop;
+	/* the buffer the reader gave up last, when the layer below hands over
+	 * its own (stream_exchange): that layer gets it back at the next fill */
+	uint8_t *spare;
+	size_t spare_cap;
 	img_err below_err;     /* errors of the layers below */
 	img_stream *below;
 	int orphan;            /* in a fork()ed child: the worker does not exist here */
@@ -103,13 +112,48 @@ static void live_remove(struct thread_src *t)
 	pthread_mutex_unlock(&live_lock);
 }
 
-/* Fill one buffer from the layers below: what they already buffered
- * (sniffing peeked at it), then straight from their produce(). */
+/* The buffer the reader gave up last (exchange mode), or rb's own. */
+static void take_spare(struct thread_src *t, struct ring_buf *rb)
+{
+	pthread_mutex_lock(&t->lock);
+	uint8_t *b = t->spare;
+	size_t cap = t->spare_cap;
+	t->spare = NULL;
+	pthread_mutex_unlock(&t->lock);
+	if (b) {
+		free(rb->data);
+		rb->data = b;
+		rb->cap = cap;
+	}
+}
+
+/* Fill one buffer from the layers below: a whole buffer of theirs in place
+ * of rb's (a layer that hands over its own), else what they already
+ * buffered (sniffing peeked at it), then straight from their produce(). */
 static void fill_one(struct thread_src *t, struct ring_buf *rb)
 {
 	rb->len = rb->pos = 0;
+	int rc = IMG_OK;
+	if (t->below->ops->exchange) {
+		take_spare(t, rb);
+		rc = stream_exchange(t->below, &rb->data, &rb->cap, &rb->len);
+		if (rc != IMG_OK || rb->len > 0) {
+			rb->status = rc;
+			return;
+		}
+	}
+	if (!rb->data || rb->cap < THREAD_ALLOC) {
+		free(rb->data);
+		rb->cap = THREAD_ALLOC;
+		if (!(rb->data = malloc(rb->cap))) {
+			rb->cap = 0;
+			rb->status = img_err_set(&t->below_err, IMG_E_IO, ENOMEM, 0, 0,
+						 "%s: out of memory for the read-ahead buffers", t->below->path);
+			return;
+		}
+	}
 	/* cancellable only inside a source's read(2): source_read() */
-	int rc = stream_read_direct(t->below, rb->data + THREAD_KEEP, THREAD_BUF_SIZE, &rb->len);
+	rc = stream_read_direct(t->below, rb->data + STREAM_KEEP, rb->cap - STREAM_KEEP, &rb->len);
 	rb->status = rc != IMG_OK ? rc : rb->len == 0 ? IMG_EOF : IMG_OK;
 }
 
@@ -120,7 +164,8 @@ static void *worker(void *arg)
 	int tail = 0, done = 0;
 	while (!done) {
 		pthread_mutex_lock(&t->lock);
-		while (t->count == THREAD_BUFS && !t->stop)
+		while ((t->count == THREAD_BUFS || (t->count > 0 && (t->ready >= THREAD_RING_BYTES || t->whole))) &&
+		       !t->stop)
 			pthread_cond_wait(&t->emptied, &t->lock);
 		int stop = t->stop;
 		pthread_mutex_unlock(&t->lock);
@@ -131,6 +176,7 @@ static void *worker(void *arg)
 		done = rb->status != IMG_OK;
 		pthread_mutex_lock(&t->lock);
 		t->count++;
+		t->ready += rb->len;
 		pthread_cond_signal(&t->filled);
 		pthread_mutex_unlock(&t->lock);
 		tail = (tail + 1) % THREAD_BUFS;
@@ -142,6 +188,7 @@ static void *worker(void *arg)
 static void ring_release(struct thread_src *t)
 {
 	pthread_mutex_lock(&t->lock);
+	t->ready -= t->ring[t->head].len;
 	t->head = (t->head + 1) % THREAD_BUFS;
 	t->count--;
 	pthread_cond_signal(&t->emptied);
@@ -154,30 +201,43 @@ static void ring_release(struct thread_src *t)
  * the ring buffer's data, and the two buffers change places.
  * @return 1 when done (*got = the bytes added), 0 when the bytes are to be copied.
  */
-static int hand_over(img_stream *s, struct ring_buf *rb, uint8_t *dst, size_t *got)
+static int hand_over(struct thread_src *t, img_stream *s, struct ring_buf *rb, uint8_t *dst, size_t *got)
 {
 	size_t visible = s->end - s->pos;
-	if (dst != s->buf + s->end || rb->pos != 0 || rb->len == 0 || visible > THREAD_KEEP ||
+	if (dst != s->buf + s->end || rb->pos != 0 || rb->len == 0 || visible > STREAM_KEEP ||
 	    s->cap < THREAD_ALLOC)
 		return 0;
 	uint8_t *mine = s->buf;
+	size_t mine_cap = s->cap;
 #ifdef STREAM_POISON  /* the reader's old buffer is poisoned and freed, as in stream.c */
-	mine = malloc(THREAD_ALLOC);
+	mine = malloc(mine_cap);
 	if (!mine)
 		return 0;
 #endif
-	memcpy(rb->data + THREAD_KEEP - visible, s->buf + s->pos, visible);
+	memcpy(rb->data + STREAM_KEEP - visible, s->buf + s->pos, visible);
 #ifdef STREAM_POISON
 	memset(s->buf, 0xA5, s->end);
 	free(s->buf);
 #endif
 	s->buf = rb->data;
-	s->cap = THREAD_ALLOC;
-	s->pos = THREAD_KEEP - visible;
-	s->end = THREAD_KEEP;  /* the caller adds *got */
+	s->cap = rb->cap;
+	s->pos = STREAM_KEEP - visible;
+	s->end = STREAM_KEEP;  /* the caller adds *got */
 	*got = rb->len;
-	rb->data = mine;
 	rb->pos = rb->len;
+	if (t->below->ops->exchange) {  /* the layer below gets it back at the next fill */
+		rb->data = NULL;
+		rb->cap = 0;
+		pthread_mutex_lock(&t->lock);
+		uint8_t *older = t->spare;
+		t->spare = mine;
+		t->spare_cap = mine_cap;
+		pthread_mutex_unlock(&t->lock);
+		free(older);
+	} else {
+		rb->data = mine;
+		rb->cap = mine_cap;
+	}
 	return 1;
 }
 
@@ -200,12 +260,12 @@ static int thread_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 		img_err_set(s->err, rb->status, e->sys_errno, e->has_offset, e->offset, "%s", e->msg);
 		return rb->status;
 	}
-	if (rb->status == IMG_OK && hand_over(s, rb, dst, got)) {
+	if (rb->status == IMG_OK && hand_over(t, s, rb, dst, got)) {
 		ring_release(t);
 		return IMG_OK;
 	}
 	size_t n = rb->len - rb->pos < cap ? rb->len - rb->pos : cap;
-	memcpy(dst, rb->data + THREAD_KEEP + rb->pos, n);
+	memcpy(dst, rb->data + STREAM_KEEP + rb->pos, n);
 	rb->pos += n;
 	*got = n;
 	if (rb->pos == rb->len && rb->status == IMG_OK)
@@ -217,6 +277,7 @@ static void free_ring(struct thread_src *t)
 {
 	for (int i = 0; i < THREAD_BUFS; i++)
 		free(t->ring[i].data);
+	free(t->spare);
 }
 
 /* Free t, its ring, lock and conditions (its worker has ended). */
@@ -247,30 +308,21 @@ static void thread_close(img_stream *s)
 	free_thread_src(t);
 }
 
-static const struct img_stream_ops thread_ops = { "read-ahead", thread_produce, thread_close };
+static const struct img_stream_ops thread_ops = { "read-ahead", thread_produce, thread_close, NULL };
 
 int stream_push_thread(img_stream *up, img_stream **out)
 {
-	struct thread_src *t = calloc(1, sizeof *t);
-	int ok = t != NULL;
-	for (int i = 0; ok && i < THREAD_BUFS; i++)
-		ok = (t->ring[i].data = malloc(THREAD_ALLOC)) != NULL;
-	if (!ok) {
-		if (t)
-			for (int i = 0; i < THREAD_BUFS; i++)
-				free(t->ring[i].data);
-		free(t);
+	struct thread_src *t = calloc(1, sizeof *t);  /* the ring's buffers come with the first fills */
+	if (!t)
 		return stream_fail(up, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
-	}
 	img_stream *s = stream_new(&thread_ops, t, up, NULL, NULL, THREAD_ALLOC);
 	if (!s) {
-		for (int i = 0; i < THREAD_BUFS; i++)
-			free(t->ring[i].data);
 		free(t);
 		return IMG_E_IO;
 	}
 	s->hands_over = 1;
 	t->below = up;
+	t->whole = up->ops->exchange != NULL;
 	for (img_stream *l = up; l; l = l->up)  /* the layers below report to our slot */
 		l->err = &t->below_err;
 	pthread_mutex_init(&t->lock, NULL);

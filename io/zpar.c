@@ -8,11 +8,23 @@
  *
  * Every unit is decoded by the codec's one decoder (zs_ops.start, whole
  * mode) reading the unit's bytes in memory, at their real compressed
- * offsets, so messages name the same byte as a single decoder would. The
- * head unit, when no worker took it, is decoded by the reader straight into
- * the buffer produce() was given; the units behind it go to workers, which
- * decode each into a buffer of its own.
+ * offsets, so messages name the same byte as a single decoder would; or,
+ * when the codec has one (zstd), by its single-call unit_decode straight
+ * into the unit's buffer, with no window buffer and no copy out of one (a
+ * unit it cannot decode so is decoded again the first way, which finds and
+ * words the error). The units' compressed bytes are read straight from
+ * the layer below into a buffer per unit, in steps, asking the finder
+ * after each where the unit ends (the few bytes read past it start the
+ * next unit).
  *
+ * Decoded units are handed over whole (img_stream_ops.exchange): the
+ * read-ahead layer above (io/thread.c) takes a unit's buffer, which has
+ * room in front for its reader's leftover bytes, and gives back the one its
+ * reader emptied, so decoded bytes are never copied. The read-ahead
+ * thread decodes the head itself when no worker took it. produce() copies
+ * out of units instead, or, for a head that fits no buffer, decodes it
+ * straight into the caller's buffer.
+
  * Speculation is checked, never trusted: a unit that fails (damage, a
  * truncated input, a false boundary such as a bzip2 magic that occurs by
  * chance inside compressed data, out of memory) is thrown away with every
@@ -25,12 +37,13 @@
  *
  * Bounded memory: at most ZPAR_AHEAD units (ZPAR_AHEAD_BYTES compressed
  * bytes, or two units) are read ahead, each at most ZPAR_UNIT_MAX
- * compressed bytes, and the decoded buffers together (two spare ones kept
- * for reuse included) hold at most ZPAR_OUT_BUDGET bytes. A unit is taken
- * into a buffer only when the budget has room for the largest unit seen so
- * far (pzstd's are 4-8 MiB); one that still outgrows it is left to the
- * reader, which decodes it straight into produce()'s buffer when it reaches
- * it (no buffer at all).
+ * compressed bytes, and the decoded buffers (held here, spare ones, or
+ * handed over and not given back) hold at most ZPAR_OUT_BUDGET bytes. A
+ * unit is taken into a buffer only when the budget has room for the
+ * largest unit seen so far (pzstd's are 8 MiB); one that still outgrows it
+ * is left to the reader, which decodes it straight into produce()'s buffer
+ * when it reaches it (no buffer at all). Buffers go round (spares, one
+ * size for all) rather than being freed and made again.
  *
  * fork(): a child of a process with this layer has no workers; closing the
  * layer there frees nothing that a worker may hold and joins no thread.
@@ -48,13 +61,39 @@
 
 #define ZPAR_MAX_WORKERS 3
 #define ZPAR_AHEAD 6                            /* units read ahead, the head included */
-#define ZPAR_UNIT_MAX ((size_t)8 << 20)         /* compressed bytes of one unit, at most */
-#define ZPAR_PEEK_FIRST ((size_t)256 << 10)     /* the first look for a unit's end */
-#define ZPAR_OUT_FIRST ((size_t)1 << 20)        /* a worker's first decoded buffer */
-#define ZPAR_OUT_BUDGET ((size_t)16 << 20)      /* the decoded buffers together, the spare ones included */
+/* Compressed bytes of one unit, at most: pzstd's frames of 8 MiB of data that
+ * does not compress are 8 MiB + 205 bytes (block headers), so the limit
+ * leaves room for zstd's worst case over 8 MiB (ZSTD_compressBound: 8 MiB +
+ * 32 KiB + a header). */
+#define ZPAR_UNIT_MAX (((size_t)8 << 20) + ((size_t)64 << 10))
+/* A unit's bytes are read in steps, the finder asked after each: what is
+ * read past the unit's end (less than a step) is copied to the next unit's
+ * buffer. */
+#define ZPAR_PEEK_FIRST ((size_t)256 << 10)
+#define ZPAR_PEEK_STEP ((size_t)256 << 10)
+#define ZPAR_OUT_FIRST ((size_t)2 << 20)        /* a worker's first decoded buffer */
+/* Room in front of a decoded buffer's bytes, so that a read-ahead layer
+ * above can hand the buffer over to its reader (io.h, exchange). */
+#define ZPAR_FRONT STREAM_KEEP
+/* A decoded buffer's size, at least, for a unit of 4 MiB or more: a pzstd
+ * unit (8 MiB) with its front room, so that such buffers fit every unit
+ * and go round instead of being made again. */
+#define ZPAR_OUT_CLASS (ZPAR_FRONT + ((size_t)8 << 20))
+#define ZPAR_OUT_CLASS_FROM ((size_t)4 << 20)
+/* The decoded buffers' room for data (their front room, never written but
+ * for a few bytes, not counted) together: held here (spares included) or
+ * handed over to the layer above and not given back yet. Three of pzstd's
+ * units: the one the reader reads, and two decoded at once or one waiting
+ * in the read-ahead layer. */
+#define ZPAR_OUT_BUDGET ((size_t)24 << 20)
+
 #define ZPAR_REPLAY_BUFFER ((size_t)1 << 20)
+#define ZPAR_OWN_BUFFER ((size_t)256 << 10)
 #define ZPAR_AHEAD_BYTES ((size_t)4 << 20)      /* compressed bytes read ahead, at most (2 units at least) */
-#define ZPAR_SPARES 2                           /* buffers kept for reuse (their pages are there already) */
+/* Buffers kept for reuse (their pages are there already): decoded ones,
+ * and compressed ones (one: a unit's bytes go when the unit after it is read). */
+#define ZPAR_SPARES 2
+#define ZPAR_IN_SPARES 1
 
 enum unit_state {
 	U_QUEUED,  /* read, waiting for a decoder */
@@ -70,8 +109,8 @@ struct unit {
 	uint8_t *c;         /* its compressed bytes */
 	size_t clen, ccap;
 	enum unit_state state;
-	uint8_t *out;       /* decoded bytes (workers) */
-	size_t olen, ocap;
+	uint8_t *out;       /* decoded bytes (workers), from out + ZPAR_FRONT on */
+	size_t olen, ocap;  /* olen: the decoded bytes; ocap: out's size, front room included */
 	size_t handed;      /* decoded bytes already handed out */
 	int rc;             /* U_DONE: IMG_OK or the failure (which makes the tail start here) */
 };
@@ -90,12 +129,17 @@ struct zpar {
 	struct unit *q[ZPAR_AHEAD]; /* q[0] is the head */
 	int count;
 	int in_end;                 /* every compressed byte was read into a unit */
+	uint64_t next_cin;          /* compressed offset of the next unit to read */
+	uint8_t *carry;             /* bytes read past the last unit's end: the next one's start */
+	size_t carry_len, carry_cap;
 	int up_rc;                  /* the layer below failed (its message is in the stack's slot) */
-	size_t out_used;            /* bytes of the decoded buffers, the spare ones included */
+	size_t out_used;            /* room for data of the decoded buffers, the spare ones included */
+	size_t out_lent;            /* of decoded buffers handed over (exchange) and not given back */
 	size_t out_most;            /* the largest decoded size of a unit so far (a buffer's first size) */
 	size_t queued;              /* compressed bytes of the queued units */
 	struct spare { uint8_t *p; size_t cap; } out_spare[ZPAR_SPARES], in_spare[ZPAR_SPARES];
 	pthread_mutex_t spare_lock; /* out_spare (workers and reader); in_spare is the reader's */
+	void *reader_ctx;           /* the reader's context for unit_decode */
 	/* the head unit decoded by the reader (U_DIRECT), over its bytes */
 	void *direct;
 	img_stream direct_src;
@@ -104,11 +148,12 @@ struct zpar {
 	void *tail;
 	img_stream *replay;         /* the tail's input when units were replayed, else NULL */
 	struct unit *prev;          /* the last unit handed out (its compressed bytes) */
-	struct unit *rq[ZPAR_AHEAD + 1];  /* units to replay, in order */
+	struct unit *rq[ZPAR_AHEAD + 2];  /* units to replay, in order (the previous one and the carried bytes included) */
 	int rcount, rnext;
 	size_t rpos;
 	uint64_t skip;              /* decoded bytes the tail makes that were handed out already */
 	struct zs_defer d;          /* the tail's errors, and one deferred (zstream.c) */
+	struct zpar_counts counts;  /* at_once: atomic (workers) */
 	struct img_stream_ops sops;  /* this layer's, named after the codec */
 	struct img_stream_ops mops;  /* the units' streams' (same name, nothing to produce) */
 };
@@ -116,9 +161,9 @@ struct zpar {
 static void drop_out(struct zpar *zp, struct unit *u);
 
 /* Keep b (cap bytes) in one of the slots, or @return 0 when they are full. */
-static int spare_put(struct spare *slots, uint8_t *b, size_t cap)
+static int spare_put(struct spare *slots, int n, uint8_t *b, size_t cap)
 {
-	for (int i = 0; i < ZPAR_SPARES; i++)
+	for (int i = 0; i < n; i++)
 		if (!slots[i].p) {
 			slots[i] = (struct spare){ b, cap };
 			return 1;
@@ -127,10 +172,10 @@ static int spare_put(struct spare *slots, uint8_t *b, size_t cap)
 }
 
 /* The largest kept buffer (*cap its size), or NULL. */
-static uint8_t *spare_take(struct spare *slots, size_t *cap)
+static uint8_t *spare_take(struct spare *slots, int n, size_t *cap)
 {
 	int best = -1;
-	for (int i = 0; i < ZPAR_SPARES; i++)
+	for (int i = 0; i < n; i++)
 		if (slots[i].p && (best < 0 || slots[i].cap > slots[best].cap))
 			best = i;
 	if (best < 0)
@@ -144,11 +189,14 @@ static uint8_t *spare_take(struct spare *slots, size_t *cap)
 /* A buffer for n compressed bytes (the reader's thread). */
 static uint8_t *in_take(struct zpar *zp, size_t n, size_t *cap)
 {
-	uint8_t *b = spare_take(zp->in_spare, cap);
+	uint8_t *b = spare_take(zp->in_spare, ZPAR_IN_SPARES, cap);
 	if (b && *cap >= n)
 		return b;
 	free(b);
-	*cap = (n | (((size_t)256 << 10) - 1)) + 1;  /* room for a slightly larger next unit */
+	/* room for the largest unit: every buffer fits every unit, so buffers
+	 * go round instead of being freed and made again (pages not written
+	 * to cost no memory) */
+	*cap = n > ZPAR_UNIT_MAX ? n : ZPAR_UNIT_MAX;
 	return malloc(*cap);
 }
 
@@ -157,9 +205,20 @@ static void unit_free(struct zpar *zp, struct unit *u)
 	if (!u)
 		return;
 	drop_out(zp, u);
-	if (u->c && !spare_put(zp->in_spare, u->c, u->ccap))
+	if (u->c && !spare_put(zp->in_spare, ZPAR_IN_SPARES, u->c, u->ccap))
 		free(u->c);
 	free(u);
+}
+
+/* The previous unit's compressed bytes are kept only for a tail that
+ * would start right after it (start_tail): once the unit after it is read
+ * and is not the tail, they go. Under the lock (the reader's thread). */
+static void prev_release(struct zpar *zp)
+{
+	if (zp->prev && zp->count > 0 && zp->q[0]->state != U_TAIL) {
+		unit_free(zp, zp->prev);
+		zp->prev = NULL;
+	}
 }
 
 /* ---- a unit's bytes as the stream a decoder reads ---------------------------------- */
@@ -195,37 +254,53 @@ static int start_over(struct zpar *zp, img_stream *src, void **dec, img_err *err
 
 /* ---- decoding a unit into a buffer (workers; the reader for later units) ---------- */
 
-/* Room for more output within the budget. @return 0, or -1 when over it. */
+/* What a decoded buffer of cap bytes counts in the budget: its room for data. */
+static size_t data_room(size_t cap)
+{
+	return cap > ZPAR_FRONT ? cap - ZPAR_FRONT : 0;
+}
+
+/* The room for data of decoded buffers that counts in the budget: held here
+ * (the spare ones included) or handed over and not given back yet. */
+static size_t out_held(struct zpar *zp)
+{
+	return __atomic_load_n(&zp->out_used, __ATOMIC_RELAXED) + __atomic_load_n(&zp->out_lent, __ATOMIC_RELAXED);
+}
+
 /* Free the spare decoded buffers (their bytes count in the budget). */
 static void out_spares_free(struct zpar *zp)
 {
 	size_t cap;
 	uint8_t *b;
 	pthread_mutex_lock(&zp->spare_lock);
-	while ((b = spare_take(zp->out_spare, &cap))) {
+	while ((b = spare_take(zp->out_spare, ZPAR_SPARES, &cap))) {
 		free(b);
-		__atomic_sub_fetch(&zp->out_used, cap, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&zp->out_used, data_room(cap), __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&zp->spare_lock);
 }
 
-static int grow_out(struct zpar *zp, struct unit *u)
+/* Make u->out at least want bytes (its front room included), within the
+ * budget. @return 0, or -1 when over it or out of memory. */
+static int out_reserve(struct zpar *zp, struct unit *u, size_t want)
 {
 	if (u->ocap == 0) {
 		pthread_mutex_lock(&zp->spare_lock);
-		u->out = spare_take(zp->out_spare, &u->ocap);
+		u->out = spare_take(zp->out_spare, ZPAR_SPARES, &u->ocap);
 		pthread_mutex_unlock(&zp->spare_lock);
-		if (u->out)
-			return 0;
 	}
-	size_t most = __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED);
-	size_t want = u->ocap ? u->ocap * 2 : most > ZPAR_OUT_FIRST ? most : ZPAR_OUT_FIRST;
-	if (__atomic_load_n(&zp->out_used, __ATOMIC_RELAXED) + want - u->ocap > ZPAR_OUT_BUDGET)
+	if (u->ocap >= want)
+		return 0;
+	if (want < ZPAR_OUT_CLASS && data_room(want) >= ZPAR_OUT_CLASS_FROM)
+		want = ZPAR_OUT_CLASS;
+	size_t more = data_room(want) - data_room(u->ocap);
+	if (out_held(zp) + more > ZPAR_OUT_BUDGET)
 		out_spares_free(zp);
-	size_t used = __atomic_add_fetch(&zp->out_used, want - u->ocap, __ATOMIC_RELAXED);
+	size_t used = __atomic_add_fetch(&zp->out_used, more, __ATOMIC_RELAXED);
+	used += __atomic_load_n(&zp->out_lent, __ATOMIC_RELAXED);
 	uint8_t *b = used <= ZPAR_OUT_BUDGET ? realloc(u->out, want) : NULL;
 	if (!b) {
-		__atomic_sub_fetch(&zp->out_used, want - u->ocap, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&zp->out_used, more, __ATOMIC_RELAXED);
 		return -1;
 	}
 	u->out = b;
@@ -233,23 +308,64 @@ static int grow_out(struct zpar *zp, struct unit *u)
 	return 0;
 }
 
+/* The decoded size of the largest unit so far (a buffer's first size). */
+static size_t out_first(struct zpar *zp)
+{
+	size_t most = __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED);
+	return most > ZPAR_OUT_FIRST ? most : ZPAR_OUT_FIRST;
+}
+
+/* More room in u->out for a decoder that does not say how much it makes:
+ * first as much as the largest unit so far, then twice as much. */
+static int grow_out(struct zpar *zp, struct unit *u)
+{
+	return out_reserve(zp, u, u->ocap > ZPAR_FRONT ? u->ocap * 2 : ZPAR_FRONT + out_first(zp));
+}
+
 /* Give u's decoded buffer back: kept for the next unit, or freed. */
 static void drop_out(struct zpar *zp, struct unit *u)
 {
 	pthread_mutex_lock(&zp->spare_lock);
-	int kept = u->out && spare_put(zp->out_spare, u->out, u->ocap);
+	int kept = u->out && spare_put(zp->out_spare, ZPAR_SPARES, u->out, u->ocap);
 	pthread_mutex_unlock(&zp->spare_lock);
 	if (!kept) {
-		__atomic_sub_fetch(&zp->out_used, u->ocap, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&zp->out_used, data_room(u->ocap), __ATOMIC_RELAXED);
 		free(u->out);
 	}
 	u->out = NULL;
 	u->ocap = u->olen = 0;
 }
 
-/* Decode u whole into u->out. @return U_DONE (u->rc says how it went) or U_BIG. */
-static enum unit_state decode_unit(struct zpar *zp, struct unit *u)
+/* Decode u whole into u->out in one call of the codec's unit_decode, when
+ * it has one and says how much the unit makes. @return 1 when done. */
+static int decode_unit_at_once(struct zpar *zp, struct unit *u, void **ctx)
 {
+	if (!zp->ops->unit_decode)
+		return 0;
+	uint64_t bound = zp->ops->unit_bound(u->c, u->clen);
+	if (bound == 0 || bound > ZPAR_OUT_BUDGET ||
+	    out_reserve(zp, u, ZPAR_FRONT + (size_t)bound) != 0)
+		return 0;
+	size_t got = 0;
+	if (zp->ops->unit_decode(ctx, u->c, u->clen, u->out + ZPAR_FRONT, u->ocap - ZPAR_FRONT, &got) != IMG_OK)
+		return 0;
+	u->olen = got;
+	u->rc = IMG_OK;
+	__atomic_add_fetch(&zp->counts.at_once, 1, __ATOMIC_RELAXED);
+	return 1;
+}
+
+/* Decode u whole into u->out (ctx: the calling thread's context for
+ * unit_decode). @return U_DONE (u->rc says how it went) or U_BIG. */
+static enum unit_state decode_unit(struct zpar *zp, struct unit *u, void **ctx)
+{
+	if (decode_unit_at_once(zp, u, ctx)) {
+		if (u->olen > __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED))
+			__atomic_store_n(&zp->out_most, u->olen, __ATOMIC_RELAXED);
+		return U_DONE;
+	}
+	/* the codec's one decoder: it finds and words any error */
+	u->olen = 0;
 	img_err err = { 0 };
 	img_stream ms;
 	memory_stream(&ms, &zp->mops, u, zp->name, &err);
@@ -257,12 +373,12 @@ static enum unit_state decode_unit(struct zpar *zp, struct unit *u)
 	int rc = start_over(zp, &ms, &dec, &err);
 	enum unit_state st = U_DONE;
 	while (rc == IMG_OK) {
-		if (u->olen == u->ocap && grow_out(zp, u) != 0) {
+		if (ZPAR_FRONT + u->olen >= u->ocap && grow_out(zp, u) != 0) {
 			st = U_BIG;
 			break;
 		}
 		size_t got = 0;
-		rc = zp->ops->read(dec, u->out + u->olen, u->ocap - u->olen, &got, &err);
+		rc = zp->ops->read(dec, u->out + ZPAR_FRONT + u->olen, u->ocap - ZPAR_FRONT - u->olen, &got, &err);
 		u->olen += got;
 		if (rc == IMG_OK && got == 0)
 			break;
@@ -288,9 +404,7 @@ static int budget_room(struct zpar *zp)
 		if (zp->out_spare[i].p && (cap = zp->out_spare[i].cap) > spare)
 			spare = cap;
 	pthread_mutex_unlock(&zp->spare_lock);
-	size_t most = __atomic_load_n(&zp->out_most, __ATOMIC_RELAXED);
-	size_t used = __atomic_load_n(&zp->out_used, __ATOMIC_RELAXED);
-	return used - spare + (most > ZPAR_OUT_FIRST ? most : ZPAR_OUT_FIRST) <= ZPAR_OUT_BUDGET;
+	return out_held(zp) - data_room(spare) + out_first(zp) <= ZPAR_OUT_BUDGET;
 }
 
 /* The first queued unit behind the head that the budget has room for, or
@@ -306,10 +420,10 @@ static struct unit *next_queued(struct zpar *zp)
 }
 
 /* Decode u (claimed: U_BUSY) with the lock released; under the lock again after. */
-static void decode_claimed(struct zpar *zp, struct unit *u)
+static void decode_claimed(struct zpar *zp, struct unit *u, void **ctx)
 {
 	pthread_mutex_unlock(&zp->lock);
-	enum unit_state st = decode_unit(zp, u);
+	enum unit_state st = decode_unit(zp, u, ctx);
 	pthread_mutex_lock(&zp->lock);
 	u->state = st;
 	pthread_cond_broadcast(&zp->done);
@@ -318,6 +432,7 @@ static void decode_claimed(struct zpar *zp, struct unit *u)
 static void *worker_main(void *arg)
 {
 	struct zpar *zp = arg;
+	void *ctx = NULL;  /* this thread's context for unit_decode */
 	pthread_mutex_lock(&zp->lock);
 	while (!zp->stop) {
 		struct unit *u = next_queued(zp);
@@ -326,9 +441,11 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		u->state = U_BUSY;
-		decode_claimed(zp, u);
+		decode_claimed(zp, u, &ctx);
 	}
 	pthread_mutex_unlock(&zp->lock);
+	if (ctx)
+		zp->ops->unit_ctx_free(ctx);
 	return NULL;
 }
 
@@ -353,76 +470,131 @@ static void enqueue(struct zpar *zp, struct unit *u)
 		pthread_cond_signal(&zp->work);
 }
 
-/* How long the unit at the layer below's next byte is: *len, or 0 for a
- * tail (no boundary within ZPAR_UNIT_MAX, or bytes the finder does not know). */
-static int find_unit(struct zpar *zp, size_t *len, int *at_end)
+/* Make u->c hold at least n bytes (the reader's thread). @return 0 or -1. */
+static int in_reserve(struct zpar *zp, struct unit *u, size_t n)
 {
-	size_t want = ZPAR_PEEK_FIRST;
-	for (;;) {
-		const uint8_t *p;
-		size_t avail;
-		int rc = stream_peek(zp->up, want, &p, &avail);
-		if (rc < 0)
-			return rc;
-		*at_end = rc == IMG_EOF;
-		if (avail == 0) {
-			*len = 0;
-			return IMG_OK;
-		}
-		size_t n = zp->unit_len(p, avail, *at_end);
-		if (n == ZS_UNIT_NONE || (n == 0 && (*at_end || want >= ZPAR_UNIT_MAX))) {
-			*len = 0;
-			return IMG_OK;
-		}
-		if (n > 0) {
-			*len = n;
-			*at_end = *at_end && n == avail;
-			return IMG_OK;
-		}
-		want *= 2;
+	if (u->ccap >= n)
+		return 0;
+	if (!u->c) {
+		u->c = in_take(zp, n, &u->ccap);
+		return u->c ? 0 : -1;
 	}
+	size_t cap = (n | (((size_t)256 << 10) - 1)) + 1;
+	uint8_t *b = realloc(u->c, cap);
+	if (!b)
+		return -1;
+	u->c = b;
+	u->ccap = cap;
+	return 0;
 }
 
-/* Read the next unit (or mark the tail) when there is room. Runs without the lock. */
+/* Read into u->c, straight from the layer below (no copy through its
+ * buffer), until it holds want bytes or the data ends (*at_end). */
+static int fill_unit(struct zpar *zp, struct unit *u, size_t want, int *at_end)
+{
+	if (in_reserve(zp, u, want) != 0)
+		return img_err_set(zp->up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
+				   zp->codec);
+	while (u->clen < want) {
+		size_t got = 0;
+		int rc = stream_read_direct(zp->up, u->c + u->clen, want - u->clen, &got);
+		if (rc < 0)
+			return rc;
+		if (got == 0) {
+			*at_end = 1;
+			break;
+		}
+		u->clen += got;
+	}
+	return IMG_OK;
+}
+
+/* The bytes of u from len on, read past its end (less than a step or
+ * two): the start of the next unit, kept in zp->carry. @return 0 or -1. */
+static int carry_over(struct zpar *zp, struct unit *u, size_t len)
+{
+	size_t n = u->clen - len;
+	if (n > zp->carry_cap) {
+		uint8_t *b = realloc(zp->carry, n);
+		if (!b)
+			return -1;
+		zp->carry = b;
+		zp->carry_cap = n;
+	}
+	memcpy(zp->carry, u->c + len, n);
+	zp->carry_len = n;
+	u->clen = len;
+	return 0;
+}
+
+/* A unit at the next compressed offset, with the bytes carried over. NULL: out of memory. */
+static struct unit *unit_new(struct zpar *zp)
+{
+	struct unit *u = calloc(1, sizeof *u);
+	if (!u)
+		return NULL;
+	u->cin = zp->next_cin;
+	if (zp->carry_len) {
+		if (in_reserve(zp, u, zp->carry_len) != 0) {
+			free(u);
+			return NULL;
+		}
+		memcpy(u->c, zp->carry, zp->carry_len);
+		u->clen = zp->carry_len;
+		zp->carry_len = 0;
+	}
+	return u;
+}
+
+/* Read the next unit: its compressed bytes into a buffer of its own, as
+ * many as the finder needs to see its end (ZPAR_PEEK_STEP more each
+ * time); or mark the tail (no boundary within
+ * ZPAR_UNIT_MAX, or bytes the finder does not know: the bytes read so far
+ * are replayed to the tail's decoder). Runs without the lock. */
 static int read_unit(struct zpar *zp)
 {
-	size_t len = 0;
-	int at_end = 0;
-	uint64_t cin = zp->up->offset;
-	const uint8_t *p;
-	size_t avail;
-	int rc = stream_peek(zp->up, 1, &p, &avail);
-	if (rc < 0)
-		return rc;
-	if (avail == 0) {  /* the data ended at a unit boundary */
-		zp->in_end = 1;
-		return IMG_OK;
-	}
-	rc = find_unit(zp, &len, &at_end);
-	if (rc < 0)
-		return rc;
-	struct unit *u = calloc(1, sizeof *u);
+	struct unit *u = unit_new(zp);
 	if (!u)
 		return img_err_set(zp->up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
 				   zp->codec);
-	u->cin = cin;
-	u->state = len ? U_QUEUED : U_TAIL;
-	if (len) {
-		u->c = in_take(zp, len, &u->ccap);
-		if (!u->c) {
-			free(u);
-			return img_err_set(zp->up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
-					   zp->codec);
+	size_t want = ZPAR_PEEK_FIRST;
+	size_t len = 0;
+	int at_end = 0;
+	for (;;) {
+		if (want > ZPAR_UNIT_MAX)
+			want = ZPAR_UNIT_MAX;
+		int rc = fill_unit(zp, u, want > u->clen ? want : u->clen, &at_end);
+		if (rc < 0) {
+			unit_free(zp, u);
+			return rc;
 		}
-		stream_peek(zp->up, len, &p, &avail);
-		memcpy(u->c, p, len);
-		u->clen = len;
-		stream_consume(zp->up, len);
+		if (u->clen == 0) {  /* the data ended at a unit boundary */
+			unit_free(zp, u);
+			zp->in_end = 1;
+			return IMG_OK;
+		}
+		size_t n = zp->unit_len(u->c, u->clen, at_end);
+		if (n == ZS_UNIT_NONE || (n == 0 && (at_end || u->clen >= ZPAR_UNIT_MAX)))
+			break;  /* the tail */
+		if (n > 0) {
+			len = n;
+			break;
+		}
+		want = u->clen + ZPAR_PEEK_STEP;
 	}
-	zp->in_end = !len || at_end;
+	if (len && len < u->clen && carry_over(zp, u, len) != 0) {
+		unit_free(zp, u);
+		return img_err_set(zp->up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
+				   zp->codec);
+	}
+	u->state = len ? U_QUEUED : U_TAIL;
+	zp->counts.units += len ? 1 : 0;
+	zp->next_cin = u->cin + u->clen;
+	zp->in_end = !len || (at_end && !zp->carry_len);
 	pthread_mutex_lock(&zp->lock);
 	zp->queued += len;
 	enqueue(zp, u);
+	prev_release(zp);
 	pthread_mutex_unlock(&zp->lock);
 	return IMG_OK;
 }
@@ -472,6 +644,7 @@ static int replay_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
  */
 static int start_tail(struct zpar *zp)
 {
+	zp->counts.tails++;
 	stop_workers(zp);
 	struct unit *h = zp->q[0];
 	if (zp->direct) {
@@ -493,18 +666,25 @@ static int start_tail(struct zpar *zp)
 	for (int i = 0; i < zp->count; i++) {
 		struct unit *u = zp->q[i];
 		drop_out(zp, u);
-		if (u->state == U_TAIL)
+		if (u->clen == 0)
 			unit_free(zp, u);
 		else
 			zp->rq[zp->rcount++] = u;
 		zp->q[i] = NULL;
+	}
+	if (zp->carry_len) {  /* read past the last unit's end */
+		struct unit *u = unit_new(zp);
+		if (!u)
+			return img_err_set(&zp->d.err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", zp->name,
+					   zp->codec);
+		zp->rq[zp->rcount++] = u;
 	}
 	zp->count = 0;
 	zp->queued = 0;
 	zp->in_end = 1;
 	img_stream *src = zp->up;
 	if (zp->rcount > 0) {
-		static const struct img_stream_ops replay_ops = { "replay", replay_produce, NULL };
+		static const struct img_stream_ops replay_ops = { "replay", replay_produce, NULL, NULL };
 		zp->replay = stream_new(&replay_ops, zp, NULL, zp->up->err, zp->name, ZPAR_REPLAY_BUFFER);
 		if (!zp->replay)
 			return IMG_E_IO;
@@ -547,11 +727,12 @@ static void pop_head(struct zpar *zp)
 {
 	unit_free(zp, zp->prev);
 	zp->prev = zp->q[0];
-	zp->queued -= zp->prev->clen;
+	zp->queued -= zp->prev->state == U_TAIL ? 0 : zp->prev->clen;
 	drop_out(zp, zp->prev);
 	pthread_cond_signal(&zp->work);  /* budget came free */
 	memmove(zp->q, zp->q + 1, (size_t)(zp->count - 1) * sizeof zp->q[0]);
 	zp->q[--zp->count] = NULL;
+	prev_release(zp);
 }
 
 /* Open the reader's decoder over the head. */
@@ -587,7 +768,7 @@ static void direct_read(struct zpar *zp, struct unit *h, uint8_t *dst, size_t ca
 static void buffered_read(struct zpar *zp, struct unit *h, uint8_t *dst, size_t cap, size_t *got)
 {
 	size_t n = h->olen - h->handed < cap ? h->olen - h->handed : cap;
-	memcpy(dst, h->out + h->handed, n);
+	memcpy(dst, h->out + ZPAR_FRONT + h->handed, n);
 	h->handed += n;
 	*got = n;
 	if (h->handed == h->olen) {
@@ -603,10 +784,90 @@ static void help_or_wait(struct zpar *zp)
 	struct unit *u = next_queued(zp);
 	if (u) {
 		u->state = U_BUSY;
-		decode_claimed(zp, u);
+		decode_claimed(zp, u, &zp->reader_ctx);
 	} else {
 		pthread_cond_wait(&zp->done, &zp->lock);
 	}
+}
+
+/* A head no worker took, decoded here into a buffer when the codec decodes
+ * a unit in one call (no window buffer: cheaper than decoding it straight
+ * into the caller's buffer) and the budget has room. Under the lock. */
+static void decode_head_at_once(struct zpar *zp, struct unit *h)
+{
+	if (zp->ops->unit_decode && budget_room(zp)) {
+		h->state = U_BUSY;
+		decode_claimed(zp, h, &zp->reader_ctx);
+	}
+}
+
+/* A buffer the layer above gives back: kept for a later unit when it fits
+ * the largest unit so far and the budget has room, else freed. */
+static void take_back(struct zpar *zp, uint8_t *b, size_t cap)
+{
+	if (!b)
+		return;
+	int kept = 0;
+	pthread_mutex_lock(&zp->spare_lock);
+	size_t room = data_room(cap), lent = __atomic_load_n(&zp->out_lent, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&zp->out_lent, room < lent ? room : lent, __ATOMIC_RELAXED);
+	if (room >= out_first(zp) && out_held(zp) + room <= ZPAR_OUT_BUDGET &&
+	    spare_put(zp->out_spare, ZPAR_SPARES, b, cap)) {
+		__atomic_add_fetch(&zp->out_used, room, __ATOMIC_RELAXED);
+		kept = 1;
+	}
+	pthread_mutex_unlock(&zp->spare_lock);
+	if (!kept)
+		free(b);
+}
+
+/*
+ * img_stream_ops.exchange: the head's decoded buffer, whole, in place of
+ * the caller's emptied one. The head is decoded here first when no worker
+ * took it and the codec decodes a unit in one call; a head that is not
+ * in a buffer of its own (decoded straight into the caller's buffer, a
+ * failure, the tail) goes through produce().
+ */
+
+static int zpar_exchange(img_stream *s, uint8_t **buf, size_t *cap, size_t *len)
+{
+	struct zpar *zp = s->priv;
+	*len = 0;
+	if (zp->tail)
+		return IMG_OK;
+	if (*buf && *cap >= ZPAR_FRONT + out_first(zp)) {  /* room for a unit: ours from now on */
+		take_back(zp, *buf, *cap);
+		*buf = NULL;
+		*cap = 0;
+	}
+	read_ahead(zp);
+	pthread_mutex_lock(&zp->lock);
+	struct unit *h = zp->count > 0 ? zp->q[0] : NULL;
+	if (h && h->state == U_QUEUED)
+		decode_head_at_once(zp, h);
+	while (h && h->state == U_BUSY)
+		help_or_wait(zp);
+	uint8_t *whole = NULL;
+	size_t whole_cap = 0;
+	if (h && h->state == U_DONE && h->rc == IMG_OK && h->handed == 0 && h->olen > 0) {
+		whole = h->out;
+		whole_cap = h->ocap;
+		*len = h->olen;
+		h->handed = h->olen;
+		h->out = NULL;
+		h->ocap = 0;
+		__atomic_sub_fetch(&zp->out_used, data_room(whole_cap), __ATOMIC_RELAXED);
+		__atomic_add_fetch(&zp->out_lent, data_room(whole_cap), __ATOMIC_RELAXED);
+		zp->counts.whole++;
+		pop_head(zp);
+	}
+	pthread_mutex_unlock(&zp->lock);
+	if (whole) {
+		take_back(zp, *buf, *cap);  /* one too small for a unit */
+		*buf = whole;
+		*cap = whole_cap;
+	}
+	return IMG_OK;
 }
 
 static int zpar_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
@@ -623,6 +884,8 @@ static int zpar_produce(img_stream *s, uint8_t *dst, size_t cap, size_t *got)
 			return zp->up_rc;
 		}
 		struct unit *h = zp->q[0];
+		if (h->state == U_QUEUED)
+			decode_head_at_once(zp, h);
 		enum unit_state st = h->state;
 		if (st == U_QUEUED || st == U_BIG)
 			h->state = st = U_DIRECT;
@@ -661,10 +924,13 @@ static void zpar_close(img_stream *s)
 	for (int i = zp->rnext; i < zp->rcount; i++)
 		unit_free(zp, zp->rq[i]);
 	unit_free(zp, zp->prev);
+	free(zp->carry);
 	out_spares_free(zp);
+	if (zp->reader_ctx)
+		zp->ops->unit_ctx_free(zp->reader_ctx);
 	size_t cap;
 	uint8_t *b;
-	while ((b = spare_take(zp->in_spare, &cap)))
+	while ((b = spare_take(zp->in_spare, ZPAR_IN_SPARES, &cap)))
 		free(b);
 	pthread_mutex_destroy(&zp->spare_lock);
 	pthread_mutex_destroy(&zp->lock);
@@ -690,9 +956,10 @@ int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops
 	zp->codec = codec;
 	zp->name = up->path ? up->path : "?";
 	zp->up = up;
+	zp->next_cin = up->offset;
 	zp->pid = getpid();
-	zp->sops = (struct img_stream_ops){ codec, zpar_produce, zpar_close };
-	zp->mops = (struct img_stream_ops){ codec, memory_produce, NULL };
+	zp->sops = (struct img_stream_ops){ codec, zpar_produce, zpar_close, zpar_exchange };
+	zp->mops = (struct img_stream_ops){ codec, memory_produce, NULL, NULL };
 	pthread_mutex_init(&zp->lock, NULL);
 	pthread_mutex_init(&zp->spare_lock, NULL);
 	pthread_cond_init(&zp->work, NULL);
@@ -701,7 +968,9 @@ int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops
 	for (int i = 0; i < want; i++)
 		if (pthread_create(&zp->tid[zp->nworkers], NULL, worker_main, zp) == 0)
 			zp->nworkers++;
-	img_stream *s = stream_new(&zp->sops, zp, up, NULL, NULL, 0);
+	/* its own buffer serves peeks only (format sniffing); the read-ahead
+	 * layer above takes whole units (exchange) or reads straight in */
+	img_stream *s = stream_new(&zp->sops, zp, up, NULL, NULL, ZPAR_OWN_BUFFER);
 	if (!s) {
 		zp->up = NULL;
 		zpar_close(&(img_stream){ .priv = zp });
@@ -709,4 +978,16 @@ int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops
 	}
 	*out = s;
 	return IMG_OK;
+}
+
+int zpar_stream_counts(img_stream *s, struct zpar_counts *out)
+{
+	if (s && s->ops->produce != zpar_produce)
+		s = s->up;
+	if (!s || s->ops->produce != zpar_produce)
+		return -1;
+	struct zpar *zp = s->priv;
+	*out = zp->counts;
+	out->at_once = __atomic_load_n(&zp->counts.at_once, __ATOMIC_RELAXED);
+	return 0;
 }

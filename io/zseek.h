@@ -187,6 +187,19 @@ struct zs_ops {
 	/* The codec's one decoder (struct zs_start says where and how); with
 	 * it, read/close serve it, open is NULL and scan may be NULL. */
 	int (*start)(const struct zs_start *st, void **dec, img_err *err);
+	/*
+	 * Optional, for data made of units (io/zpar.c): decode one whole unit
+	 * of the unit finder's making, all of it in memory at src[0..n), into
+	 * dst in one call: no window buffer, no copy out of one. unit_bound:
+	 * the most bytes the unit can make (from its headers), 0 when unknown.
+	 * unit_decode: *ctx is the caller's context, NULL at first and reused
+	 * (free it with unit_ctx_free). @return IMG_OK with *got, or a negative
+	 * status with no message: the caller then decodes the unit with
+	 * start(), which finds and words the error.
+	 */
+	uint64_t (*unit_bound)(const uint8_t *src, size_t n);
+	int (*unit_decode)(void **ctx, const uint8_t *src, size_t n, uint8_t *dst, size_t cap, size_t *got);
+	void (*unit_ctx_free)(void *ctx);
 };
 
 /*
@@ -231,6 +244,17 @@ int zs_defer_outcome(img_stream *s, struct zs_defer *d, int rc, size_t got);
  * a finder when the machine has more than one core. */
 int zpar_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, zs_unit_len_fn unit_len,
 		     img_stream **out);
+
+/* What a unit layer did so far, for tests and the bench. */
+struct zpar_counts {
+	uint64_t units;    /* units read (the tail not counted) */
+	uint64_t tails;    /* times one decoder took over to the end */
+	uint64_t at_once;  /* units decoded by the codec's unit_decode */
+	uint64_t whole;    /* units handed over whole (exchange) */
+};
+/* s: a unit layer, or the read-ahead layer right above one. @return 0, or
+ * -1 when s is neither. */
+int zpar_stream_counts(img_stream *s, struct zpar_counts *out);
 
 extern const struct zs_ops zs_gzip_ops, zs_bzip2_ops, zs_zstd_ops, zs_xz_ops, zs_lz4_ops, zs_lzip_ops;
 

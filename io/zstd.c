@@ -29,6 +29,10 @@
  * Decoders started mid-frame check nothing of the frame: the view checks
  * every span against the CRC-32 the scan took (self_checked 0).
  *
+ * A whole unit in memory (a frame and the skippable frames before it:
+ * pzstd's units, io/zpar.c) is also decoded in one call straight into the
+ * caller's buffer (zs_ops.unit_decode), with no window buffer.
+ *
  * Windows up to 128 MiB are accepted, the limit of the zstd tool itself
  * (windowLog 27): imgbk stays within its memory bound on a rescue stick. A
  * frame made with --long=28..31 is refused with the command that decodes it.
@@ -427,6 +431,46 @@ int zst_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err)
 	return rc;
 }
 
+/* ---- a whole unit in one call (zs_ops.unit_decode) ----------------------------- */
+
+/* One frame and the skippable frames before it, in memory: libzstd's
+ * single-pass decoding writes straight into dst (the streaming decoder
+ * decodes into its window buffer and copies out). */
+static uint64_t zst_unit_bound(const uint8_t *src, size_t n)
+{
+	/* single-pass decoding needs no window, so libzstd does not hold it to
+	 * imgbk's limit: a frame over it goes to the streaming decoder, which
+	 * refuses it with the command that decodes it */
+	for (size_t at = 0; at < n;) {
+		ZSTD_frameHeader fh;
+		size_t len = ZSTD_findFrameCompressedSize(src + at, n - at);
+		if (ZSTD_isError(len) || ZSTD_getFrameHeader(&fh, src + at, n - at) != 0 ||
+		    (fh.frameType == ZSTD_frame && fh.windowSize > (1ULL << ZSTD_WINDOW_LOG_LIMIT)))
+			return 0;
+		at += len;
+	}
+	unsigned long long bound = ZSTD_decompressBound(src, n);
+	return bound == ZSTD_CONTENTSIZE_ERROR ? 0 : (uint64_t)bound;
+}
+
+static int zst_unit_decode(void **ctx, const uint8_t *src, size_t n, uint8_t *dst, size_t cap, size_t *got)
+{
+	*got = 0;
+	if (!*ctx && !(*ctx = zst_new_dstream()))
+		return IMG_E_IO;
+	size_t ret = ZSTD_decompressDCtx(*ctx, dst, cap, src, n);
+	if (ZSTD_isError(ret))
+		return ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation ? IMG_E_IO : IMG_E_CORRUPT;
+	*got = ret;
+	return IMG_OK;
+}
+
+static void zst_unit_ctx_free(void *ctx)
+{
+	ZSTD_freeDCtx(ctx);
+}
+
 const struct zs_ops zs_zstd_ops = {
 	.scan = zs_zstd_scan, .read = zst_read, .close = zst_close, .start = zst_start,
+	.unit_bound = zst_unit_bound, .unit_decode = zst_unit_decode, .unit_ctx_free = zst_unit_ctx_free,
 };

@@ -179,6 +179,19 @@ static int open_single(img_stream *up, img_stream **out)
 	return zs_stream_open(up, cc->name, cc->ops, out);
 }
 
+/* As open.c stacks it: the read-ahead layer over the unit layer. */
+static int open_par_ahead(img_stream *up, img_stream **out)
+{
+	img_stream *par = NULL;
+	int rc = open_par(up, &par);
+	if (rc != IMG_OK)
+		return rc;
+	rc = stream_push_thread(par, out);
+	if (rc != IMG_OK)
+		stream_close(par);
+	return rc;
+}
+
 static int open_liar(img_stream *up, img_stream **out)
 {
 	return zpar_stream_open(up, cc->name, cc->ops, false_unit_len, out);
@@ -187,10 +200,40 @@ static int open_liar(img_stream *up, img_stream **out)
 /* Read everything from s into r, in reads of varied sizes that keep every
  * byte handed out before an error (a peek that fails drops the bytes
  * before it); closes s. r->rc: IMG_EOF at the end, or the error. */
+static int peeking;                /* drain reads by peeks: whole buffers handed over */
+static struct zpar_counts counted;  /* the last drained stream's, when it has them */
+
+/* Read everything from s by peeks (every byte visible is taken before the
+ * next peek, so an error loses none): the read-ahead layer hands its
+ * buffers over, and a unit layer below it its own (exchange). */
+static void drain_peeking(img_stream *s, struct result *r)
+{
+	for (;;) {
+		const uint8_t *p;
+		size_t avail = 0;
+		r->rc = stream_peek(s, 1, &p, &avail);
+		if (r->rc < 0)
+			break;
+		if (avail == 0) {
+			r->rc = IMG_EOF;
+			break;
+		}
+		buf_add(&r->out, p, avail);
+		stream_consume(s, avail);
+	}
+}
+
 static void drain(img_stream *s, struct result *r)
 {
 	static const size_t wants[] = { 1, 5000, 1 << 20, 3, 65536, 77 };
 	static uint8_t chunk[1 << 20];
+	memset(&counted, 0, sizeof counted);
+	if (peeking) {
+		drain_peeking(s, r);
+		zpar_stream_counts(s, &counted);
+		stream_close(s);
+		return;
+	}
 	for (size_t i = 0;; i++) {
 		size_t got = 0;
 		r->rc = stream_read_direct(s, chunk, wants[i % 6], &got);
@@ -202,6 +245,7 @@ static void drain(img_stream *s, struct result *r)
 			break;
 		}
 	}
+	zpar_stream_counts(s, &counted);
 	stream_close(s);
 }
 
@@ -546,6 +590,62 @@ static void test_pipe(void **state)
 	buf_free(&comp);
 }
 
+/* Through the read-ahead layer, read by peeks: units are handed over
+ * whole (zstd's decoded at once), with the same bytes, and damage gives
+ * the same error as one decoder. */
+static void test_whole_units(void **state)
+{
+	cc = *state;
+	struct buf plain = { 0 }, comp = { 0 };
+	size_t ends[STREAMS];
+	make_plain(&plain, STREAM_PLAIN * (STREAMS - 1) + 4321, 8);
+	size_t k = enc_streams(&comp, &plain, ends, STREAMS);
+	peeking = 1;
+	expect_plain(open_par_ahead, &comp, &plain, 0);
+	assert_int_equal(counted.units, k);
+	assert_int_equal(counted.tails, 0);
+	assert_true(counted.whole >= k / 2);
+	assert_int_equal(counted.at_once, cc->ops->unit_decode ? k : 0);
+	expect_plain(open_par_ahead, &comp, &plain, 4096);
+	size_t flips[] = { ends[0] + 40, ends[3] - 9, ends[k - 3] + 100 };
+	for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+		comp.p[flips[i]] ^= 0x21;
+		expect_as_single(open_par_ahead, &comp, 0);
+		assert_int_equal(counted.tails, 1);
+		comp.p[flips[i]] ^= 0x21;
+	}
+	peeking = 0;
+	buf_free(&plain);
+	buf_free(&comp);
+}
+
+/* pzstd's units of 8 MiB that do not compress are 8 MiB + 205 bytes of
+ * frame: units still, decoded two at once, not the tail (one decoder). */
+static void test_units_of_8_mib(void **state)
+{
+	(void)state;
+	cc = &zstd_case;
+	struct buf plain = { 0 }, comp = { 0 };
+	size_t unit = (size_t)8 << 20;
+	make_plain(&plain, 3 * unit + 5000, 9);
+	uint64_t x = 88172645463325252ULL;  /* xorshift: bytes zstd cannot compress */
+	for (size_t i = 0; i + 8 <= 3 * unit; i += 8) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		memcpy(plain.p + i, &x, 8);
+	}
+	for (size_t off = 0; off < plain.n; off += unit)
+		enc_pzstd(&comp, plain.p + off, plain.n - off < unit ? plain.n - off : unit);
+	assert_true(comp.n > 3 * unit + 3 * 200);
+	peeking = 1;
+	expect_plain(open_par_ahead, &comp, &plain, 0);
+	peeking = 0;
+	assert_int_equal(counted.units, 4);
+	assert_int_equal(counted.tails, 0);
+	assert_int_equal(counted.at_once, 4);
+	buf_free(&plain);
+	buf_free(&comp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +659,8 @@ int main(void)
 		BOTH(test_unit_over_budget),
 		BOTH(test_tools),
 		BOTH(test_pipe),
+		BOTH(test_whole_units),
+		cmocka_unit_test(test_units_of_8_mib),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
