@@ -94,22 +94,28 @@ void stream_close(img_stream *s)
 	}
 }
 
+/* A buffer this large or larger is given back once stream_read_direct has
+ * taken all its bytes. */
+#define STREAM_TRIM_FROM ((size_t)1 << 20)
+
 /* Make room for at least `min` visible bytes: move the visible tail to the
  * front, growing the buffer when min exceeds it. */
 static int make_room(img_stream *s, size_t min)
 {
 	size_t visible = s->end - s->pos;
-	size_t cap = s->cap;
+	size_t cap = s->cap ? s->cap : STREAM_DEFAULT_BUFFER;  /* 0: given back (stream_read_direct) */
 	while (cap < min)
 		cap *= 2;
 #ifdef STREAM_POISON
 	uint8_t *nb = malloc(cap);
 	if (!nb)
 		return stream_fail(s, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
-	memcpy(nb, s->buf + s->pos, visible);
+	if (visible)
+		memcpy(nb, s->buf + s->pos, visible);
 	/* the bytes ever handed out: past end nothing was (touching those
 	 * pages only costs page faults, under ASan a lot of them) */
-	memset(s->buf, 0xA5, s->end);
+	if (s->buf)
+		memset(s->buf, 0xA5, s->end);
 	free(s->buf);
 	s->buf = nb;
 #else
@@ -118,7 +124,8 @@ static int make_room(img_stream *s, size_t min)
 		if (!nb)
 			return stream_fail(s, IMG_E_IO, ENOMEM, 0, 0,
 					   "out of memory for a %zu-byte read buffer", cap);
-		memcpy(nb, s->buf + s->pos, visible);
+		if (visible)
+			memcpy(nb, s->buf + s->pos, visible);
 		free(s->buf);
 		s->buf = nb;
 	} else if (s->pos > 0) {
@@ -166,7 +173,7 @@ int stream_peek(img_stream *s, size_t min, const uint8_t **p, size_t *avail)
 			s->end += got;
 		}
 	}
-	*p = s->buf + s->pos;
+	*p = s->buf ? s->buf + s->pos : (const uint8_t *)"";  /* given back, nothing visible */
 	*avail = s->end - s->pos;
 	return *avail >= min ? IMG_OK : IMG_EOF;
 }
@@ -249,6 +256,16 @@ int stream_read_direct(img_stream *s, void *dst, size_t cap, size_t *got)
 		memcpy(dst, s->buf + s->pos, n);
 		stream_consume(s, n);
 		*got = n;
+		if (n == visible && s->cap >= STREAM_TRIM_FROM) {
+			/* read straight past the buffer from now on (a read-ahead or a
+			 * unit layer above; sniffing filled it): its memory goes back,
+			 * and a later peek makes a new one. Forgotten before freed: a
+			 * fork()ed child closing this stream frees it at most once. */
+			uint8_t *b = s->buf;
+			s->buf = NULL;
+			s->cap = s->pos = s->end = 0;
+			free(b);
+		}
 		return IMG_OK;
 	}
 	if (s->at_end || cap == 0)
