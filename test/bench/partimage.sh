@@ -43,13 +43,28 @@
 #  - CPU: the machine is shared (load 4-9 while measuring, CPU pressure
 #    70%+): imgbk needs 1.5 times cp's CPU, so a busy neighbour slows it more;
 #    the round lines show the load. Run the section when the load is low.
-# What is left (at load 1.5, by strace): imgbk's write phase takes 0.41-0.47
-# s and its final fsync 0.29-0.40 s; cp copies in 0.17-0.23 s and its sync
-# takes 0.50-0.53 s. The writeback imgbk starts while writing (every 32 MiB)
-# saves it only ~0.15 s of the flush (an fsync from a second process every
-# 30 ms made it slower), so the row is about 0.9 and the noise decides:
-# four runs with every change gave 0.96, 0.90, 0.78 and 0.89 (loads 5-6,
-# 2-2.5, 3-6, 2.4-4.2); before: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
+#  - page faults (issue 13, h5): the VM is a PVM guest (pvm_irq_enable in
+#    perf profiles) where a 4 KiB page fault costs 6-25 us: touching 8 MiB
+#    of fresh memory took 50-63 ms in 4 KiB pages and 0.7-0.8 ms as
+#    transparent huge pages (a test program, 3 pairs). imgbk touched 2370
+#    fresh pages (cp: 130), 2000 of them before its first write: the file
+#    layer's 4 MiB read buffer (filled while the format is detected) and the
+#    partimage volume layer's 4 MiB buffer; 40-100 ms of time before the
+#    first write at load 8-9 (`imgbk info` alone: 0.10-0.18 s), and more the
+#    busier the machine. Fixed in io/stream.c (read buffers of 2 MiB and more
+#    are huge pages): 330 faults, `imgbk info` 0.02-0.08 s; restore, 6
+#    alternating pairs at load 12-13: median 1.32 -> 0.96 s, CPU 0.33 -> 0.30 s.
+# What is left: by perf, imgbk's CPU is the page-cache read copy (22% of
+# samples), the write copy (13%), CRC-32 (6%), the byte sum (3%) and the
+# writeback it starts (sync_file_range, in its own context: 4-5%); cp does one
+# in-kernel copy. At load 8-9 (perf trace, 3-4 pairs): cp copies in
+# 0.21-0.47 s and its sync takes 0.42-0.56 s (the disk: ~1.6 GB/s, the same
+# at any load); imgbk writes in 0.37-0.83 s and its fsync takes 0.03-0.35 s.
+# Writeback variants tried (none; 8 MiB ranges; from a second thread; 16 MiB
+# ranges waited for two behind) gave no difference that load 8-13 did not
+# drown (medians 1.05-1.18 s against 1.12 s), so the 32 MiB hint stays.
+# Earlier runs: 0.96, 0.90, 0.78, 0.89 (loads 5-6, 2-2.5, 3-6, 2.4-4.2);
+# before those: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
 # writes but the SSE2 byte sum (load 8-12).
 #
 # Environment: BENCH_PI_MIB=1024, BENCH_PI_RAND_MIB=400, BENCH_PI_TEXT_MIB=270,
