@@ -57,12 +57,22 @@
 # What is left: by perf, imgbk's CPU is the page-cache read copy (22% of
 # samples), the write copy (13%), CRC-32 (6%), the byte sum (3%) and the
 # writeback it starts (sync_file_range, in its own context: 4-5%); cp does one
-# in-kernel copy. At load 8-9 (perf trace, 3-4 pairs): cp copies in
-# 0.21-0.47 s and its sync takes 0.42-0.56 s (the disk: ~1.6 GB/s, the same
-# at any load); imgbk writes in 0.37-0.83 s and its fsync takes 0.03-0.35 s.
-# Writeback variants tried (none; 8 MiB ranges; from a second thread; 16 MiB
-# ranges waited for two behind) gave no difference that load 8-13 did not
-# drown (medians 1.05-1.18 s against 1.12 s), so the 32 MiB hint stays.
+# in-kernel copy. Sampling /proc/diskstats every 5 ms: the disk takes the
+# data as fast as it comes (cp's sync: 726 MB in 145 ms), imgbk's writeback
+# keeps up with its writes (all on the disk 316-449 ms after the start, cp's
+# 395-612 ms), and both then wait ~300 ms in the final fsync/sync for the
+# host to flush its cache (a 4 KiB fsync: 20-30 ms; 64 MiB: 80-200 ms). So
+# the row is CPU time on the critical path (imgbk 0.26-0.37 s, cp + sync
+# 0.20-0.35 s) stretched by the load, plus the same flush: the busier the
+# machine, the lower the ratio. Tried by hand, no difference above the noise
+# (5-6 alternating rounds, loads 5-13): no writeback hints, 8 MiB ranges,
+# hints from a second thread, 16 MiB ranges waited for two behind, an
+# fdatasync from a second thread every 128 or 256 MiB (to flush the host's
+# cache while writing: medians 1.07 vs 1.17 s at load 11, ratio 0.85 both),
+# 64 or 128 KiB writes. Runs of this section with BENCH_RUNS=5 after the
+# page-fault fix (ratio, the round loads, the ratios within the rounds):
+# 0.85 FAIL (load 7.1-2.7: 0.67 0.93 1.42 0.85 0.80), 0.92 PASS (3.6-6.6:
+# 0.54 0.92 0.74 1.33 1.12), 0.81 FAIL (8.8-12.7: 0.76 0.94 2.20 0.81 0.75).
 # Earlier runs: 0.96, 0.90, 0.78, 0.89 (loads 5-6, 2-2.5, 3-6, 2.4-4.2);
 # before those: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
 # writes but the SSE2 byte sum (load 8-12).
