@@ -43,13 +43,38 @@
 #  - CPU: the machine is shared (load 4-9 while measuring, CPU pressure
 #    70%+): imgbk needs 1.5 times cp's CPU, so a busy neighbour slows it more;
 #    the round lines show the load. Run the section when the load is low.
-# What is left (at load 1.5, by strace): imgbk's write phase takes 0.41-0.47
-# s and its final fsync 0.29-0.40 s; cp copies in 0.17-0.23 s and its sync
-# takes 0.50-0.53 s. The writeback imgbk starts while writing (every 32 MiB)
-# saves it only ~0.15 s of the flush (an fsync from a second process every
-# 30 ms made it slower), so the row is about 0.9 and the noise decides:
-# four runs with every change gave 0.96, 0.90, 0.78 and 0.89 (loads 5-6,
-# 2-2.5, 3-6, 2.4-4.2); before: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
+#  - page faults (issue 13, h5): the VM is a PVM guest (pvm_irq_enable in
+#    perf profiles) where a 4 KiB page fault costs 6-25 us: touching 8 MiB
+#    of fresh memory took 50-63 ms in 4 KiB pages and 0.7-0.8 ms as
+#    transparent huge pages (a test program, 3 pairs). imgbk touched 2370
+#    fresh pages (cp: 130), 2000 of them before its first write: the file
+#    layer's 4 MiB read buffer (filled while the format is detected) and the
+#    partimage volume layer's 4 MiB buffer; 40-100 ms of time before the
+#    first write at load 8-9 (`imgbk info` alone: 0.10-0.18 s), and more the
+#    busier the machine. Fixed in io/stream.c (read buffers of 2 MiB and more
+#    are huge pages): 330 faults, `imgbk info` 0.02-0.08 s; restore, 6
+#    alternating pairs at load 12-13: median 1.32 -> 0.96 s, CPU 0.33 -> 0.30 s.
+# What is left: by perf, imgbk's CPU is the page-cache read copy (22% of
+# samples), the write copy (13%), CRC-32 (6%), the byte sum (3%) and the
+# writeback it starts (sync_file_range, in its own context: 4-5%); cp does one
+# in-kernel copy. Sampling /proc/diskstats every 5 ms: the disk takes the
+# data as fast as it comes (cp's sync: 726 MB in 145 ms), imgbk's writeback
+# keeps up with its writes (all on the disk 316-449 ms after the start, cp's
+# 395-612 ms), and both then wait ~300 ms in the final fsync/sync for the
+# host to flush its cache (a 4 KiB fsync: 20-30 ms; 64 MiB: 80-200 ms). So
+# the row is CPU time on the critical path (imgbk 0.26-0.37 s, cp + sync
+# 0.20-0.35 s) stretched by the load, plus the same flush: the busier the
+# machine, the lower the ratio. Tried by hand, no difference above the noise
+# (5-6 alternating rounds, loads 5-13): no writeback hints, 8 MiB ranges,
+# hints from a second thread, 16 MiB ranges waited for two behind, an
+# fdatasync from a second thread every 128 or 256 MiB (to flush the host's
+# cache while writing: medians 1.07 vs 1.17 s at load 11, ratio 0.85 both),
+# 64 or 128 KiB writes. Runs of this section with BENCH_RUNS=5 after the
+# page-fault fix (ratio, the round loads, the ratios within the rounds):
+# 0.85 FAIL (load 7.1-2.7: 0.67 0.93 1.42 0.85 0.80), 0.92 PASS (3.6-6.6:
+# 0.54 0.92 0.74 1.33 1.12), 0.81 FAIL (8.8-12.7: 0.76 0.94 2.20 0.81 0.75).
+# Earlier runs: 0.96, 0.90, 0.78, 0.89 (loads 5-6, 2-2.5, 3-6, 2.4-4.2);
+# before those: 0.82 (load 7.5-9), and 0.90 with the settling and 256 KiB
 # writes but the SSE2 byte sum (load 8-12).
 #
 # Environment: BENCH_PI_MIB=1024, BENCH_PI_RAND_MIB=400, BENCH_PI_TEXT_MIB=270,
