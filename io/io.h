@@ -47,6 +47,12 @@ struct img_stream_ops {
 	int (*exchange)(img_stream *s, uint8_t **buf, size_t *cap, size_t *len);
 };
 
+/* A buffer of size bytes for bytes read or decoded in bulk; free() frees
+ * it. From 2 MiB on it is 2 MiB-aligned transparent huge pages (a hint):
+ * on a VM a fault per 4 KiB page of fresh memory costs 6-25 us
+ * (io/stream.c). NULL when out of memory. */
+uint8_t *stream_buffer_alloc(size_t size);
+
 /* Room in front of the data of a buffer that is handed over (thread.c,
  * zpar.c) for the bytes the reader still had visible in the buffer it gives
  * up (a partclone checksum group is 1 MiB plus its checksum; a larger rest

@@ -30,7 +30,7 @@
  * 2000 of the 2370 page faults of `imgbk info` (0.13-0.15 s; a copy does
  * with 130 faults). test/bench/partimage.sh's header has the measurements.
  */
-static uint8_t *buffer_alloc(size_t size)
+uint8_t *stream_buffer_alloc(size_t size)
 {
 	if (size < HUGE_PAGE)
 		return malloc(size);
@@ -89,7 +89,7 @@ img_stream *stream_new(const struct img_stream_ops *ops, void *priv, img_stream 
 	img_stream *s = calloc(1, sizeof *s);
 	if (buffer_size == 0)
 		buffer_size = STREAM_DEFAULT_BUFFER;
-	uint8_t *buf = s ? buffer_alloc(buffer_size) : NULL;
+	uint8_t *buf = s ? stream_buffer_alloc(buffer_size) : NULL;
 	if (!buf) {
 		free(s);
 		img_err_set(up ? up->err : err, IMG_E_IO, ENOMEM, 0, 0,
@@ -131,7 +131,7 @@ static int make_room(img_stream *s, size_t min)
 	while (cap < min)
 		cap *= 2;
 #ifdef STREAM_POISON
-	uint8_t *nb = buffer_alloc(cap);
+	uint8_t *nb = stream_buffer_alloc(cap);
 	if (!nb)
 		return stream_fail(s, IMG_E_IO, ENOMEM, 0, 0, "out of memory");
 	if (visible)
@@ -144,7 +144,7 @@ static int make_room(img_stream *s, size_t min)
 	s->buf = nb;
 #else
 	if (cap != s->cap) {
-		uint8_t *nb = buffer_alloc(cap);
+		uint8_t *nb = stream_buffer_alloc(cap);
 		if (!nb)
 			return stream_fail(s, IMG_E_IO, ENOMEM, 0, 0,
 					   "out of memory for a %zu-byte read buffer", cap);

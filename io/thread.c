@@ -145,7 +145,7 @@ static void fill_one(struct thread_src *t, struct ring_buf *rb)
 	if (!rb->data || rb->cap < THREAD_ALLOC) {
 		free(rb->data);
 		rb->cap = THREAD_ALLOC;
-		if (!(rb->data = malloc(rb->cap))) {
+		if (!(rb->data = stream_buffer_alloc(rb->cap))) {
 			rb->cap = 0;
 			rb->status = img_err_set(&t->below_err, IMG_E_IO, ENOMEM, 0, 0,
 						 "%s: out of memory for the read-ahead buffers", t->below->path);

@@ -197,7 +197,7 @@ static uint8_t *in_take(struct zpar *zp, size_t n, size_t *cap)
 	 * go round instead of being freed and made again (pages not written
 	 * to cost no memory) */
 	*cap = n > ZPAR_UNIT_MAX ? n : ZPAR_UNIT_MAX;
-	return malloc(*cap);
+	return stream_buffer_alloc(*cap);
 }
 
 static void unit_free(struct zpar *zp, struct unit *u)
@@ -298,7 +298,7 @@ static int out_reserve(struct zpar *zp, struct unit *u, size_t want)
 		out_spares_free(zp);
 	size_t used = __atomic_add_fetch(&zp->out_used, more, __ATOMIC_RELAXED);
 	used += __atomic_load_n(&zp->out_lent, __ATOMIC_RELAXED);
-	uint8_t *b = used <= ZPAR_OUT_BUDGET ? realloc(u->out, want) : NULL;
+	uint8_t *b = used > ZPAR_OUT_BUDGET ? NULL : u->out ? realloc(u->out, want) : stream_buffer_alloc(want);
 	if (!b) {
 		__atomic_sub_fetch(&zp->out_used, more, __ATOMIC_RELAXED);
 		return -1;
