@@ -6,7 +6,6 @@
  * To add an applet: write applets/NAME.c with its `struct applet` and add one
  * line to the table below (kept sorted by name).
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,12 +72,6 @@ static int top_help(FILE *f)
 
 int main(int argc, char **argv)
 {
-	/* Buffers of 1 MiB and more (decoded units, read-ahead buffers, segments)
-	 * are mapped on their own and go back to the system when freed. glibc's
-	 * default raises that threshold after the first such free, and later
-	 * big buffers then come from per-thread heaps that keep their pages:
-	 * peak memory grew past the 64 MiB that restore and verify promise. */
-	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	const char *self = base_name(argc > 0 ? argv[0] : "imgbk");
 	const struct applet *a = find_applet(self);
 	if (a) {
