@@ -14,7 +14,9 @@
  * read starts near where the last one ended, ZS_AHEAD_THREADS decode-ahead
  * threads (started then, so after a mount daemon's fork) decode the next
  * ZS_AHEAD segments into free cursors, side by side, within ZS_AHEAD_BUDGET
- * bytes of segment buffers.
+ * bytes of segment buffers. At most ZS_DECODES (zseek.h) whole-segment
+ * decodes run at once, readers' and decode-ahead's together: each decoder
+ * may hold a window as big as its segment (the memory bound of a mount).
  * In a bigger segment: a cursor whose position is at or before X and past
  * the last point before X goes on decoding from where it is (sequential and
  * nearby reads); otherwise the least recently used idle cursor restarts at
@@ -316,6 +318,7 @@ struct zs_view {
 	pthread_cond_t idle;  /* readers: a cursor went idle (or unpinned, with free_waiters) */
 	pthread_cond_t work;  /* decode-ahead threads: the base moved, a cursor went idle or unpinned */
 	int free_waiters;     /* threads waiting for a free cursor (not for a decode) */
+	int decoding;         /* whole-segment decodes running (at most ZS_DECODES) */
 	struct ahead ahead;
 	struct zs_view_counts counts;  /* under lock */
 };
@@ -723,9 +726,12 @@ static int decode_held(zs_view *v, struct cursor *c, size_t i, int ahead, img_er
 	size_t n = (size_t)(seg_end(v, i) - v->core.pts[i].p.uout);
 	if (c->segcap < n)  /* segcap is read under the lock (the memory budget) */
 		segbuf_grow(c, n);
+	if ((uint64_t)++v->decoding > v->counts.decodes_most)
+		v->counts.decodes_most = (uint64_t)v->decoding;
 	pthread_mutex_unlock(&v->lock);
 	int rc = hold_segment(v, c, i, err);
 	pthread_mutex_lock(&v->lock);
+	v->decoding--;
 	v->counts.segment_decodes++;
 	v->counts.ahead_decodes += ahead && rc == IMG_OK;
 	cursor_done(v, c, rc == IMG_OK ? i : NO_SEG);
@@ -758,7 +764,7 @@ static uint64_t held_bytes_with(const zs_view *v, const struct cursor *spare, ui
 static struct cursor *ahead_next(zs_view *v, size_t *seg)
 {
 	size_t base = v->ahead.base;
-	if (base == NO_SEG)
+	if (base == NO_SEG || v->decoding >= ZS_DECODES)
 		return NULL;
 	for (size_t j = base + 1; j <= base + ZS_AHEAD && j < v->core.n; j++) {
 		if (j == v->ahead.bad || !holdable(v, j))
@@ -931,7 +937,7 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 			c = holder;
 			break;
 		}
-		if (!holder && lru) {
+		if (!holder && lru && v->decoding < ZS_DECODES) {
 			int rc = decode_held(v, lru, i, 0, err);
 			if (rc != IMG_OK) {
 				pthread_mutex_unlock(&v->lock);
@@ -939,7 +945,7 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 			}
 			continue;  /* now held (unless taken again meanwhile) */
 		}
-		wait_idle(v, holder == NULL);  /* the holder decodes, or none is free */
+		wait_idle(v, holder == NULL);  /* the holder decodes, or none is free, or ZS_DECODES run */
 	}
 	c->pins++;
 	c->last_use = ++v->clock;
