@@ -16,10 +16,10 @@
  * how to make the image mountable. (One zstd frame gets checkpoints inside
  * it: zstd_scan.c.)
  *
- * The core (io/zseek.c) owns the points, their thinning, their saved form,
- * a few decoders ("cursors") positioned at the places last read so that
- * sequential reads cost one decode pass, and thread safety. A codec file
- * owns only its library calls.
+ * The core owns the points, their thinning, their saved form
+ * (io/zseek_points.c), a few decoders ("cursors") positioned at the places
+ * last read so that sequential reads cost one decode pass, and thread
+ * safety (io/zseek.c). A codec file owns only its library calls.
  */
 #ifndef IMGBK_IO_ZSEEK_H
 #define IMGBK_IO_ZSEEK_H
