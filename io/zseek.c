@@ -46,11 +46,13 @@
 #include "zseek_points.h"
 
 #define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
-#define ZS_CURSORS 5
+/* Cursors: the segment sequential reads are in, the one before (a mount's
+ * reads come a little out of order), and ZS_AHEAD decoded ahead. */
+#define ZS_CURSORS 4
 /* Decode-ahead: segments decoded past the one sequential reads reached,
  * and the bytes all held segment buffers may take for it; the threads that
  * decode them, side by side (segments are independent: one per core). */
-#define ZS_AHEAD 3
+#define ZS_AHEAD 2
 #define ZS_AHEAD_BUDGET ((uint64_t)40 << 20)
 #define ZS_AHEAD_THREADS 2
 /* A read that starts this close to where the last one ended is sequential. */
