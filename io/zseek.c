@@ -1,9 +1,8 @@
 /*
  * io/zseek.c - the codec-independent half of random reads into compressed
- * data (zseek.h): the list of access points
- * built by a scan (thinned to a memory budget, states kept zlib-packed),
- * their saved form, and the decoded view that serves reads from a few
- * cursors (decoders left where the last reads ended).
+ * data (zseek.h): the decoded view, which opens on the access points (a
+ * scan's, or their saved form: io/zseek_points.c) and serves reads from a
+ * few cursors (decoders left where the last reads ended).
  *
  * Reading at decoded offset X, in a segment (the bytes from one point to the
  * next) of at most ZS_HOLD_MAX bytes: a cursor that holds that segment, decoded
@@ -14,7 +13,9 @@
  * read starts near where the last one ended, ZS_AHEAD_THREADS decode-ahead
  * threads (started then, so after a mount daemon's fork) decode the next
  * ZS_AHEAD segments into free cursors, side by side, within ZS_AHEAD_BUDGET
- * bytes of segment buffers.
+ * bytes of segment buffers. At most ZS_DECODES (zseek.h) whole-segment
+ * decodes run at once, readers' and decode-ahead's together: each decoder
+ * may hold a window as big as its segment (the memory bound of a mount).
  * In a bigger segment: a cursor whose position is at or before X and past
  * the last point before X goes on decoding from where it is (sequential and
  * nearby reads); otherwise the least recently used idle cursor restarts at
@@ -30,7 +31,8 @@
  * unchecked segment decodes on to that segment's end before it returns, so
  * no byte is handed out from a segment that was never checked.
  *
- * Not here: any codec library call (io/gz.c, io/bz2.c, ...), the codecs'
+ * Not here: the points' list, thinning and saved form (io/zseek_points.c),
+ * any codec library call (io/gz.c, io/bz2.c, ...), the codecs'
  * input (zs_input.c), where the saved points are stored (formats/access.c
  * puts them in the index).
  */
@@ -40,20 +42,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <zlib.h>
 
-#include "zseek.h"
+#include "zseek_points.h"
 
 #define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
-/* Stateful points and the bytes their (packed) states take, at most; past
- * either the span doubles and every other point goes. */
-#define ZS_MAX_STATEFUL ((size_t)1 << 20)
-#define ZS_STATE_BUDGET ((uint64_t)4 << 30)
-#define ZS_CURSORS 5
+/* Cursors: the segment sequential reads are in, the one before (a mount's
+ * reads come a little out of order), and ZS_AHEAD decoded ahead. */
+#define ZS_CURSORS 4
 /* Decode-ahead: segments decoded past the one sequential reads reached,
  * and the bytes all held segment buffers may take for it; the threads that
  * decode them, side by side (segments are independent: one per core). */
-#define ZS_AHEAD 3
+#define ZS_AHEAD 2
 #define ZS_AHEAD_BUDGET ((uint64_t)40 << 20)
 #define ZS_AHEAD_THREADS 2
 /* A read that starts this close to where the last one ended is sequential. */
@@ -63,9 +62,6 @@
 /* Segments up to this size are decoded whole into a cursor's buffer, checked,
  * and read from there (so each is decoded once however it is read). */
 #define ZS_HOLD_MAX ((uint64_t)16 << 20)
-#define ZS_SAVED_MAGIC "IMGBKZS3"
-#define ZS_SAVED_HEAD 40
-#define ZS_SAVED_POINT 64
 
 static uint64_t first_span = ZS_FIRST_SPAN;
 static int ahead_enabled = 1;
@@ -78,191 +74,6 @@ void zs_set_decode_ahead(int on)
 void zs_set_first_span(uint64_t span)
 {
 	first_span = span ? span : ZS_FIRST_SPAN;
-}
-
-/* ---- points ------------------------------------------------------------------- */
-
-/* A point as kept: its state zlib-packed when that is smaller. A view
- * loaded from an index file keeps no state in memory (p.state NULL): it is
- * read from the file when a decoder starts there (unpack_state). */
-struct kept_point {
-	struct zs_point p;     /* p.state = stored bytes (or NULL: in core.states), p.state_len = their length */
-	uint32_t raw_len;      /* state bytes once unpacked */
-	int packed;            /* stored bytes are a zlib stream */
-	int has_crc;           /* crc holds the CRC-32 of the segment from here to the next point */
-	uint32_t crc;
-	uint64_t soff;         /* saved form: the stored bytes' offset among the states */
-	uint32_t scrc;         /* saved form: their CRC-32 */
-};
-
-struct zs_core {
-	struct kept_point *pts;
-	size_t n, cap;
-	size_t stateful;
-	uint64_t state_bytes;  /* stored bytes of all states */
-	uint64_t last_state;
-	uint64_t raw_size;
-	uint32_t run_crc;      /* scan: CRC-32 of the open segment so far */
-	int preset;            /* scan: the last point's segment CRC came from the codec */
-	int fed;               /* scan: zs_scan_output was called */
-	img_rsrc *states;      /* the saved states (an index file), read on demand; owned, or NULL */
-	uint64_t states_at;    /* where in it the states start */
-	uint64_t states_len;   /* and their bytes */
-};
-
-static void kept_free(struct kept_point *k)
-{
-	free(k->p.state);
-	k->p.state = NULL;
-}
-
-static int core_push(struct zs_core *c, const struct kept_point *k)
-{
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 256;
-		struct kept_point *np = realloc(c->pts, ncap * sizeof *np);
-		if (!np)
-			return IMG_E_IO;
-		c->pts = np;
-		c->cap = ncap;
-	}
-	c->pts[c->n++] = *k;
-	c->state_bytes += k->p.state_len;
-	if (k->raw_len) {
-		c->stateful++;
-		c->last_state = k->p.uout;
-	}
-	return IMG_OK;
-}
-
-/* Drop every second stateful point (the first and the last point stay) and
- * double the span; a dropped point's segment joins the one before it. */
-static void core_thin(struct zs_core *c, uint64_t *span)
-{
-	size_t w = 0, seen = 0, kept = 0;
-	for (size_t i = 0; i < c->n; i++) {
-		struct kept_point *k = &c->pts[i];
-		if (k->raw_len && (seen++ & 1) && i + 1 < c->n && w > 0) {
-			struct kept_point *prev = &c->pts[w - 1];
-			uint64_t len = c->pts[i + 1].p.uout - k->p.uout;
-			prev->has_crc = prev->has_crc && k->has_crc;
-			prev->crc = (uint32_t)crc32_combine(prev->crc, k->crc, (z_off_t)len);
-			c->state_bytes -= k->p.state_len;
-			kept_free(k);
-			continue;
-		}
-		kept += k->raw_len != 0;
-		c->pts[w++] = *k;
-	}
-	c->n = w;
-	c->stateful = kept;
-	c->last_state = 0;
-	for (size_t i = 0; i < c->n; i++)
-		if (c->pts[i].raw_len)
-			c->last_state = c->pts[i].p.uout;
-	*span *= 2;
-}
-
-static int pack_state(const uint8_t *state, uint32_t len, int packed_already, struct kept_point *k)
-{
-	if (packed_already) {
-		k->p.state = malloc(len);
-		if (!k->p.state)
-			return IMG_E_IO;
-		memcpy(k->p.state, state, len);
-		k->p.state_len = len;
-		k->raw_len = len;
-		k->packed = 0;
-		return IMG_OK;
-	}
-	uLongf room = compressBound(len);
-	uint8_t *buf = malloc(room);
-	if (!buf)
-		return IMG_E_IO;
-	if (compress2(buf, &room, state, len, 1) == Z_OK && room < len) {
-		k->packed = 1;
-	} else {
-		memcpy(buf, state, len);
-		room = len;
-		k->packed = 0;
-	}
-	uint8_t *fit = realloc(buf, room ? room : 1);
-	k->p.state = fit ? fit : buf;
-	k->p.state_len = (uint32_t)room;
-	k->raw_len = len;
-	return IMG_OK;
-}
-
-/* Close the open segment (the last point's) with the CRC fed so far
- * (unless the codec gave it with zs_add_point_crc). */
-static void close_segment(struct zs_core *c)
-{
-	if (c->n > 0 && !c->preset) {
-		c->pts[c->n - 1].has_crc = c->fed;
-		c->pts[c->n - 1].crc = c->run_crc;
-	}
-	c->run_crc = 0;
-}
-
-void zs_scan_output(struct zs_scan *sc, const uint8_t *p, size_t n)
-{
-	struct zs_core *c = sc->core;
-	c->fed = 1;
-	c->run_crc = crc32_fast(c->run_crc, p, n);
-}
-
-int zs_add_point(struct zs_scan *sc, const struct zs_point *p)
-{
-	struct zs_core *c = sc->core;
-	if (c->n == 0 ? p->uout != 0 : p->uout < c->pts[c->n - 1].p.uout)
-		return img_err_set(sc->err, IMG_E_CORRUPT, 0, 1, p->cin,
-				   "%s: access point at decoded byte %llu out of order (compressed byte %llu)",
-				   sc->name, (unsigned long long)p->uout, (unsigned long long)p->cin);
-	struct kept_point k = { .p = *p };
-	k.p.state = NULL;
-	k.p.state_len = 0;
-	if (p->state_len > ZS_MAX_STATE)
-		return img_err_set(sc->err, IMG_E_IO, 0, 0, 0, "%s: access point state too large", sc->name);
-	if (p->state_len && pack_state(p->state, p->state_len, sc->states_packed, &k) != IMG_OK)
-		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
-				   sc->name);
-	close_segment(c);
-	if (core_push(c, &k) != IMG_OK) {
-		kept_free(&k);
-		return img_err_set(sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory (access points)",
-				   sc->name);
-	}
-	c->preset = 0;
-	if (c->stateful > ZS_MAX_STATEFUL || c->state_bytes > ZS_STATE_BUDGET)
-		core_thin(c, &sc->span);
-	return IMG_OK;
-}
-
-int zs_add_point_crc(struct zs_scan *sc, const struct zs_point *p, uint32_t crc)
-{
-	struct zs_core *c = sc->core;
-	int rc = zs_add_point(sc, p);
-	if (rc == IMG_OK) {
-		/* thinning may have merged the point away: its CRC then joins the last one's */
-		struct kept_point *last = &c->pts[c->n - 1];
-		if (last->p.uout == p->uout) {
-			last->has_crc = 1;
-			last->crc = crc;
-			c->preset = 1;
-		}
-	}
-	return rc;
-}
-
-uint64_t zs_last_state_point(const struct zs_scan *sc)
-{
-	return sc->core->last_state;
-}
-
-void zs_scan_progress(struct zs_scan *sc, uint64_t compressed_done)
-{
-	if (sc->progress)
-		sc->progress(sc->progress_ctx, compressed_done, sc->core->raw_size);
 }
 
 /* ---- the view ------------------------------------------------------------------ */
@@ -316,56 +127,10 @@ struct zs_view {
 	pthread_cond_t idle;  /* readers: a cursor went idle (or unpinned, with free_waiters) */
 	pthread_cond_t work;  /* decode-ahead threads: the base moved, a cursor went idle or unpinned */
 	int free_waiters;     /* threads waiting for a free cursor (not for a decode) */
+	int decoding;         /* whole-segment decodes running (at most ZS_DECODES) */
 	struct ahead ahead;
 	struct zs_view_counts counts;  /* under lock */
 };
-
-/* The stored bytes of k's state, read from the saved states into buf
- * (k->p.state_len bytes) and checked against their CRC-32.
- * @return IMG_OK, IMG_E_CORRUPT (damaged or short), IMG_E_IO. */
-static int read_saved_state(const struct zs_core *c, const struct kept_point *k, uint8_t *buf)
-{
-	img_err err;
-	memset(&err, 0, sizeof err);
-	size_t got = 0;
-	int rc = rsrc_pread(c->states, buf, k->p.state_len, c->states_at + k->soff, &got, &err);
-	if (rc != IMG_OK)
-		return IMG_E_IO;
-	return got == k->p.state_len && crc32_fast(0, buf, got) == k->scrc ? IMG_OK : IMG_E_CORRUPT;
-}
-
-/* Unpack a kept point's state into dst (raw_len bytes), reading it from the
- * saved states when it is not in memory. @return IMG_OK, IMG_E_CORRUPT
- * (damaged), IMG_E_IO (out of memory, or the index file cannot be read). */
-static int unpack_state(const zs_view *v, const struct kept_point *k, uint8_t *dst)
-{
-	const uint8_t *stored = k->p.state;
-	uint8_t *tmp = NULL;
-	if (!stored) {
-		if (!v->core.states)
-			return IMG_E_CORRUPT;
-		if (!k->packed)  /* stored == raw: straight into dst */
-			return read_saved_state(&v->core, k, dst);
-		if (!(tmp = malloc(k->p.state_len)))
-			return IMG_E_IO;
-		int rc = read_saved_state(&v->core, k, tmp);
-		if (rc != IMG_OK) {
-			free(tmp);
-			return rc;
-		}
-		stored = tmp;
-	}
-	int rc = IMG_OK;
-	if (!k->packed) {
-		memcpy(dst, stored, k->raw_len);
-	} else {
-		uLongf len = k->raw_len;
-		if (uncompress(dst, &len, stored, k->p.state_len) != Z_OK || len != k->raw_len)
-			rc = IMG_E_CORRUPT;
-	}
-	free(tmp);
-	return rc;
-}
 
 uint64_t zs_view_size(const zs_view *v)
 {
@@ -389,6 +154,11 @@ void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes)
 		b += v->core.pts[i].p.state_len;
 	*points = v->core.n;
 	*state_bytes = b;
+}
+
+int zs_view_save(const zs_view *v, uint8_t **out, size_t *len)
+{
+	return zs_core_save(&v->core, v->usize, v->span, out, len);
 }
 
 /* Index of the last point with uout <= off. */
@@ -423,7 +193,7 @@ static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
 		state = malloc(k->raw_len);
 		if (!state)
 			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
-		if (unpack_state(v, k, state) != IMG_OK) {
+		if (zs_core_unpack_state(&v->core, k, state) != IMG_OK) {
 			free(state);
 			return img_err_set(err, IMG_E_CORRUPT, 0, 0, 0,
 					   "%s: the saved access point at decoded byte %llu is damaged",
@@ -723,9 +493,12 @@ static int decode_held(zs_view *v, struct cursor *c, size_t i, int ahead, img_er
 	size_t n = (size_t)(seg_end(v, i) - v->core.pts[i].p.uout);
 	if (c->segcap < n)  /* segcap is read under the lock (the memory budget) */
 		segbuf_grow(c, n);
+	if ((uint64_t)++v->decoding > v->counts.decodes_most)
+		v->counts.decodes_most = (uint64_t)v->decoding;
 	pthread_mutex_unlock(&v->lock);
 	int rc = hold_segment(v, c, i, err);
 	pthread_mutex_lock(&v->lock);
+	v->decoding--;
 	v->counts.segment_decodes++;
 	v->counts.ahead_decodes += ahead && rc == IMG_OK;
 	cursor_done(v, c, rc == IMG_OK ? i : NO_SEG);
@@ -758,7 +531,7 @@ static uint64_t held_bytes_with(const zs_view *v, const struct cursor *spare, ui
 static struct cursor *ahead_next(zs_view *v, size_t *seg)
 {
 	size_t base = v->ahead.base;
-	if (base == NO_SEG)
+	if (base == NO_SEG || v->decoding >= ZS_DECODES)
 		return NULL;
 	for (size_t j = base + 1; j <= base + ZS_AHEAD && j < v->core.n; j++) {
 		if (j == v->ahead.bad || !holdable(v, j))
@@ -931,7 +704,7 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 			c = holder;
 			break;
 		}
-		if (!holder && lru) {
+		if (!holder && lru && v->decoding < ZS_DECODES) {
 			int rc = decode_held(v, lru, i, 0, err);
 			if (rc != IMG_OK) {
 				pthread_mutex_unlock(&v->lock);
@@ -939,7 +712,7 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 			}
 			continue;  /* now held (unless taken again meanwhile) */
 		}
-		wait_idle(v, holder == NULL);  /* the holder decodes, or none is free */
+		wait_idle(v, holder == NULL);  /* the holder decodes, or none is free, or ZS_DECODES run */
 	}
 	c->pins++;
 	c->last_use = ++v->clock;
@@ -1032,178 +805,6 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 	return IMG_OK;
 }
 
-/* ---- the saved form -------------------------------------------------------------
- * "IMGBKZS3", u32 points, u32 0, u64 decoded size, u64 span, u64 compressed
- * size (40 bytes); per point (64 bytes) u64 cin, u64 uout, u32 bits, u32 aux,
- * u64 aux2, u32 stored length, u32 raw length | packed << 31, u32 segment
- * CRC-32, u32 has CRC, u64 offset of the stored state among the states, u32
- * its CRC-32, u32 0; then the stored states in order (the "front" is what
- * comes before them: an index file keeps the states apart, zs_saved_front). */
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-int zs_view_save(const zs_view *v, uint8_t **out, size_t *len)
-{
-	uint64_t states = 0;
-	for (size_t i = 0; i < v->core.n; i++)
-		states += v->core.pts[i].p.state_len;
-	size_t total = ZS_SAVED_HEAD + v->core.n * ZS_SAVED_POINT + (size_t)states;
-	uint8_t *b = malloc(total);
-	if (!b)
-		return IMG_E_IO;
-	memcpy(b, ZS_SAVED_MAGIC, 8);
-	put32(b + 8, (uint32_t)v->core.n);
-	put32(b + 12, 0);
-	put64(b + 16, v->usize);
-	put64(b + 24, v->span);
-	put64(b + 32, v->core.raw_size);
-	uint8_t *q = b + ZS_SAVED_HEAD, *s = q + v->core.n * ZS_SAVED_POINT;
-	uint64_t soff = 0;
-	for (size_t i = 0; i < v->core.n; i++, q += ZS_SAVED_POINT) {
-		const struct kept_point *k = &v->core.pts[i];
-		put64(q, k->p.cin);
-		put64(q + 8, k->p.uout);
-		put32(q + 16, k->p.bits);
-		put32(q + 20, k->p.aux);
-		put64(q + 24, k->p.aux2);
-		put32(q + 32, k->p.state_len);
-		put32(q + 36, k->raw_len | (uint32_t)k->packed << 31);
-		put32(q + 40, k->crc);
-		put32(q + 44, (uint32_t)k->has_crc);
-		put64(q + 48, soff);
-		put32(q + 60, 0);
-		if (k->p.state_len && k->p.state) {
-			memcpy(s, k->p.state, k->p.state_len);
-		} else if (k->p.state_len && read_saved_state(&v->core, k, s) != IMG_OK) {
-			free(b);  /* the index file the states were in is damaged or gone */
-			return IMG_E_IO;
-		}
-		put32(q + 56, k->p.state_len ? crc32_fast(0, s, k->p.state_len) : 0);
-		s += k->p.state_len;
-		soff += k->p.state_len;
-	}
-	*out = b;
-	*len = total;
-	return IMG_OK;
-}
-
-size_t zs_saved_front(const uint8_t *b, size_t len)
-{
-	if (len < ZS_SAVED_HEAD || memcmp(b, ZS_SAVED_MAGIC, 8) != 0)
-		return len;
-	uint32_t n = get32(b + 8);
-	if ((len - ZS_SAVED_HEAD) / ZS_SAVED_POINT < n)
-		return len;
-	return ZS_SAVED_HEAD + (size_t)n * ZS_SAVED_POINT;
-}
-
-/* One point of the saved form at q; 0 when its fields are out of range
- * (prev: the point before it, or NULL; usize, raw: the data's sizes). */
-static int saved_point(const uint8_t *q, const struct kept_point *prev, uint64_t usize, uint64_t raw,
-		       struct kept_point *k)
-{
-	memset(k, 0, sizeof *k);
-	k->p.cin = get64(q);
-	k->p.uout = get64(q + 8);
-	k->p.bits = get32(q + 16);
-	k->p.aux = get32(q + 20);
-	k->p.aux2 = get64(q + 24);
-	k->p.state_len = get32(q + 32);
-	uint32_t rl = get32(q + 36);
-	k->raw_len = rl & 0x7FFFFFFFu;
-	k->packed = (int)(rl >> 31);
-	k->crc = get32(q + 40);
-	k->has_crc = (int)get32(q + 44);
-	k->soff = get64(q + 48);
-	k->scrc = get32(q + 56);
-	return !(k->p.cin > raw || k->p.uout > usize || (!prev && k->p.uout != 0) ||
-		 (prev && (k->p.uout < prev->p.uout || k->p.cin < prev->p.cin)) || k->p.bits >= 65536 ||
-		 k->has_crc > 1 || k->raw_len > ZS_MAX_STATE || k->p.state_len > ZS_MAX_STATE ||
-		 (k->raw_len == 0) != (k->p.state_len == 0) || (!k->packed && k->p.state_len != k->raw_len) ||
-		 get32(q + 60) != 0);
-}
-
-/* Load saved points when they fit this data; @return 1 when loaded. The
- * states follow the points in b, or (b is the front only) are read from
- * v->core.states when a decoder needs them. */
-static int load_saved(zs_view *v, const uint8_t *b, size_t len)
-{
-	if (len < ZS_SAVED_HEAD || memcmp(b, ZS_SAVED_MAGIC, 8) != 0)
-		return 0;
-	uint32_t n = get32(b + 8);
-	uint64_t usize = get64(b + 16), span = get64(b + 24), raw = get64(b + 32);
-	if (n == 0 || get32(b + 12) != 0 || raw != v->core.raw_size || span == 0 ||
-	    (len - ZS_SAVED_HEAD) / ZS_SAVED_POINT < n)
-		return 0;
-	const uint8_t *q = b + ZS_SAVED_HEAD, *s = q + (size_t)n * ZS_SAVED_POINT, *end = b + len;
-	int apart = s == end && v->core.states;  /* the states are in the index file */
-	if (apart && rsrc_size(v->core.states) - v->core.states_len < v->core.states_at)
-		return 0;
-	uint64_t room = apart ? v->core.states_len : (uint64_t)(end - s);
-	struct zs_core c = { .raw_size = raw, .states = v->core.states, .states_at = v->core.states_at,
-			     .states_len = v->core.states_len };
-	uint64_t soff = 0;
-	int bad = 0;
-	for (uint32_t i = 0; i < n && !bad; i++, q += ZS_SAVED_POINT) {
-		struct kept_point k;
-		bad = !saved_point(q, i ? &c.pts[i - 1] : NULL, usize, raw, &k) || k.soff != soff ||
-		      room - soff < k.p.state_len;
-		if (!bad && k.p.state_len && !apart) {
-			bad = crc32_fast(0, s + soff, k.p.state_len) != k.scrc || !(k.p.state = malloc(k.p.state_len));
-			if (!bad)
-				memcpy(k.p.state, s + soff, k.p.state_len);
-		}
-		soff += bad ? 0 : k.p.state_len;
-		if (!bad && core_push(&c, &k) != IMG_OK) {
-			kept_free(&k);
-			bad = 1;
-		}
-	}
-	if (bad || soff != room) {
-		for (size_t j = 0; j < c.n; j++)
-			kept_free(&c.pts[j]);
-		free(c.pts);
-		return 0;
-	}
-	v->core = c;
-	v->usize = usize;
-	v->span = span;
-	return 1;
-}
-
-static void core_free(struct zs_core *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		kept_free(&c->pts[i]);
-	free(c->pts);
-	if (c->states)
-		rsrc_close(c->states);
-	memset(c, 0, sizeof *c);
-}
-
 int zs_not_mountable(struct zs_scan *sc, const char *what)
 {
 	const struct img_codec *c = sc->codec;
@@ -1291,7 +892,7 @@ int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *op
 	for (int i = 0; i < ZS_CURSORS && rc == IMG_OK; i++)
 		if (!(v->cur[i].scratch = zs_buf_take(ZS_SCRATCH)))
 			rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", name);
-	if (rc == IMG_OK && !(saved && load_saved(v, saved, saved_len))) {
+	if (rc == IMG_OK && !(saved && zs_core_load(&v->core, saved, saved_len, &v->usize, &v->span))) {
 		*rebuilt = 1;
 		if (v->core.states)  /* the scan keeps its states in memory */
 			rsrc_close(v->core.states);
@@ -1301,7 +902,7 @@ int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *op
 				      .codec = codec_of(ops) };
 		rc = ops->scan ? ops->scan(&sc) : scan_by_decoding(&sc, ops);
 		if (rc == IMG_OK)
-			close_segment(&v->core);
+			zs_core_close_segment(&v->core);
 		if (rc == IMG_OK && v->core.n == 0)
 			rc = img_err_set(err, IMG_E_CORRUPT, 0, 0, 0, "%s: no data to read", name);
 		v->usize = sc.usize;
@@ -1339,7 +940,7 @@ void zs_view_close(zs_view *v)
 		zs_buf_give(v->cur[i].scratch, ZS_SCRATCH);
 		segbuf_free(&v->cur[i]);
 	}
-	core_free(&v->core);
+	zs_core_free(&v->core);
 	free(v->checked);
 	pthread_mutex_destroy(&v->lock);
 	pthread_cond_destroy(&v->idle);

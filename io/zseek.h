@@ -16,10 +16,10 @@
  * how to make the image mountable. (One zstd frame gets checkpoints inside
  * it: zstd_scan.c.)
  *
- * The core (io/zseek.c) owns the points, their thinning, their saved form,
- * a few decoders ("cursors") positioned at the places last read so that
- * sequential reads cost one decode pass, and thread safety. A codec file
- * owns only its library calls.
+ * The core owns the points, their thinning, their saved form
+ * (io/zseek_points.c), a few decoders ("cursors") positioned at the places
+ * last read so that sequential reads cost one decode pass, and thread
+ * safety (io/zseek.c). A codec file owns only its library calls.
  */
 #ifndef IMGBK_IO_ZSEEK_H
 #define IMGBK_IO_ZSEEK_H
@@ -302,8 +302,15 @@ struct zs_view_counts {
 	uint64_t ahead_decodes;    /* of those, by the decode-ahead threads */
 	uint64_t ahead_most;       /* the most decode-ahead decodes that ran at once */
 	uint64_t streamed_reads;   /* reads of segments too big to hold */
+	uint64_t decodes_most;     /* the most whole-segment decodes that ran at once (<= ZS_DECODES) */
 };
 void zs_view_counts(zs_view *v, struct zs_view_counts *out);
+/* Whole-segment decodes of a view that run at once, the readers' and the
+ * decode-ahead threads' together (zs_view_counts.decodes_most): each has a
+ * codec decoder whose window (libzstd's: as big as its frame) is as much
+ * memory again as the segment, and whose context the codec may keep for the
+ * next decoder; more decodes than cores are no faster. */
+#define ZS_DECODES 2
 /* Process-wide: decode ahead of sequential reads (1, the default) or not. */
 void zs_set_decode_ahead(int on);
 /* Process-wide: decoded bytes between stateful points of later scans (0 =

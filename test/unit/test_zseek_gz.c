@@ -12,7 +12,8 @@
  * truncated, padded and trailing-garbage compressed data, and 4 threads
  * reading one view at once. The view's reads (zs_view_counts): threads
  * reading the same segments at once decode each once; sequential reads with
- * decode-ahead are right and decode each segment once; a damaged segment
+ * decode-ahead are right and decode each segment once; eight readers at
+ * once run at most ZS_DECODES decodes at once; a damaged segment
  * fails alone with decode-ahead on; a fork() while the thread runs leaves
  * both processes reading right, each with its own thread.
  *
@@ -832,6 +833,26 @@ static void *read_range(void *arg)
 	return NULL;
 }
 
+/* Run r[0..n) each on a thread of its own, started together; fail with
+ * the first one that read wrong. */
+static void readers_at_once(struct range_reader *r, int n)
+{
+	pthread_barrier_t go;
+	pthread_t t[16];
+	assert_true(n <= 16);
+	pthread_barrier_init(&go, NULL, (unsigned)n);
+	for (int i = 0; i < n; i++) {
+		r[i].go = &go;
+		assert_int_equal(pthread_create(&t[i], NULL, read_range, &r[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < n; i++)
+		if (r[i].bad)
+			fail_msg("thread %d: %s", i, r[i].why);
+}
+
 /* Threads reading the same segments at once, in different orders, get the
  * right bytes and decode each segment once: as many decodes as one reader. */
 static void test_concurrent_one_decode(void **state)
@@ -857,23 +878,14 @@ static void test_concurrent_one_decode(void **state)
 		assert_true(want >= 1 && want <= 3);
 
 		v = view_of("g1.gz", NULL, 0, &raw, &points);
-		pthread_barrier_t go;
-		pthread_barrier_init(&go, NULL, 8);
 		struct range_reader r[8];
-		pthread_t t[8];
 		for (int i = 0; i < 8; i++) {
 			r[i] = one;
 			r[i].v = v;
-			r[i].go = &go;
 			r[i].first = (size_t)i * 5;
-			assert_int_equal(pthread_create(&t[i], NULL, read_range, &r[i]), 0);
 		}
-		for (int i = 0; i < 8; i++)
-			assert_int_equal(pthread_join(t[i], NULL), 0);
-		pthread_barrier_destroy(&go);
-		for (int i = 0; i < 8; i++)
-			if (r[i].bad)
-				fail_msg("case %zu, thread %d: %s", k, i, r[i].why);
+		print_message("# case %zu\n", k);
+		readers_at_once(r, 8);
 		uint64_t got = decodes_of(v);
 		print_message("# case %zu: %llu segment decodes by 8 readers, %llu by one\n", k,
 			      (unsigned long long)got, (unsigned long long)want);
@@ -895,12 +907,14 @@ static int ahead_seen(zs_view *v)
 	return 0;
 }
 
-/* g1.gz in a view with VIEW_SPAN and decode-ahead on. */
+/* g1.gz in a view with VIEW_SPAN (8 segments or more) and decode-ahead on. */
 static zs_view *ahead_view(img_rsrc **raw, size_t *points)
 {
 	zs_set_first_span(VIEW_SPAN);
 	zs_set_decode_ahead(1);
-	return view_of("g1.gz", NULL, 0, raw, points);
+	zs_view *v = view_of("g1.gz", NULL, 0, raw, points);
+	assert_true(*points >= 8);
+	return v;
 }
 
 /* Sequential reads with decode-ahead: the right bytes, every segment
@@ -912,7 +926,6 @@ static void test_sequential_ahead(void **state)
 	img_rsrc *raw = NULL;
 	size_t points = 0;
 	zs_view *v = ahead_view(&raw, &points);
-	assert_true(points >= 8);
 	struct range_reader head = { .v = v, .off = 0, .len = (size_t)3 << 20, .chunk = 131072 };
 	read_range(&head);  /* crosses segment boundaries: the thread starts */
 	if (head.bad)
@@ -931,6 +944,29 @@ static void test_sequential_ahead(void **state)
 	assert_int_equal(c.segment_decodes, points);
 	assert_true(c.ahead_decodes >= 1);
 	assert_int_equal(c.ahead_most, 2);
+	view_done(v, raw);
+}
+
+/* Eight threads reading eight places at once, with decode-ahead on: the
+ * right bytes, and never more than ZS_DECODES whole-segment decodes at
+ * once (each holds a codec decoder and its window: the mount daemon's peak
+ * memory), the cap reached. */
+static void test_decodes_bounded(void **state)
+{
+	(void)state;
+	img_rsrc *raw = NULL;
+	size_t points = 0;
+	zs_view *v = ahead_view(&raw, &points);
+	struct range_reader r[8];
+	for (int i = 0; i < 8; i++)
+		r[i] = (struct range_reader){ .v = v, .off = (uint64_t)i * (DATA_SIZE / 8), .len = (size_t)2 << 20,
+					      .chunk = 65536 };
+	readers_at_once(r, 8);
+	struct zs_view_counts c;
+	zs_view_counts(v, &c);
+	print_message("# 8 readers, %zu segments: %llu decodes, at most %llu at once (cap %d)\n", points,
+		      (unsigned long long)c.segment_decodes, (unsigned long long)c.decodes_most, ZS_DECODES);
+	assert_int_equal(c.decodes_most, ZS_DECODES);
 	view_done(v, raw);
 }
 
@@ -1053,6 +1089,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_small_span, reset_span),
 		cmocka_unit_test_teardown(test_concurrent_one_decode, reset_view),
 		cmocka_unit_test_teardown(test_sequential_ahead, reset_view),
+		cmocka_unit_test_teardown(test_decodes_bounded, reset_view),
 		cmocka_unit_test_teardown(test_damaged_ahead, reset_view),
 		cmocka_unit_test_teardown(test_fork_ahead, reset_view),
 	};
