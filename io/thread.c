@@ -204,8 +204,8 @@ static void ring_release(struct thread_src *t)
 static int hand_over(struct thread_src *t, img_stream *s, struct ring_buf *rb, uint8_t *dst, size_t *got)
 {
 	size_t visible = s->end - s->pos;
-	if (dst != s->buf + s->end || rb->pos != 0 || rb->len == 0 || visible > STREAM_KEEP ||
-	    s->cap < THREAD_ALLOC)
+	if (!s->buf || dst != s->buf + s->end || rb->pos != 0 || rb->len == 0 || visible > STREAM_KEEP ||
+	    s->cap < THREAD_ALLOC)  /* no buffer: given back by stream_read_direct */
 		return 0;
 	uint8_t *mine = s->buf;
 	size_t mine_cap = s->cap;
