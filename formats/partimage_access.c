@@ -44,18 +44,6 @@
 /* Bytes read at once while summing the image for the tail's qwCRC. */
 #define SUM_PIECE ((size_t)1 << 20)
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Record an error on `err` naming volume file `path` and the byte in it. */
 static int ra_fail(img_err *err, int code, const char *path, uint64_t at, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -316,18 +304,18 @@ int pi_random_open(img_image *im, const img_random_options *o, const uint8_t *sa
 		return img_err_set(&im->err, IMG_E_IO, ENOMEM, 0, 0,
 				   "%s: out of memory for the rank index", im->path);
 	memcpy(p, PI_RA_MAGIC, 8);
-	put32(p + 8, k);
-	put32(p + 12, st->nrvols);
-	put64(p + 16, st->vol->ident);
-	put64(p + 24, st->lay.data_start);
-	put64(p + 32, st->lay.used);
-	put64(p + 40, st->lay.nbits);
-	put64(p + 48, st->lay.bs);
+	store_le32(p + 8, k);
+	store_le32(p + 12, st->nrvols);
+	store_le64(p + 16, st->vol->ident);
+	store_le64(p + 24, st->lay.data_start);
+	store_le64(p + 32, st->lay.used);
+	store_le64(p + 40, st->lay.nbits);
+	store_le64(p + 48, st->lay.bs);
 	for (uint32_t i = 0; i < st->nrvols; i++) {
 		uint8_t *q = p + PI_RA_HEAD + (size_t)i * PI_RA_VOL;
-		put64(q, st->rvols[i].size + PI_VOLUME_HEADER);
-		put64(q + 8, (uint64_t)st->rvols[i].mtime_ns);
-		put64(q + 16, st->rvols[i].start);
+		store_le64(q, st->rvols[i].size + PI_VOLUME_HEADER);
+		store_le64(q + 8, (uint64_t)st->rvols[i].mtime_ns);
+		store_le64(q + 16, st->rvols[i].start);
 	}
 	st->read_verify = o->verify;
 	im->read_verify = o->verify;

@@ -50,4 +50,17 @@ static inline uint32_t codec_le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Store v at p, little-endian. */
+static inline void codec_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void codec_put_le64(uint8_t *p, uint64_t v)
+{
+	codec_put_le32(p, (uint32_t)v);
+	codec_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "codec_util.h"
 #include "zseek_points.h"
 
 /* Stateful points and the bytes their (packed) states take, at most; past
@@ -231,17 +232,6 @@ int zs_core_unpack_state(const struct zs_core *c, const struct kept_point *k, ui
  * its CRC-32, u32 0; then the stored states in order (the "front" is what
  * comes before them: an index file keeps the states apart, zs_saved_front). */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static uint64_t get64(const uint8_t *p)
 {
@@ -266,33 +256,33 @@ int zs_core_save(const struct zs_core *c, uint64_t usize, uint64_t span, uint8_t
 	if (!b)
 		return IMG_E_IO;
 	memcpy(b, ZS_SAVED_MAGIC, 8);
-	put32(b + 8, (uint32_t)c->n);
-	put32(b + 12, 0);
-	put64(b + 16, usize);
-	put64(b + 24, span);
-	put64(b + 32, c->raw_size);
+	codec_put_le32(b + 8, (uint32_t)c->n);
+	codec_put_le32(b + 12, 0);
+	codec_put_le64(b + 16, usize);
+	codec_put_le64(b + 24, span);
+	codec_put_le64(b + 32, c->raw_size);
 	uint8_t *q = b + ZS_SAVED_HEAD, *s = q + c->n * ZS_SAVED_POINT;
 	uint64_t soff = 0;
 	for (size_t i = 0; i < c->n; i++, q += ZS_SAVED_POINT) {
 		const struct kept_point *k = &c->pts[i];
-		put64(q, k->p.cin);
-		put64(q + 8, k->p.uout);
-		put32(q + 16, k->p.bits);
-		put32(q + 20, k->p.aux);
-		put64(q + 24, k->p.aux2);
-		put32(q + 32, k->p.state_len);
-		put32(q + 36, k->raw_len | (uint32_t)k->packed << 31);
-		put32(q + 40, k->crc);
-		put32(q + 44, (uint32_t)k->has_crc);
-		put64(q + 48, soff);
-		put32(q + 60, 0);
+		codec_put_le64(q, k->p.cin);
+		codec_put_le64(q + 8, k->p.uout);
+		codec_put_le32(q + 16, k->p.bits);
+		codec_put_le32(q + 20, k->p.aux);
+		codec_put_le64(q + 24, k->p.aux2);
+		codec_put_le32(q + 32, k->p.state_len);
+		codec_put_le32(q + 36, k->raw_len | (uint32_t)k->packed << 31);
+		codec_put_le32(q + 40, k->crc);
+		codec_put_le32(q + 44, (uint32_t)k->has_crc);
+		codec_put_le64(q + 48, soff);
+		codec_put_le32(q + 60, 0);
 		if (k->p.state_len && k->p.state) {
 			memcpy(s, k->p.state, k->p.state_len);
 		} else if (k->p.state_len && read_saved_state(c, k, s) != IMG_OK) {
 			free(b);  /* the index file the states were in is damaged or gone */
 			return IMG_E_IO;
 		}
-		put32(q + 56, k->p.state_len ? crc32_fast(0, s, k->p.state_len) : 0);
+		codec_put_le32(q + 56, k->p.state_len ? crc32_fast(0, s, k->p.state_len) : 0);
 		s += k->p.state_len;
 		soff += k->p.state_len;
 	}

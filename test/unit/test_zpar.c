@@ -25,6 +25,7 @@
 #include <bzlib.h>
 #include <zstd.h>
 
+#include "helper_codecs.h"
 #include "helper_memsrc.h"
 #include "helper_tmpdir.h"
 #include "io/zseek.h"
@@ -33,26 +34,6 @@
 #define STREAMS 24
 
 /* ---- byte buffers ------------------------------------------------------------------- */
-
-struct buf {
-	uint8_t *p;
-	size_t n, cap;
-};
-
-static void buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (b->n + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 65536;
-		while (cap < b->n + n)
-			cap *= 2;
-		b->p = realloc(b->p, cap);
-		assert_non_null(b->p);
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->n, p, n);
-	b->n += n;
-}
 
 /* The codec under test: its name, decoder, finder and unit encoder. */
 struct codec_case {
@@ -68,14 +49,8 @@ struct codec_case {
 };
 static const struct codec_case *cc;
 
-static void buf_free(struct buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof *b);
-}
-
 /* Compressible bytes with incompressible stretches. */
-static void make_plain(struct buf *b, size_t n, uint32_t seed)
+static void make_mixed(struct buf *b, size_t n, uint32_t seed)
 {
 	uint32_t x = seed * 2654435761u + 1;
 	for (size_t i = 0; i < n; i++) {
@@ -325,7 +300,7 @@ static void test_bzip2_finder(void **state)
 	cc = &bzip2_case;
 	struct buf plain = { 0 }, comp = { 0 };
 	size_t ends[STREAMS];
-	make_plain(&plain, STREAM_PLAIN * 5 + 1234, 1);
+	make_mixed(&plain, STREAM_PLAIN * 5 + 1234, 1);
 	size_t k = enc_streams(&comp, &plain, ends, STREAMS);
 	assert_int_equal(k, 6);
 	enc_bzip2(&comp, NULL, 0);  /* an empty stream at the end */
@@ -357,7 +332,7 @@ static void test_zstd_finder(void **state)
 {
 	(void)state;
 	struct buf plain = { 0 }, comp = { 0 };
-	make_plain(&plain, 600000, 2);
+	make_mixed(&plain, 600000, 2);
 	size_t ends[4];
 	ends[0] = enc_zstd_frame(&comp, plain.p, 300000, 1, 1);  /* pzstd: a skippable frame before each */
 	ends[1] = enc_zstd_frame(&comp, plain.p + 300000, 200000, 0, 1);
@@ -382,7 +357,7 @@ static void test_streams_identical(void **state)
 	cc = *state;
 	struct buf plain = { 0 }, comp = { 0 };
 	size_t ends[STREAMS];
-	make_plain(&plain, STREAM_PLAIN * (STREAMS - 1) + 4321, 3);
+	make_mixed(&plain, STREAM_PLAIN * (STREAMS - 1) + 4321, 3);
 	enc_streams(&comp, &plain, ends, STREAMS);
 	expect_plain(open_par, &comp, &plain, 0);
 	expect_plain(open_par, &comp, &plain, 4096);
@@ -409,7 +384,7 @@ static void test_damage_as_single(void **state)
 	cc = *state;
 	struct buf plain = { 0 }, comp = { 0 };
 	size_t ends[STREAMS];
-	make_plain(&plain, STREAM_PLAIN * 6, 4);
+	make_mixed(&plain, STREAM_PLAIN * 6, 4);
 	size_t k = enc_streams(&comp, &plain, ends, STREAMS);
 	size_t flips[] = { ends[0] + (ends[1] - ends[0]) / 2, ends[0] + 3, ends[0] + 20, ends[1] - 3,
 			   ends[k - 2] + 100, 40 };
@@ -437,7 +412,7 @@ static void test_truncation_as_single(void **state)
 	cc = *state;
 	struct buf plain = { 0 }, comp = { 0 }, cut = { 0 };
 	size_t ends[STREAMS];
-	make_plain(&plain, STREAM_PLAIN * 5, 5);
+	make_mixed(&plain, STREAM_PLAIN * 5, 5);
 	enc_streams(&comp, &plain, ends, STREAMS);
 	size_t cuts[] = { ends[0], ends[0] + 2, ends[1] + 11, ends[2] - 1, comp.n - 1, comp.n / 2, 3 };
 	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
@@ -465,7 +440,7 @@ static void test_false_boundary(void **state)
 	cc = *state;
 	struct buf plain = { 0 }, comp = { 0 };
 	size_t ends[STREAMS];
-	make_plain(&plain, STREAM_PLAIN * 8, 6);
+	make_mixed(&plain, STREAM_PLAIN * 8, 6);
 	enc_streams(&comp, &plain, ends, STREAMS);
 	size_t cuts[] = { 1, 14, (ends[1] - ends[0]) / 2, ends[1] - ends[0] - 1 };
 	liar_unit = comp.p + ends[0];
@@ -488,7 +463,7 @@ static void test_unit_over_budget(void **state)
 {
 	cc = *state;
 	struct buf plain = { 0 }, comp = { 0 };
-	make_plain(&plain, STREAM_PLAIN, 7);
+	make_mixed(&plain, STREAM_PLAIN, 7);
 	cc->enc(&comp, plain.p, plain.n);
 	size_t zn = (size_t)48 << 20;
 	uint8_t *z = calloc(1, zn);
@@ -535,7 +510,7 @@ static void test_tools(void **state)
 	char dir[256];
 	assert_int_equal(test_tmpdir_make(dir, sizeof dir, "zpar"), 0);
 	struct buf plain = { 0 }, comp = { 0 };
-	make_plain(&plain, (size_t)6 << 20, 8);
+	make_mixed(&plain, (size_t)6 << 20, 8);
 	int bz = strcmp(cc->name, "bzip2") == 0;
 	tool_file(dir, bz ? "pbzip2 -p2 -1 -c" : "pzstd -q -p 2 -1 -c", &plain, &comp);
 	assert_true(cc->unit_len(comp.p, comp.n, 1) < comp.n);  /* several units */
@@ -553,7 +528,7 @@ static void test_pipe(void **state)
 	cc = *state;
 	struct buf plain = { 0 }, comp = { 0 };
 	size_t ends[STREAMS];
-	make_plain(&plain, STREAM_PLAIN * 10 + 99, 9);
+	make_mixed(&plain, STREAM_PLAIN * 10 + 99, 9);
 	enc_streams(&comp, &plain, ends, STREAMS);
 	int fd[2];
 	assert_int_equal(pipe(fd), 0);
@@ -598,7 +573,7 @@ static void test_whole_units(void **state)
 	cc = *state;
 	struct buf plain = { 0 }, comp = { 0 };
 	size_t ends[STREAMS];
-	make_plain(&plain, STREAM_PLAIN * (STREAMS - 1) + 4321, 8);
+	make_mixed(&plain, STREAM_PLAIN * (STREAMS - 1) + 4321, 8);
 	size_t k = enc_streams(&comp, &plain, ends, STREAMS);
 	peeking = 1;
 	expect_plain(open_par_ahead, &comp, &plain, 0);
@@ -627,7 +602,7 @@ static void test_units_of_8_mib(void **state)
 	cc = &zstd_case;
 	struct buf plain = { 0 }, comp = { 0 };
 	size_t unit = (size_t)8 << 20;
-	make_plain(&plain, 3 * unit + 5000, 9);
+	make_mixed(&plain, 3 * unit + 5000, 9);
 	uint64_t x = 88172645463325252ULL;  /* xorshift: bytes zstd cannot compress */
 	for (size_t i = 0; i + 8 <= 3 * unit; i += 8) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
