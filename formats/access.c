@@ -47,6 +47,16 @@ int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *wh
 	return IMG_OK;
 }
 
+int fmt_peek(img_image *im, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err)
+{
+	return rsrc_peek(im->rs, len, off, p, pin, err);
+}
+
+void fmt_unpeek(img_image *im, void *pin)
+{
+	rsrc_unpeek(im->rs, pin);
+}
+
 /* The tool that decodes a codec's data to stdout, or NULL. */
 static const char *decoder_tool(const char *codec, size_t len)
 {

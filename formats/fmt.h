@@ -112,6 +112,11 @@ int img_open_source(img_stream *src, const char *name, const img_options *opt, i
 /* Read image bytes for random access; a short read is IMG_E_TRUNCATED naming
  * what was being read. Thread-safe. */
 int fmt_pread(img_image *im, void *buf, size_t len, uint64_t off, const char *what, img_err *err);
+/* The len bytes at off where the image's source holds them in memory, with
+ * no copy (rsrc_peek): *p NULL when it does not (read them with fmt_pread);
+ * fmt_unpeek(im, *pin) when done. */
+int fmt_peek(img_image *im, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err);
+void fmt_unpeek(img_image *im, void *pin);
 
 /* Record an error on a caller's slot, "PATH: FORMAT: what at byte N". */
 int fmt_fail_to(img_image *im, img_err *err, int code, uint64_t offset, const char *fmt, ...)

@@ -75,10 +75,12 @@ struct group_cache {
 /* A checked group's data (cap bytes allocated) of the open image
  * named id; id 0: free. While `loading`, one thread reads and checks it and
  * the others wait on group_slots.loaded; `users` threads copy from it (it
- * is not reused until they are done). */
+ * is not reused until they are done). A group the image holds in memory
+ * (a decoded source's segment) is checked where it is, `looked`: the slot
+ * then holds no data, and readers read the image (from that memory). */
 struct group_slot {
 	uint64_t id, g, last_use;
-	int loading;
+	int loading, looked;
 	unsigned users;
 	size_t cap;
 	uint8_t *data;
@@ -183,15 +185,14 @@ static int read_stored(img_image *im, const struct pc_state *st, uint64_t g, uin
 	return fmt_pread(im, d, st->lay.cs, pc_checksum_offset(&st->lay, g), "a checksum", err);
 }
 
-/* Hash group g's data onto h and compare with its stored checksum; mark the
- * group good or bad. buf (cap bytes) takes the whole group with what
- * follows it when it fits, else the data goes through it in pieces. */
-static int hash_group(img_image *im, struct pc_state *st, uint64_t g, img_hash *h, uint8_t *buf,
-		      size_t cap, img_err *err)
+/* Hash group g's data (len bytes at at) and copy its stored checksum out of
+ * the buffer when it holds the whole group, else read the data through buf
+ * (cap bytes) in pieces and the checksum apart. */
+static int hash_group_read(img_image *im, struct pc_state *st, uint64_t g, img_hash *h, uint8_t *buf,
+			   size_t cap, uint8_t *stored, img_err *err)
 {
 	uint64_t at = pc_data_offset(&st->lay, g * st->lay.bpc), len = pc_group_blocks(&st->lay, g) * st->lay.bs;
 	size_t whole = (size_t)len + pc_group_tail(&st->lay);
-	uint8_t stored[16];
 	int rc = IMG_OK;
 	if (whole <= cap) {
 		rc = fmt_pread(im, buf, whole, at, "a checksum group", err);
@@ -199,19 +200,49 @@ static int hash_group(img_image *im, struct pc_state *st, uint64_t g, img_hash *
 			return rc;
 		pc_group_update(&st->lay, h, buf, 0, (size_t)len);
 		memcpy(stored, buf + len + pc_checksum_in_tail(&st->lay), st->lay.cs);
-	} else {
-		for (uint64_t pos = 0; pos < len && rc == IMG_OK;) {
-			size_t step = len - pos < cap ? (size_t)(len - pos) : cap;
-			rc = fmt_pread(im, buf, step, at + pos, "a checksum group", err);
-			if (rc == IMG_OK)
-				pc_group_update(&st->lay, h, buf, pos, step);
-			pos += step;
-		}
-		if (rc == IMG_OK)
-			rc = read_stored(im, st, g, stored, err);
-		if (rc != IMG_OK)
-			return rc;
+		return IMG_OK;
 	}
+	for (uint64_t pos = 0; pos < len && rc == IMG_OK;) {
+		size_t step = len - pos < cap ? (size_t)(len - pos) : cap;
+		rc = fmt_pread(im, buf, step, at + pos, "a checksum group", err);
+		if (rc == IMG_OK)
+			pc_group_update(&st->lay, h, buf, pos, step);
+		pos += step;
+	}
+	return rc == IMG_OK ? read_stored(im, st, g, stored, err) : rc;
+}
+
+/* Hash group g's data onto h and compare with its stored checksum; mark the
+ * group good or bad. With looked NULL the data goes through buf (cap
+ * bytes), which takes the whole group with what follows it when it fits,
+ * else the data goes through it in pieces. With looked, the caller does
+ * not need the bytes: where the image holds the group in memory (a segment
+ * a decoded source holds) it is hashed there, in place, and *looked is 1;
+ * else as above, through a buffer of its own when buf is NULL. */
+static int hash_group(img_image *im, struct pc_state *st, uint64_t g, img_hash *h, uint8_t *buf,
+		      size_t cap, int *looked, img_err *err)
+{
+	uint64_t at = pc_data_offset(&st->lay, g * st->lay.bpc), len = pc_group_blocks(&st->lay, g) * st->lay.bs;
+	uint8_t stored[16];
+	const uint8_t *p = NULL;
+	void *pin = NULL;
+	int rc = looked ? fmt_peek(im, (size_t)len + pc_group_tail(&st->lay), at, &p, &pin, err) : IMG_OK;
+	if (rc != IMG_OK)
+		return rc;
+	if (p) {
+		pc_group_update(&st->lay, h, p, 0, (size_t)len);
+		memcpy(stored, p + len + pc_checksum_in_tail(&st->lay), st->lay.cs);
+		fmt_unpeek(im, pin);
+		*looked = 1;
+	} else if (buf) {
+		rc = hash_group_read(im, st, g, h, buf, cap, stored, err);
+	} else {
+		uint8_t *own = malloc(GROUP_CHUNK);
+		rc = own ? hash_group_read(im, st, g, h, own, GROUP_CHUNK, stored, err) : no_memory(im, err);
+		free(own);
+	}
+	if (rc != IMG_OK)
+		return rc;
 	if (!pc_checksum_matches(&st->lay, h, stored)) {
 		bit_set(st->acc.group_bad, g);
 		return group_error(im, st, g, err);
@@ -263,12 +294,9 @@ static int xxh_state_before(img_image *im, struct pc_state *st, uint64_t g, img_
 	}
 	if (rc != IMG_OK || from == g)
 		return rc;
-	uint8_t *buf = malloc(GROUP_CHUNK);
-	if (!buf)
-		return no_memory(im, err);
+	int looked = 0;
 	for (uint64_t x = from; x < g && rc == IMG_OK; x++)
-		rc = hash_group(im, st, x, h, buf, GROUP_CHUNK, err);
-	free(buf);
+		rc = hash_group(im, st, x, h, NULL, 0, &looked, err);
 	return rc;
 }
 
@@ -307,9 +335,10 @@ static void remember_end(const struct pc_state *st, struct group_cache *c, uint6
 }
 
 /* Check group g (not checked yet) through buf: in one read when the group
- * with its checksum fits in cap bytes, else in pieces. */
+ * with its checksum fits in cap bytes, else in pieces; with looked, in
+ * place when the image holds it in memory (hash_group). */
 static int check_group_into(img_image *im, struct pc_state *st, uint64_t g, uint8_t *buf,
-			    size_t cap, img_err *err)
+			    size_t cap, int *looked, img_err *err)
 {
 	struct group_cache *c = thread_cache();
 	img_hash h;
@@ -317,21 +346,19 @@ static int check_group_into(img_image *im, struct pc_state *st, uint64_t g, uint
 		return no_memory(im, err);
 	int rc = group_start(im, st, g, &h, c, err);
 	if (rc == IMG_OK)
-		rc = hash_group(im, st, g, &h, buf, cap, err);
+		rc = hash_group(im, st, g, &h, buf, cap, looked, err);
 	if (rc == IMG_OK && c && running_xxh(st))
 		remember_end(st, c, g, &h);
 	hash_free(&h);
 	return rc;
 }
 
-/* Check group g with a buffer of its own (too big for a slot, or every
- * slot busy): its data is not kept. */
+/* Check group g in place or with a buffer of its own (too big for a slot,
+ * or every slot busy): its data is not kept. */
 static int check_group_alone(img_image *im, struct pc_state *st, uint64_t g, img_err *err)
 {
-	uint8_t *buf = malloc(GROUP_CHUNK);
-	int rc = buf ? check_group_into(im, st, g, buf, GROUP_CHUNK, err) : no_memory(im, err);
-	free(buf);
-	return rc;
+	int looked = 0;
+	return check_group_into(im, st, g, NULL, 0, &looked, err);
 }
 
 /* ---- shared slots of checked groups ------------------------------------------ */
@@ -379,7 +406,10 @@ static int slot_load(img_image *im, struct pc_state *st, uint64_t g, struct grou
 		s->data = grown;
 		s->cap = whole;
 	}
-	return check_group_into(im, st, g, s->data, whole, err);
+	int looked = 0;
+	int rc = check_group_into(im, st, g, s->data, whole, &looked, err);
+	s->looked = looked;
+	return rc;
 }
 
 /* Take slot v for group g, load it, and hand it out (or free it again when
@@ -443,7 +473,7 @@ static int group_acquire(img_image *im, struct pc_state *st, uint64_t g, uint8_t
 	if (!whole)
 		return check_group_alone(im, st, g, err);
 	*filled = 1;  /* the data is read once, to where it goes; its checksum after it */
-	return check_group_into(im, st, g, whole, (size_t)(pc_group_blocks(&st->lay, g) * st->lay.bs), err);
+	return check_group_into(im, st, g, whole, (size_t)(pc_group_blocks(&st->lay, g) * st->lay.bs), NULL, err);
 }
 
 static void slot_release(struct group_slot *s)
@@ -503,7 +533,8 @@ static int states_build(img_image *im, struct pc_state *st, const img_random_opt
 		if (g % st->acc.ckpt_every == 0)
 			hash_state_save(&h, st->acc.ckpt + g / st->acc.ckpt_every * st->acc.ckpt_size);
 		img_err e = { .code = IMG_OK };
-		rc = hash_group(im, st, g, &h, buf, GROUP_CHUNK, &e);
+		int looked = 0;
+		rc = hash_group(im, st, g, &h, buf, GROUP_CHUNK, &looked, &e);
 		if (rc == IMG_E_CHECKSUM && st->acc.first_bad > g)
 			st->acc.first_bad = g;
 		if (o->progress && (g % 256 == 0 || g + 1 == st->acc.ngroups))  /* in data bytes */
@@ -616,11 +647,13 @@ static int read_run(img_image *im, struct pc_state *st, uint64_t r, uint64_t in_
 		if (rc != IMG_OK || filled)
 			return rc;
 	}
-	if (s) {
+	if (s && !s->looked) {
 		memcpy(out, s->data + (r % st->lay.bpc) * st->lay.bs + in_block, n);
 		slot_release(s);
 		return IMG_OK;
 	}
+	if (s)
+		slot_release(s);
 	return fmt_pread(im, out, n, pc_data_offset(&st->lay, r) + in_block, "the data", err);
 }
 

@@ -195,6 +195,9 @@ struct img_rsrc_methods {
 	int (*save)(const img_rsrc *r, uint8_t **out, size_t *len);
 	/* NULL: no access points (rsrc_decoded_points). */
 	void (*points)(const img_rsrc *r, uint64_t *stateful, uint64_t *units, uint64_t *blind);
+	/* NULL: never in memory. rsrc_peek / rsrc_unpeek. */
+	int (*peek)(img_rsrc *r, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err);
+	void (*unpeek)(img_rsrc *r, void *pin);
 	void (*close)(img_rsrc *r);
 };
 
@@ -228,6 +231,14 @@ int rsrc_concat(const struct rsrc_piece *pieces, size_t count, img_err *err, img
 /* Read len bytes at off; *got < len only at the end of the data.
  * @return IMG_OK, or IMG_E_IO / IMG_E_MISSING / IMG_E_CORRUPT... with err set. */
 int rsrc_pread(img_rsrc *r, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
+/* Look at the len bytes at off in place, without a copy: *p points at them
+ * (valid until rsrc_unpeek(r, *pin)) when the source holds them in one piece
+ * in memory (a decoded source: a segment it decoded whole); otherwise *p is
+ * NULL and the caller reads them with rsrc_pread. The bytes are as checked
+ * as pread's. @return IMG_OK, or what pread would return for those bytes. */
+int rsrc_peek(img_rsrc *r, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err);
+/* Let go of what rsrc_peek gave (pin NULL: nothing). */
+void rsrc_unpeek(img_rsrc *r, void *pin);
 uint64_t rsrc_size(const img_rsrc *r);
 unsigned rsrc_caps(const img_rsrc *r);
 /* Identity of the data: total size and the newest mtime (ns) of its files

@@ -34,6 +34,19 @@ int rsrc_pread(img_rsrc *r, void *buf, size_t len, uint64_t off, size_t *got, im
 	return r->m->pread(r, buf, len, off, got, err);
 }
 
+int rsrc_peek(img_rsrc *r, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err)
+{
+	*p = NULL;
+	*pin = NULL;
+	return r->m->peek ? r->m->peek(r, len, off, p, pin, err) : IMG_OK;
+}
+
+void rsrc_unpeek(img_rsrc *r, void *pin)
+{
+	if (pin)
+		r->m->unpeek(r, pin);
+}
+
 uint64_t rsrc_size(const img_rsrc *r)
 {
 	return r->m->size(r);

@@ -9,13 +9,15 @@
  * whole and checked, copies from it; else the least recently used free cursor
  * decodes the segment whole first, and a reader that wants a segment another
  * thread is decoding waits for it. So each segment is decoded once for any
- * read pattern while it stays held (ZS_CURSORS segments at a time). When a
- * read starts near where the last one ended, ZS_AHEAD_THREADS decode-ahead
- * threads (started then, so after a mount daemon's fork) decode the next
- * ZS_AHEAD segments into free cursors, side by side, within ZS_AHEAD_BUDGET
- * bytes of segment buffers. At most ZS_DECODES (zseek.h) whole-segment
- * decodes run at once, readers' and decode-ahead's together: each decoder
- * may hold a window as big as its segment (the memory bound of a mount).
+ * read pattern while it stays held (up to ZS_CURSORS segments, within
+ * ZS_HELD_BUDGET bytes of segment buffers). When a read starts near where
+ * the last one ended, ZS_AHEAD_THREADS decode-ahead threads (started then,
+ * so after a mount daemon's fork) decode the next ZS_AHEAD segments into
+ * free cursors, side by side, keeping the segments just behind (the
+ * readers' requests come a little out of order) as the budget allows. At
+ * most ZS_DECODES (zseek.h) whole-segment decodes run at once, readers' and
+ * decode-ahead's together: a codec's decoder may hold a window as big as its
+ * segment (zstd decodes a held segment straight into its buffer, with none).
  * In a bigger segment: a cursor whose position is at or before X and past
  * the last point before X goes on decoding from where it is (sequential and
  * nearby reads); otherwise the least recently used idle cursor restarts at
@@ -46,14 +48,18 @@
 #include "zseek_points.h"
 
 #define ZS_FIRST_SPAN ((uint64_t)4 << 20)   /* decoded bytes between stateful points, at first */
-/* Cursors: the segment sequential reads are in, the one before (a mount's
- * reads come a little out of order), and ZS_AHEAD decoded ahead. */
-#define ZS_CURSORS 4
+/* Cursors: the segment sequential reads are in, up to ZS_BEHIND_MAX before
+ * it (a mount's reads come a little out of order), and ZS_AHEAD decoded
+ * ahead, within ZS_HELD_BUDGET; segments too big to hold are read with the
+ * first ZS_STREAMING (each keeps a decoder and its window). */
+#define ZS_CURSORS 6
+#define ZS_BEHIND_MAX 2
+#define ZS_STREAMING 4
 /* Decode-ahead: segments decoded past the one sequential reads reached,
  * and the bytes all held segment buffers may take for it; the threads that
  * decode them, side by side (segments are independent: one per core). */
 #define ZS_AHEAD 2
-#define ZS_AHEAD_BUDGET ((uint64_t)40 << 20)
+#define ZS_HELD_BUDGET ((uint64_t)36 << 20)
 #define ZS_AHEAD_THREADS 2
 /* A read that starts this close to where the last one ended is sequential. */
 #define ZS_SEQ_SLACK ((uint64_t)4 << 20)
@@ -182,8 +188,9 @@ static void cursor_reset(zs_view *v, struct cursor *c)
 	c->dec = NULL;
 }
 
-/* Start c's decoder at point i. */
-static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
+/* Start c's decoder at point i; contiguous: zs_start.contiguous (a segment
+ * decoded whole into segbuf). */
+static int cursor_open(zs_view *v, struct cursor *c, size_t i, int contiguous, img_err *err)
 {
 	cursor_reset(v, c);
 	const struct kept_point *k = &v->core.pts[i];
@@ -205,7 +212,8 @@ static int cursor_open(zs_view *v, struct cursor *c, size_t i, img_err *err)
 	uint64_t next = i + 1 < v->core.n ? v->core.pts[i + 1].p.uout : v->usize;
 	int rc;
 	if (v->ops->start) {
-		struct zs_start st = { .raw = v->raw, .name = v->name, .p = &p, .next_uout = next };
+		struct zs_start st = { .raw = v->raw, .name = v->name, .p = &p, .next_uout = next,
+				       .contiguous = contiguous };
 		rc = v->ops->start(&st, &c->dec, err);
 	} else {
 		rc = v->ops->open(v->raw, v->name, &p, next, &c->dec, err);
@@ -341,7 +349,7 @@ static int cursor_read(zs_view *v, struct cursor *c, uint8_t *dst, size_t cap, s
 			return rc;
 		}
 		size_t i = point_before(v, c->pos);
-		if (v->core.pts[i].p.uout != c->pos || (rc = cursor_open(v, c, i, err)) != IMG_OK)
+		if (v->core.pts[i].p.uout != c->pos || (rc = cursor_open(v, c, i, 0, err)) != IMG_OK)
 			break;
 	}
 	/* this call's own outcome, never an older error left on the slot */
@@ -391,7 +399,7 @@ static struct cursor *cursor_pick(zs_view *v, uint64_t off, int *reuse)
 {
 	uint64_t restart = v->core.pts[point_before(v, off)].p.uout;
 	struct cursor *best = NULL, *lru = NULL;
-	for (int i = 0; i < ZS_CURSORS; i++) {
+	for (int i = 0; i < ZS_STREAMING; i++) {
 		struct cursor *c = &v->cur[i];
 		if (!cursor_free(c))
 			continue;
@@ -438,7 +446,7 @@ static int hold_segment(zs_view *v, struct cursor *c, size_t i, img_err *err)
 	size_t n = (size_t)(seg_end(v, i) - s0), k = 0;
 	if (c->segcap < n)
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->name);
-	int rc = cursor_open(v, c, i, err);
+	int rc = cursor_open(v, c, i, 1, err);
 	while (rc == IMG_OK && k < n) {
 		size_t got = 0;
 		rc = cursor_read(v, c, c->segbuf + k, n - k, &got, err);
@@ -525,9 +533,36 @@ static uint64_t held_bytes_with(const zs_view *v, const struct cursor *spare, ui
 	return b;
 }
 
+/* The free cursor to decode a segment of `need` bytes into (lock held):
+ * the least recently used one not holding a segment of [keep_lo, keep_hi],
+ * among those whose buffer may grow to need within ZS_HELD_BUDGET; NULL
+ * when none. */
+static struct cursor *cursor_for(zs_view *v, uint64_t need, size_t keep_lo, size_t keep_hi)
+{
+	struct cursor *lru = NULL;
+	for (int k = 0; k < ZS_CURSORS; k++) {
+		struct cursor *x = &v->cur[k];
+		int kept = x->held != NO_SEG && x->held >= keep_lo && x->held <= keep_hi;
+		if (cursor_free(x) && !kept && (!lru || x->last_use < lru->last_use) &&
+		    held_bytes_with(v, x, need) <= ZS_HELD_BUDGET)
+			lru = x;
+	}
+	return lru;
+}
+
+/* Segments kept behind the base for a segment of `need` bytes: as many of
+ * ZS_BEHIND_MAX as the budget holds beside the base and ZS_AHEAD ahead. */
+static size_t behind_for(uint64_t need)
+{
+	uint64_t fit = need ? ZS_HELD_BUDGET / need : ZS_CURSORS;
+	return fit <= ZS_AHEAD + 1 ? 0 : fit - (ZS_AHEAD + 1) < ZS_BEHIND_MAX ? (size_t)(fit - (ZS_AHEAD + 1))
+									      : ZS_BEHIND_MAX;
+}
+
 /* The next segment to decode ahead and a free cursor for it (lock held):
  * one of base+1 .. base+ZS_AHEAD held by no cursor, into a cursor that
- * holds none of base .. base+ZS_AHEAD, within the memory budget. */
+ * holds none of the segments kept (behind_for before the base, up to
+ * base+ZS_AHEAD), within the memory budget. */
 static struct cursor *ahead_next(zs_view *v, size_t *seg)
 {
 	size_t base = v->ahead.base;
@@ -541,18 +576,13 @@ static struct cursor *ahead_next(zs_view *v, size_t *seg)
 			held |= v->cur[k].held == j;
 		if (held)
 			continue;
-		struct cursor *lru = NULL;
-		for (int k = 0; k < ZS_CURSORS; k++) {
-			struct cursor *x = &v->cur[k];
-			int wanted = x->held != NO_SEG && x->held >= base && x->held <= base + ZS_AHEAD;
-			if (cursor_free(x) && !wanted && (!lru || x->last_use < lru->last_use))
-				lru = x;
-		}
 		uint64_t need = seg_end(v, j) - v->core.pts[j].p.uout;
-		if (!lru || held_bytes_with(v, lru, need) > ZS_AHEAD_BUDGET)
+		size_t behind = behind_for(need);
+		struct cursor *c = cursor_for(v, need, base > behind ? base - behind : 0, base + ZS_AHEAD);
+		if (!c)
 			return NULL;
 		*seg = j;
-		return lru;
+		return c;
 	}
 	return NULL;
 }
@@ -686,8 +716,9 @@ static void ahead_start(zs_view *v)
  * segment another thread is decoding waits for it: each segment is decoded
  * once, whatever the read order. Readers copy out of a held segment side by
  * side (pinned, it is not reused meanwhile). */
-static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t off, size_t *got,
-		     img_err *err)
+/* Pin the cursor that holds segment i (decoding it first when none does);
+ * its segbuf stays as it is until segment_unpin. */
+static int segment_pin(zs_view *v, size_t i, struct cursor **out, img_err *err)
 {
 	pthread_mutex_lock(&v->lock);
 	struct cursor *c = NULL;
@@ -700,6 +731,9 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 			if (cursor_free(x) && (!lru || x->last_use < lru->last_use))
 				lru = x;
 		}
+		struct cursor *fit = holder ? NULL : cursor_for(v, seg_end(v, i) - v->core.pts[i].p.uout, NO_SEG, NO_SEG);
+		if (fit)
+			lru = fit;  /* else one over the budget rather than none */
 		if (holder && !holder->busy) {
 			c = holder;
 			break;
@@ -717,14 +751,31 @@ static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t of
 	c->pins++;
 	c->last_use = ++v->clock;
 	pthread_mutex_unlock(&v->lock);
-	uint64_t s0 = v->core.pts[i].p.uout, end = seg_end(v, i);
-	size_t n = end - off < len ? (size_t)(end - off) : len;
-	memcpy(out, c->segbuf + (off - s0), n);
-	*got = n;
+	*out = c;
+	return IMG_OK;
+}
+
+static void segment_unpin(zs_view *v, struct cursor *c)
+{
 	pthread_mutex_lock(&v->lock);
 	if (--c->pins == 0)
 		cursor_unpinned(v);
 	pthread_mutex_unlock(&v->lock);
+}
+
+/* Copy [off, off + len) up to segment i's end out of the cursor holding it. */
+static int read_held(zs_view *v, size_t i, uint8_t *out, size_t len, uint64_t off, size_t *got,
+		     img_err *err)
+{
+	struct cursor *c;
+	int rc = segment_pin(v, i, &c, err);
+	if (rc != IMG_OK)
+		return rc;
+	uint64_t s0 = v->core.pts[i].p.uout, end = seg_end(v, i);
+	size_t n = end - off < len ? (size_t)(end - off) : len;
+	memcpy(out, c->segbuf + (off - s0), n);
+	*got = n;
+	segment_unpin(v, c);
 	return IMG_OK;
 }
 
@@ -743,7 +794,7 @@ static int read_streamed(zs_view *v, void *buf, size_t len, uint64_t off, size_t
 
 	int rc = IMG_OK;
 	if (!reuse)
-		rc = cursor_open(v, c, point_before(v, off), err);
+		rc = cursor_open(v, c, point_before(v, off), 0, err);
 	while (rc == IMG_OK && c->pos < off) {  /* skip to off */
 		size_t n = 0;
 		uint64_t want = off - c->pos;
@@ -803,6 +854,34 @@ int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, 
 		*got += n;
 	}
 	return IMG_OK;
+}
+
+int zs_view_peek(zs_view *v, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err)
+{
+	*p = NULL;
+	*pin = NULL;
+	if (len == 0 || off >= v->usize || len > v->usize - off)
+		return IMG_OK;
+	size_t i = point_before(v, off);
+	uint64_t s0 = v->core.pts[i].p.uout, end = seg_end(v, i);
+	if (end - s0 > ZS_HOLD_MAX || off + len > end)
+		return IMG_OK;
+	pthread_mutex_lock(&v->lock);
+	ahead_note_read(v, off, len);
+	pthread_mutex_unlock(&v->lock);
+	struct cursor *c;
+	int rc = segment_pin(v, i, &c, err);
+	if (rc != IMG_OK)
+		return rc;
+	*p = c->segbuf + (off - s0);
+	*pin = c;
+	return IMG_OK;
+}
+
+void zs_view_unpeek(zs_view *v, void *pin)
+{
+	if (pin)
+		segment_unpin(v, pin);
 }
 
 int zs_not_mountable(struct zs_scan *sc, const char *what)

@@ -148,6 +148,11 @@ struct zs_start {
 	struct zs_scan *sc;        /* scan mode: hand points to sc as they pass, or NULL */
 	int whole;                 /* decode on through every member to the end of the data,
 				    * with the trailing-bytes policy (stream and scan) */
+	int contiguous;            /* random reads of a segment decoded whole: each read asks for
+				    * every byte up to next_uout, at the end of the last one's, in
+				    * one buffer left as it is while the decoder lives, so a codec
+				    * may decode straight into it, with no window of its own (a
+				    * first read that asks for less: the codec's usual way) */
 };
 
 /* Open in->raw at offset or in->up, as st says. @return IMG_OK or IMG_E_IO. */
@@ -286,6 +291,13 @@ int zs_view_open_states(img_rsrc *raw, const char *name, const struct zs_ops *op
 size_t zs_saved_front(const uint8_t *saved, size_t len);
 /* Thread-safe. *got < len only at the end of the data. */
 int zs_view_pread(zs_view *v, void *buf, size_t len, uint64_t off, size_t *got, img_err *err);
+/* rsrc_peek of a view (thread-safe): the bytes in place when they lie in one
+ * segment the view holds whole (decoding and checking it first, as
+ * zs_view_pread would); the segment stays held until zs_view_unpeek. *p is
+ * NULL when they do not (a segment too big to hold, or the range crosses a
+ * segment's end, or is past the data). */
+int zs_view_peek(zs_view *v, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err);
+void zs_view_unpeek(zs_view *v, void *pin);
 uint64_t zs_view_size(const zs_view *v);
 /* The points in their saved form (malloc'd). @return IMG_OK or IMG_E_IO. */
 int zs_view_save(const zs_view *v, uint8_t **out, size_t *len);

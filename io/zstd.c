@@ -234,13 +234,17 @@ struct zst_dec {
 	struct zs_input in;
 	ZSTD_DStream *ds;
 	uint8_t *dict;         /* checkpoint: the dictionary, loaded by reference */
-	size_t dict_cap;
+	size_t dict_cap, dict_len;
 	uint8_t head[6];       /* checkpoint: the frame header fed before the blocks */
 	size_t head_left;
 	uint64_t left;         /* bytes until the next point (UINT64_MAX: no limit) */
 	int whole;             /* go on through every frame, then the end-of-data rule */
 	int in_frame;          /* a frame started and its end was not seen */
 	int finished;          /* nothing more to decode */
+	int direct;            /* the first frame is decoded block by block into the caller's
+				* buffer (zs_start.contiguous), not through a window buffer */
+	int started;           /* a read was made */
+	int frame_fresh;       /* direct: at a frame start, skippable frames not looked for yet */
 	enum zst_fix fix;
 	int borrowed;          /* ds is the caller's */
 };
@@ -265,7 +269,9 @@ static int load_checkpoint(struct zst_dec *d, uint64_t cin, const uint8_t *state
 	int rc = unpack_state(state, state_len, &d->dict, &d->dict_cap, &dict_len, &wb);
 	if (rc == IMG_E_IO)
 		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory", d->name);
-	if (rc != IMG_OK || ZSTD_isError(ZSTD_DCtx_loadDictionary_byReference(d->ds, d->dict, dict_len)))
+	d->dict_len = dict_len;
+	if (rc != IMG_OK || ZSTD_isError(d->direct ? ZSTD_decompressBegin_usingDict(d->ds, d->dict, dict_len)
+						   : ZSTD_DCtx_loadDictionary_byReference(d->ds, d->dict, dict_len)))
 		return img_err_set(err, IMG_E_CORRUPT, 0, 0, cin,
 				   "%s: zstd: the saved checkpoint at compressed byte %llu is damaged (index)",
 				   d->name, (unsigned long long)cin);
@@ -278,8 +284,8 @@ static int load_checkpoint(struct zst_dec *d, uint64_t cin, const uint8_t *state
 }
 
 /* A decoder with a context (borrowed, else from the pool or new) and, at a checkpoint, its dictionary. */
-static int dec_new(const char *name, const struct zs_point *p, ZSTD_DStream *borrow, struct zst_dec **out,
-		   img_err *err)
+static int dec_new(const char *name, const struct zs_point *p, ZSTD_DStream *borrow, int direct,
+		   struct zst_dec **out, img_err *err)
 {
 	struct zst_dec *d = calloc(1, sizeof *d);
 	if (d && borrow) {
@@ -298,7 +304,11 @@ static int dec_new(const char *name, const struct zs_point *p, ZSTD_DStream *bor
 	}
 	d->name = name;
 	d->in_frame = 1;
+	d->direct = direct;
 	int rc = p->state ? load_checkpoint(d, p->cin, p->state, p->state_len, err) : IMG_OK;
+	if (rc == IMG_OK && direct && !p->state && ZSTD_isError(ZSTD_decompressBegin(d->ds)))
+		rc = img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory", name);
+	d->frame_fresh = direct && !p->state;
 	if (rc != IMG_OK) {
 		zst_close(d);
 		return rc;
@@ -312,7 +322,7 @@ int zst_dec_borrowing(img_rsrc *raw, const char *name, uint64_t cin, const uint8
 {
 	struct zs_point p = { .cin = cin, .state = (uint8_t *)state, .state_len = (uint32_t)state_len };
 	struct zst_dec *d;
-	int rc = dec_new(name, &p, borrow, &d, err);
+	int rc = dec_new(name, &p, borrow, 0, &d, err);
 	if (rc != IMG_OK)
 		return rc;
 	d->left = limit;
@@ -331,7 +341,7 @@ static int zst_start(const struct zs_start *st, void **out, img_err *err)
 	if (st->sc)  /* the scan is zs_ops.scan (zstd_scan.c), which decodes block by block */
 		return img_err_set(err, IMG_E_IO, 0, 0, 0, "%s: zstd: no scan mode in the stream decoder", st->name);
 	struct zst_dec *d;
-	int rc = dec_new(st->name, st->p, NULL, &d, err);
+	int rc = dec_new(st->name, st->p, NULL, st->contiguous && !st->whole, &d, err);
 	if (rc != IMG_OK)
 		return rc;
 	d->whole = st->whole;
@@ -371,10 +381,11 @@ static int next_frame(struct zst_dec *d, img_err *err)
 	return rc;
 }
 
-/* Feed a checkpoint's frame header (it makes no bytes). */
+/* Feed a checkpoint's frame header (it makes no bytes); direct decoding
+ * feeds it itself. */
 static int feed_head(struct zst_dec *d, img_err *err)
 {
-	while (d->head_left) {
+	while (d->head_left && !d->direct) {
 		ZSTD_inBuffer ib = { d->head + 6 - d->head_left, d->head_left, 0 };
 		ZSTD_outBuffer ob = { NULL, 0, 0 };
 		size_t ret = ZSTD_decompressStream(d->ds, &ob, &ib);
@@ -415,16 +426,122 @@ static int decode_step(struct zst_dec *d, uint8_t *dst, size_t room, size_t *mad
 	return zst_corrupt(err, d->name, at, "the decoder made no progress");
 }
 
+/* Direct decoding's end, at the end of its frame: what follows (the next
+ * frames of a multi-frame segment) goes through the streaming decoder,
+ * without the checkpoint's dictionary. */
+static void direct_end(struct zst_dec *d)
+{
+	d->direct = 0;
+	d->in_frame = 0;
+	d->finished = !d->whole;
+	ZSTD_DCtx_reset(d->ds, ZSTD_reset_session_only);
+	ZSTD_DCtx_refDDict(d->ds, NULL);
+}
+
+/* Direct decoding at a frame's start (nothing fed since
+ * ZSTD_decompressBegin): step over skippable frames (pzstd writes one
+ * before each frame; libzstd would want the content in one piece, and it
+ * may be as big as 4 GiB). */
+static int direct_skip(struct zst_dec *d, img_err *err)
+{
+	for (;;) {
+		int rc = zs_input_fill(&d->in, 8, err);
+		if (rc != IMG_OK)
+			return rc;
+		const uint8_t *p = d->in.buf + d->in.pos;
+		if (d->in.end - d->in.pos < 8 || (codec_le32(p) & ZSTD_SKIPPABLE_MASK) != ZSTD_SKIPPABLE_MAGIC)
+			return IMG_OK;  /* a frame, or damage libzstd reports */
+		uint64_t skip = 8 + (uint64_t)codec_le32(p + 4);
+		while (skip > 0) {
+			rc = zs_input_fill(&d->in, 1, err);
+			if (rc != IMG_OK)
+				return rc;
+			size_t avail = d->in.end - d->in.pos;
+			if (avail == 0)
+				return zst_truncated(err, d->name, zs_input_at(&d->in));
+			size_t k = avail < skip ? avail : (size_t)skip;
+			d->in.pos += k;
+			skip -= k;
+		}
+	}
+}
+
+/* One piece of the first frame (direct decoding): the frame header, a block
+ * header, a block or the checksum, as libzstd's buffer-less API asks for
+ * it, a block decoded straight into dst. The caller's buffers follow each
+ * other and stay as they are (zs_start.contiguous), so the bytes before dst
+ * are the window; a block bigger than room is damage (a segment ends at a
+ * block's end). */
+static int direct_step(struct zst_dec *d, uint8_t *dst, size_t room, size_t *made, img_err *err)
+{
+	*made = 0;
+	size_t need = ZSTD_nextSrcSizeToDecompress(d->ds);
+	if (need == 0) {
+		direct_end(d);
+		return IMG_OK;
+	}
+	if (d->frame_fresh) {
+		d->frame_fresh = 0;
+		int rc = direct_skip(d, err);
+		if (rc != IMG_OK)
+			return rc;
+	}
+	uint64_t at = zs_input_at(&d->in);
+	const uint8_t *src;
+	if (d->head_left) {  /* a checkpoint's frame header, fed in libzstd's two steps */
+		if (need > d->head_left)
+			return zst_corrupt(err, d->name, at, "checkpoint frame header refused");
+		src = d->head + 6 - d->head_left;
+	} else {
+		int rc = zs_input_fill(&d->in, need, err);
+		if (rc != IMG_OK)
+			return rc;
+		if (d->in.end - d->in.pos < need)
+			return zst_truncated(err, d->name, at + (d->in.end - d->in.pos));
+		src = d->in.buf + d->in.pos;
+	}
+	size_t r = ZSTD_decompressContinue(d->ds, dst, room, src, need);
+	if (ZSTD_isError(r))
+		return zst_lib_error(err, d->name, at, r, d->fix);
+	if (d->head_left)
+		d->head_left -= need;
+	else
+		d->in.pos += need;
+	*made = r;
+	return IMG_OK;
+}
+
+/* A first read that does not ask for the whole segment: a block may not
+ * fit, so the decoder goes the streaming way, through its window. */
+static int direct_abandon(struct zst_dec *d, img_err *err)
+{
+	d->direct = 0;
+	ZSTD_DCtx_reset(d->ds, ZSTD_reset_session_only);
+	ZSTD_DCtx_refDDict(d->ds, NULL);
+	if (d->head_left && ZSTD_isError(ZSTD_DCtx_loadDictionary_byReference(d->ds, d->dict, d->dict_len)))
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory", d->name);
+	return IMG_OK;
+}
+
 int zst_read(void *dp, uint8_t *dst, size_t cap, size_t *got, img_err *err)
 {
 	struct zst_dec *d = dp;
 	*got = 0;
 	if (cap > d->left)
 		cap = (size_t)d->left;
+	if (d->direct && !d->started && cap < d->left) {
+		int rc = direct_abandon(d, err);
+		if (rc != IMG_OK)
+			return rc;
+	}
+	d->started = 1;
 	int rc = feed_head(d, err);
 	while (rc == IMG_OK && *got < cap && !d->finished) {
 		size_t made = 0;
-		rc = d->in_frame ? decode_step(d, dst + *got, cap - *got, &made, err) : next_frame(d, err);
+		if (d->direct)
+			rc = direct_step(d, dst + *got, cap - *got, &made, err);
+		else
+			rc = d->in_frame ? decode_step(d, dst + *got, cap - *got, &made, err) : next_frame(d, err);
 		*got += made;
 	}
 	d->left -= d->left == UINT64_MAX ? 0 : *got;

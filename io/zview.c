@@ -23,6 +23,16 @@ static int decoded_pread(img_rsrc *r, void *buf, size_t len, uint64_t off, size_
 	return zs_view_pread(((struct decoded *)r)->view, buf, len, off, got, err);
 }
 
+static int decoded_peek(img_rsrc *r, size_t len, uint64_t off, const uint8_t **p, void **pin, img_err *err)
+{
+	return zs_view_peek(((struct decoded *)r)->view, len, off, p, pin, err);
+}
+
+static void decoded_unpeek(img_rsrc *r, void *pin)
+{
+	zs_view_unpeek(((struct decoded *)r)->view, pin);
+}
+
 static uint64_t decoded_size(const img_rsrc *r)
 {
 	return zs_view_size(((const struct decoded *)r)->view);
@@ -65,6 +75,8 @@ static const struct img_rsrc_methods decoded_methods = {
 	.first_path = decoded_first_path,
 	.save = decoded_save,
 	.points = decoded_points,
+	.peek = decoded_peek,
+	.unpeek = decoded_unpeek,
 	.close = decoded_close,
 };
 

@@ -29,6 +29,7 @@
 #include "formats/blkindex.h"
 #include "formats/fmt.h"
 #include "helper_tmpdir.h"
+#include "io/zseek.h"
 
 static char tmpdir[64];
 
@@ -286,6 +287,33 @@ static void test_crc_running(void **state)
 	crc_running_case("crc_k7.pc", 600, 7, 100);
 	/* groups of 4.5 MiB: checked in pieces, not through the group cache */
 	crc_running_case("crc_k9000.pc", 20000, 9000, 9500);
+}
+
+/* The same image damaged before zstd compressed it (one frame, checkpoints
+ * every 1 MiB): a group inside one decoded segment is checked where the
+ * view holds it (no copy), one across two segments through a buffer; both
+ * ways the bad group fails with IMG_E_CHECKSUM, every other reads right. */
+static void test_crc_running_zstd(void **state)
+{
+	(void)state;
+	const char *path = make_crc_running("crc_zst.pc", 20000, 100);
+	struct layout l;
+	walk(path, &l);
+	uint64_t bad_rank = 12345;
+	flip(path, data_at(&l, bad_rank, 9));
+	char cmd[1600], zst[720];
+	snprintf(zst, sizeof zst, "%s.zst", path);
+	snprintf(cmd, sizeof cmd, "zstd -q -f -3 --single-thread '%s' -o '%s'", path, zst);
+	assert_int_equal(system(cmd), 0);
+	zs_set_first_span((uint64_t)1 << 20);
+	img_image *im = open_random(zst, NULL, 0, NULL);
+	zs_set_first_span(0);
+	expect_groups(im, &l, bad_rank / l.bpc, 0, 0);
+	img_close(im);
+	im = open_random(zst, NULL, 0, NULL);
+	expect_groups(im, &l, bad_rank / l.bpc, 0, 1);
+	img_close(im);
+	layout_free(&l);
 }
 
 /* The stored checksum of the group before is what the CRC goes on from:
@@ -600,6 +628,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc_running),
+		cmocka_unit_test(test_crc_running_zstd),
 		cmocka_unit_test(test_crc_running_damaged_checksum),
 		cmocka_unit_test(test_xxh_running_damaged),
 		cmocka_unit_test(test_xxh_running_index_from_before),

@@ -432,6 +432,40 @@ static void check_zstd_frame_start(const char *name, uint64_t cin, int copy)
 	rsrc_close(o.raw);
 }
 
+/* zstd's decoder started at the frame at compressed offset cin of `name`
+ * (decoded offset copy * PLAIN_SIZE) for a segment decoded whole
+ * (zs_start.contiguous: the frame decoded block by block straight into the
+ * buffer; a skippable frame before it stepped over), each read asking for
+ * all the rest; with step_max, reads of at most that (less than a block:
+ * the streaming way). The bytes up to that frame's end, which must be the
+ * first of plain. @return how many. */
+static size_t check_zstd_contiguous(const char *name, uint64_t cin, int copy, size_t step_max)
+{
+	struct opened o;
+	memset(&o, 0, sizeof o);
+	path_of(o.path, sizeof o.path, name);
+	assert_int_equal(rsrc_open(o.path, &o.err, &o.raw), IMG_OK);
+	struct zs_point p = { .cin = cin, .uout = (uint64_t)copy * PLAIN_SIZE };
+	struct zs_start st = { .raw = o.raw, .name = o.path, .p = &p, .next_uout = p.uout + PLAIN_SIZE,
+			       .contiguous = 1 };
+	void *dec = NULL;
+	assert_int_equal(zs_zstd_ops.start(&st, &dec, &o.err), IMG_OK);
+	uint8_t *buf = malloc(PLAIN_SIZE);
+	assert_non_null(buf);
+	size_t total = 0, got = 1;
+	while (got > 0 && total < PLAIN_SIZE) {
+		size_t step = step_max && PLAIN_SIZE - total > step_max ? step_max : PLAIN_SIZE - total;
+		if (zs_zstd_ops.read(dec, buf + total, step, &got, &o.err) != IMG_OK)
+			fail_msg("%s from %llu: %s", name, (unsigned long long)cin, o.err.msg);
+		total += got;
+	}
+	assert_memory_equal(buf, plain, total);
+	zs_zstd_ops.close(dec);
+	free(buf);
+	rsrc_close(o.raw);
+	return total;
+}
+
 static uint64_t file_size(const char *name)
 {
 	size_t n;
@@ -456,6 +490,13 @@ static void test_zstd(void **state)
 	check_garbage("p.zst", &zs_zstd_ops, IMG_E_TRAILING);
 	check_zstd_frame_start("cat.zst", 0, 0);
 	check_zstd_frame_start("cat.zst", file_size("a.zst") + file_size("p.zst"), 2);
+	assert_int_equal(check_zstd_contiguous("cat.zst", 0, 0, 0), PLAIN_SIZE);
+	assert_int_equal(check_zstd_contiguous("cat.zst", file_size("a.zst") + file_size("p.zst"), 2, 0),
+			 PLAIN_SIZE);
+	assert_int_equal(check_zstd_contiguous("cat.zst", 0, 0, 100000), PLAIN_SIZE);
+	size_t first = check_zstd_contiguous("p.zst", 0, 0, 0);  /* pzstd: a skippable frame first */
+	assert_true(first > 0 && first < PLAIN_SIZE);             /* then its first data frame */
+	assert_int_equal(check_zstd_contiguous("cat.zst", file_size("a.zst"), 1, 0), first);
 
 	/* a window over 128 MiB (zstd --long=28, size not known): refused at
 	 * its frame, with the command that makes it mountable */

@@ -1063,6 +1063,108 @@ static void test_fork_ahead(void **state)
 	view_done(v, raw);
 }
 
+/* Wait until the view decodes nothing more for 30 ms (the decode-ahead
+ * threads did what the last read asked of them). */
+static void settle(zs_view *v)
+{
+	uint64_t last = UINT64_MAX;
+	for (int still = 0, i = 0; still < 3 && i < 1000; i++) {
+		uint64_t now = decodes_of(v);
+		still = now == last ? still + 1 : 0;
+		last = now;
+		usleep(10000);
+	}
+}
+
+#define STRAGGLER ((uint64_t)5 << 19)  /* 2.5 MiB: two segments of g1.gz back (1.3 MiB each) */
+
+/* Reads that come out of order, as a mount's do (the kernel's readahead
+ * requests served by several threads): sequential reads, each followed by a
+ * read STRAGGLER back (two segments behind) once the decode-ahead threads have
+ * moved on. The segments just behind are kept while the threads decode
+ * ahead, so every segment is decoded once. (Keeping only the segment the
+ * reads are in and those ahead decoded the one two behind again.) */
+static void test_stragglers_kept(void **state)
+{
+	(void)state;
+	img_rsrc *raw = NULL;
+	size_t points = 0;
+	zs_view *v = ahead_view(&raw, &points);
+	const size_t chunk = (size_t)256 << 10;
+	uint8_t *buf = malloc(chunk);
+	assert_non_null(buf);
+	for (uint64_t off = 0; off + chunk <= DATA_SIZE; off += chunk) {
+		uint64_t at[2] = { off, off >= STRAGGLER ? off - STRAGGLER : off };
+		for (int k = 0; k < 2; k++) {
+			size_t got = 0;
+			img_err err;
+			memset(&err, 0, sizeof err);
+			int rc = zs_view_pread(v, buf, chunk, at[k], &got, &err);
+			if (rc != IMG_OK || got != chunk || memcmp(buf, data + at[k], chunk) != 0)
+				fail_msg("read at %llu: rc %d, got %zu, %s", (unsigned long long)at[k], rc, got,
+					 rc != IMG_OK ? err.msg : "wrong bytes");
+			settle(v);
+		}
+	}
+	free(buf);
+	struct zs_view_counts c;
+	zs_view_counts(v, &c);
+	print_message("# %zu segments: %llu decodes (%llu ahead)\n", points,
+		      (unsigned long long)c.segment_decodes, (unsigned long long)c.ahead_decodes);
+	assert_int_equal(c.segment_decodes, points);
+	assert_true(c.ahead_decodes >= points / 2);
+	view_done(v, raw);
+}
+
+/* zs_view_peek: the bytes of a range inside one held segment, in place (the
+ * same as zs_view_pread's), the segment decoded once however often it is
+ * looked at, and kept while it is looked at; NULL for a range that crosses
+ * a segment's end or the end of the data. */
+static void test_peek(void **state)
+{
+	(void)state;
+	zs_set_first_span(VIEW_SPAN);
+	zs_set_decode_ahead(0);
+	img_rsrc *raw = NULL;
+	size_t points = 0;
+	zs_view *v = view_of("g1.gz", NULL, 0, &raw, &points);
+	img_err err;
+	memset(&err, 0, sizeof err);
+	const uint8_t *p = NULL;
+	void *pin = NULL;
+	uint64_t off = (uint64_t)5 << 20;
+	assert_int_equal(zs_view_peek(v, 4096, off, &p, &pin, &err), IMG_OK);
+	assert_non_null(p);
+	assert_non_null(pin);
+	assert_memory_equal(p, data + off, 4096);
+	/* while it is pinned, reads of other places (more segments than the
+	 * view has cursors) do not take its buffer */
+	uint8_t *buf = malloc(65536);
+	assert_non_null(buf);
+	for (uint64_t at = 0; at < DATA_SIZE; at += (uint64_t)1 << 20) {
+		size_t got = 0;
+		assert_int_equal(zs_view_pread(v, buf, 65536, at, &got, &err), IMG_OK);
+		assert_memory_equal(buf, data + at, got);
+	}
+	assert_memory_equal(p, data + off, 4096);
+	uint64_t before = decodes_of(v);
+	const uint8_t *q = NULL;
+	void *pin2 = NULL;
+	assert_int_equal(zs_view_peek(v, 8192, off + 4096, &q, &pin2, &err), IMG_OK);
+	assert_ptr_equal(q, p + 4096);  /* the same held segment, looked at again */
+	assert_int_equal(decodes_of(v), before);
+	zs_view_unpeek(v, pin2);
+	zs_view_unpeek(v, pin);
+	free(buf);
+	/* more than a segment, or past the end: not in one piece */
+	assert_int_equal(zs_view_peek(v, (size_t)3 << 20, off, &p, &pin, &err), IMG_OK);
+	assert_null(p);
+	assert_null(pin);
+	assert_int_equal(zs_view_peek(v, 8192, DATA_SIZE - 4096, &p, &pin, &err), IMG_OK);
+	assert_null(p);
+	view_done(v, raw);
+}
+
 static int reset_view(void **state)
 {
 	zs_set_decode_ahead(1);
@@ -1092,6 +1194,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_decodes_bounded, reset_view),
 		cmocka_unit_test_teardown(test_damaged_ahead, reset_view),
 		cmocka_unit_test_teardown(test_fork_ahead, reset_view),
+		cmocka_unit_test_teardown(test_stragglers_kept, reset_view),
+		cmocka_unit_test_teardown(test_peek, reset_view),
 	};
 	int failed = cmocka_run_group_tests(tests, setup, NULL);
 	free(data);
