@@ -671,16 +671,17 @@ static void test_zstd_threads_after_fork(void **state)
 {
 	(void)state;
 	run("zstd -q -T2 -3 -c plain > fork.zst");
-	assert_int_equal(threads_now(), 1);
+	int base = threads_now();  /* 1; 2 under ThreadSanitizer (its own thread) */
+	assert_true(base <= 2);
 	struct opened o;
 	if (open_view(&o, "fork.zst", &zs_zstd_ops, NULL, 0) != IMG_OK)
 		fail_msg("%s", o.err.msg);
 	uint64_t stateful = 0, units = 0, blind = 0;
 	zs_view_points(o.v, &stateful, &units, &blind);
 	assert_true(stateful >= 8);
-	assert_int_equal(threads_now(), 1);  /* the scan's threads ended with it */
+	assert_int_equal(threads_now(), base);  /* the scan's threads ended with it */
 	assert_int_equal(read_all(o.v, plain, PLAIN_SIZE), 0);
-	assert_true(threads_now() > 1);  /* sequential reads started decode-ahead */
+	assert_true(threads_now() > base);  /* sequential reads started decode-ahead */
 	struct zs_view_counts before;
 	zs_view_counts(o.v, &before);
 	fflush(NULL);
@@ -688,12 +689,13 @@ static void test_zstd_threads_after_fork(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		alarm(60);
+		int child_base = threads_now();
 		int bad = read_all(o.v, plain, PLAIN_SIZE);
 		struct zs_view_counts c;
 		zs_view_counts(o.v, &c);
-		_exit(bad ? 1 : threads_now() == 1 || c.ahead_decodes == before.ahead_decodes ? 2 : 0);
+		_exit(bad ? 1 : threads_now() <= child_base || c.ahead_decodes == before.ahead_decodes ? 2 : 0);
 	}
-	assert_int_equal(threads_now(), 1);  /* stopped for the fork, not yet restarted */
+	assert_int_equal(threads_now(), base);  /* stopped for the fork, not yet restarted */
 	int st = 0;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -702,7 +704,7 @@ static void test_zstd_threads_after_fork(void **state)
 			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	assert_int_equal(read_all(o.v, plain, PLAIN_SIZE), 0);
 	close_view(&o);
-	assert_int_equal(threads_now(), 1);
+	assert_int_equal(threads_now(), base);
 }
 
 static int group_setup(void **state)
