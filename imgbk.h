@@ -106,6 +106,12 @@ typedef struct img_image img_image;
  *         close then). `opt` may be NULL for the defaults.
  */
 int img_open(const char *path, const img_options *opt, img_image **out, img_err *err);
+/* Process-wide, before images are opened: this process reads its images at
+ * random (mount, index, the NBD plugin), so the stream img_open reads the
+ * header and bitmap from decodes compressed data with one decoder, not
+ * independent units on several cores ahead of what it reads (work and
+ * memory for nothing; a mount daemon would carry that memory over its fork). */
+void img_open_for_random(void);
 
 /* Free everything of the handle. NULL is fine. */
 void img_close(img_image *im);

@@ -714,6 +714,7 @@ static void cz_hints(void *ctx, const char *dir, const char *file)
 
 int cz_mount(const struct mount_request *rq)
 {
+	img_open_for_random();  /* read at random: the streams read the headers only */
 	struct cz_mount_set *s = calloc(1, sizeof *s);
 	if (!s) {
 		warnx_("mount: out of memory");

@@ -91,6 +91,7 @@ static void print_result(const img_image *im, int state, int json)
 static int build(const char *image, const img_options *opt, uint32_t interval, int json, int quiet)
 {
 	img_image *im;
+	img_open_for_random();  /* the scan reads at random: the stream reads the header only */
 	int rc = open_image(image, opt, &im);
 	if (rc)
 		return rc;

@@ -261,6 +261,7 @@ int mount_image(const struct mount_request *rq)
 	img_options opt;
 	img_options_init(&opt);
 	opt.raw = rq->raw;
+	img_open_for_random();  /* read at random: the stream reads the header only */
 	int rc = open_image(rq->image, &opt, &im);
 	if (rc)
 		return rc;

@@ -284,6 +284,11 @@ static int image_finish_open(img_image *im, int rc, img_image **out, img_err *er
 	return IMG_OK;
 }
 
+void img_open_for_random(void)
+{
+	codec_units_parallel(0);
+}
+
 int img_open(const char *path, const img_options *opt, img_image **out, img_err *err)
 {
 	char resolved[1100];

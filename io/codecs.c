@@ -257,11 +257,18 @@ int img_codec_suffix(const char *sfx, size_t len)
 	return 0;
 }
 
+static int units_parallel = 1;
+
+void codec_units_parallel(int on)
+{
+	units_parallel = on;
+}
+
 int codec_open(const struct img_codec *c, img_stream *up, img_stream **out)
 {
 	if (c->open)
 		return c->open(up, out);
-	if (c->seek && c->seek->start && c->unit_len && sysconf(_SC_NPROCESSORS_ONLN) > 1)
+	if (units_parallel && c->seek && c->seek->start && c->unit_len && sysconf(_SC_NPROCESSORS_ONLN) > 1)
 		return zpar_stream_open(up, c->name, c->seek, c->unit_len, out);
 	if (c->seek && c->seek->start)
 		return zs_stream_open(up, c->name, c->seek, out);

@@ -373,6 +373,14 @@ const struct img_codec *codec_by_name(const char *name, size_t len);
 /* Stack c's decoding layer on up (for a codec imgbk does not decode: fail
  * with one line saying how to convert the file). */
 int codec_open(const struct img_codec *c, img_stream *up, img_stream **out);
+/* Process-wide, before images are opened: whether codec_open decodes the
+ * independent units of a codec that has a unit finder on several cores
+ * (io/zpar.c; 1, the default) or with one decoder. A process that reads
+ * its images at random (mount, index, the NBD plugin) says 0: its
+ * sequential stream only reads the header and bitmap, and units decoded
+ * ahead of that would be work and memory for nothing (a mount daemon would
+ * carry their memory over its fork). */
+void codec_units_parallel(int on);
 
 /* The layer of the one entry with an open of its own (io/xz.c: lzma-alone,
  * a stream without access points). Others: codec_open. */

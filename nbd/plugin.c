@@ -426,6 +426,7 @@ static int imgbk_thread_model(void)
 static int imgbk_get_ready(void)
 {
 	atomic_init(&srv.errors, 0);
+	img_open_for_random();  /* served at random: the streams read the headers only */
 	return srv.file ? open_file() : open_dir();
 }
 

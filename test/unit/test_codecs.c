@@ -29,6 +29,7 @@
 
 #include "helper_codecs.h"
 #include "helper_memsrc.h"
+#include "io/zseek.h"
 
 /* ---- encoders (the real libraries) ------------------------------------------ */
 
@@ -903,6 +904,40 @@ static void test_lrzip_refused(void **state)
 	buf_free(&comp);
 }
 
+/* pzstd data (independent frames) opened as a stream: its units decoded on
+ * several cores (io/zpar.c under the top stream), unless the process said
+ * it reads its images at random (img_open_for_random: mount, index, the
+ * NBD plugin), when one decoder reads what the header needs. The bytes are
+ * the same either way. */
+static void test_units_for_random(void **state)
+{
+	(void)state;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		skip();
+	char dir[] = "/tmp/imgbk-units-XXXXXX", path[300];
+	assert_non_null(mkdtemp(dir));
+	struct buf plain = { 0 }, comp = { 0 };
+	make_plain(&plain, (size_t)3 << 20, 9);
+	enc_tool(dir, "pzstd -q -p2 -1 -c", &plain, &comp);
+	snprintf(path, sizeof path, "%s/units.pzst", dir);
+	write_file(path, comp.p, comp.n);
+	for (int random = 0; random < 2; random++) {
+		if (random)
+			img_open_for_random();
+		img_err err;
+		memset(&err, 0, sizeof err);
+		img_stream *s = NULL;
+		assert_int_equal(stream_open_stack(path, &err, NULL, NULL, 0, &s), IMG_OK);
+		struct zpar_counts c;
+		assert_int_equal(zpar_stream_counts(s, &c), random ? -1 : 0);
+		expect_all_then_close(s, &plain);
+	}
+	codec_units_parallel(1);
+	remove_dir(dir);
+	buf_free(&plain);
+	buf_free(&comp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -920,6 +955,7 @@ int main(void)
 		cmocka_unit_test(test_upstream_error),
 		cmocka_unit_test(test_damage_fuzz),
 		cmocka_unit_test(test_bids),
+		cmocka_unit_test(test_units_for_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
