@@ -162,6 +162,11 @@ void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes)
 	*state_bytes = b;
 }
 
+uint64_t zs_view_point_at(const zs_view *v, size_t i)
+{
+	return v->core.pts[i].p.uout;
+}
+
 int zs_view_save(const zs_view *v, uint8_t **out, size_t *len)
 {
 	return zs_core_save(&v->core, v->usize, v->span, out, len);

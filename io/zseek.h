@@ -303,6 +303,8 @@ uint64_t zs_view_size(const zs_view *v);
 int zs_view_save(const zs_view *v, uint8_t **out, size_t *len);
 /* Points and the bytes their states take, for messages and tests. */
 void zs_view_stats(const zs_view *v, size_t *points, uint64_t *state_bytes);
+/* Where point i's segment starts (a decoded offset; i < points), for tests. */
+uint64_t zs_view_point_at(const zs_view *v, size_t i);
 /* For messages: points with a state (checkpoints), the codec's data units
  * and those that got no points inside (zs_scan.units, .blind; 0 when the
  * points were loaded). */
