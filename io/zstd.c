@@ -45,6 +45,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -80,6 +81,20 @@ ZSTD_DStream *zst_new_dstream(void)
 	if (ds)
 		ZSTD_DCtx_setParameter(ds, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_LIMIT);
 	return ds;
+}
+
+/* ---- checkpoint dictionaries' buffers ----------------------------------------------- */
+
+#define ZSTD_DICT_MAPPED ((size_t)8 << 20)
+#define ZSTD_DICT_PAGE ((size_t)4096)
+
+/* Free a dictionary buffer of cap bytes (dict_room made it). */
+static void dict_free(uint8_t *dict, size_t cap)
+{
+	if (dict && cap > ZSTD_DICT_MAPPED)
+		munmap(dict, cap);
+	else
+		free(dict);
 }
 
 /* ---- contexts kept for the next decoder ------------------------------------------ */
@@ -122,7 +137,7 @@ static void pool_give(ZSTD_DStream *ds, uint8_t *dict, size_t cap)
 	}
 	pthread_mutex_unlock(&pool_lock);
 	ZSTD_freeDStream(ds);
-	free(dict);
+	dict_free(dict, cap);
 }
 
 /* ---- checkpoint states ----------------------------------------------------------- */
@@ -141,17 +156,48 @@ static int get_leb(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-/* Make *dict (*cap bytes) hold at least n. @return 1, or 0 out of memory. */
+/* Make *dict (*cap bytes) hold at least n. @return 1, or 0 out of memory.
+ * A dictionary over ZSTD_DICT_MAPPED bytes (a --long window) is a mapping
+ * of its own (dict_clear). */
 static int dict_room(uint8_t **dict, size_t *cap, size_t n)
 {
 	if (*cap >= n)
 		return 1;
+	if (n > ZSTD_DICT_MAPPED) {
+		n = (n + ZSTD_DICT_PAGE - 1) & ~(ZSTD_DICT_PAGE - 1);
+		uint8_t *nd = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (nd == MAP_FAILED)
+			return 0;
+		madvise(nd, n, MADV_HUGEPAGE);  /* fewer faults where runs are put again */
+		dict_free(*dict, *cap);
+		*dict = nd;
+		*cap = n;
+		return 1;
+	}
 	uint8_t *nd = realloc(*dict, n);
 	if (!nd)
 		return 0;
 	*dict = nd;
 	*cap = n;
 	return 1;
+}
+
+/* Zero n bytes at p inside a dictionary of cap bytes: a mapped one gives its
+ * whole pages back instead (they read as zeros; only the pages the runs
+ * then fill are touched again: a --long=27 window is 128 MiB, of which the
+ * matches after a checkpoint copy a few MiB at most). */
+static void dict_clear(uint8_t *dict, size_t cap, uint8_t *p, size_t n)
+{
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + ZSTD_DICT_PAGE - 1) & ~(uintptr_t)(ZSTD_DICT_PAGE - 1));
+	if (cap <= ZSTD_DICT_MAPPED || a >= p + n) {
+		memset(p, 0, n);
+		return;
+	}
+	memset(p, 0, (size_t)(a - p));
+	size_t whole = (size_t)(p + n - a) & ~(ZSTD_DICT_PAGE - 1);
+	if (madvise(a, whole, MADV_DONTNEED) != 0)
+		memset(a, 0, whole);
+	memset(a + whole, 0, (size_t)(p + n - (a + whole)));
 }
 
 /* Check the runs' table at p (runs entries, within content bytes) and that
@@ -200,7 +246,7 @@ static int state_to_dict(const uint8_t *raw, size_t n, uint8_t **dict, size_t *d
 	if (!dict_room(dict, dict_cap, head + (size_t)content))
 		return IMG_E_IO;
 	memcpy(*dict, p, head);
-	memset(*dict + head, 0, content);
+	dict_clear(*dict, *dict_cap, *dict + head, content);
 	runs_place(p + head, end, runs, *dict + head);
 	*dict_len = head + content;
 	return IMG_OK;
@@ -254,7 +300,7 @@ void zst_close(void *dp)
 	struct zst_dec *d = dp;
 	zs_input_free(&d->in);
 	if (d->borrowed)
-		free(d->dict);
+		dict_free(d->dict, d->dict_cap);
 	else
 		pool_give(d->ds, d->dict, d->dict_cap);
 	free(d);
