@@ -862,10 +862,15 @@ static int zpar_exchange(img_stream *s, uint8_t **buf, size_t *cap, size_t *len)
 		help_or_wait(zp);
 	uint8_t *whole = NULL;
 	size_t whole_cap = 0;
-	if (h && h->state == U_DONE && h->rc == IMG_OK && h->handed == 0 && h->olen > 0) {
+	if (h && h->state == U_DONE && h->rc == IMG_OK && h->handed < h->olen) {
+		/* a head partly read through produce() (format sniffing reads
+		 * the first unit so) goes over too, its rest moved to the front:
+		 * no read-ahead buffers of the layer above made for it */
+		if (h->handed > 0)
+			memmove(h->out + ZPAR_FRONT, h->out + ZPAR_FRONT + h->handed, h->olen - h->handed);
 		whole = h->out;
 		whole_cap = h->ocap;
-		*len = h->olen;
+		*len = h->olen - h->handed;
 		h->handed = h->olen;
 		h->out = NULL;
 		h->ocap = 0;
