@@ -430,9 +430,9 @@ static int budget_room(struct zpar *zp)
  * the reader, which also reads every compressed byte, was the one that
  * kept the other waiting (its share of the CPU time of verify of the
  * pzstd bench image, perf: 54-57% against 34-38% for the worker; with
- * the head taken too, 48-52% against 39-41%). For pbzip2 the same cost
- * 40% more CPU time (the units decoded with the codec's decoder into
- * buffers of their own instead of straight into the reader's). */
+ * the head taken too, 48-52% against 39-41%). The other codecs keep
+ * the head for the reader: decoded straight into its buffer, with no
+ * buffer of its own and no copy. */
 static struct unit *next_queued(struct zpar *zp)
 {
 	if (!budget_room(zp))
