@@ -53,6 +53,13 @@ struct img_stream_ops {
  * (io/stream.c). NULL when out of memory. */
 uint8_t *stream_buffer_alloc(size_t size);
 
+/* Give the memory of a stream_buffer_alloc(size) buffer back from byte keep
+ * on (from the next huge page boundary, for a buffer of 2 MiB or more;
+ * nothing for a smaller one): a buffer kept for reuse then holds as much
+ * memory as the bytes it holds now, not the most it ever held. The bytes
+ * there read as zeros afterwards. */
+void stream_buffer_trim(uint8_t *b, size_t size, size_t keep);
+
 /* Room in front of the data of a buffer that is handed over (thread.c,
  * zpar.c) for the bytes the reader still had visible in the buffer it gives
  * up (a partclone checksum group is 1 MiB plus its checksum; a larger rest

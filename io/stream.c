@@ -41,6 +41,16 @@ uint8_t *stream_buffer_alloc(size_t size)
 	return p;
 }
 
+void stream_buffer_trim(uint8_t *b, size_t size, size_t keep)
+{
+	if (size < HUGE_PAGE)
+		return;
+	size_t from = (keep + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	size_t to = size & ~(HUGE_PAGE - 1);
+	if (from < to)
+		madvise(b + from, to - from, MADV_DONTNEED);  /* a hint: failing costs memory only */
+}
+
 static int err_vset(img_err *err, int code, int sys_errno, int has_offset, uint64_t offset,
 		    const char *prefix, const char *fmt, va_list ap)
 {

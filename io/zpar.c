@@ -60,7 +60,11 @@
 #include "zseek.h"
 
 #define ZPAR_MAX_WORKERS 3
-#define ZPAR_AHEAD 6                            /* units read ahead, the head included */
+/* Units read ahead, the head included: the head and the next one decoded
+ * at once and one read for whichever decoder is done first. More cost
+ * memory and no speed: with 6, verify of the pbzip2 bench image (units of
+ * 900 kB, a buffer each) peaked at 62-75 MiB, with 3 at 31 MiB. */
+#define ZPAR_AHEAD 3
 /* Compressed bytes of one unit, at most: pzstd's frames of 8 MiB of data that
  * does not compress are 8 MiB + 205 bytes (block headers), so the limit
  * leaves room for zstd's worst case over 8 MiB (ZSTD_compressBound: 8 MiB +
@@ -90,12 +94,17 @@
 #define ZPAR_REPLAY_BUFFER ((size_t)1 << 20)
 #define ZPAR_OWN_BUFFER ((size_t)256 << 10)
 #define ZPAR_AHEAD_BYTES ((size_t)4 << 20)      /* compressed bytes read ahead, at most (2 units at least) */
-/* Buffers kept for reuse (their pages are there already): decoded ones;
- * compressed ones none: a unit's bytes go with it (huge pages make a new
- * buffer a few page faults; a kept one cost 8 MiB of peak memory, measured
- * 62-67 MiB against 50-55 MiB for verify of the pzstd bench image). */
+/* Buffers kept for reuse (their pages are there already): decoded ones,
+ * and one compressed one. Fresh memory is dear on the bench VM: reading
+ * the 733 MB pzstd bench image in 5 MiB steps costs 0.07 s of CPU into
+ * one buffer used again and 0.6-1.7 s into a fresh huge-page buffer each
+ * time (3 s in 4 KiB pages); verify of that image spent 0.15-0.24 s in
+ * the kernel with a new compressed buffer per unit, 0.08-0.16 s with one
+ * kept. The kept one gives back its pages past the bytes it last held
+ * (stream_buffer_trim), so a small unit after a big one does not keep the
+ * big one's memory. */
 #define ZPAR_SPARES 2
-#define ZPAR_IN_SPARES 0
+#define ZPAR_IN_SPARES 1
 
 enum unit_state {
 	U_QUEUED,  /* read, waiting for a decoder */
@@ -207,7 +216,9 @@ static void unit_free(struct zpar *zp, struct unit *u)
 	if (!u)
 		return;
 	drop_out(zp, u);
-	if (u->c && !spare_put(zp->in_spare, ZPAR_IN_SPARES, u->c, u->ccap))
+	if (u->c && spare_put(zp->in_spare, ZPAR_IN_SPARES, u->c, u->ccap))
+		stream_buffer_trim(u->c, u->ccap, u->clen);
+	else
 		free(u->c);
 	free(u);
 }
@@ -409,13 +420,24 @@ static int budget_room(struct zpar *zp)
 	return out_held(zp) - data_room(spare) + out_first(zp) <= ZPAR_OUT_BUDGET;
 }
 
-/* The first queued unit behind the head that the budget has room for, or
- * NULL. Under the lock. */
+/* The first queued unit that the budget has room for, or NULL: the head
+ * included for a codec that decodes a unit in one call, else only the
+ * units behind it (the reader decodes the head straight into produce()'s
+ * buffer). Under the lock.
+ *
+ * A worker that is free before the reader comes for the head takes it
+ * (the reader reads the next units meanwhile and decodes one of them):
+ * the reader, which also reads every compressed byte, was the one that
+ * kept the other waiting (its share of the CPU time of verify of the
+ * pzstd bench image, perf: 54-57% against 34-38% for the worker; with
+ * the head taken too, 48-52% against 39-41%). The other codecs keep
+ * the head for the reader: decoded straight into its buffer, with no
+ * buffer of its own and no copy. */
 static struct unit *next_queued(struct zpar *zp)
 {
 	if (!budget_room(zp))
 		return NULL;
-	for (int i = 1; i < zp->count; i++)
+	for (int i = zp->ops->unit_decode ? 0 : 1; i < zp->count; i++)
 		if (zp->q[i]->state == U_QUEUED)
 			return zp->q[i];
 	return NULL;
@@ -851,10 +873,15 @@ static int zpar_exchange(img_stream *s, uint8_t **buf, size_t *cap, size_t *len)
 		help_or_wait(zp);
 	uint8_t *whole = NULL;
 	size_t whole_cap = 0;
-	if (h && h->state == U_DONE && h->rc == IMG_OK && h->handed == 0 && h->olen > 0) {
+	if (h && h->state == U_DONE && h->rc == IMG_OK && h->handed < h->olen) {
+		/* a head partly read through produce() (format sniffing reads
+		 * the first unit so) goes over too, its rest moved to the front:
+		 * no read-ahead buffers of the layer above made for it */
+		if (h->handed > 0)
+			memmove(h->out + ZPAR_FRONT, h->out + ZPAR_FRONT + h->handed, h->olen - h->handed);
 		whole = h->out;
 		whole_cap = h->ocap;
-		*len = h->olen;
+		*len = h->olen - h->handed;
 		h->handed = h->olen;
 		h->out = NULL;
 		h->ocap = 0;

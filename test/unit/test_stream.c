@@ -1,7 +1,8 @@
 /*
  * test/unit/test_stream.c - unit tests of the stream core (io/stream.c):
  * peek/consume/read/skip over the memory source with chunk sizes 1..4096,
- * sticky errors, pointer stability, buffer growth; and the GNU split naming
+ * sticky errors, pointer stability, buffer growth, giving a buffer's memory
+ * back (stream_buffer_trim); and the GNU split naming
  * order of split_next_name() (io/split.c).
  *
  * Not here: codecs and the split reader on files (test_codecs.c).
@@ -380,6 +381,35 @@ static void test_thread_early_close(void **state)
 	assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* stream_buffer_trim gives back the pages of a big buffer from the huge page
+ * after `keep` on (they read as zeros), keeps every byte before that, and
+ * leaves a small buffer alone. */
+static void test_buffer_trim(void **state)
+{
+	(void)state;
+	const size_t mib = (size_t)1 << 20, size = 8 * mib;
+	uint8_t *b = stream_buffer_alloc(size);
+	assert_non_null(b);
+	memset(b, 0x5A, size);
+	stream_buffer_trim(b, size, 3 * mib);  /* up to the 2 MiB boundary after it: 4 MiB kept */
+	for (size_t i = 0; i < size; i += 4096) {
+		uint8_t want = i < 4 * mib ? 0x5A : 0;
+		if (b[i] != want || b[i + 4095] != want)
+			fail_msg("byte %zu: %#x, want %#x", i, b[i], want);
+	}
+	stream_buffer_trim(b, size, 0);  /* everything */
+	for (size_t i = 0; i < size; i += 4096)
+		assert_int_equal(b[i], 0);
+	free(b);
+	uint8_t *small = stream_buffer_alloc(mib);
+	assert_non_null(small);
+	memset(small, 0x33, mib);
+	stream_buffer_trim(small, mib, 0);
+	assert_int_equal(small[0], 0x33);
+	assert_int_equal(small[mib - 1], 0x33);
+	free(small);
+}
+
 static void test_split_names(void **state)
 {
 	(void)state;
@@ -445,6 +475,7 @@ int main(void)
 		cmocka_unit_test(test_fault_sticky),
 		cmocka_unit_test(test_peek_pointer_stable),
 		cmocka_unit_test(test_peek_grows),
+		cmocka_unit_test(test_buffer_trim),
 		cmocka_unit_test(test_split_names),
 		cmocka_unit_test(test_split_sequence),
 		cmocka_unit_test(test_thread_fork),

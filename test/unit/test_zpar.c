@@ -594,6 +594,43 @@ static void test_whole_units(void **state)
 	buf_free(&comp);
 }
 
+/* As format sniffing does it: a peek at the unit layer before the
+ * read-ahead layer goes on top reads the first unit partly through
+ * produce(); the rest of that unit is handed over whole too (its bytes
+ * moved to the front of its buffer), and every byte comes out once, in
+ * order. */
+static void test_sniffed_head_whole(void **state)
+{
+	(void)state;
+	cc = &zstd_case;
+	struct buf plain = { 0 }, comp = { 0 };
+	size_t ends[STREAMS];
+	make_mixed(&plain, STREAM_PLAIN * (STREAMS - 1) + 4321, 8);
+	size_t k = enc_streams(&comp, &plain, ends, STREAMS);
+	struct result r;
+	memset(&r, 0, sizeof r);
+	img_stream *src = NULL, *par = NULL, *s = NULL;
+	assert_int_equal(memsrc_open(comp.p, comp.n, 0, &r.err, &src), IMG_OK);
+	assert_int_equal(open_par(src, &par), IMG_OK);
+	const uint8_t *p;
+	size_t avail = 0;
+	assert_int_equal(stream_peek(par, 4096, &p, &avail), IMG_OK);
+	assert_true(avail >= 4096 && avail < STREAM_PLAIN);
+	assert_memory_equal(p, plain.p, 4096);
+	assert_int_equal(stream_push_thread(par, &s), IMG_OK);
+	peeking = 1;
+	drain(s, &r);
+	peeking = 0;
+	assert_int_equal(r.rc, IMG_EOF);
+	assert_int_equal(r.out.n, plain.n);
+	assert_memory_equal(r.out.p, plain.p, plain.n);
+	assert_int_equal(counted.units, k);
+	assert_int_equal(counted.whole, k);  /* the first unit's rest included */
+	buf_free(&r.out);
+	buf_free(&plain);
+	buf_free(&comp);
+}
+
 /* pzstd's units of 8 MiB that do not compress are 8 MiB + 205 bytes of
  * frame: units still, decoded two at once, not the tail (one decoder). */
 static void test_units_of_8_mib(void **state)
@@ -636,6 +673,7 @@ int main(void)
 		BOTH(test_pipe),
 		BOTH(test_whole_units),
 		cmocka_unit_test(test_units_of_8_mib),
+		cmocka_unit_test(test_sniffed_head_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
