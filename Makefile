@@ -217,7 +217,7 @@ check-build-san:
 CHECK_FIRST := zmount.sh 1/3|corrupt.sh|build-san/test/test_partimage_access|zmount.sh 3/3|\
 	build-san/test/test_zseek_codecs|run.sh|build-san/test/test_ntfsclone_access|zmount.sh 2/3|\
 	corrupt.sh (sanitizers)|build-san/test/test_zstd_blocks|safety.sh|build-san/test/test_stream|\
-	build-san/test/test_codecs|build-san/test/test_zseek_gz|czdir.sh|ntfsclone.sh|nbd.sh|partimage.sh
+	build-san/test/test_codecs|build-san/test/test_zseek_gz|build-san/test/test_zseek_view|czdir.sh|ntfsclone.sh|nbd.sh|partimage.sh
 # the job lines of make check
 check-jobs:
 	@for s in $(SAN_SCRIPTS); do printf '%s (sanitizers)\tCORRUPT_RUN=%s IMGBK=%s IMGBK_LIB=%s bash test/integration/%s\n' \
@@ -233,7 +233,7 @@ check-jobs:
 # fuzz_zseek inputs among others). Any report fails the run. The partimage
 # and ntfsclone access tests take over 10 minutes each under TSan: add them
 # with TSAN_TESTS="... test_partimage_access test_ntfsclone_access".
-TSAN_TESTS ?= test_zseek_gz test_zseek_codecs test_partclone_access test_regress test_rsrc test_zpar
+TSAN_TESTS ?= test_zseek_gz test_zseek_view test_zseek_codecs test_partclone_access test_regress test_rsrc test_zpar
 .PHONY: tsan
 tsan:
 	$(MAKE) TSAN=1 $(TSAN_TESTS:%=build-tsan/test/%)

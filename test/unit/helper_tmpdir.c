@@ -19,3 +19,12 @@ int test_tmpdir_remove(const char *dir)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
+
+const char *test_tmpdir_path(const char *dir, const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	char *p = buf[k++ & 3];
+	snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+	return p;
+}
