@@ -227,7 +227,7 @@ static void vol_close(img_stream *s)
 	free(v);
 }
 
-static const struct img_stream_ops vol_ops = { "partimage volumes", vol_produce, vol_close, NULL };
+static const struct img_stream_ops vol_ops = { "partimage volumes", vol_produce, vol_close, NULL, NULL };
 
 /* ---- the parser ---------------------------------------------------------- */
 

@@ -53,8 +53,8 @@ static void file_close(img_stream *s)
 	free(f);
 }
 
-static const struct img_stream_ops file_ops = { "file", file_produce, file_close, NULL };
-static const struct img_stream_ops stdin_ops = { "stdin", file_produce, file_close, NULL };
+static const struct img_stream_ops file_ops = { "file", file_produce, file_close, NULL, NULL };
+static const struct img_stream_ops stdin_ops = { "stdin", file_produce, file_close, NULL, NULL };
 
 int source_open_file(const char *path, img_err *err, img_stream **out)
 {

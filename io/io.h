@@ -45,6 +45,12 @@ struct img_stream_ops {
 	 * produce(). Use it through stream_exchange.
 	 */
 	int (*exchange)(img_stream *s, uint8_t **buf, size_t *cap, size_t *len);
+	/*
+	 * With exchange (and only with it): take back an emptied buffer that
+	 * exchange handed over, from any thread, at once: the layer's decoders
+	 * may be waiting for its room.
+	 */
+	void (*give_back)(img_stream *s, uint8_t *buf, size_t cap);
 };
 
 /* A buffer of size bytes for bytes read or decoded in bulk; free() frees

@@ -443,7 +443,7 @@ static void reader_close(img_stream *s)
 	free(s->priv);
 }
 
-static const struct img_stream_ops reader_ops = { "random-read source", reader_produce, reader_close, NULL };
+static const struct img_stream_ops reader_ops = { "random-read source", reader_produce, reader_close, NULL, NULL };
 
 int rsrc_stream_open(img_rsrc *r, uint64_t at, size_t buffer_size, img_err *err, img_stream **out)
 {

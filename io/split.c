@@ -244,7 +244,7 @@ static void split_close(img_stream *s)
 	free(f);
 }
 
-static const struct img_stream_ops split_ops = { "split", split_produce, split_close, NULL };
+static const struct img_stream_ops split_ops = { "split", split_produce, split_close, NULL, NULL };
 
 /* ---- detection ------------------------------------------------------------ */
 

@@ -256,6 +256,8 @@ struct zpar_counts {
 	uint64_t tails;    /* times one decoder took over to the end */
 	uint64_t at_once;  /* units decoded by the codec's unit_decode */
 	uint64_t whole;    /* units handed over whole (exchange) */
+	uint64_t given_back;  /* emptied buffers given back at once (give_back) */
+	uint64_t early_free;  /* units whose compressed bytes went before the unit was handed out */
 };
 /* s: a unit layer, or the read-ahead layer right above one. @return 0, or
  * -1 when s is neither. */

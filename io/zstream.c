@@ -77,7 +77,7 @@ int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, 
 	if (!z)
 		return img_err_set(up->err, IMG_E_IO, ENOMEM, 0, 0, "%s: %s: out of memory", up->path, codec);
 	z->ops = ops;
-	z->sops = (struct img_stream_ops){ codec, zstream_produce, zstream_close, NULL };
+	z->sops = (struct img_stream_ops){ codec, zstream_produce, zstream_close, NULL, NULL };
 	struct zs_start st = { .up = up, .name = up->path ? up->path : "?", .p = &z->first, .whole = 1 };
 	int rc = ops->start(&st, &z->dec, &z->d.err);
 	if (rc != IMG_OK) {

@@ -40,7 +40,7 @@ static void memsrc_close(img_stream *s)
 	free(s->priv);
 }
 
-static const struct img_stream_ops memsrc_ops = { "mem", memsrc_produce, memsrc_close, NULL };
+static const struct img_stream_ops memsrc_ops = { "mem", memsrc_produce, memsrc_close, NULL, NULL };
 
 int memsrc_open(const void *data, size_t len, size_t chunk, img_err *err, img_stream **out)
 {

@@ -581,6 +581,9 @@ static void test_whole_units(void **state)
 	assert_int_equal(counted.tails, 0);
 	assert_true(counted.whole >= k / 2);
 	assert_int_equal(counted.at_once, cc->ops->unit_decode ? k : 0);
+	/* the compressed bytes of a decoded unit go before it is handed out
+	 * (the damage below then replays units after such ones) */
+	assert_true(counted.early_free >= k / 2);
 	expect_plain(open_par_ahead, &comp, &plain, 4096);
 	size_t flips[] = { ends[0] + 40, ends[3] - 9, ends[k - 3] + 100 };
 	for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
@@ -632,7 +635,9 @@ static void test_sniffed_head_whole(void **state)
 }
 
 /* pzstd's units of 8 MiB that do not compress are 8 MiB + 205 bytes of
- * frame: units still, decoded two at once, not the tail (one decoder). */
+ * frame: units still, decoded two at once, not the tail (one decoder);
+ * the buffers the reader empties, and the units' compressed bytes, are let
+ * go as soon as they can be. */
 static void test_units_of_8_mib(void **state)
 {
 	(void)state;
@@ -654,6 +659,12 @@ static void test_units_of_8_mib(void **state)
 	assert_int_equal(counted.units, 4);
 	assert_int_equal(counted.tails, 0);
 	assert_int_equal(counted.at_once, 4);
+	/* each buffer the reader emptied came back at once (give_back), not at
+	 * the read-ahead layer's next fill; every unit's compressed bytes but
+	 * the last one's went once it was decoded and the next one read */
+	assert_int_equal(counted.whole, 4);
+	assert_int_equal(counted.given_back, 4);
+	assert_int_equal(counted.early_free, 3);
 	buf_free(&plain);
 	buf_free(&comp);
 }
