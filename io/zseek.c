@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 #include "zseek_points.h"
@@ -71,10 +72,16 @@
 
 static uint64_t first_span = ZS_FIRST_SPAN;
 static int ahead_enabled = 1;
+static unsigned ahead_linger_ms;
 
 void zs_set_decode_ahead(int on)
 {
 	ahead_enabled = on;
+}
+
+void zs_set_ahead_linger(unsigned ms)
+{
+	ahead_linger_ms = ms;
 }
 
 void zs_set_first_span(uint64_t span)
@@ -619,6 +626,11 @@ static void *ahead_main(void *arg)
 		if ((uint64_t)++v->ahead.busy > v->counts.ahead_most)
 			v->counts.ahead_most = (uint64_t)v->ahead.busy;
 		int rc = decode_held(v, c, j, 1, &err);
+		if (ahead_linger_ms) {
+			pthread_mutex_unlock(&v->lock);
+			usleep(ahead_linger_ms * 1000u);
+			pthread_mutex_lock(&v->lock);
+		}
 		v->ahead.busy--;
 		if (rc != IMG_OK)
 			v->ahead.bad = j;  /* its readers decode it and get the error themselves */

@@ -329,6 +329,11 @@ void zs_view_counts(zs_view *v, struct zs_view_counts *out);
 #define ZS_DECODES 2
 /* Process-wide: decode ahead of sequential reads (1, the default) or not. */
 void zs_set_decode_ahead(int on);
+/* Process-wide, for tests (0, the default: off): a decode-ahead thread
+ * counts as busy for ms more after each decode, so that two threads busy
+ * at once (zs_view_counts.ahead_most) show even where a loaded machine runs
+ * them one after the other. Set it before a view is opened. */
+void zs_set_ahead_linger(unsigned ms);
 /* Process-wide: decoded bytes between stateful points of later scans (0 =
  * the default, 4 MiB; it doubles as the points outgrow their budget). For
  * tests and fuzzing, which want many points in little data. */
