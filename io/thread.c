@@ -43,6 +43,7 @@ struct ring_buf {
 	uint8_t *data;         /* cap bytes (NULL until first filled); the bytes from STREAM_KEEP on */
 	size_t cap, len, pos;
 	int status;  /* IMG_OK, IMG_EOF (end of data), or the error that ended the data */
+	int lent;    /* data is a whole buffer of the layer below's (stream_exchange) */
 };
 
 struct thread_src {
@@ -54,6 +55,10 @@ struct thread_src {
 	size_t ready;          /* their bytes */
 	int whole;             /* the layer below hands over whole buffers: one at a time in the ring */
 	int stop;
+	/* the buffer the reader gave up last, when the layer below hands over
+	 * its own (stream_exchange): that layer gets it back at the next fill */
+	uint8_t *spare;
+	size_t spare_cap;
 	img_err below_err;     /* errors of the layers below */
 	img_stream *below;
 	int orphan;            /* in a fork()ed child: the worker does not exist here */
@@ -108,16 +113,34 @@ static void live_remove(struct thread_src *t)
 	pthread_mutex_unlock(&live_lock);
 }
 
+/* The buffer the reader gave up last (exchange mode), or rb's own. */
+static void take_spare(struct thread_src *t, struct ring_buf *rb)
+{
+	pthread_mutex_lock(&t->lock);
+	uint8_t *b = t->spare;
+	size_t cap = t->spare_cap;
+	t->spare = NULL;
+	pthread_mutex_unlock(&t->lock);
+	if (b) {
+		free(rb->data);
+		rb->data = b;
+		rb->cap = cap;
+	}
+}
+
 /* Fill one buffer from the layers below: a whole buffer of theirs in place
  * of rb's (a layer that hands over its own), else what they already
  * buffered (sniffing peeked at it), then straight from their produce(). */
 static void fill_one(struct thread_src *t, struct ring_buf *rb)
 {
 	rb->len = rb->pos = 0;
+	rb->lent = 0;
 	int rc = IMG_OK;
 	if (t->below->ops->exchange) {
+		take_spare(t, rb);
 		rc = stream_exchange(t->below, &rb->data, &rb->cap, &rb->len);
 		if (rc != IMG_OK || rb->len > 0) {
+			rb->lent = rb->len > 0;
 			rb->status = rc;
 			return;
 		}
@@ -205,14 +228,24 @@ static int hand_over(struct thread_src *t, img_stream *s, struct ring_buf *rb, u
 	s->end = STREAM_KEEP;  /* the caller adds *got */
 	*got = rb->len;
 	rb->pos = rb->len;
-	if (t->below->ops->exchange) {
-		/* the layer below gets it back now, from the reader's thread:
+	if (rb->lent) {
+		/* a whole buffer of the layer below's came in: the emptied one
+		 * goes back to that layer now, from the reader's thread, for
 		 * its decoders may be waiting for the room (given back at this
 		 * layer's next fill instead, the room stayed taken while this
 		 * layer's thread decoded a unit of its own) */
 		rb->data = NULL;
 		rb->cap = 0;
 		t->below->ops->give_back(t->below, mine, mine_cap);
+	} else if (t->below->ops->exchange) {  /* the layer below gets it back at the next fill */
+		rb->data = NULL;
+		rb->cap = 0;
+		pthread_mutex_lock(&t->lock);
+		uint8_t *older = t->spare;
+		t->spare = mine;
+		t->spare_cap = mine_cap;
+		pthread_mutex_unlock(&t->lock);
+		free(older);
 	} else {
 		rb->data = mine;
 		rb->cap = mine_cap;
@@ -256,6 +289,7 @@ static void free_ring(struct thread_src *t)
 {
 	for (int i = 0; i < THREAD_BUFS; i++)
 		free(t->ring[i].data);
+	free(t->spare);
 }
 
 /* Free t, its ring, lock and conditions (its worker has ended). */
