@@ -20,6 +20,7 @@
 
 #include "fmt.h"
 #include "czdir.h"
+#include "../io/grow.h"
 
 /* GPT partition types that are not filesystems. */
 #define GPT_TYPE_SWAP "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
@@ -437,14 +438,9 @@ static int dir_list_read(const char *dir, struct dir_list *dl, img_err *err)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		if (dl->n == cap) {
-			cap = cap ? cap * 2 : 64;
-			char **nn = realloc(dl->names, cap * sizeof *nn);
-			if (!nn) {
-				rc = IMG_E_IO;
-				break;
-			}
-			dl->names = nn;
+		if (grow_for(&dl->names, &cap, dl->n, sizeof *dl->names, 64)) {
+			rc = IMG_E_IO;
+			break;
 		}
 		if (!(dl->names[dl->n] = strdup(e->d_name))) {
 			rc = IMG_E_IO;

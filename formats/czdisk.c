@@ -17,6 +17,7 @@
 
 #include "fmt.h"
 #include "czdir.h"
+#include "../io/grow.h"
 
 #define SECTOR 512u
 #define GPT_SAVED_SECTORS 34u  /* NAME-gpt-1st: LBA 0..33 */
@@ -54,14 +55,8 @@ static int oom(img_err *err, const char *what)
 
 static struct extent *extent_add(img_cz_vdisk *vd, uint64_t off, uint64_t len, int kind)
 {
-	if (vd->n == vd->cap) {
-		size_t cap = vd->cap ? vd->cap * 2 : 32;
-		struct extent *e = realloc(vd->ext, cap * sizeof *e);
-		if (!e)
-			return NULL;
-		vd->ext = e;
-		vd->cap = cap;
-	}
+	if (grow_for(&vd->ext, &vd->cap, vd->n, sizeof *vd->ext, 32))
+		return NULL;
 	struct extent *e = &vd->ext[vd->n++];
 	memset(e, 0, sizeof *e);
 	e->off = off;
@@ -73,15 +68,9 @@ static struct extent *extent_add(img_cz_vdisk *vd, uint64_t off, uint64_t len, i
 /* Keep `mem` (malloc'd) until close and serve it at `off`. @return IMG_OK or IMG_E_IO. */
 static int add_mem(img_cz_vdisk *vd, uint64_t off, uint8_t *mem, size_t len, img_err *err)
 {
-	if (vd->nblocks == vd->capblocks) {
-		size_t cap = vd->capblocks ? vd->capblocks * 2 : 16;
-		uint8_t **b = realloc(vd->blocks, cap * sizeof *b);
-		if (!b) {
-			free(mem);
-			return oom(err, vd->name);
-		}
-		vd->blocks = b;
-		vd->capblocks = cap;
+	if (grow_for(&vd->blocks, &vd->capblocks, vd->nblocks, sizeof *vd->blocks, 16)) {
+		free(mem);
+		return oom(err, vd->name);
 	}
 	vd->blocks[vd->nblocks++] = mem;
 	struct extent *e = extent_add(vd, off, len, EXT_MEM);

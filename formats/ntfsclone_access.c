@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "ntfsclone.h"
+#include "../io/grow.h"
 
 /* Image bytes read at once while building the index. */
 #define SCAN_CHUNK ((size_t)4 << 20)
@@ -62,19 +63,13 @@ static int no_memory(img_image *im)
 /* ---- collecting runs ---------------------------------------------------- */
 struct runvec {
 	struct nc_run *v;
-	uint64_t n, cap;
+	size_t n, cap;
 };
 
 static int runvec_push(struct runvec *rv, uint64_t first, uint64_t count, uint64_t off)
 {
-	if (rv->n == rv->cap) {
-		uint64_t cap = rv->cap ? rv->cap * 2 : 256;
-		struct nc_run *v = realloc(rv->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		rv->v = v;
-		rv->cap = cap;
-	}
+	if (grow_for(&rv->v, &rv->cap, rv->n, sizeof *rv->v, 256))
+		return -1;
 	rv->v[rv->n++] = (struct nc_run){ first, count, off };
 	return 0;
 }

@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 
 #include "partimage.h"
+#include "../io/grow.h"
 
 #define PI_MAX_BLOCK_SIZE ((uint64_t)64 << 20)
 #define PI_MAX_BITMAP_BYTES ((uint64_t)1 << 30)
@@ -92,14 +93,8 @@ static uint32_t vol_of(const struct pi_vol *v, uint64_t off)
 
 static int vol_add_start(struct pi_vol *v, img_err *err)
 {
-	if (v->nstarts == v->starts_cap) {
-		size_t cap = v->starts_cap ? v->starts_cap * 2 : 16;
-		uint64_t *n = realloc(v->starts, cap * sizeof *n);
-		if (!n)
-			return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->base);
-		v->starts = n;
-		v->starts_cap = cap;
-	}
+	if (grow_for(&v->starts, &v->starts_cap, v->nstarts, sizeof *v->starts, 16))
+		return img_err_set(err, IMG_E_IO, ENOMEM, 0, 0, "%s: out of memory", v->base);
 	v->starts[v->nstarts++] = v->produced;
 	return IMG_OK;
 }

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "grow.h"
 
 /* Names checked past a missing piece, and past the first one when detecting. */
 #define SPLIT_LOOKAHEAD 4
@@ -345,14 +346,8 @@ int source_open_split(const char *path, img_err *err, img_stream **out)
 
 static int list_push(char ***names, size_t *count, size_t *cap, const char *name)
 {
-	if (*count == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
-		char **n = realloc(*names, ncap * sizeof *n);
-		if (!n)
-			return -1;
-		*names = n;
-		*cap = ncap;
-	}
+	if (grow_for(names, cap, *count, sizeof **names, 16))
+		return -1;
 	if (!((*names)[*count] = strdup(name)))
 		return -1;
 	(*count)++;

@@ -16,6 +16,7 @@
 
 #include "codec_util.h"
 #include "zseek_points.h"
+#include "grow.h"
 
 /* Stateful points and the bytes their (packed) states take, at most; past
  * either the span doubles and every other point goes. */
@@ -35,14 +36,8 @@ static void kept_free(struct kept_point *k)
 
 static int core_push(struct zs_core *c, const struct kept_point *k)
 {
-	if (c->n == c->cap) {
-		size_t ncap = c->cap ? c->cap * 2 : 256;
-		struct kept_point *np = realloc(c->pts, ncap * sizeof *np);
-		if (!np)
-			return IMG_E_IO;
-		c->pts = np;
-		c->cap = ncap;
-	}
+	if (grow_for(&c->pts, &c->cap, c->n, sizeof *c->pts, 256))
+		return IMG_E_IO;
 	c->pts[c->n++] = *k;
 	c->state_bytes += k->p.state_len;
 	if (k->raw_len) {

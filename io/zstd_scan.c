@@ -46,6 +46,7 @@
 #include "codec_util.h"
 #include "zstd_blocks.h"
 #include "zstd_dec.h"
+#include "grow.h"
 
 #define ZSTD_BLOCK_MAX ((uint32_t)128 << 10)
 /* Input per ZSTD_decompressStream call of a small frame's decoding: libzstd
@@ -120,15 +121,9 @@ static int zst_pread(struct zst_scan *z, void *buf, size_t len, uint64_t off, si
 
 static int zst_push(struct zst_scan *z, const struct zst_frame *f)
 {
-	if (z->n == z->cap) {
-		size_t ncap = z->cap ? z->cap * 2 : 64;
-		struct zst_frame *nf = realloc(z->fr, ncap * sizeof *nf);
-		if (!nf)
-			return img_err_set(z->sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory",
-					   z->sc->name);
-		z->fr = nf;
-		z->cap = ncap;
-	}
+	if (grow_for(&z->fr, &z->cap, z->n, sizeof *z->fr, 64))
+		return img_err_set(z->sc->err, IMG_E_IO, ENOMEM, 0, 0, "%s: zstd: out of memory",
+				   z->sc->name);
 	z->fr[z->n++] = *f;
 	return IMG_OK;
 }
@@ -264,14 +259,8 @@ static int zst_nomem(struct zst_scan *z)
 
 static struct zst_cand *zst_new_cand(struct zst_scan *z, uint64_t cin, uint64_t uout)
 {
-	if (z->ncand == z->ccap) {
-		size_t ncap = z->ccap ? z->ccap * 2 : 256;
-		struct zst_cand **nc = realloc(z->cand, ncap * sizeof *nc);
-		if (!nc)
-			return NULL;
-		z->cand = nc;
-		z->ccap = ncap;
-	}
+	if (grow_for(&z->cand, &z->ccap, z->ncand, sizeof *z->cand, 256))
+		return NULL;
 	struct zst_cand *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
@@ -366,15 +355,9 @@ static int zst_queue(struct zst_scan *z, struct zst_cand *c)
 	if (!c->raw || !c->finalized || !c->closed || c->unusable)
 		return IMG_OK;
 	pthread_mutex_lock(&z->lock);
-	if (z->qhead + z->qn == z->qcap) {
-		size_t ncap = z->qcap ? z->qcap * 2 : 256;
-		struct zst_cand **nq = realloc(z->queue, ncap * sizeof *nq);
-		if (!nq) {
-			pthread_mutex_unlock(&z->lock);
-			return zst_nomem(z);
-		}
-		z->queue = nq;
-		z->qcap = ncap;
+	if (grow_for(&z->queue, &z->qcap, z->qhead + z->qn, sizeof *z->queue, 256)) {
+		pthread_mutex_unlock(&z->lock);
+		return zst_nomem(z);
 	}
 	z->queue[z->qhead + z->qn++] = c;
 	pthread_cond_signal(&z->wake);
