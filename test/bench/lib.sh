@@ -128,6 +128,18 @@ hwm_goal() {
 			(h / 1024 <= lim ? "PASS" : "FAIL"), i / 1048576 }'
 }
 
+# cores_in_use LABEL ONE PAIR: what two cores give at once, per round
+# 2 x ONE's time / PAIR's time (PAIR runs ONE's command twice at once), the
+# median and the range over the rounds; for information (no goal)
+cores_in_use() {
+	paste -d' ' "logs/$2.times" "logs/$3.times" | awk -v l="$1" '
+	{ if ($5 > 0) v[++n] = 2 * $1 / $5 }
+	END {
+		for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+		m = (n == 0 ? 0 : n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2)
+		printf "%-58s %7.2f   (rounds %.2f .. %.2f; 2.00 = two whole cores)\n", l, m, v[1], v[n] }'
+}
+
 # make_src DIR RAND_MIB TEXT_MIB SMALL_FILES SEED: deterministic files
 # (bin/gen) for a filesystem: incompressible "media" in pieces of up to
 # 100 MiB, log-like text in 30 MiB files, SMALL_FILES text files of 4..64 KiB
