@@ -85,6 +85,7 @@ struct img_stream {
 	int at_end;            /* produce() reported the end */
 	int failed;            /* a produce() failed: every later call fails too */
 	int hands_over;        /* produce() may replace buf by a full one (thread.c) */
+	int decodes_ahead;     /* the layer buffers decoded bytes made ahead in threads of its own */
 };
 
 /* Largest peek allowed (covers partclone's 64 MiB blocks plus a checksum). */

@@ -7,9 +7,10 @@
  *  - xz: lzma_stream_decoder_mt with LZMA_CONCATENATED: many streams, many
  *    blocks, stream padding (zeros in multiples of 4, as the xz format
  *    allows). Blocks that carry their sizes (xz -T output) are decoded on up
- *    to XZ_MAX_THREADS threads; memory for threading is capped at a quarter
- *    of RAM (the xz tool's default), beyond which liblzma falls back to one
- *    thread. Anything after the last stream that is not a stream or padding
+ *    to XZ_MAX_THREADS threads, within XZ_THREADS_MEMORY (the budget of a
+ *    verify or restore), beyond which liblzma waits or falls back to one
+ *    thread; the read-ahead layer above keeps one buffer only
+ *    (decodes_ahead). Anything after the last stream that is not a stream or padding
  *    is reported by liblzma as corrupt data (IMG_E_CORRUPT, with the
  *    offset), as xz does.
  *  - lzma-alone: lzma_alone_decoder, one stream (the format cannot be
@@ -47,6 +48,16 @@
 #include "zseek.h"
 
 #define XZ_MAX_THREADS 8
+/* Memory liblzma's threaded decoder may take for its threads: the blocks
+ * being decoded (dictionary, compressed input, decoded output) and the
+ * decoded ones waiting; beyond it, a thread waits, and a block that needs
+ * more on its own is decoded with no thread (xz -6's 24 MiB blocks). The
+ * bench's xz -T2 -3 image (12 MiB blocks, 4 MiB dictionary: about 19 MiB a
+ * block) needs 38 MiB for two at once: at 36 MiB verify took 5.0-6.2 s
+ * against 2.8-3.5 s. The xz tool's own default, a quarter of the RAM, let
+ * the output queue grow with the machine's timing: verify peaked at 59 MiB
+ * on one bench machine and 106-118 MiB on another. */
+#define XZ_THREADS_MEMORY ((uint64_t)40 << 20)
 /* Hostile-input limit: a 20-byte .lzma header may ask for a 4 GiB dictionary.
  * The xz tool writes dictionaries of at most 1.5 GiB; more is rejected as
  * "memory usage limit reached" (IMG_E_CORRUPT) instead of allocated. */
@@ -396,11 +407,9 @@ static lzma_ret xz_init_decoder(lzma_stream *z)
 		.flags = LZMA_CONCATENATED,
 		.threads = threads == 0 ? 1 : threads > XZ_MAX_THREADS ? XZ_MAX_THREADS : threads,
 		.timeout = 0,
-		.memlimit_threading = lzma_physmem() / 4,
+		.memlimit_threading = XZ_THREADS_MEMORY,
 		.memlimit_stop = XZ_MEMLIMIT,
 	};
-	if (mt.memlimit_threading == 0)
-		mt.memlimit_threading = (uint64_t)1 << 30;
 	lzma_ret ret = lzma_stream_decoder_mt(z, &mt);
 	if (ret != LZMA_OK)
 		ret = lzma_stream_decoder(z, XZ_MEMLIMIT, LZMA_CONCATENATED);
@@ -475,7 +484,7 @@ static int lzma_start(const struct zs_start *st, void **out, img_err *err)
 }
 
 const struct zs_ops zs_xz_ops = { .scan = xz_scan, .read = xz_read, .close = xz_close, .self_checked = 1,
-				  .start = xz_start };
+				  .start = xz_start, .decodes_ahead = 1 };
 /* lzma-alone: no access points, so a stream only (its table entry's open). */
 static const struct zs_ops lzma_ops = { .read = xz_read, .close = xz_close, .start = lzma_start };
 

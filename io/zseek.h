@@ -192,6 +192,10 @@ struct zs_ops {
 	/* The codec's one decoder (struct zs_start says where and how); with
 	 * it, read/close serve it, open is NULL and scan may be NULL. */
 	int (*start)(const struct zs_start *st, void **dec, img_err *err);
+	/* 1 when start()'s decoder of the whole data decodes ahead in threads of
+	 * its own and buffers what it made (liblzma's threaded xz decoder): the
+	 * read-ahead layer above it then keeps a smaller ring (io/thread.c). */
+	int decodes_ahead;
 	/*
 	 * Optional, for data made of units (io/zpar.c): decode one whole unit
 	 * of the unit finder's making, all of it in memory at src[0..n), into

@@ -92,6 +92,7 @@ int zs_stream_open(img_stream *up, const char *codec, const struct zs_ops *ops, 
 		free(z);
 		return IMG_E_IO;
 	}
+	s->decodes_ahead = ops->decodes_ahead;
 	*out = s;
 	return IMG_OK;
 }
