@@ -29,7 +29,7 @@ int usage_exit(const struct applet *a, int ok);
 
 /* getopt_long value of --raw, taken by every applet that opens an image
  * (long only: -r is restore's --rescue). It sets img_options.raw. */
-enum { OPT_RAW = 0x100, OPT_DRY_RUN };
+enum { OPT_RAW = 0x100, OPT_DRY_RUN, OPT_DIRECT_IO };
 
 /* Open an image; on failure print its one-line error.
  * @return 0 and *out, or the exit code to return. */

@@ -744,7 +744,7 @@ int cz_mount(const struct mount_request *rq)
 	}
 	char msg[700];
 	struct fuse_image_config cfg = {
-		.mountpoint = rq->mountpoint, .debug = rq->debug,
+		.mountpoint = rq->mountpoint, .debug = rq->debug, .direct_io = rq->direct_io,
 		.ready = rq->quiet_hints ? NULL : cz_hints, .ctx = s,
 	};
 	code = IMG_EXIT_OK;

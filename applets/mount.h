@@ -50,6 +50,7 @@ struct mount_request {
 	int quiet_progress;       /* no progress bar */
 	int quiet_hints;          /* no hints on stdout */
 	int raw;                  /* --raw: a raw partition image whatever its name */
+	int direct_io;            /* --direct-io: reads bypass the page cache */
 };
 
 /* Open, index, mount, print hints, daemonise. @return the exit code. */

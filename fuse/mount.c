@@ -68,6 +68,7 @@ struct fuse_image {
 	uid_t uid;
 	gid_t gid;
 	int single_thread;
+	int direct_io;              /* FOPEN_DIRECT_IO on every open */
 	int use_syslog;             /* the daemon logs to syslog: its stderr is /dev/null */
 	atomic_uint errors;         /* read errors so far */
 };
@@ -170,7 +171,10 @@ static int op_open(const char *path, struct fuse_file_info *ffi)
 		return strcmp(path, "/") == 0 ? -EISDIR : -ENOENT;
 	if ((ffi->flags & O_ACCMODE) != O_RDONLY || (ffi->flags & O_TRUNC))
 		return -EROFS;
-	ffi->keep_cache = 1;
+	if (fi->direct_io)
+		ffi->direct_io = 1;
+	else
+		ffi->keep_cache = 1;
 	return 0;
 }
 
@@ -303,6 +307,7 @@ static struct fuse_image *image_new(const struct fuse_file *files, size_t n,
 	fi->uid = getuid();
 	fi->gid = getgid();
 	fi->single_thread = cfg->single_thread;
+	fi->direct_io = cfg->direct_io;
 	atomic_init(&fi->errors, 0);
 	return fi;
 }

@@ -32,6 +32,9 @@ struct fuse_image_config {
 	const char *name;        /* the file's name inside the mount */
 	int debug;               /* libfuse debug output on stderr (stays in the foreground) */
 	int single_thread;       /* serve requests from one thread (default: many) */
+	int direct_io;           /* reads bypass the kernel's page cache (FOPEN_DIRECT_IO): each
+				  * read(2) is one request, nothing is cached twice under a loop
+				  * device, and a shared mmap() of the file fails (ENODEV) */
 	/* called once the mount answers, before serving (foreground) or in the
 	 * parent (daemon); may print. `file` is the virtual file's full path. */
 	void (*ready)(void *ctx, const char *dir, const char *file);

@@ -43,7 +43,15 @@
 # same image at once, as "cores in use" = 2 x one's time / the pair's time
 # (2.0: two whole cores; a mount that decodes on one core while the kernel's
 # FUSE work fills the other can reach 0.8 of `zstd -dc` only near 2.0; on a
-# shared host where the two virtual CPUs share one core it falls towards 1). The bench's image.pc.zst (zstd -T2 -3: one frame, as
+# shared host where the two virtual CPUs share one core it falls towards 1).
+# Also for information: the same read through `imgbk mount --direct-io` (no
+# page cache: each read(2) is one request, the reply goes straight into
+# dd's buffer), and the time to fill as much page cache as the mounted file
+# (dd to tmpfs): what a read through the page cache pays on top of the
+# decoding. On a VM that reports free memory to its host
+# (page_reporting), that cost swings with how long the memory lay free: on
+# the bench VM 1.6 GB took 0.41-0.68 s back to back and 1.1-1.8 s after 6 s
+# idle. The bench's image.pc.zst (zstd -T2 -3: one frame, as
 # Clonezilla's zstd -T0 -3 writes) read through checkpoints inside the frame:
 # the index build against `zstd -dc`, the index size against the compressed
 # size (goal <= 2%), a whole sequential read, $RR_READS random 4 KiB reads
@@ -69,6 +77,7 @@ mnt_up() {
 	case $1 in
 	imgbk)   "$IMGBK" mount -q "${2:-$IMG}" "$MA" || return 1; DPID=$(daemon_pid imgbk "$MA") ;;
 	imgbk-n) "$IMGBK" mount -q -n "${2:-$IMG}" "$MA" || return 1; DPID=$(daemon_pid imgbk "$MA") ;;
+	imgbk-dio) "$IMGBK" mount -q --direct-io "${2:-$IMG}" "$MA" || return 1; DPID=$(daemon_pid imgbk "$MA") ;;
 	fusepass) bin/fusepass "$RAW" "$MB" -o ro || return 1; DPID=$(daemon_pid fusepass "$MB")
 		ra_like_imgbk "$MB" ;;
 	esac
@@ -157,7 +166,7 @@ $(mke2fs -V 2>&1 | head -1)"
 		mnt_up imgbk "$PZ" || { tfail mount "imgbk mount image.pc.pzst failed"; return 1; }
 		if cmp -s "$MA/image.pc.pzst" "$RAW"; then same_pz=yes; else same_pz=no; FAILED="$FAILED mount-pz-mismatch"; fi
 		mnt_down check "$MA"
-		PZNAMES="pz_dc pz_dc2 pz_seq"
+		PZNAMES="pz_dc pz_dc2 pz_seq pz_seqd pc_fill"
 	else
 		PZNAMES=
 	fi
@@ -217,6 +226,10 @@ $(mke2fs -V 2>&1 | head -1)"
 		"zstd -qdc '$PZ' > /dev/null & zstd -qdc '$PZ' > /dev/null; wait" "" $((SECTION_BYTES * 2))
 	tdef pz_seq "imgbk mount IMAGE.pzst: dd bs=1M" "dd if='$MA/image.pc.pzst' of=/dev/null bs=1M"
 	PRE_pz_seq='mnt_up imgbk "$PZ"' POST_pz_seq='mnt_down pz_seq "$MA"'
+	tdef pz_seqd "imgbk mount --direct-io IMAGE.pzst: dd bs=1M" "dd if='$MA/image.pc.pzst' of=/dev/null bs=1M"
+	PRE_pz_seqd='mnt_up imgbk-dio "$PZ"' POST_pz_seqd='mnt_down pz_seqd "$MA"'
+	tdef pc_fill "page cache as big as the mounted file, filled (tmpfs)" \
+		"dd if=/dev/zero of=/dev/shm/imgbk-bench-fill bs=1M count=$((SECTION_BYTES >> 20)) status=none; rm -f /dev/shm/imgbk-bench-fill"
 	# one zstd frame
 	tdef z1_dc "zstd -dc IMAGE.zst (one frame) > /dev/null" "zstd -qdc '$ZST' > /dev/null"
 	tdef z1_seq "imgbk mount IMAGE.zst (one frame): dd bs=1M" "dd if='$MA/$MNAME' of=/dev/null bs=1M"
@@ -279,6 +292,8 @@ $GZNAMES gz_seq gz_rr gz_index $PZNAMES z1_dc z1_seq z1_rr z1_index"
 	[ -n "$PZNAMES" ] && ratio "mount of pzstd .zst: sequential read vs zstd -dc > /dev/null" pz_dc pz_seq ">=" 0.8
 	[ -n "$PZNAMES" ] && hwm_goal "imgbk daemon VmHWM, pzstd .zst (whole read)" "pz_seq" "$PZ.ibkx"
 	[ -n "$PZNAMES" ] && cores_in_use "two cores in use (2 x zstd -dc / two at once)" pz_dc pz_dc2
+	[ -n "$PZNAMES" ] && ratio "mount --direct-io of pzstd .zst: sequential read vs zstd -dc" pz_dc pz_seqd "" 0
+	[ -n "$PZNAMES" ] && tabs "page cache as big as the mounted file, filled (tmpfs)" pc_fill "" ""
 	ratio "mount of one-frame .zst: sequential read vs zstd -dc" z1_dc z1_seq ">=" 0.8
 	ratio "imgbk index of one-frame .zst vs zstd -dc > /dev/null" z1_dc z1_index ">=" 0.5
 	awk -v i="$(stat -c %s "$ZST.ibkx")" -v z="$(stat -c %s "$ZST")" 'BEGIN {
