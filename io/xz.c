@@ -10,9 +10,9 @@
  *    to XZ_MAX_THREADS threads, within XZ_THREADS_MEMORY (the budget of a
  *    verify or restore), beyond which liblzma waits or falls back to one
  *    thread; the read-ahead layer above keeps one buffer only
- *    (decodes_ahead). Anything after the last stream that is not a stream or padding
- *    is reported by liblzma as corrupt data (IMG_E_CORRUPT, with the
- *    offset), as xz does.
+ *    (decodes_ahead). Anything after the last stream that is not a stream
+ *    or padding is reported by liblzma as corrupt data (IMG_E_CORRUPT, with
+ *    the offset), as xz does.
  *  - lzma-alone: lzma_alone_decoder, one stream (the format cannot be
  *    concatenated). After its end, zero bytes up to the end of the input are
  *    padding and any other byte is IMG_E_TRAILING with its offset. It has no
